@@ -1,0 +1,1 @@
+"""EDVR video super-resolution in TF1-style graph code (model, data, training, evaluation)."""

@@ -1,0 +1,156 @@
+// Zero-outside bilinear sampling of one NHWC pixel row: the arithmetic that
+// deformable_offsets and bilinear_sample share, forward and backward.
+//
+// Rule (SPEC section 2): the value at (py, px) is 0 when py <= -1, py >= H,
+// px <= -1 or px >= W; otherwise the four corners of the cell containing the
+// point are weighted bilinearly, each counted only if it lies inside the image.
+// NaN positions give NaN.
+#ifndef EDVR_KERNELS_CPU_BILINEAR_H_
+#define EDVR_KERNELS_CPU_BILINEAR_H_
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace edvr {
+
+enum class SampleState { kOutside, kInside, kNaN };
+
+// Where one sampling point falls: for each corner (y0,x0), (y0,x1), (y1,x0),
+// (y1,x1), its element offset from the image base (valid only if inside) and
+// its bilinear weight (0 if outside).
+template <typename T>
+struct BilinearPoint {
+  SampleState state;
+  bool inside[4];
+  int64_t offset[4];
+  T weight[4];
+  T ly, lx;  // fractional position inside the cell, for gradients
+};
+
+// Locates (py, px) in an image of height x width pixels whose pixels are
+// pixel_stride elements apart. Never reads memory; the range test comes before
+// any float-to-int conversion, so NaN and huge values are safe.
+template <typename T>
+inline BilinearPoint<T> LocateBilinear(T py, T px, int64_t height, int64_t width,
+                                       int64_t pixel_stride) {
+  BilinearPoint<T> p;
+  if (std::isnan(py) || std::isnan(px)) {
+    p.state = SampleState::kNaN;
+    return p;
+  }
+  if (!(py > T(-1) && py < T(height) && px > T(-1) && px < T(width))) {
+    p.state = SampleState::kOutside;
+    return p;
+  }
+  p.state = SampleState::kInside;
+  const T fy = std::floor(py), fx = std::floor(px);
+  const int64_t y0 = static_cast<int64_t>(fy), x0 = static_cast<int64_t>(fx);
+  p.ly = py - fy;
+  p.lx = px - fx;
+  const T hy = T(1) - p.ly, hx = T(1) - p.lx;
+  const bool y0_in = y0 >= 0, y1_in = y0 + 1 < height;
+  const bool x0_in = x0 >= 0, x1_in = x0 + 1 < width;
+  p.inside[0] = y0_in && x0_in;
+  p.inside[1] = y0_in && x1_in;
+  p.inside[2] = y1_in && x0_in;
+  p.inside[3] = y1_in && x1_in;
+  const T w[4] = {hy * hx, hy * p.lx, p.ly * hx, p.ly * p.lx};
+  const int64_t base = (y0 * width + x0) * pixel_stride;
+  const int64_t step[4] = {0, pixel_stride, width * pixel_stride, (width + 1) * pixel_stride};
+  for (int q = 0; q < 4; ++q) {
+    p.weight[q] = p.inside[q] ? w[q] : T(0);
+    p.offset[q] = p.inside[q] ? base + step[q] : 0;
+  }
+  return p;
+}
+
+// Per-thread buffers that stand in for corners outside the image, so that the
+// channel loops below need no branches: reads come from zeros, writes go to a
+// private sink per corner (never aliasing each other or real pixels).
+template <typename T>
+class CornerScratch {
+ public:
+  explicit CornerScratch(int64_t channels) : zeros_(channels, T(0)), sinks_(4 * channels) {
+    channels_ = channels;
+  }
+  const T* Read(const T* image, const BilinearPoint<T>& p, int q) const {
+    return p.inside[q] ? image + p.offset[q] : zeros_.data();
+  }
+  T* Write(T* image, const BilinearPoint<T>& p, int q) {
+    return p.inside[q] ? image + p.offset[q] : sinks_.data() + q * channels_;
+  }
+
+ private:
+  int64_t channels_;
+  std::vector<T> zeros_;
+  std::vector<T> sinks_;
+};
+
+// out[c] = scale * bilinear(image[..., c]) for c in [0, channels).
+template <typename T>
+inline void SampleChannels(const T* image, const BilinearPoint<T>& p, T scale, int64_t channels,
+                           const CornerScratch<T>& scratch, T* __restrict__ out) {
+  if (p.state != SampleState::kInside) {
+    const T value = p.state == SampleState::kNaN ? std::numeric_limits<T>::quiet_NaN() : T(0);
+    for (int64_t c = 0; c < channels; ++c) out[c] = scale * value;
+    return;
+  }
+  const T* __restrict__ v00 = scratch.Read(image, p, 0);
+  const T* __restrict__ v01 = scratch.Read(image, p, 1);
+  const T* __restrict__ v10 = scratch.Read(image, p, 2);
+  const T* __restrict__ v11 = scratch.Read(image, p, 3);
+  const T w00 = p.weight[0], w01 = p.weight[1], w10 = p.weight[2], w11 = p.weight[3];
+  for (int64_t c = 0; c < channels; ++c) {
+    out[c] = scale * (w00 * v00[c] + w01 * v01[c] + w10 * v10[c] + w11 * v11[c]);
+  }
+}
+
+// Gradients of one sampling point y[c] = scale * bilinear(image[..., c])(py, px):
+// adds scale * weight * grad_y[c] to each inside corner of grad_image, and returns
+// d/dpy, d/dpx (each times scale) and d/dscale of sum_c grad_y[c] * y[c].
+template <typename T>
+struct PointGradient {
+  T d_py, d_px, d_scale;
+};
+
+template <typename T>
+inline PointGradient<T> AccumulateChannelGradients(const T* image, const BilinearPoint<T>& p,
+                                                   T scale, const T* __restrict__ grad_y,
+                                                   int64_t channels, CornerScratch<T>& scratch,
+                                                   T* grad_image) {
+  if (p.state != SampleState::kInside) {
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    return p.state == SampleState::kNaN ? PointGradient<T>{nan, nan, nan}
+                                        : PointGradient<T>{T(0), T(0), T(0)};
+  }
+  const T* __restrict__ v00 = scratch.Read(image, p, 0);
+  const T* __restrict__ v01 = scratch.Read(image, p, 1);
+  const T* __restrict__ v10 = scratch.Read(image, p, 2);
+  const T* __restrict__ v11 = scratch.Read(image, p, 3);
+  T* __restrict__ g00 = scratch.Write(grad_image, p, 0);
+  T* __restrict__ g01 = scratch.Write(grad_image, p, 1);
+  T* __restrict__ g10 = scratch.Write(grad_image, p, 2);
+  T* __restrict__ g11 = scratch.Write(grad_image, p, 3);
+  const T w00 = p.weight[0], w01 = p.weight[1], w10 = p.weight[2], w11 = p.weight[3];
+  const T ly = p.ly, lx = p.lx, hy = T(1) - p.ly, hx = T(1) - p.lx;
+  const T s00 = scale * w00, s01 = scale * w01, s10 = scale * w10, s11 = scale * w11;
+  T sum_value = 0, sum_dy = 0, sum_dx = 0;
+  for (int64_t c = 0; c < channels; ++c) {
+    const T g = grad_y[c];
+    const T a = v00[c], b = v01[c], d = v10[c], e = v11[c];
+    sum_value += g * (w00 * a + w01 * b + w10 * d + w11 * e);
+    sum_dy += g * (hx * (d - a) + lx * (e - b));
+    sum_dx += g * (hy * (b - a) + ly * (e - d));
+    g00[c] += s00 * g;
+    g01[c] += s01 * g;
+    g10[c] += s10 * g;
+    g11[c] += s11 * g;
+  }
+  return PointGradient<T>{scale * sum_dy, scale * sum_dx, sum_value};
+}
+
+}  // namespace edvr
+
+#endif  // EDVR_KERNELS_CPU_BILINEAR_H_

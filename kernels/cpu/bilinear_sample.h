@@ -1,0 +1,36 @@
+// Framework-free CPU kernels of bilinear_sample (warping) in NHWC. SPEC section 2.
+//
+//   x       [N, H, W, C]
+//   coords  [N, P, 2]   (x, y) pixel positions, x first; P = product of the middle dims
+//   y       [N, P, C]   zero-outside bilinear samples
+#ifndef EDVR_KERNELS_CPU_BILINEAR_SAMPLE_H_
+#define EDVR_KERNELS_CPU_BILINEAR_SAMPLE_H_
+
+#include <cstdint>
+
+#include "parallel.h"
+
+namespace edvr {
+
+struct BilinearSampleGeometry {
+  int64_t batch, in_height, in_width, channels;
+  int64_t points;  // P
+};
+
+// y = bilinear_sample(x, coords). Work is split over points.
+template <typename T>
+void BilinearSampleForward(const BilinearSampleGeometry& geo, const T* x, const T* coords, T* y,
+                           const ParallelFor& parallel_for);
+
+// grad_x [N, H, W, C] and grad_coords [N, P, 2] of sum(grad_y * y). Work is
+// split over (batch item, block of 16 channels); each unit owns its slice of
+// grad_x, and the per-block partial coordinate gradients are summed afterwards
+// in a fixed order, so the result is race-free and deterministic.
+template <typename T>
+void BilinearSampleBackward(const BilinearSampleGeometry& geo, const T* x, const T* coords,
+                            const T* grad_y, T* grad_x, T* grad_coords,
+                            const ParallelFor& parallel_for);
+
+}  // namespace edvr
+
+#endif  // EDVR_KERNELS_CPU_BILINEAR_SAMPLE_H_

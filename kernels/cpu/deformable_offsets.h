@@ -1,0 +1,43 @@
+// Framework-free CPU kernels of deformable_offsets, the sampling half of a
+// modulated deformable convolution (DCNv2), in NHWC. Semantics: SPEC section 2.
+//
+//   x        [N, H, W, C]            C % G == 0, Cg = C / G
+//   offsets  [N, Ho, Wo, 3 * G * K]  dx block, dy block, mask block; channel g*K + k
+//   y        [N, Ho*kh, Wo*kw, C]    y[n, ho*kh+i, wo*kw+j, g*Cg+c] = m * bilinear(...)
+#ifndef EDVR_KERNELS_CPU_DEFORMABLE_OFFSETS_H_
+#define EDVR_KERNELS_CPU_DEFORMABLE_OFFSETS_H_
+
+#include <cstdint>
+
+#include "parallel.h"
+
+namespace edvr {
+
+struct DeformableOffsetsGeometry {
+  int64_t batch, in_height, in_width, channels;
+  int64_t out_height, out_width;  // Ho, Wo
+  int64_t kernel_h, kernel_w;
+  int64_t stride_h, stride_w;
+  int64_t pad_top, pad_left;
+  int64_t dilation_h, dilation_w;
+  int64_t groups;  // deformable groups G
+  bool modulated;
+};
+
+// y = deformable_offsets(x, offsets). Work is split over output rows (n, ho).
+template <typename T>
+void DeformableOffsetsForward(const DeformableOffsetsGeometry& geo, const T* x, const T* offsets,
+                              T* y, const ParallelFor& parallel_for);
+
+// grad_x [N, H, W, C] and grad_offsets [N, Ho, Wo, 3GK] of sum(grad_y * y).
+// grad_x is a scatter; it is made race-free by giving each work unit a batch
+// item and a block of whole deformable groups (at least a cache line of
+// channels), which owns those channels of grad_x and those groups' offsets.
+template <typename T>
+void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x, const T* offsets,
+                               const T* grad_y, T* grad_x, T* grad_offsets,
+                               const ParallelFor& parallel_for);
+
+}  // namespace edvr
+
+#endif  // EDVR_KERNELS_CPU_DEFORMABLE_OFFSETS_H_

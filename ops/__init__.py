@@ -1,0 +1,124 @@
+"""Deformable sampling ops for EDVR: deformable_offsets, deform_conv2d, bilinear_sample.
+
+All tensors are NHWC; semantics are those of SPEC section 2. Two backends give
+the same results to float32 rounding:
+
+- ``native``: C++ CPU kernels (ops/_edvr_ops.so, built by
+  ``python setup.py build_ext --inplace``), float32 and float64;
+- ``reference``: pure TF gathers, differentiated by autodiff.
+
+``EDVR_OPS_BACKEND`` = ``auto`` (default: native if it loads, else reference with
+one warning), ``native`` (fails loudly if the library is missing) or ``reference``.
+"""
+import os
+import warnings
+
+import tensorflow as tf
+
+from . import _checks
+from . import reference
+
+__all__ = ["backend", "deformable_offsets", "deform_conv2d", "bilinear_sample"]
+
+BACKENDS = ("auto", "native", "reference")
+_fallback_warned = False
+
+
+def backend():
+    """Name of the active backend: 'native' or 'reference'."""
+    global _fallback_warned
+    choice = os.environ.get("EDVR_OPS_BACKEND", "auto").strip().lower() or "auto"
+    if choice not in BACKENDS:
+        raise ValueError(f"EDVR_OPS_BACKEND must be one of {BACKENDS}, got {choice!r}")
+    if choice == "reference":
+        return "reference"
+    from . import _native
+    try:
+        _native.load()
+        return "native"
+    except (OSError, tf.errors.NotFoundError) as error:
+        if choice == "native":
+            raise RuntimeError(f"EDVR_OPS_BACKEND=native but the native op library cannot be "
+                               f"loaded: {error}") from error
+        if not _fallback_warned:
+            warnings.warn(f"edvr ops: using the slow pure-TF reference backend because the native "
+                          f"library cannot be loaded ({error}). Build it with "
+                          f"`python setup.py build_ext --inplace`.", RuntimeWarning, stacklevel=2)
+            _fallback_warned = True
+        return "reference"
+
+
+def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
+                       deformable_groups=1, modulated=True, name=None):
+    """Samples x at deformed kernel positions (the sampling half of DCNv2).
+
+    Args:
+      x: [N, H, W, C], C % deformable_groups == 0.
+      offsets: [N, Ho, Wo, 3*G*K]: dx block, dy block, mask block; channel g*K + k,
+        k = i*kw + j. The mask is used as given (apply the sigmoid before).
+      ksize: (kh, kw). strides: (sh, sw). pads: (top, bottom, left, right).
+      dilations: (dh, dw). deformable_groups: G. modulated: multiply by the mask.
+    Returns:
+      [N, Ho*kh, Wo*kw, C]; Ho = (H + top + bottom - (dh*(kh-1) + 1)) // sh + 1, likewise Wo.
+    """
+    geo = _checks.geometry("deformable_offsets", ksize, strides, pads, dilations,
+                           deformable_groups, modulated)
+    if backend() == "reference":
+        return reference.deformable_offsets(x, offsets, ksize, strides, pads, dilations,
+                                            deformable_groups, modulated, name)
+    from . import _native
+    with tf.compat.v1.name_scope(name, "DeformableOffsets", [x, offsets]) as scope:
+        x = tf.convert_to_tensor(x)
+        offsets = tf.convert_to_tensor(offsets, dtype=x.dtype)
+        _checks.deformable_offsets_shapes("deformable_offsets", x, offsets, geo)
+        return _native.deformable_offsets(x, offsets, geo, name=scope)
+
+
+def bilinear_sample(x, coords, name=None):
+    """Zero-outside bilinear sampling (warping).
+
+    Args:
+      x: [N, H, W, C]. coords: [N, ..., 2] holding (x, y) pixel positions, x first.
+    Returns:
+      [N, ..., C].
+    """
+    if backend() == "reference":
+        return reference.bilinear_sample(x, coords, name)
+    from . import _native
+    with tf.compat.v1.name_scope(name, "BilinearSample", [x, coords]) as scope:
+        x = tf.convert_to_tensor(x)
+        coords = tf.convert_to_tensor(coords, dtype=x.dtype)
+        _checks.bilinear_sample_shapes("bilinear_sample", x, coords)
+        return _native.bilinear_sample(x, coords, name=scope)
+
+
+def deform_conv2d(x, offsets, filters, bias=None, strides=(1, 1), pads=(0, 0, 0, 0),
+                  dilations=(1, 1), deformable_groups=1, groups=1, name=None):
+    """Modulated deformable convolution (DCNv2).
+
+    conv2d(deformable_offsets(x, offsets, (kh, kw), ...), filters, strides=(kh, kw),
+    padding='VALID', groups) + bias.
+
+    Args:
+      x: [N, H, W, C]. offsets: [N, Ho, Wo, 3*G*K] as in deformable_offsets.
+      filters: [kh, kw, C/groups, F]. bias: [F] or None.
+    Returns:
+      [N, Ho, Wo, F].
+    """
+    op = "deform_conv2d"
+    with tf.compat.v1.name_scope(name, "DeformConv2D", [x, offsets, filters]):
+        x = tf.convert_to_tensor(x)
+        filters = tf.convert_to_tensor(filters, dtype=x.dtype)
+        kernel_h, kernel_w = _checks.deform_conv2d_filters(op, x, filters, groups, bias)
+        columns = deformable_offsets(x, offsets, (kernel_h, kernel_w), strides, pads, dilations,
+                                     deformable_groups, modulated=True)
+        conv = lambda inp, fil: tf.compat.v1.nn.conv2d(
+            inp, filter=fil, strides=[1, kernel_h, kernel_w, 1], padding="VALID")
+        if groups == 1:
+            y = conv(columns, filters)
+        else:
+            y = tf.concat([conv(c, f) for c, f in zip(tf.split(columns, groups, axis=3),
+                                                      tf.split(filters, groups, axis=3))], axis=3)
+        if bias is not None:
+            y = tf.nn.bias_add(y, tf.convert_to_tensor(bias, dtype=x.dtype))
+        return y
