@@ -109,7 +109,10 @@ def deform_conv2d(x, offsets, filters, bias=None, strides=(1, 1), pads=(0, 0, 0,
     with tf.compat.v1.name_scope(name, "DeformConv2D", [x, offsets, filters]):
         x = tf.convert_to_tensor(x)
         filters = tf.convert_to_tensor(filters, dtype=x.dtype)
+        if bias is not None:
+            bias = tf.convert_to_tensor(bias, dtype=x.dtype)
         kernel_h, kernel_w = _checks.deform_conv2d_filters(op, x, filters, groups, bias)
+        offsets = tf.convert_to_tensor(offsets, dtype=x.dtype)
         columns = deformable_offsets(x, offsets, (kernel_h, kernel_w), strides, pads, dilations,
                                      deformable_groups, modulated=True)
         conv = lambda inp, fil: tf.compat.v1.nn.conv2d(
@@ -119,6 +122,9 @@ def deform_conv2d(x, offsets, filters, bias=None, strides=(1, 1), pads=(0, 0, 0,
         else:
             y = tf.concat([conv(c, f) for c, f in zip(tf.split(columns, groups, axis=3),
                                                       tf.split(filters, groups, axis=3))], axis=3)
+        # TF's CPU conv2d returns its input's shape for an empty batch; restate the true one.
+        out_shape = tf.concat([tf.shape(columns)[:1], tf.shape(offsets)[1:3], tf.shape(filters)[3:]], 0)
+        y = tf.reshape(y, out_shape)
         if bias is not None:
-            y = tf.nn.bias_add(y, tf.convert_to_tensor(bias, dtype=x.dtype))
+            y = tf.nn.bias_add(y, bias)
         return y

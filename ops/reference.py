@@ -50,8 +50,7 @@ def _bilinear(image, py, px):
         gathered = tf.gather_nd(flat, tf.stack([batch_index, index, group_index], axis=-1))
         value += tf.expand_dims(weight * tf.cast(valid, dtype), -1) * gathered
     is_nan = tf.logical_or(tf.math.is_nan(py), tf.math.is_nan(px))
-    nan_or_zero = tf.compat.v1.where(is_nan, tf.fill(tf.shape(py), np.nan), zeros)
-    nan_or_zero = tf.cast(nan_or_zero, dtype)
+    nan_or_zero = tf.compat.v1.where(is_nan, tf.fill(tf.shape(py), tf.constant(np.nan, dtype)), zeros)
     return value + tf.expand_dims(nan_or_zero, -1)
 
 

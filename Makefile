@@ -1,0 +1,34 @@
+# Set-up, build, tests and the demo. `make test` and `make demo` work on a fresh clone.
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+
+.PHONY: venv build test test-ops bench demo clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+ops/_edvr_ops.so: $(STAMP) CMakeLists.txt $(wildcard kernels/cpu/*) $(wildcard ops/cc/*)
+	$(PYTHON) setup.py build_ext --inplace
+
+build: ops/_edvr_ops.so
+
+test: build
+	EDVR_OPS_BACKEND=auto $(PYTHON) -m pytest -q tests
+
+test-ops: build
+	$(PYTHON) -m pytest -q tests/ops
+
+bench: build
+	$(PYTHON) -m pytest -q bench
+
+demo: build
+	$(PYTHON) -m examples.ops_demo
+
+clean:
+	rm -rf build ops/_edvr_ops.so

@@ -1,0 +1,81 @@
+"""Shared test cases for deformable_offsets and deform_conv2d: a grid of geometries
+and generators of offsets (random, far outside, exactly on pixels and borders)."""
+import numpy as np
+
+# name: (x shape [N, H, W, C], geometry kwargs)
+GEOMETRIES = {
+    "3x3_pad1": ((2, 5, 6, 4), dict(ksize=(3, 3), pads=(1, 1, 1, 1))),
+    "groups2_2x3_stride2_asym": ((2, 7, 6, 4), dict(ksize=(2, 3), strides=(2, 2), pads=(0, 2, 1, 0),
+                                                    deformable_groups=2)),
+    "groups8_dilation2": ((1, 6, 5, 8), dict(ksize=(3, 3), pads=(2, 2, 2, 2), dilations=(2, 2),
+                                            deformable_groups=8)),
+    "stride21_dilation12_3x2": ((2, 6, 7, 6), dict(ksize=(3, 2), strides=(2, 1), dilations=(1, 2),
+                                                   pads=(1, 0, 0, 2), deformable_groups=2)),
+    "1x1_no_pad": ((1, 4, 4, 3), dict(ksize=(1, 1))),
+    "empty_batch": ((0, 5, 5, 4), dict(ksize=(3, 3), pads=(1, 1, 1, 1))),
+}
+
+# Smaller geometries for numerical gradient checks, whose cost grows with the
+# product of input and output sizes.
+GRADIENT_GEOMETRIES = {
+    "3x3_pad1": ((1, 3, 4, 2), dict(ksize=(3, 3), pads=(1, 1, 1, 1))),
+    "groups2_2x3_stride2_asym": ((1, 5, 4, 4), dict(ksize=(2, 3), strides=(2, 2), pads=(0, 2, 1, 0),
+                                                    deformable_groups=2)),
+    "groups8_dilation2": ((1, 3, 3, 8), dict(ksize=(2, 2), pads=(1, 1, 1, 1), dilations=(2, 2),
+                                            deformable_groups=8)),
+    "stride21_dilation12_3x2": ((1, 4, 5, 2), dict(ksize=(3, 2), strides=(2, 1), dilations=(1, 2),
+                                                   pads=(1, 0, 0, 2), deformable_groups=2)),
+}
+
+
+def out_size(size, pad, kernel, dilation, stride):
+    return (size + pad - (dilation * (kernel - 1) + 1)) // stride + 1
+
+
+def offsets_shape(x_shape, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
+                  deformable_groups=1, **_):
+    n, h, w, _c = x_shape
+    ho = out_size(h, pads[0] + pads[1], ksize[0], dilations[0], strides[0])
+    wo = out_size(w, pads[2] + pads[3], ksize[1], dilations[1], strides[1])
+    return (n, ho, wo, 3 * deformable_groups * ksize[0] * ksize[1])
+
+
+def random_offsets(rng, shape, scale=1.5, away_from_integers=False):
+    """dx, dy ~ N(0, scale) and a mask in (0, 1). With away_from_integers, the
+    fractional part of every offset lies in [0.1, 0.9], so no sampling point sits
+    within 0.1 of a cell edge (where the derivative jumps)."""
+    n, ho, wo, c3 = shape
+    gk = c3 // 3
+    dxy = rng.normal(0, scale, (n, ho, wo, 2 * gk))
+    if away_from_integers:
+        dxy = np.floor(dxy) + rng.uniform(0.1, 0.9, dxy.shape)
+    mask = rng.uniform(0.05, 1.0, (n, ho, wo, gk))
+    return np.concatenate([dxy, mask], axis=-1)
+
+
+def far_offsets(rng, shape):
+    """Offsets that send most points far outside the image, some just across its edges."""
+    offsets = random_offsets(rng, shape)
+    gk = shape[3] // 3
+    offsets[..., :2 * gk] *= rng.choice([1.0, 10.0, 1e3], shape[:3] + (2 * gk,))
+    return offsets
+
+
+def integer_offsets(rng, shape, x_shape, ksize, strides=(1, 1), pads=(0, 0, 0, 0),
+                    dilations=(1, 1), deformable_groups=1, **_):
+    """Integer offsets whose sampling points land exactly on pixels, and on the rows
+    and columns -1, H and W just outside (where the value must be exactly 0)."""
+    _n, h, w, _c = x_shape
+    n, ho, wo, c3 = shape
+    k = ksize[0] * ksize[1]
+    gk = c3 // 3
+    i = np.repeat(np.arange(ksize[0]), ksize[1])
+    j = np.tile(np.arange(ksize[1]), ksize[0])
+    base_y = (np.arange(ho)[:, None] * strides[0] - pads[0] + i[None] * dilations[0])  # [Ho, K]
+    base_x = (np.arange(wo)[:, None] * strides[1] - pads[2] + j[None] * dilations[1])  # [Wo, K]
+    target_y = rng.integers(-1, h + 1, (n, ho, wo, deformable_groups, k))
+    target_x = rng.integers(-1, w + 1, (n, ho, wo, deformable_groups, k))
+    dy = target_y - base_y[None, :, None, None, :]
+    dx = target_x - base_x[None, None, :, None, :]
+    mask = rng.uniform(0.05, 1.0, (n, ho, wo, gk))
+    return np.concatenate([dx.reshape(n, ho, wo, gk), dy.reshape(n, ho, wo, gk), mask], axis=-1)
