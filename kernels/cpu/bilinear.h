@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace edvr {
@@ -88,10 +89,27 @@ class CornerScratch {
   std::vector<T> sinks_;
 };
 
-// out[c] = scale * bilinear(image[..., c]) for c in [0, channels).
-template <typename T>
+// Calls body(std::integral_constant<int, N>) with N = channels for the common
+// group widths, else N = 0, so that the channel loops below are fully unrolled
+// straight-line vector code where they can be.
+template <typename Body>
+inline void DispatchChannels(int64_t channels, Body&& body) {
+  switch (channels) {
+    case 4: return body(std::integral_constant<int, 4>());
+    case 8: return body(std::integral_constant<int, 8>());
+    case 16: return body(std::integral_constant<int, 16>());
+    case 32: return body(std::integral_constant<int, 32>());
+    case 64: return body(std::integral_constant<int, 64>());
+    default: return body(std::integral_constant<int, 0>());
+  }
+}
+
+// out[c] = scale * bilinear(image[..., c]) for c in [0, channels). kChannels,
+// when not 0, is the channel count known at compile time.
+template <int kChannels, typename T>
 inline void SampleChannels(const T* image, const BilinearPoint<T>& p, T scale, int64_t channels,
                            const CornerScratch<T>& scratch, T* __restrict__ out) {
+  if (kChannels) channels = kChannels;
   if (p.state != SampleState::kInside) {
     const T value = p.state == SampleState::kNaN ? std::numeric_limits<T>::quiet_NaN() : T(0);
     for (int64_t c = 0; c < channels; ++c) out[c] = scale * value;
@@ -115,11 +133,12 @@ struct PointGradient {
   T d_py, d_px, d_scale;
 };
 
-template <typename T>
+template <int kChannels, typename T>
 inline PointGradient<T> AccumulateChannelGradients(const T* image, const BilinearPoint<T>& p,
                                                    T scale, const T* __restrict__ grad_y,
                                                    int64_t channels, CornerScratch<T>& scratch,
                                                    T* grad_image) {
+  if (kChannels) channels = kChannels;
   if (p.state != SampleState::kInside) {
     const T nan = std::numeric_limits<T>::quiet_NaN();
     return p.state == SampleState::kNaN ? PointGradient<T>{nan, nan, nan}
@@ -137,6 +156,8 @@ inline PointGradient<T> AccumulateChannelGradients(const T* image, const Bilinea
   const T ly = p.ly, lx = p.lx, hy = T(1) - p.ly, hx = T(1) - p.lx;
   const T s00 = scale * w00, s01 = scale * w01, s10 = scale * w10, s11 = scale * w11;
   T sum_value = 0, sum_dy = 0, sum_dx = 0;
+  // The sums may be reordered across SIMD lanes (a float rounding difference only).
+#pragma omp simd reduction(+ : sum_value, sum_dy, sum_dx)
   for (int64_t c = 0; c < channels; ++c) {
     const T g = grad_y[c];
     const T a = v00[c], b = v01[c], d = v10[c], e = v11[c];

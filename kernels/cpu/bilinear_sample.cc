@@ -23,7 +23,7 @@ void BilinearSampleForward(const BilinearSampleGeometry& geo, const T* x, const 
       const T* xy = coords + unit * 2;
       const BilinearPoint<T> p =
           LocateBilinear(xy[1], xy[0], geo.in_height, geo.in_width, geo.channels);
-      SampleChannels(x + n * image_size, p, T(1), geo.channels, scratch, y + unit * geo.channels);
+      SampleChannels<0>(x + n * image_size, p, T(1), geo.channels, scratch, y + unit * geo.channels);
     }
   });
 }
@@ -53,7 +53,7 @@ void BilinearSampleBackward(const BilinearSampleGeometry& geo, const T* x, const
         const T* xy = coords + row * 2;
         const BilinearPoint<T> p =
             LocateBilinear(xy[1], xy[0], geo.in_height, geo.in_width, geo.channels);
-        const PointGradient<T> pg = AccumulateChannelGradients(
+        const PointGradient<T> pg = AccumulateChannelGradients<0>(
             image, p, T(1), grad_y + row * geo.channels + c_begin, c_count, scratch, grad_image);
         part[point * 2] = pg.d_px;
         part[point * 2 + 1] = pg.d_py;

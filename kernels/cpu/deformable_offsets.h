@@ -30,12 +30,13 @@ void DeformableOffsetsForward(const DeformableOffsetsGeometry& geo, const T* x, 
                               T* y, const ParallelFor& parallel_for);
 
 // grad_x [N, H, W, C] and grad_offsets [N, Ho, Wo, 3GK] of sum(grad_y * y).
-// grad_x is a scatter; it is made race-free by giving each work unit a batch
-// item and a block of whole deformable groups (at least a cache line of
-// channels), which owns those channels of grad_x and those groups' offsets.
+// grad_x is a scatter; it is made race-free by partitioning: each work unit is
+// a batch item (when there are at least `threads` of them) or a batch item and a
+// block of whole deformable groups (at least a cache line of channels), and owns
+// that part of grad_x and of grad_offsets.
 template <typename T>
 void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x, const T* offsets,
-                               const T* grad_y, T* grad_x, T* grad_offsets,
+                               const T* grad_y, T* grad_x, T* grad_offsets, int64_t threads,
                                const ParallelFor& parallel_for);
 
 }  // namespace edvr

@@ -17,6 +17,10 @@ inline ParallelFor TensorFlowParallelFor(::tensorflow::OpKernelContext* context)
   };
 }
 
+inline int64_t CpuThreads(::tensorflow::OpKernelContext* context) {
+  return context->device()->tensorflow_cpu_worker_threads()->num_threads;
+}
+
 }  // namespace edvr
 
 #endif  // EDVR_OPS_CC_CPU_PARALLEL_H_

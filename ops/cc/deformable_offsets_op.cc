@@ -251,7 +251,8 @@ class DeformableOffsetsGradOp : public tf::OpKernel {
     }
     DeformableOffsetsBackward<T>(geo, x.flat<T>().data(), offsets.flat<T>().data(),
                                  grad.flat<T>().data(), grad_x->flat<T>().data(),
-                                 grad_offsets->flat<T>().data(), TensorFlowParallelFor(context));
+                                 grad_offsets->flat<T>().data(), CpuThreads(context),
+                                 TensorFlowParallelFor(context));
   }
 
  private:

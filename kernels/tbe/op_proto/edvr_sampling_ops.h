@@ -1,0 +1,56 @@
+/* Graph-engine prototypes of the EDVR sampling ops (same names, inputs, outputs and attributes
+ * as the TensorFlow ops in ops/cc and the op info in tbe/op_info_cfg). */
+#ifndef EDVR_KERNELS_TBE_OP_PROTO_EDVR_SAMPLING_OPS_H_
+#define EDVR_KERNELS_TBE_OP_PROTO_EDVR_SAMPLING_OPS_H_
+
+#include "graph/operator_reg.h"
+
+namespace ge {
+
+/* x [N, H, W, C], offsets [N, Ho, Wo, 3*G*K] (dx, dy, mask blocks) -> y [N, Ho*kh, Wo*kw, C]. */
+REG_OP(EdvrDeformableOffsets)
+    .INPUT(x, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .INPUT(offsets, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .OUTPUT(y, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .REQUIRED_ATTR(ksize, ListInt)
+    .ATTR(strides, ListInt, {1, 1})
+    .ATTR(pads, ListInt, {0, 0, 0, 0})
+    .ATTR(dilations, ListInt, {1, 1})
+    .ATTR(deformable_groups, Int, 1)
+    .ATTR(modulated, Bool, true)
+    .OP_END_FACTORY_REG(EdvrDeformableOffsets)
+
+/* Gradients of EdvrDeformableOffsets: grad_x like x, grad_offsets like offsets. */
+REG_OP(EdvrDeformableOffsetsGrad)
+    .INPUT(grad, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .INPUT(x, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .INPUT(offsets, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .OUTPUT(grad_x, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .OUTPUT(grad_offsets, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .REQUIRED_ATTR(ksize, ListInt)
+    .ATTR(strides, ListInt, {1, 1})
+    .ATTR(pads, ListInt, {0, 0, 0, 0})
+    .ATTR(dilations, ListInt, {1, 1})
+    .ATTR(deformable_groups, Int, 1)
+    .ATTR(modulated, Bool, true)
+    .OP_END_FACTORY_REG(EdvrDeformableOffsetsGrad)
+
+/* x [N, H, W, C], coords [N, ..., 2] as (x, y) -> y [N, ..., C]. */
+REG_OP(EdvrBilinearSample)
+    .INPUT(x, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .INPUT(coords, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .OUTPUT(y, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .OP_END_FACTORY_REG(EdvrBilinearSample)
+
+/* Gradients of EdvrBilinearSample: grad_x like x, grad_coords like coords. */
+REG_OP(EdvrBilinearSampleGrad)
+    .INPUT(grad, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .INPUT(x, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .INPUT(coords, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .OUTPUT(grad_x, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .OUTPUT(grad_coords, TensorType({DT_FLOAT16, DT_FLOAT}))
+    .OP_END_FACTORY_REG(EdvrBilinearSampleGrad)
+
+}  // namespace ge
+
+#endif  // EDVR_KERNELS_TBE_OP_PROTO_EDVR_SAMPLING_OPS_H_

@@ -1,0 +1,1 @@
+"""TBE (TIK) implementations of the EDVR sampling ops; CANN is imported only when a kernel is built."""

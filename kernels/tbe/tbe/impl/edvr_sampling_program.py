@@ -1,0 +1,347 @@
+"""Kernel bodies of the EDVR sampling ops, written once against a small machine interface.
+
+The same functions build the TIK kernels (machine = edvr_tik_machine.TikMachine) and run in the
+NumPy replay of tests/tbe (machine = numpy_machine.NumpyMachine), so the replay executes exactly
+the loops, addresses, DMAs and masked vector instructions that the device code is built from.
+Every tile, window and address comes from edvr_sampling_plan. No CANN import here.
+
+Machine interface (m): gm/ub handles with `.dtype`; scalar(dtype, name, init); for_range(begin,
+end, body(i)); if_(cond, then, otherwise=None); all_of(*conds); any_of(*conds); launch(cores, ub_layout, body(core));
+floor(dst_int, src_float); to_float(dst, int_expr); dma(dst, dst_off, src, src_off, nburst,
+burst_blocks, src_gap=0, dst_gap=0); fill(buf, off, lanes, value); fill_lanes(buf, off, segments, value); cast(dst, src, chunks)
+(same lane offsets in both); axpy(dst, dst_off, src, src_off, scalar, segments); mul(dst, dst_off, a, a_off,
+b, b_off, segments); masked_sum(dst_scalar, src, off, segments); read(scalar, buf, index);
+write(buf, index, value).
+"""
+try:
+    from . import edvr_sampling_plan as plan_lib
+except ImportError:  # loaded as a top-level module by the op compiler
+    import edvr_sampling_plan as plan_lib
+
+F32 = plan_lib.COMPUTE_DTYPE
+
+
+def run_tasks(m, core, split, task):
+    """Run this core's share of `split` (the last used core may get fewer tasks)."""
+    def run(count):
+        m.for_range(0, count, lambda local: task(core * split.per_core + local))
+    if split.cores == 1:
+        m.if_(core == 0, lambda: run(split.last_core_tasks))
+        return
+    m.if_(core < split.cores - 1, lambda: run(split.per_core),
+          lambda: m.if_(core == split.cores - 1, lambda: run(split.last_core_tasks)))
+
+
+def static_choice(m, is_last, last_value, usual_value, body):
+    """body(value) with a static value: the last tile of a row or of the tensor may be shorter."""
+    if last_value == usual_value:
+        body(usual_value)
+    else:
+        m.if_(is_last, lambda: body(last_value), lambda: body(usual_value))
+
+
+class Sample:
+    """Scalars of one bilinear sample: position, corner indices, weights and the mask value."""
+
+    def __init__(self, m):
+        s = lambda name, dtype=F32: m.scalar(dtype, name, 0)
+        self.py, self.px, self.mask = s("py"), s("px"), s("mask")
+        self.y0, self.x0 = s("y0", "int32"), s("x0", "int32")
+        self.fy0, self.fx0 = s("fy0"), s("fx0")
+        self.ly, self.lx, self.hy, self.hx = s("ly"), s("lx"), s("hy"), s("hx")
+        self.base_y, self.base_x = s("base_y"), s("base_x")
+        self.weight = s("weight")
+
+    def load(self, m, geo, params, row, g, k, base):
+        """Read dx, dy (and mask) of group g, tap k from the parameter row starting at `row`."""
+        dx_ch, dy_ch, mask_ch = plan_lib.param_channels(geo, g, k)
+        m.to_float(self.base_y, base[0])
+        m.to_float(self.base_x, base[1])
+        m.read(self.py, params, row + dy_ch)
+        m.read(self.px, params, row + dx_ch)
+        self.py.set_as(self.py + self.base_y)
+        self.px.set_as(self.px + self.base_x)
+        if mask_ch is None:
+            self.mask.set_as(1.0)
+        else:
+            m.read(self.mask, params, row + mask_ch)
+
+    def in_range(self, m, geo):
+        """SPEC's range rule: zero (and zero gradient) when py <= -1, py >= H, px <= -1 or px >= W."""
+        return m.all_of(self.py > -1.0, self.py < float(geo.height),
+                        self.px > -1.0, self.px < float(geo.width))
+
+    def is_nan(self, m):
+        """SPEC: NaN in gives NaN out (a NaN position fails the range test, so it is checked apart)."""
+        return m.any_of(self.py != self.py, self.px != self.px)
+
+    def locate(self, m):
+        """Corner indices and fractional parts; only called in range, so floor() cannot overflow."""
+        m.floor(self.y0, self.py)
+        m.floor(self.x0, self.px)
+        m.to_float(self.fy0, self.y0)
+        m.to_float(self.fx0, self.x0)
+        self.ly.set_as(self.py - self.fy0)
+        self.lx.set_as(self.px - self.fx0)
+        self.hy.set_as(1.0 - self.ly)
+        self.hx.set_as(1.0 - self.lx)
+
+    def corners(self):
+        """(dy, dx, weight, d weight / d ly, d weight / d lx) of the four corners."""
+        return ((0, 0, (self.hy, self.hx), (-1.0, self.hx), (self.hy, -1.0)),
+                (0, 1, (self.hy, self.lx), (-1.0, self.lx), (self.hy, 1.0)),
+                (1, 0, (self.ly, self.hx), (1.0, self.hx), (self.ly, -1.0)),
+                (1, 1, (self.ly, self.lx), (1.0, self.lx), (self.ly, 1.0)))
+
+    def for_each_corner(self, m, geo, body):
+        """body(y, x, corner) for each corner inside the image (outside corners count zero)."""
+        for corner in self.corners():
+            y, x = self.y0 + corner[0], self.x0 + corner[1]
+            inside = m.all_of(y >= 0, y < geo.height, x >= 0, x < geo.width)
+            m.if_(inside, lambda y=y, x=x, corner=corner: body(y, x, corner))
+
+
+def _product(a, b):
+    return a * b
+
+
+def load_params(m, plan, gm_params, window, capacity):
+    """DMA the parameter window into UB and widen it to float32 when the op runs in float16."""
+    start, _, blocks = window
+    ub = m.ub("params")
+    m.dma(ub, 0, gm_params, start, 1, blocks)
+    if not plan.needs_cast:
+        return ub
+    wide = m.ub("params_f32")
+    m.cast(wide, ub, plan_lib.cast_chunks(0, capacity))
+    return wide
+
+
+def load_group_row(m, plan, gm, gm_row, g, name):
+    """DMA group g's whole blocks of one C-lane row into UB (lane = channel), as float32."""
+    geo = plan.geo
+    first, blocks = plan_lib.group_window(geo, g, plan.dtype)
+    raw = m.ub(name)
+    m.dma(raw, first, gm, gm_row + first, 1, blocks)
+    if not plan.needs_cast:
+        return raw
+    wide = m.ub(name + "_f32")
+    m.cast(wide, raw, plan_lib.cast_chunks(first, blocks * plan_lib.block_lanes(plan.dtype)))
+    return wide
+
+
+# ----------------------------------------------------------------------------------------------
+def forward(m, plan, x, params, y):
+    """y[n, ho*kh+i, wo*kw+j, c] = mask * bilinear(x, py, px): one (n, ho, column tile) per task."""
+    geo = plan.geo
+    capacity = plan.buffer("params").elements
+    sample = staged = None  # per core: TIK scalars and UB tensors live inside the core loop
+
+    def task(t):
+        n, ho, tile = plan.split_task(t)
+        wo_begin = tile * plan.tile_w
+        static_choice(m, tile == plan.tiles_per_row - 1, plan.last_tile_w, plan.tile_w,
+                      lambda width: tile_body(n, ho, wo_begin, width))
+
+    def tile_body(n, ho, wo_begin, width):
+        window = plan.params_window(n, ho, wo_begin, width)
+        values = load_params(m, plan, params, window, capacity)
+        m.fill(staged, 0, staged.elements, 0.0)
+        m.for_range(0, width, lambda local: column(n, ho, wo_begin, local, values, window[1]))
+        out = staged
+        if plan.needs_cast:
+            out = m.ub("staged_cast")
+            m.cast(out, staged, plan_lib.cast_chunks(0, staged.elements))
+        for i in range(geo.kernel_h):
+            m.dma(y, plan_lib.output_offset(geo, n, ho, i, wo_begin, 0), out, i * plan.row_elements(),
+                  1, plan.store_blocks(width))
+
+    def column(n, ho, wo_begin, local, values, phase):
+        row = phase + local * geo.param_stride
+
+        def tap(k):
+            i, j = plan_lib.split_tap(geo, k)
+            base = plan_lib.base_position(geo, ho, wo_begin + local, i, j)
+            dst = plan.staged_offset(i, local, j)
+            for g in range(geo.groups):
+                sample.load(m, geo, values, row, g, k, base)
+                m.if_(sample.in_range(m, geo), lambda g=g: accumulate(n, g, dst),
+                      lambda g=g: m.if_(sample.is_nan(m), lambda: m.fill_lanes(
+                          staged, dst, plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)), float("nan"))))
+        m.for_range(0, geo.taps, tap)
+
+    def accumulate(n, g, dst):
+        sample.locate(m)
+        segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
+
+        def corner(yc, xc, c):
+            sample.weight.set_as(sample.mask * _product(*c[2]))
+            src = load_group_row(m, plan, x, plan_lib.x_pixel_offset(geo, n, yc, xc), g, "corner")
+            m.axpy(staged, dst, src, 0, sample.weight, segments)
+        sample.for_each_corner(m, geo, corner)
+
+    def core_body(core):
+        nonlocal sample, staged
+        sample, staged = Sample(m), m.ub("staged")
+        run_tasks(m, core, plan.split, task)
+    m.launch(plan.split.cores, plan.layout, core_body)
+
+
+# ----------------------------------------------------------------------------------------------
+def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
+    """Gradients of `forward`. `accumulator` is grad_x (float32) or a float32 workspace (float16)."""
+    geo = plan.geo
+    sample = dot = d_mask = d_ly = d_lx = None  # per core, created inside the core loop
+    capacity = plan.buffer("params").elements
+
+    # Phase A: grad_x. One core owns (n, channel unit): zero, accumulate, (convert).
+    def task_a(t):
+        n, unit_index = plan.split_task_a(t)
+        for index, unit in enumerate(plan.units):
+            m.if_(unit_index == index, lambda unit=unit: unit_body(n, unit))
+
+    def unit_body(n, unit):
+        image = plan_lib.x_pixel_offset(geo, n, 0, 0)
+        strided = m.ub("strided")
+        f32_gap = plan.unit_gap_blocks(unit, F32)
+        m.fill(strided, 0, strided.elements, 0.0)
+        for first, pixels in plan.strided_runs():
+            m.dma(accumulator, image + first * geo.channels + unit.lane_lo, strided, 0,
+                  pixels, unit.lanes // plan_lib.block_lanes(F32), 0, f32_gap)
+        accumulate_image(n, unit)
+        if plan.accumulates_in_workspace:
+            convert_unit(image, unit, f32_gap)
+
+    def accumulate_image(n, unit):
+        tiles = plan.point_tiles()
+
+        def tile(t):
+            first = t * plan.points_per_tile
+            static_choice(m, t == tiles - 1, plan.last_point_tile(), plan.points_per_tile,
+                          lambda count: point_tile_a(n, unit, first, count))
+        m.for_range(0, tiles, tile)
+
+    def point_tile_a(n, unit, first, count):
+        window = plan.image_params_window(n, first, count)
+        values = load_params(m, plan, params, window, capacity)
+        m.for_range(0, count, lambda local: point_a(n, unit, first + local, values,
+                                                    window[1] + local * geo.param_stride))
+
+    def point_a(n, unit, p, values, row):
+        ho, wo = p // geo.out_w, p % geo.out_w
+
+        def tap(k):
+            i, j = plan_lib.split_tap(geo, k)
+            grad_row = plan_lib.output_offset(geo, n, ho, i, wo, j)
+            raw = m.ub("grad_in")
+            lanes = plan_lib.block_lanes(plan.dtype)
+            m.dma(raw, unit.lane_lo, grad, grad_row + unit.lane_lo, 1, unit.lanes // lanes)
+            g_in = raw
+            if plan.needs_cast:
+                g_in = m.ub("grad_in_f32")
+                m.cast(g_in, raw, plan_lib.cast_chunks(unit.lane_lo, unit.lanes))
+            base = plan_lib.base_position(geo, ho, wo, i, j)
+            for g in range(unit.first_group, unit.end_group):
+                sample.load(m, geo, values, row, g, k, base)
+                m.if_(sample.in_range(m, geo), lambda g=g: scatter(n, g, g_in))
+        m.for_range(0, geo.taps, tap)
+
+    def scatter(n, g, g_in):
+        sample.locate(m)
+        segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
+        first, blocks = plan_lib.group_window(geo, g, F32)
+        accum = m.ub("accum")
+
+        def corner(yc, xc, c):
+            pixel = plan_lib.x_pixel_offset(geo, n, yc, xc)
+            sample.weight.set_as(sample.mask * _product(*c[2]))
+            m.dma(accum, first, accumulator, pixel + first, 1, blocks)
+            m.axpy(accum, 0, g_in, 0, sample.weight, segments)
+            m.dma(accumulator, pixel + first, accum, first, 1, blocks)
+        sample.for_each_corner(m, geo, corner)
+
+    def convert_unit(image, unit, f32_gap):
+        strided, narrow = m.ub("strided"), m.ub("strided_cast")
+        lanes = plan_lib.block_lanes(plan.dtype)
+        for first, pixels in plan.strided_runs():
+            offset = image + first * geo.channels + unit.lane_lo
+            m.dma(strided, 0, accumulator, offset, pixels, unit.lanes // plan_lib.block_lanes(F32), f32_gap, 0)
+            m.cast(narrow, strided, plan_lib.cast_chunks(0, pixels * unit.lanes))
+            m.dma(grad_x, offset, narrow, 0, pixels, unit.lanes // lanes, 0, plan.unit_gap_blocks(unit, plan.dtype))
+
+    # Phase B: gradient of the parameters, one block-aligned run of flat points per task.
+    def task_b(t):
+        first = plan.param_tile_first(t)
+        static_choice(m, t == plan.param_tiles - 1, plan.last_param_tile, plan.param_tile,
+                      lambda count: param_tile_b(first, count))
+
+    def param_tile_b(first, count):
+        window = plan_lib.aligned_window(plan_lib.param_offset(geo, first), count * geo.param_stride,
+                                         plan_lib.block_lanes(plan.dtype))
+        values = load_params(m, plan, params, window, capacity)
+        staged = m.ub("grad_params")
+        m.fill(staged, 0, staged.elements, 0.0)
+        # Tiles start on a block (plan: multiples of the point quantum), so the window's phase is 0
+        # and one row offset serves the loaded parameters and the staged gradients alike.
+        m.for_range(0, count, lambda local: point_b(first + local, local * geo.param_stride, values, staged))
+        out = staged
+        if plan.needs_cast:
+            out = m.ub("grad_params_cast")
+            m.cast(out, staged, plan_lib.cast_chunks(0, staged.elements))
+        for gm_start, ub_start, blocks in plan.param_store_windows(first, count):
+            src, src_start = out, ub_start
+            if ub_start % plan_lib.block_lanes(plan.dtype):  # ragged tail: gather one aligned block
+                src, src_start = gather_tail(out, ub_start), 0
+            m.dma(grad_params, gm_start, src, src_start, 1, blocks)
+
+    def gather_tail(out, ub_start):
+        tail = m.ub("tail")
+        value = m.scalar(out.dtype, "tail_value", 0)
+        for e in range(plan_lib.block_lanes(plan.dtype)):
+            m.read(value, out, ub_start + e)
+            m.write(tail, e, value)
+        return tail
+
+    def point_b(q, row, values, staged):
+        n, ho, wo = plan_lib.split_point(geo, q)
+
+        def tap(k):
+            i, j = plan_lib.split_tap(geo, k)
+            grad_row = plan_lib.output_offset(geo, n, ho, i, wo, j)
+            base = plan_lib.base_position(geo, ho, wo, i, j)
+            for g in range(geo.groups):
+                sample.load(m, geo, values, row, g, k, base)
+                m.if_(sample.in_range(m, geo), lambda g=g: param_grads(n, g, k, grad_row, row, staged))
+        m.for_range(0, geo.taps, tap)
+
+    def param_grads(n, g, k, grad_row, row, staged):
+        sample.locate(m)
+        segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
+        g_in = load_group_row(m, plan, grad, grad_row, g, "grad_in")
+        product = m.ub("product")
+        for s in (d_mask, d_ly, d_lx):
+            s.set_as(0.0)
+
+        def corner(yc, xc, c):
+            src = load_group_row(m, plan, x, plan_lib.x_pixel_offset(geo, n, yc, xc), g, "corner")
+            m.mul(product, 0, g_in, 0, src, 0, segments)
+            m.masked_sum(dot, product, 0, segments)
+            d_mask.set_as(d_mask + _product(*c[2]) * dot)
+            d_ly.set_as(d_ly + _product(*c[3]) * dot)
+            d_lx.set_as(d_lx + _product(*c[4]) * dot)
+        sample.for_each_corner(m, geo, corner)
+        dx_ch, dy_ch, mask_ch = plan_lib.param_channels(geo, g, k)
+        m.write(staged, row + dx_ch, sample.mask * d_lx)
+        m.write(staged, row + dy_ch, sample.mask * d_ly)
+        if mask_ch is not None:
+            m.write(staged, row + mask_ch, d_mask)
+
+    cores = max(plan.split_a.cores, plan.split_b.cores)
+
+    def core_body(core):
+        nonlocal sample, dot, d_mask, d_ly, d_lx
+        sample = Sample(m)
+        dot, d_mask, d_ly, d_lx = (m.scalar(F32, name, 0) for name in ("dot", "d_mask", "d_ly", "d_lx"))
+        run_tasks(m, core, plan.split_a, task_a)
+        run_tasks(m, core, plan.split_b, task_b)
+    m.launch(cores, plan.layout, core_body)
