@@ -1,0 +1,192 @@
+"""YAML configuration: sections of known keys with defaults, validated on load.
+
+A config file is a mapping of sections; each section is a mapping of keys. Only the
+sections registered in ``SCHEMA`` are allowed, and only their keys::
+
+    model:
+      num_feat: 64
+      deformable_groups: 8
+
+API:
+
+- ``load_config(path)`` reads a YAML file and returns ``Config`` (a dict of section dicts,
+  every registered section present and every key filled with its default when absent).
+- ``parse_config(mapping, source='<dict>')`` does the same for an in-memory mapping.
+- ``register_section(name, fields)`` adds a section (for example ``train`` or ``data``);
+  ``fields`` maps each key to ``(default, type)`` where ``type`` is a type or a tuple of
+  types (``type(None)`` allows null). Registering a section that exists adds keys to it.
+
+An unknown section, an unknown key (with the closest known key suggested) or a value of
+the wrong type raises ``ConfigError`` naming the file, the key, what it got and what it
+expected. Model keys follow BasicSR 1.4.2's ``EDVR`` arguments so configs translate one to
+one; ``num_upsample_feat`` is the width BasicSR hard-codes to 64 in its upsampling tail.
+"""
+
+import copy
+import difflib
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or mapping that does not match ``SCHEMA``."""
+
+
+_INT = int
+_OPTIONAL_INT = (int, type(None))
+
+SCHEMA = {
+    'model': {
+        'num_in_ch': (3, _INT),
+        'num_out_ch': (3, _INT),
+        'num_feat': (64, _INT),
+        'num_frame': (5, _INT),
+        'deformable_groups': (8, _INT),
+        'num_extract_block': (5, _INT),
+        'num_reconstruct_block': (10, _INT),
+        'num_upsample_feat': (64, _INT),
+        'center_frame_idx': (None, _OPTIONAL_INT),
+        'hr_in': (False, bool),
+        'with_predeblur': (False, bool),
+        'with_tsa': (True, bool),
+    },
+    # Training and data sections (issue 4): read by edvr.train, edvr.evaluate and
+    # edvr.data.pipeline; keys and defaults follow BasicSR 1.4.2's EDVR training options.
+    'train': {
+        'batch_size': (16, _INT),
+        'max_steps': (600000, _INT),
+        'max_minutes': (None, (float, type(None))),  # wall-clock limit on training, if set
+        'lr': (4e-4, float),
+        'beta1': (0.9, float),
+        'beta2': (0.99, float),
+        'scheduler_periods': ([50000, 100000, 150000, 150000, 150000], list),
+        'restart_weights': ([1, 0.5, 0.5, 0.5, 0.5], list),
+        'eta_min': (1e-7, float),
+        'tsa_iter': (50000, _INT),       # fusion-only warm-up; 0 disables it
+        'dcn_lr_mul': (1.0, float),
+        'loss': ('charbonnier', str),     # charbonnier | l1 | l2
+        'loss_reduction': ('sum', str),   # sum | mean
+        'charbonnier_eps': (1e-6, float),
+        'seed': (0, _INT),
+        'log_every': (100, _INT),         # scalar summaries, offset monitor
+        'image_summary_every': (1000, _INT),
+        'checkpoint_every': (5000, _INT),
+        'max_to_keep': (5, _INT),
+        'validate_every': (5000, _INT),
+        'val_crop_border': (0, _INT),
+        'offset_warning_threshold': (100.0, float),
+    },
+    'data': {
+        'lr_crop': (64, _INT),            # LR training crop; the GT crop is 4x
+        'use_flip': (True, bool),
+        'use_rotation': (True, bool),
+        'use_temporal_reverse': (False, bool),
+        'num_parallel_calls': (8, _INT),
+        'prefetch': (4, _INT),
+        'val_padding': ('reflection_circle', str),
+        'verify_pixels': (False, bool),   # full PNG check at start, not only headers
+    },
+}
+
+
+class Config(dict):
+    """Sections by name; ``config.model`` is ``config['model']``."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f'config has no section {name!r}; sections: {sorted(self)}') from None
+
+
+def register_section(name, fields):
+    """Add section ``name`` (or more keys to it): ``fields`` maps key -> (default, type)."""
+    for key, spec in fields.items():
+        if not (isinstance(spec, tuple) and len(spec) == 2):
+            raise ValueError(f'field {name}.{key} must be (default, type), got {spec!r}')
+    SCHEMA.setdefault(name, {}).update(fields)
+
+
+def _type_name(types):
+    types = types if isinstance(types, tuple) else (types,)
+    return ' or '.join('null' if t is type(None) else t.__name__ for t in types)
+
+
+def _check_value(source, section, key, value, types):
+    types_tuple = types if isinstance(types, tuple) else (types,)
+    if float in types_tuple and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    # bool is a subclass of int: `num_feat: true` must not pass as an int.
+    ok = isinstance(value, types_tuple) and not (isinstance(value, bool) and bool not in types_tuple)
+    if not ok:
+        raise ConfigError(f'{source}: {section}.{key} must be {_type_name(types)}, '
+                          f'got {value!r} ({type(value).__name__})')
+    return value
+
+
+def _unknown(source, what, name, known):
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f'; did you mean {close[0]!r}?' if close else ''
+    return ConfigError(f'{source}: unknown {what} {name!r}{hint} (known: {", ".join(sorted(known))})')
+
+
+def parse_config(mapping, source='<dict>'):
+    """Validate ``mapping`` against ``SCHEMA``; return a ``Config`` with defaults filled in."""
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, dict):
+        raise ConfigError(f'{source}: top level must be a mapping of sections, got {type(mapping).__name__}')
+    config = Config()
+    for section, fields in SCHEMA.items():
+        config[section] = {key: copy.deepcopy(default) for key, (default, _) in fields.items()}
+    for section, values in mapping.items():
+        if section not in SCHEMA:
+            raise _unknown(source, 'section', section, SCHEMA)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f'{source}: section {section!r} must be a mapping, got {values!r}')
+        fields = SCHEMA[section]
+        for key, value in values.items():
+            if key not in fields:
+                raise _unknown(source, f'key in section {section!r}:', key, fields)
+            config[section][key] = _check_value(source, section, key, value, fields[key][1])
+    check_model_config(config['model'], source)
+    return config
+
+
+def check_model_config(model, source='<dict>'):
+    """Cross-key checks of the ``model`` section (widths that must divide, valid indices)."""
+    def fail(message):
+        raise ConfigError(f'{source}: model.{message}')
+
+    for key in ('num_in_ch', 'num_out_ch', 'num_feat', 'num_frame', 'deformable_groups',
+                'num_upsample_feat'):
+        if model[key] < 1:
+            fail(f'{key} must be positive, got {model[key]}')
+    for key in ('num_extract_block', 'num_reconstruct_block'):
+        if model[key] < 0:
+            fail(f'{key} must be >= 0, got {model[key]}')
+    if model['num_feat'] % model['deformable_groups']:
+        fail(f'deformable_groups must divide num_feat ({model["num_feat"]}), '
+             f'got {model["deformable_groups"]}')
+    if model['num_in_ch'] != model['num_out_ch']:
+        fail(f'num_out_ch must equal num_in_ch ({model["num_in_ch"]}) because the output adds '
+             f'the upsampled centre frame, got {model["num_out_ch"]}')
+    center = model['center_frame_idx']
+    if center is not None and not 0 <= center < model['num_frame']:
+        fail(f'center_frame_idx must be in [0, num_frame={model["num_frame"]}), got {center}')
+    if model['hr_in'] and not model['with_predeblur']:
+        fail('hr_in: true needs with_predeblur: true (as in BasicSR, the pre-deblur module '
+             'holds the two stride-2 convs that bring high-resolution input down by 4), '
+             'got with_predeblur: false')
+
+
+def load_config(path):
+    """Read and validate the YAML config at ``path``."""
+    with open(path, encoding='utf-8') as f:
+        try:
+            mapping = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ConfigError(f'{path}: not valid YAML: {e}') from None
+    return parse_config(mapping, source=str(path))

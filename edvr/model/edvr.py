@@ -1,0 +1,83 @@
+"""The EDVR network (Wang et al., arXiv 1905.02716) assembled from its paper components."""
+import collections
+
+import tensorflow as tf
+
+from edvr.model.feature_extraction import feature_extraction
+from edvr.model.layers import dim, upsample_bilinear
+from edvr.model.pcd_alignment import pcd_alignment
+from edvr.model.reconstruction import reconstruction
+from edvr.model.tsa_fusion import plain_fusion, tsa_fusion
+
+SCALE = 4
+
+
+def center_frame_index(cfg):
+    """The reference frame: ``center_frame_idx`` or the middle of the window."""
+    center = cfg['center_frame_idx']
+    return cfg['num_frame'] // 2 if center is None else center
+
+
+def size_multiple(cfg):
+    """Input height and width must be multiples of this (pyramid and TSA pooling need /4)."""
+    return 16 if cfg['hr_in'] else 4
+
+
+def output_scale(cfg):
+    """Output size / input size: 4, or 1 with ``hr_in`` (input already high resolution)."""
+    return 1 if cfg['hr_in'] else SCALE
+
+
+def build_edvr(frames, cfg, scope='edvr', reuse=None):
+    """Build the EDVR graph.
+
+    Args:
+      frames: (b, t, h, w, c) float32 in [0, 1]; t = num_frame, c = num_in_ch, h and w
+        multiples of ``size_multiple(cfg)`` (4, or 16 with hr_in). h, w may be dynamic.
+      cfg: the ``model`` config section (dict).
+      scope, reuse: the outer variable scope and its reuse flag (True to share weights).
+    Returns:
+      (output, endpoints). output: (b, 4h, 4w, c) (or (b, h, w, c) with hr_in), the
+      restored centre frame. endpoints: OrderedDict with 'features' ([l1, l2, l3] of
+      (b*t, ...)), 'aligned' (b, t, h', w', f), 'fused' (b, h', w', f), 'residual' (the
+      reconstruction output before the base is added), 'dcn_offsets' (OrderedDict
+      'l3', 'l2', 'l1', 'cascading' -> (b*t, h_level, w_level, 2 * G * 9), dx block then dy
+      block), where h' = h (or h / 4 with hr_in).
+    """
+    t, c = int(frames.shape[1]), int(frames.shape[4])
+    if t != cfg['num_frame'] or c != cfg['num_in_ch']:
+        raise ValueError(f'frames must be (b, t={cfg["num_frame"]}, h, w, c={cfg["num_in_ch"]}) '
+                         f'for this config, got shape {frames.shape}')
+    center = center_frame_index(cfg)
+    num_feat = cfg['num_feat']
+    endpoints = collections.OrderedDict()
+    with tf.compat.v1.variable_scope(scope, reuse=reuse):
+        b, h, w = dim(frames, 0), dim(frames, 2), dim(frames, 3)
+        feats = feature_extraction(tf.reshape(frames, [-1, h, w, c]), cfg)  # frames folded into batch
+        endpoints['features'] = feats
+
+        # Every frame, the reference included, is aligned to the reference.
+        ref_feats = []
+        for feat in feats:
+            fh, fw = dim(feat, 1), dim(feat, 2)
+            per_clip = tf.reshape(feat, [b, t, fh, fw, num_feat])
+            ref = tf.tile(per_clip[:, center:center + 1], [1, t, 1, 1, 1])
+            ref_feats.append(tf.reshape(ref, [-1, fh, fw, num_feat]))
+        aligned, offsets = pcd_alignment(feats, ref_feats, num_feat, cfg['deformable_groups'])
+        aligned = tf.reshape(aligned, [b, t, dim(aligned, 1), dim(aligned, 2), num_feat])
+        endpoints['aligned'] = aligned
+        endpoints['dcn_offsets'] = offsets
+
+        if cfg['with_tsa']:
+            fused = tsa_fusion(aligned, center, num_feat)
+        else:
+            fused = plain_fusion(aligned, num_feat)
+        endpoints['fused'] = fused
+
+        residual = reconstruction(fused, cfg)
+        endpoints['residual'] = residual
+        base = frames[:, center]
+        if not cfg['hr_in']:
+            base = upsample_bilinear(base, SCALE)
+        output = residual + base
+    return output, endpoints

@@ -1,0 +1,129 @@
+"""Shared builders for the EDVR graph: PyTorch-compatible convs, pooling, resizing, DCN pack.
+
+Every builder creates its variables with ``tf.compat.v1.get_variable`` under its own
+variable scope, names ``kernel`` ([kh, kw, in, out]) and ``bias`` ([out]). Padding follows
+PyTorch (symmetric ``(k - 1) // 2`` on each side), which for stride 2 differs from TF's
+'SAME', so the pretrained BasicSR weights see the same pixels.
+"""
+import tensorflow as tf
+
+import ops
+
+LRELU_SLOPE = 0.1
+DCN_OFFSETS_COLLECTION = 'edvr_dcn_offsets'
+
+
+def dim(tensor, axis):
+    """Static size of ``axis`` when known, else a scalar tensor."""
+    static = tensor.shape[axis]
+    return tf.shape(tensor)[axis] if static is None else int(static)
+
+
+def lrelu(x):
+    """LeakyReLU with BasicSR's slope 0.1."""
+    return tf.nn.leaky_relu(x, alpha=LRELU_SLOPE)
+
+
+def _default_kernel_init():
+    # PyTorch's nn.Conv2d default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    return tf.compat.v1.variance_scaling_initializer(scale=1.0 / 3.0, mode='fan_in',
+                                                     distribution='uniform')
+
+
+def residual_kernel_init():
+    """BasicSR's residual-block init: Kaiming normal (fan_in) scaled by 0.1."""
+    return tf.compat.v1.variance_scaling_initializer(scale=0.02, mode='fan_in',
+                                                     distribution='untruncated_normal')
+
+
+def conv2d(x, filters, kernel_size=3, stride=1, name='conv', kernel_initializer=None,
+           bias_initializer=None):
+    """Conv with PyTorch padding: x (n, h, w, c) -> (n, ceil(h / stride), ceil(w / stride), filters)."""
+    in_channels = int(x.shape[-1])
+    with tf.compat.v1.variable_scope(name):
+        kernel = tf.compat.v1.get_variable(
+            'kernel', [kernel_size, kernel_size, in_channels, filters], dtype=x.dtype,
+            initializer=kernel_initializer or _default_kernel_init())
+        bias = tf.compat.v1.get_variable(
+            'bias', [filters], dtype=x.dtype,
+            initializer=bias_initializer or tf.compat.v1.zeros_initializer())
+        pad = (kernel_size - 1) // 2
+        if stride == 1:
+            padding = 'SAME'  # odd kernels, stride 1: 'SAME' pads `pad` on each side
+        else:
+            x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+            padding = 'VALID'
+        y = tf.nn.conv2d(x, kernel, [1, stride, stride, 1], padding)
+        return tf.nn.bias_add(y, bias)
+
+
+def residual_block(x, name):
+    """Conv-ReLU-Conv plus identity, no BN: (n, h, w, c) -> (n, h, w, c)."""
+    channels = int(x.shape[-1])
+    with tf.compat.v1.variable_scope(name):
+        y = conv2d(x, channels, name='conv1', kernel_initializer=residual_kernel_init())
+        y = conv2d(tf.nn.relu(y), channels, name='conv2', kernel_initializer=residual_kernel_init())
+        return x + y
+
+
+def residual_blocks(x, num_blocks, name_prefix='resblock'):
+    """``num_blocks`` residual blocks in sequence, scopes ``{name_prefix}_{i}``."""
+    for i in range(num_blocks):
+        x = residual_block(x, f'{name_prefix}_{i}')
+    return x
+
+
+def max_pool_3x3_s2(x):
+    """PyTorch MaxPool2d(3, stride=2, padding=1): padding never wins the max."""
+    x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=x.dtype.min)
+    return tf.nn.max_pool2d(x, 3, 2, 'VALID')
+
+
+def avg_pool_3x3_s2(x):
+    """PyTorch AvgPool2d(3, stride=2, padding=1): zero padding counts in the mean."""
+    x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    return tf.nn.avg_pool2d(x, 3, 2, 'VALID')
+
+
+def upsample_bilinear(x, factor=2):
+    """Bilinear resize by ``factor`` with PyTorch's align_corners=False (half-pixel centres)."""
+    size = [dim(x, 1) * factor, dim(x, 2) * factor]
+    return tf.compat.v1.image.resize_bilinear(x, size, align_corners=False, half_pixel_centers=True)
+
+
+def pixel_shuffle(x, factor=2):
+    """(n, h, w, c * factor^2) -> (n, h * factor, w * factor, c).
+
+    Uses TF's depth_to_space channel order (i * factor + j) * c + ch; the converter permutes
+    PyTorch weights (order ch * factor^2 + i * factor + j) to it.
+    """
+    return tf.nn.depth_to_space(x, factor)
+
+
+def dcn_pack(x, condition, filters, deformable_groups, name='dcn'):
+    """Modulated deformable 3x3 conv whose offsets and mask come from ``condition``.
+
+    x: (n, h, w, c) features to sample; condition: (n, h, w, c') features that predict
+    the offsets. Scope ``{name}/offset_mask_conv`` is the conv producing 3*G*9 channels in
+    the ``ops`` layout (dx block, dy block, mask logits; channel g*9 + k); the mask gets
+    its sigmoid here. The (dx, dy) offsets, (n, h, w, 2*G*9), are added to the graph
+    collection ``DCN_OFFSETS_COLLECTION`` and returned for monitoring.
+
+    Returns (y (n, h, w, filters), offsets (n, h, w, 2*G*9)).
+    """
+    kernel_points = 9
+    in_channels = int(x.shape[-1])
+    with tf.compat.v1.variable_scope(name):
+        # Zero init: the DCN starts as a plain conv (BasicSR does the same).
+        raw = conv2d(condition, 3 * deformable_groups * kernel_points, name='offset_mask_conv',
+                     kernel_initializer=tf.compat.v1.zeros_initializer())
+        offsets = raw[..., :2 * deformable_groups * kernel_points]
+        mask = tf.sigmoid(raw[..., 2 * deformable_groups * kernel_points:])
+        kernel = tf.compat.v1.get_variable('kernel', [3, 3, in_channels, filters], dtype=x.dtype,
+                                           initializer=_default_kernel_init())
+        bias = tf.compat.v1.get_variable('bias', [filters], dtype=x.dtype,
+                                         initializer=tf.compat.v1.zeros_initializer())
+        tf.compat.v1.add_to_collection(DCN_OFFSETS_COLLECTION, offsets)
+        y = ops.deform_conv2d(x, tf.concat([offsets, mask], axis=-1), kernel, bias,
+                              strides=(1, 1), pads=(1, 1, 1, 1), deformable_groups=deformable_groups)
+        return y, offsets
