@@ -1,0 +1,1 @@
+"""Ascend 910 path: TBE kernel plans, consistency, golden data, NPU training set-up."""
