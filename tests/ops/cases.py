@@ -12,6 +12,9 @@ GEOMETRIES = {
     "stride21_dilation12_3x2": ((2, 6, 7, 6), dict(ksize=(3, 2), strides=(2, 1), dilations=(1, 2),
                                                    pads=(1, 0, 0, 2), deformable_groups=2)),
     "1x1_no_pad": ((1, 4, 4, 3), dict(ksize=(1, 1))),
+    # 8 and 16 channels per group: the widths the kernels unroll into whole vectors.
+    "group_width8": ((2, 5, 6, 16), dict(ksize=(3, 3), pads=(1, 1, 1, 1), deformable_groups=2)),
+    "group_width16": ((1, 4, 5, 32), dict(ksize=(3, 3), pads=(1, 1, 1, 1), deformable_groups=2)),
     "empty_batch": ((0, 5, 5, 4), dict(ksize=(3, 3), pads=(1, 1, 1, 1))),
 }
 
@@ -25,6 +28,7 @@ GRADIENT_GEOMETRIES = {
                                             deformable_groups=8)),
     "stride21_dilation12_3x2": ((1, 4, 5, 2), dict(ksize=(3, 2), strides=(2, 1), dilations=(1, 2),
                                                    pads=(1, 0, 0, 2), deformable_groups=2)),
+    "group_width8": ((1, 3, 3, 16), dict(ksize=(2, 2), pads=(0, 1, 0, 1), deformable_groups=2)),
 }
 
 
