@@ -1,50 +1,57 @@
 // CPU kernels of deformable_offsets: see deformable_offsets.h.
+//
+// Both passes walk the output pixels (n, ho, wo) and, for each, its G*K taps
+// q = g*K + k: first the taps' positions are computed and located a vector of
+// taps at a time (LocateBilinearLanes), then each tap's group of channels is
+// moved a vector of channels at a time.
 #include "deformable_offsets.h"
 
 #include <algorithm>
-#include <cstring>
+#include <limits>
+#include <vector>
 
 #include "bilinear.h"
 
 namespace edvr {
 namespace {
 
-// Element strides of the NHWC tensors involved, derived once from the geometry.
-struct Layout {
-  int64_t kernel_points;   // K = kh * kw
-  int64_t group_channels;  // Cg = C / G
-  int64_t image_size;      // H * W * C, one batch item of x
-  int64_t offset_row;      // Wo * 3GK, one output row of offsets
-  int64_t offset_batch;    // Ho * Wo * 3GK
-  int64_t y_row;           // Wo * kw * C, one row of y
-  int64_t y_batch;         // Ho * kh * Wo * kw * C
-
-  explicit Layout(const DeformableOffsetsGeometry& g)
-      : kernel_points(g.kernel_h * g.kernel_w),
-        group_channels(g.channels / g.groups),
-        image_size(g.in_height * g.in_width * g.channels),
-        offset_row(g.out_width * 3 * g.groups * g.kernel_h * g.kernel_w),
-        offset_batch(g.out_height * g.out_width * 3 * g.groups * g.kernel_h * g.kernel_w),
-        y_row(g.out_width * g.kernel_w * g.channels),
-        y_batch(g.out_height * g.kernel_h * g.out_width * g.kernel_w * g.channels) {}
-};
-
-// Sampling position and modulation of kernel point k of group g at (ho, wo).
-template <typename T>
-struct Tap {
-  T py, px, mask;
+// Per-tap constants, for q = g*K + k, k = i*kw + j.
+struct Taps {
+  int64_t count;                          // G*K
+  std::vector<int64_t> group_channel;     // g * Cg: the tap's channels in x and y
+  std::vector<int64_t> out_offset;        // element offset of the tap in y from the pixel's start
+  std::vector<int64_t> base_y, base_x;    // i*dh and j*dw
 };
 
 template <typename T>
-inline Tap<T> ReadTap(const DeformableOffsetsGeometry& geo, const Layout& lay, const T* off_pixel,
-                      int64_t ho, int64_t wo, int64_t g, int64_t i, int64_t j) {
-  const int64_t gk = geo.groups * lay.kernel_points;
-  const int64_t ch = g * lay.kernel_points + i * geo.kernel_w + j;
-  const T dx = off_pixel[ch], dy = off_pixel[gk + ch];
-  const T mask = geo.modulated ? off_pixel[2 * gk + ch] : T(1);
-  const T base_y = T(ho * geo.stride_h - geo.pad_top + i * geo.dilation_h);
-  const T base_x = T(wo * geo.stride_w - geo.pad_left + j * geo.dilation_w);
-  return Tap<T>{base_y + dy, base_x + dx, mask};
+Taps MakeTaps(const DeformableOffsetsGeometry& geo) {
+  const int64_t k_points = geo.kernel_h * geo.kernel_w, cg = geo.channels / geo.groups;
+  const int64_t y_row = geo.out_width * geo.kernel_w * geo.channels;  // one row of y
+  Taps t;
+  t.count = geo.groups * k_points;
+  for (int64_t q = 0; q < t.count; ++q) {
+    const int64_t g = q / k_points, i = q % k_points / geo.kernel_w, j = q % geo.kernel_w;
+    t.group_channel.push_back(g * cg);
+    t.out_offset.push_back(i * y_row + j * geo.channels + g * cg);
+    t.base_y.push_back(i * geo.dilation_h);
+    t.base_x.push_back(j * geo.dilation_w);
+  }
+  return t;
+}
+
+// Locates every tap of output pixel (ho, wo), whose offsets start at off_pixel.
+template <typename T>
+void LocatePixelTaps(const DeformableOffsetsGeometry& geo, const Taps& taps, const T* off_pixel,
+                     int64_t ho, int64_t wo, PointTable<T>* table) {
+  const T origin_y = T(ho * geo.stride_h - geo.pad_top);
+  const T origin_x = T(wo * geo.stride_w - geo.pad_left);
+  T* py = table->py();
+  T* px = table->px();
+  for (int64_t q = 0; q < taps.count; ++q) {
+    py[q] = origin_y + T(taps.base_y[q]) + off_pixel[taps.count + q];
+    px[q] = origin_x + T(taps.base_x[q]) + off_pixel[q];
+  }
+  table->Locate(taps.count, geo.in_height, geo.in_width, geo.channels);
 }
 
 }  // namespace
@@ -52,32 +59,28 @@ inline Tap<T> ReadTap(const DeformableOffsetsGeometry& geo, const Layout& lay, c
 template <typename T>
 void DeformableOffsetsForward(const DeformableOffsetsGeometry& geo, const T* x, const T* offsets,
                               T* y, const ParallelFor& parallel_for) {
-  const Layout lay(geo);
-  const int64_t cg = lay.group_channels;
-  const int64_t gk = geo.groups * lay.kernel_points;
-  const int64_t cost = geo.out_width * lay.kernel_points * (geo.channels * 3 + geo.groups * 60);
+  const int64_t cg = geo.channels / geo.groups;
+  const Taps taps = MakeTaps<T>(geo);
+  const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
+  const int64_t y_row = geo.out_width * geo.kernel_w * geo.channels;
+  const int64_t y_batch = geo.out_height * geo.kernel_h * y_row;
+  const int64_t cost = geo.out_width * taps.count * (cg * 2 + 30);
   parallel_for(geo.batch * geo.out_height, cost, [&](int64_t begin, int64_t end) {
-    CornerScratch<T> scratch(cg);
+    PointTable<T> table(taps.count);
+    const std::vector<T> zeros(cg, T(0));
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t unit = begin; unit < end; ++unit) {
         const int64_t n = unit / geo.out_height, ho = unit % geo.out_height;
-        const T* image = x + n * lay.image_size;
-        const T* off_row = offsets + n * lay.offset_batch + ho * lay.offset_row;
+        const T* image = x + n * image_size;
         for (int64_t wo = 0; wo < geo.out_width; ++wo) {
-          const T* off_pixel = off_row + wo * 3 * gk;
-          for (int64_t i = 0; i < geo.kernel_h; ++i) {
-            T* y_out = y + n * lay.y_batch + (ho * geo.kernel_h + i) * lay.y_row +
-                       wo * geo.kernel_w * geo.channels;
-            for (int64_t j = 0; j < geo.kernel_w; ++j) {
-              for (int64_t g = 0; g < geo.groups; ++g) {
-                const Tap<T> tap = ReadTap(geo, lay, off_pixel, ho, wo, g, i, j);
-                const BilinearPoint<T> p =
-                    LocateBilinear(tap.py, tap.px, geo.in_height, geo.in_width, geo.channels);
-                SampleChannels<kChannels>(image + g * cg, p, tap.mask, cg, scratch,
-                                          y_out + j * geo.channels + g * cg);
-              }
-            }
+          const T* off_pixel = offsets + ((n * geo.out_height + ho) * geo.out_width + wo) * 3 * taps.count;
+          LocatePixelTaps(geo, taps, off_pixel, ho, wo, &table);
+          T* y_pixel = y + n * y_batch + ho * geo.kernel_h * y_row + wo * geo.kernel_w * geo.channels;
+          for (int64_t q = 0; q < taps.count; ++q) {
+            const T mask = geo.modulated ? off_pixel[2 * taps.count + q] : T(1);
+            SampleTableChannels<kChannels>(image + taps.group_channel[q], table, q, mask, cg,
+                                           zeros.data(), y_pixel + taps.out_offset[q]);
           }
         }
       }
@@ -89,56 +92,54 @@ template <typename T>
 void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x, const T* offsets,
                                const T* grad_y, T* grad_x, T* grad_offsets, int64_t threads,
                                const ParallelFor& parallel_for) {
-  const Layout lay(geo);
-  const int64_t cg = lay.group_channels;
-  const int64_t gk = geo.groups * lay.kernel_points;
-  // With a batch item per thread or more, a unit is a whole batch item: grad_y
-  // is then read as one contiguous stream. Otherwise a unit is a batch item and
-  // a block of whole groups spanning at least 16 channels (a 64-byte line of
-  // float32), so that no two units share a cache line of grad_x or grad_y.
+  const int64_t k_points = geo.kernel_h * geo.kernel_w;
+  const int64_t cg = geo.channels / geo.groups;
+  const Taps taps = MakeTaps<T>(geo);
+  const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
+  const int64_t pixels = geo.in_height * geo.in_width;
+  const int64_t y_row = geo.out_width * geo.kernel_w * geo.channels;
+  const int64_t y_batch = geo.out_height * geo.kernel_h * y_row;
+  // With a batch item per thread or more, a unit is a whole batch item, and
+  // grad_y is read as one contiguous stream. Otherwise a unit is a batch item
+  // and a block of whole groups spanning at least 16 channels (a 64-byte line
+  // of float32). Either way a unit owns its part of grad_x and grad_offsets.
   const int64_t groups_per_block =
       geo.batch >= threads ? geo.groups
                            : std::min(geo.groups, std::max<int64_t>(1, (16 + cg - 1) / cg));
   const int64_t blocks = (geo.groups + groups_per_block - 1) / groups_per_block;
-  const int64_t pixels = geo.in_height * geo.in_width;
-  const int64_t cost = geo.out_height * geo.out_width * lay.kernel_points *
-                       (groups_per_block * cg * 14 + groups_per_block * 80);
+  const int64_t cost =
+      geo.out_height * geo.out_width * groups_per_block * k_points * (cg * 6 + 40);
   parallel_for(geo.batch * blocks, cost, [&](int64_t begin, int64_t end) {
-    CornerScratch<T> scratch(cg);
+    PointTable<T> table(taps.count);
+    const std::vector<T> zeros(cg, T(0));
+    std::vector<T> sinks(4 * cg);
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t unit = begin; unit < end; ++unit) {
         const int64_t n = unit / blocks, block = unit % blocks;
         const int64_t g_begin = block * groups_per_block;
         const int64_t g_end = std::min(geo.groups, g_begin + groups_per_block);
-        const int64_t c_begin = g_begin * cg, c_count = (g_end - g_begin) * cg;
-        const T* image = x + n * lay.image_size;
-        T* grad_image = grad_x + n * lay.image_size;
-        for (int64_t q = 0; q < pixels; ++q) {
-          std::fill_n(grad_image + q * geo.channels + c_begin, c_count, T(0));
+        const T* image = x + n * image_size;
+        T* grad_image = grad_x + n * image_size;
+        for (int64_t p = 0; p < pixels; ++p) {
+          std::fill_n(grad_image + p * geo.channels + g_begin * cg, (g_end - g_begin) * cg, T(0));
         }
         for (int64_t ho = 0; ho < geo.out_height; ++ho) {
           for (int64_t wo = 0; wo < geo.out_width; ++wo) {
-            const int64_t pixel = (n * geo.out_height + ho) * geo.out_width + wo;
-            const T* off_pixel = offsets + pixel * 3 * gk;
-            T* grad_off_pixel = grad_offsets + pixel * 3 * gk;
-            for (int64_t i = 0; i < geo.kernel_h; ++i) {
-              const T* gy_row = grad_y + n * lay.y_batch + (ho * geo.kernel_h + i) * lay.y_row +
-                                wo * geo.kernel_w * geo.channels;
-              for (int64_t j = 0; j < geo.kernel_w; ++j) {
-                for (int64_t g = g_begin; g < g_end; ++g) {
-                  const Tap<T> tap = ReadTap(geo, lay, off_pixel, ho, wo, g, i, j);
-                  const BilinearPoint<T> p =
-                      LocateBilinear(tap.py, tap.px, geo.in_height, geo.in_width, geo.channels);
-                  const PointGradient<T> pg = AccumulateChannelGradients<kChannels>(
-                      image + g * cg, p, tap.mask, gy_row + j * geo.channels + g * cg, cg, scratch,
-                      grad_image + g * cg);
-                  const int64_t ch = g * lay.kernel_points + i * geo.kernel_w + j;
-                  grad_off_pixel[ch] = pg.d_px;
-                  grad_off_pixel[gk + ch] = pg.d_py;
-                  grad_off_pixel[2 * gk + ch] = geo.modulated ? pg.d_scale : T(0);
-                }
-              }
+            const int64_t pixel_index = (n * geo.out_height + ho) * geo.out_width + wo;
+            const T* off_pixel = offsets + pixel_index * 3 * taps.count;
+            T* grad_off_pixel = grad_offsets + pixel_index * 3 * taps.count;
+            LocatePixelTaps(geo, taps, off_pixel, ho, wo, &table);
+            const T* gy_pixel =
+                grad_y + n * y_batch + ho * geo.kernel_h * y_row + wo * geo.kernel_w * geo.channels;
+            for (int64_t q = g_begin * k_points; q < g_end * k_points; ++q) {
+              const T mask = geo.modulated ? off_pixel[2 * taps.count + q] : T(1);
+              const PointGradient<T> pg = AccumulateTableGradients<kChannels>(
+                  image + taps.group_channel[q], table, q, mask, gy_pixel + taps.out_offset[q], cg,
+                  zeros.data(), sinks.data(), grad_image + taps.group_channel[q]);
+              grad_off_pixel[q] = pg.d_px;
+              grad_off_pixel[taps.count + q] = pg.d_py;
+              grad_off_pixel[2 * taps.count + q] = geo.modulated ? pg.d_scale : T(0);
             }
           }
         }
@@ -147,15 +148,14 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
   });
 }
 
-template void DeformableOffsetsForward<float>(const DeformableOffsetsGeometry&, const float*,
-                                              const float*, float*, const ParallelFor&);
-template void DeformableOffsetsForward<double>(const DeformableOffsetsGeometry&, const double*,
-                                               const double*, double*, const ParallelFor&);
-template void DeformableOffsetsBackward<float>(const DeformableOffsetsGeometry&, const float*,
-                                               const float*, const float*, float*, float*,
-                                               int64_t, const ParallelFor&);
-template void DeformableOffsetsBackward<double>(const DeformableOffsetsGeometry&, const double*,
-                                                const double*, const double*, double*, double*,
-                                                int64_t, const ParallelFor&);
+#define EDVR_INSTANTIATE(T)                                                                    \
+  template void DeformableOffsetsForward<T>(const DeformableOffsetsGeometry&, const T*,        \
+                                            const T*, T*, const ParallelFor&);                 \
+  template void DeformableOffsetsBackward<T>(const DeformableOffsetsGeometry&, const T*,       \
+                                             const T*, const T*, T*, T*, int64_t,              \
+                                             const ParallelFor&);
+EDVR_INSTANTIATE(float)
+EDVR_INSTANTIATE(double)
+#undef EDVR_INSTANTIATE
 
 }  // namespace edvr

@@ -4,6 +4,7 @@
 //   x        [N, H, W, C]            C % G == 0, Cg = C / G
 //   offsets  [N, Ho, Wo, 3 * G * K]  dx block, dy block, mask block; channel g*K + k
 //   y        [N, Ho*kh, Wo*kw, C]    y[n, ho*kh+i, wo*kw+j, g*Cg+c] = m * bilinear(...)
+// One image must hold fewer than 2^31 elements (H*W*C): lanes index it in 32 bits.
 #ifndef EDVR_KERNELS_CPU_DEFORMABLE_OFFSETS_H_
 #define EDVR_KERNELS_CPU_DEFORMABLE_OFFSETS_H_
 

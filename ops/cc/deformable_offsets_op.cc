@@ -100,6 +100,10 @@ tf::Status CheckInputs(const Attrs& a, const tf::TensorShape& x, const tf::Tenso
     return InvalidArgument("x channels (", c, ") must be divisible by deformable_groups (",
                            a.groups, ")");
   }
+  if (h * w * c >= (int64_t(1) << 31)) {  // the kernels index one image with 32-bit lanes
+    return InvalidArgument("x is too large: H*W*C = ", h * w * c, " for shape ", x.DebugString(),
+                           ", must be < 2^31 per batch item");
+  }
   const int64_t ho = a.OutHeight(h), wo = a.OutWidth(w);
   if (ho < 1 || wo < 1) {
     return InvalidArgument("kernel (", a.kernel_h, "x", a.kernel_w, " with dilation ",
