@@ -1,5 +1,5 @@
-// Zero-outside bilinear sampling of one NHWC pixel row: the arithmetic that
-// deformable_offsets and bilinear_sample share, forward and backward.
+// Zero-outside bilinear sampling in NHWC: the arithmetic that deformable_offsets
+// and bilinear_sample share, forward and backward.
 //
 // Rule (SPEC section 2): the value at (py, px) is 0 when py <= -1, py >= H,
 // px <= -1 or px >= W; otherwise the four corners of the cell containing the
@@ -16,79 +16,6 @@
 #include <vector>
 
 namespace edvr {
-
-enum class SampleState { kOutside, kInside, kNaN };
-
-// Where one sampling point falls: for each corner (y0,x0), (y0,x1), (y1,x0),
-// (y1,x1), its element offset from the image base (valid only if inside) and
-// its bilinear weight (0 if outside).
-template <typename T>
-struct BilinearPoint {
-  SampleState state;
-  bool inside[4];
-  int64_t offset[4];
-  T weight[4];
-  T ly, lx;  // fractional position inside the cell, for gradients
-};
-
-// Locates (py, px) in an image of height x width pixels whose pixels are
-// pixel_stride elements apart. Never reads memory; the range test comes before
-// any float-to-int conversion, so NaN and huge values are safe.
-template <typename T>
-inline BilinearPoint<T> LocateBilinear(T py, T px, int64_t height, int64_t width,
-                                       int64_t pixel_stride) {
-  BilinearPoint<T> p;
-  if (std::isnan(py) || std::isnan(px)) {
-    p.state = SampleState::kNaN;
-    return p;
-  }
-  if (!(py > T(-1) && py < T(height) && px > T(-1) && px < T(width))) {
-    p.state = SampleState::kOutside;
-    return p;
-  }
-  p.state = SampleState::kInside;
-  const T fy = std::floor(py), fx = std::floor(px);
-  const int64_t y0 = static_cast<int64_t>(fy), x0 = static_cast<int64_t>(fx);
-  p.ly = py - fy;
-  p.lx = px - fx;
-  const T hy = T(1) - p.ly, hx = T(1) - p.lx;
-  const bool y0_in = y0 >= 0, y1_in = y0 + 1 < height;
-  const bool x0_in = x0 >= 0, x1_in = x0 + 1 < width;
-  p.inside[0] = y0_in && x0_in;
-  p.inside[1] = y0_in && x1_in;
-  p.inside[2] = y1_in && x0_in;
-  p.inside[3] = y1_in && x1_in;
-  const T w[4] = {hy * hx, hy * p.lx, p.ly * hx, p.ly * p.lx};
-  const int64_t base = (y0 * width + x0) * pixel_stride;
-  const int64_t step[4] = {0, pixel_stride, width * pixel_stride, (width + 1) * pixel_stride};
-  for (int q = 0; q < 4; ++q) {
-    p.weight[q] = p.inside[q] ? w[q] : T(0);
-    p.offset[q] = p.inside[q] ? base + step[q] : 0;
-  }
-  return p;
-}
-
-// Per-thread buffers that stand in for corners outside the image, so that the
-// channel loops below need no branches: reads come from zeros, writes go to a
-// private sink per corner (never aliasing each other or real pixels).
-template <typename T>
-class CornerScratch {
- public:
-  explicit CornerScratch(int64_t channels) : zeros_(channels, T(0)), sinks_(4 * channels) {
-    channels_ = channels;
-  }
-  const T* Read(const T* image, const BilinearPoint<T>& p, int q) const {
-    return p.inside[q] ? image + p.offset[q] : zeros_.data();
-  }
-  T* Write(T* image, const BilinearPoint<T>& p, int q) {
-    return p.inside[q] ? image + p.offset[q] : sinks_.data() + q * channels_;
-  }
-
- private:
-  int64_t channels_;
-  std::vector<T> zeros_;
-  std::vector<T> sinks_;
-};
 
 // 32-byte vectors through GCC/Clang vector extensions (no intrinsics): 8 floats
 // or 4 doubles, compiled to AVX where the target has it and to SSE pairs otherwise.
@@ -113,10 +40,7 @@ struct Vec {
 template <int kChannels, typename T>
 constexpr bool kWholeVectors = kChannels > 0 && kChannels % Vec<T>::kWidth == 0;
 
-// Many sampling points located at once, as a structure of arrays: for point q,
-// the four corner weights (0 outside the image; NaN for a NaN position), the
-// fractional position (ly, lx) and the corners' element offsets from the image
-// base (-1 outside). Filled a vector of points at a time by Locate().
+// Integer lanes of the same width as T, for indices and comparison masks.
 template <typename T>
 struct LaneInt;
 template <>
@@ -128,6 +52,10 @@ struct LaneInt<double> {
   using type = int64_t;
 };
 
+// Many sampling points located at once, as a structure of arrays: for point q,
+// the four corner weights (0 outside the image; NaN for a NaN position), the
+// fractional position (ly, lx) and the corners' element offsets from the image
+// base (-1 outside). Filled a vector of points at a time by Locate().
 template <typename T>
 class PointTable {
  public:
@@ -289,7 +217,7 @@ inline PointGradient<T> AccumulateTableGradients(const T* image, const PointTabl
 }
 
 // Calls body(std::integral_constant<int, N>) with N = channels for the common
-// group widths, else N = 0, so that the channel loops below are fully unrolled
+// group widths, else N = 0, so that the channel loops above are fully unrolled
 // straight-line vector code where they can be.
 template <typename Body>
 inline void DispatchChannels(int64_t channels, Body&& body) {
@@ -301,95 +229,6 @@ inline void DispatchChannels(int64_t channels, Body&& body) {
     case 64: return body(std::integral_constant<int, 64>());
     default: return body(std::integral_constant<int, 0>());
   }
-}
-
-// out[c] = scale * bilinear(image[..., c]) for c in [0, channels). kChannels,
-// when not 0, is the channel count known at compile time.
-template <int kChannels, typename T>
-inline void SampleChannels(const T* image, const BilinearPoint<T>& p, T scale, int64_t channels,
-                           const CornerScratch<T>& scratch, T* __restrict__ out) {
-  if (kChannels) channels = kChannels;
-  if (p.state != SampleState::kInside) {
-    const T value = p.state == SampleState::kNaN ? std::numeric_limits<T>::quiet_NaN() : T(0);
-    for (int64_t c = 0; c < channels; ++c) out[c] = scale * value;
-    return;
-  }
-  const T* __restrict__ v00 = scratch.Read(image, p, 0);
-  const T* __restrict__ v01 = scratch.Read(image, p, 1);
-  const T* __restrict__ v10 = scratch.Read(image, p, 2);
-  const T* __restrict__ v11 = scratch.Read(image, p, 3);
-  const T w00 = p.weight[0], w01 = p.weight[1], w10 = p.weight[2], w11 = p.weight[3];
-  if constexpr (kWholeVectors<kChannels, T>) {
-    using V = Vec<T>;
-    for (int c = 0; c < kChannels; c += V::kWidth) {
-      V::Store(out + c, scale * (w00 * V::Load(v00 + c) + w01 * V::Load(v01 + c) +
-                                 w10 * V::Load(v10 + c) + w11 * V::Load(v11 + c)));
-    }
-    return;
-  }
-  for (int64_t c = 0; c < channels; ++c) {
-    out[c] = scale * (w00 * v00[c] + w01 * v01[c] + w10 * v10[c] + w11 * v11[c]);
-  }
-}
-
-// Gradients of one sampling point y[c] = scale * bilinear(image[..., c])(py, px):
-// adds scale * weight * grad_y[c] to each inside corner of grad_image, and returns
-// d/dpy, d/dpx (each times scale) and d/dscale of sum_c grad_y[c] * y[c].
-
-template <int kChannels, typename T>
-inline PointGradient<T> AccumulateChannelGradients(const T* image, const BilinearPoint<T>& p,
-                                                   T scale, const T* __restrict__ grad_y,
-                                                   int64_t channels, CornerScratch<T>& scratch,
-                                                   T* grad_image) {
-  if (kChannels) channels = kChannels;
-  if (p.state != SampleState::kInside) {
-    const T nan = std::numeric_limits<T>::quiet_NaN();
-    return p.state == SampleState::kNaN ? PointGradient<T>{nan, nan, nan}
-                                        : PointGradient<T>{T(0), T(0), T(0)};
-  }
-  const T* __restrict__ v00 = scratch.Read(image, p, 0);
-  const T* __restrict__ v01 = scratch.Read(image, p, 1);
-  const T* __restrict__ v10 = scratch.Read(image, p, 2);
-  const T* __restrict__ v11 = scratch.Read(image, p, 3);
-  T* __restrict__ g00 = scratch.Write(grad_image, p, 0);
-  T* __restrict__ g01 = scratch.Write(grad_image, p, 1);
-  T* __restrict__ g10 = scratch.Write(grad_image, p, 2);
-  T* __restrict__ g11 = scratch.Write(grad_image, p, 3);
-  const T w00 = p.weight[0], w01 = p.weight[1], w10 = p.weight[2], w11 = p.weight[3];
-  const T ly = p.ly, lx = p.lx, hy = T(1) - p.ly, hx = T(1) - p.lx;
-  const T s00 = scale * w00, s01 = scale * w01, s10 = scale * w10, s11 = scale * w11;
-  if constexpr (kWholeVectors<kChannels, T>) {
-    using V = Vec<T>;
-    typename V::type value = {}, dy = {}, dx = {};
-    for (int c = 0; c < kChannels; c += V::kWidth) {
-      const typename V::type g = V::Load(grad_y + c);
-      const typename V::type a = V::Load(v00 + c), b = V::Load(v01 + c);
-      const typename V::type d = V::Load(v10 + c), e = V::Load(v11 + c);
-      value += g * (w00 * a + w01 * b + w10 * d + w11 * e);
-      dy += g * (hx * (d - a) + lx * (e - b));
-      dx += g * (hy * (b - a) + ly * (e - d));
-      V::Store(g00 + c, V::Load(g00 + c) + s00 * g);
-      V::Store(g01 + c, V::Load(g01 + c) + s01 * g);
-      V::Store(g10 + c, V::Load(g10 + c) + s10 * g);
-      V::Store(g11 + c, V::Load(g11 + c) + s11 * g);
-    }
-    return PointGradient<T>{scale * V::Sum(dy), scale * V::Sum(dx), V::Sum(value)};
-  }
-  T sum_value = 0, sum_dy = 0, sum_dx = 0;
-  // The sums may be reordered across SIMD lanes (a float rounding difference only).
-#pragma omp simd reduction(+ : sum_value, sum_dy, sum_dx)
-  for (int64_t c = 0; c < channels; ++c) {
-    const T g = grad_y[c];
-    const T a = v00[c], b = v01[c], d = v10[c], e = v11[c];
-    sum_value += g * (w00 * a + w01 * b + w10 * d + w11 * e);
-    sum_dy += g * (hx * (d - a) + lx * (e - b));
-    sum_dx += g * (hy * (b - a) + ly * (e - d));
-    g00[c] += s00 * g;
-    g01[c] += s01 * g;
-    g10[c] += s10 * g;
-    g11[c] += s11 * g;
-  }
-  return PointGradient<T>{scale * sum_dy, scale * sum_dx, sum_value};
 }
 
 }  // namespace edvr

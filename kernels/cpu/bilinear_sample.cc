@@ -9,21 +9,38 @@
 namespace edvr {
 
 namespace {
-constexpr int64_t kChannelBlock = 16;
+constexpr int64_t kChannelBlock = 16;  // channels per backward work unit
+constexpr int64_t kPointBlock = 64;    // points located together
+
+// Locates points [first, first + count) of batch row `n` (count <= kPointBlock).
+template <typename T>
+void LocatePoints(const BilinearSampleGeometry& geo, const T* coords, int64_t first, int64_t count,
+                  PointTable<T>* table) {
+  for (int64_t q = 0; q < count; ++q) {
+    table->px()[q] = coords[(first + q) * 2];
+    table->py()[q] = coords[(first + q) * 2 + 1];
+  }
+  table->Locate(count, geo.in_height, geo.in_width, geo.channels);
+}
 }  // namespace
 
 template <typename T>
 void BilinearSampleForward(const BilinearSampleGeometry& geo, const T* x, const T* coords, T* y,
                            const ParallelFor& parallel_for) {
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
-  parallel_for(geo.batch * geo.points, geo.channels * 3 + 60, [&](int64_t begin, int64_t end) {
-    CornerScratch<T> scratch(geo.channels);
+  const int64_t blocks = (geo.points + kPointBlock - 1) / kPointBlock;
+  const int64_t cost = kPointBlock * (geo.channels * 2 + 30);
+  parallel_for(geo.batch * blocks, cost, [&](int64_t begin, int64_t end) {
+    PointTable<T> table(kPointBlock);
+    const std::vector<T> zeros(geo.channels, T(0));
     for (int64_t unit = begin; unit < end; ++unit) {
-      const int64_t n = unit / geo.points;
-      const T* xy = coords + unit * 2;
-      const BilinearPoint<T> p =
-          LocateBilinear(xy[1], xy[0], geo.in_height, geo.in_width, geo.channels);
-      SampleChannels<0>(x + n * image_size, p, T(1), geo.channels, scratch, y + unit * geo.channels);
+      const int64_t n = unit / blocks, first = n * geo.points + unit % blocks * kPointBlock;
+      const int64_t count = std::min(kPointBlock, (n + 1) * geo.points - first);
+      LocatePoints(geo, coords, first, count, &table);
+      for (int64_t q = 0; q < count; ++q) {
+        SampleTableChannels<0>(x + n * image_size, table, q, T(1), geo.channels, zeros.data(),
+                               y + (first + q) * geo.channels);
+      }
     }
   });
 }
@@ -37,26 +54,30 @@ void BilinearSampleBackward(const BilinearSampleGeometry& geo, const T* x, const
   const int64_t blocks = (geo.channels + kChannelBlock - 1) / kChannelBlock;
   // partial[block][n][p][2]: the coordinate gradient from one channel block.
   std::vector<T> partial(blocks * geo.batch * geo.points * 2);
-  const int64_t cost = geo.points * (kChannelBlock * 14 + 80);
+  const int64_t cost = geo.points * (kChannelBlock * 6 + 40);
   parallel_for(geo.batch * blocks, cost, [&](int64_t begin, int64_t end) {
-    CornerScratch<T> scratch(kChannelBlock);
+    PointTable<T> table(kPointBlock);
+    const std::vector<T> zeros(kChannelBlock, T(0));
+    std::vector<T> sinks(4 * kChannelBlock);
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t n = unit / blocks, block = unit % blocks;
       const int64_t c_begin = block * kChannelBlock;
       const int64_t c_count = std::min(kChannelBlock, geo.channels - c_begin);
       const T* image = x + n * image_size + c_begin;
       T* grad_image = grad_x + n * image_size + c_begin;
-      for (int64_t q = 0; q < pixels; ++q) std::fill_n(grad_image + q * geo.channels, c_count, T(0));
+      for (int64_t p = 0; p < pixels; ++p) std::fill_n(grad_image + p * geo.channels, c_count, T(0));
       T* part = partial.data() + (block * geo.batch + n) * geo.points * 2;
-      for (int64_t point = 0; point < geo.points; ++point) {
-        const int64_t row = n * geo.points + point;
-        const T* xy = coords + row * 2;
-        const BilinearPoint<T> p =
-            LocateBilinear(xy[1], xy[0], geo.in_height, geo.in_width, geo.channels);
-        const PointGradient<T> pg = AccumulateChannelGradients<0>(
-            image, p, T(1), grad_y + row * geo.channels + c_begin, c_count, scratch, grad_image);
-        part[point * 2] = pg.d_px;
-        part[point * 2 + 1] = pg.d_py;
+      for (int64_t start = 0; start < geo.points; start += kPointBlock) {
+        const int64_t count = std::min(kPointBlock, geo.points - start);
+        LocatePoints(geo, coords, n * geo.points + start, count, &table);
+        for (int64_t q = 0; q < count; ++q) {
+          const int64_t row = n * geo.points + start + q;
+          const PointGradient<T> pg = AccumulateTableGradients<0>(
+              image, table, q, T(1), grad_y + row * geo.channels + c_begin, c_count, zeros.data(),
+              sinks.data(), grad_image);
+          part[(start + q) * 2] = pg.d_px;
+          part[(start + q) * 2 + 1] = pg.d_py;
+        }
       }
     }
   });
@@ -70,15 +91,13 @@ void BilinearSampleBackward(const BilinearSampleGeometry& geo, const T* x, const
   });
 }
 
-template void BilinearSampleForward<float>(const BilinearSampleGeometry&, const float*,
-                                           const float*, float*, const ParallelFor&);
-template void BilinearSampleForward<double>(const BilinearSampleGeometry&, const double*,
-                                            const double*, double*, const ParallelFor&);
-template void BilinearSampleBackward<float>(const BilinearSampleGeometry&, const float*,
-                                            const float*, const float*, float*, float*,
-                                            const ParallelFor&);
-template void BilinearSampleBackward<double>(const BilinearSampleGeometry&, const double*,
-                                             const double*, const double*, double*, double*,
-                                             const ParallelFor&);
+#define EDVR_INSTANTIATE(T)                                                                     \
+  template void BilinearSampleForward<T>(const BilinearSampleGeometry&, const T*, const T*, T*, \
+                                         const ParallelFor&);                                   \
+  template void BilinearSampleBackward<T>(const BilinearSampleGeometry&, const T*, const T*,    \
+                                          const T*, T*, T*, const ParallelFor&);
+EDVR_INSTANTIATE(float)
+EDVR_INSTANTIATE(double)
+#undef EDVR_INSTANTIATE
 
 }  // namespace edvr

@@ -3,6 +3,7 @@
 //   x       [N, H, W, C]
 //   coords  [N, P, 2]   (x, y) pixel positions, x first; P = product of the middle dims
 //   y       [N, P, C]   zero-outside bilinear samples
+// One image must hold fewer than 2^31 elements (H*W*C): lanes index it in 32 bits.
 #ifndef EDVR_KERNELS_CPU_BILINEAR_SAMPLE_H_
 #define EDVR_KERNELS_CPU_BILINEAR_SAMPLE_H_
 

@@ -31,6 +31,10 @@ tf::Status CheckInputs(const tf::TensorShape& x, const tf::TensorShape& coords,
     return InvalidArgument("coords batch (", coords.dim_size(0), ") must equal x batch (",
                            x.dim_size(0), ")");
   }
+  if (x.dim_size(1) * x.dim_size(2) * x.dim_size(3) >= (int64_t(1) << 31)) {
+    return InvalidArgument("x is too large: H*W*C must be < 2^31 per batch item, got shape ",
+                           x.DebugString());
+  }
   int64_t points = 1;
   for (int d = 1; d < coords.dims() - 1; ++d) points *= coords.dim_size(d);
   *geo = BilinearSampleGeometry{x.dim_size(0), x.dim_size(1), x.dim_size(2), x.dim_size(3),
