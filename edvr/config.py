@@ -72,7 +72,7 @@ SCHEMA = {
         'image_summary_every': (1000, _INT),
         'checkpoint_every': (5000, _INT),
         'max_to_keep': (5, _INT),
-        'validate_every': (5000, _INT),
+        'validate_every': (5000, _INT),   # 0: no validation, not even at the end
         'val_crop_border': (0, _INT),
         'offset_warning_threshold': (100.0, float),
     },

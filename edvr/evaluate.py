@@ -1,0 +1,102 @@
+"""Evaluates a checkpoint on a split: PSNR/SSIM per clip and on average (RGB and Y), next
+to bicubic upsampling of the same frames.
+
+    python -m edvr.evaluate --config configs/edvr_tiny.yaml --checkpoint runs/demo \\
+        --data_dir data/synthetic --split val [--json FILE] [--save_images DIR] \\
+        [--crop_border N] [--comparison FILE.png]
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import tensorflow as tf
+
+from edvr.checkpoint import resolve_checkpoint, restore
+from edvr.comparison import save_comparison
+from edvr.config import load_config
+from edvr.data import reds
+from edvr.evaluation import Evaluator, format_table
+from edvr.training.checkpoints import checkpoint_step
+
+
+def model_variables(scope='edvr'):
+    """The model's variables (no optimiser slots, no step), for restoring into inference."""
+    return tf.compat.v1.global_variables(scope=scope + '/')
+
+
+def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_images=None,
+             comparison=None, verify_pixels=False):
+    """Restores ``checkpoint`` (prefix or folder) and evaluates ``split`` of ``data_dir``.
+
+    Returns the results dict of ``Evaluator.run`` plus 'checkpoint' and 'step'. With
+    ``comparison`` writes the bicubic / EDVR / GT figure of the middle frame of the first clip.
+    """
+    checkpoint = resolve_checkpoint(checkpoint)
+    spec = reds.check_dataset(data_dir, split, verify_pixels=verify_pixels)
+    graph = tf.Graph()
+    with graph.as_default():
+        evaluator = Evaluator(data_dir, spec, config, crop_border=crop_border)
+        kept = {}
+        first = spec.videos[0]
+
+        def keep(frame):
+            if frame['clip'] == first.name and frame['frame'] == first.nframes // 2:
+                kept.update(frame)
+
+        with tf.compat.v1.Session(graph=graph) as sess:
+            restore(sess, checkpoint, model_variables())
+            results = evaluator.run(sess, save_images=save_images, on_frame=keep)
+    if comparison and kept:
+        gain = results['clips'][first.name]['edvr']['psnr'] - \
+            results['clips'][first.name]['bicubic']['psnr']
+        save_comparison(comparison, kept['bicubic'], kept['edvr'], kept['gt'],
+                        caption=f'clip {first.name} frame {kept["frame"]}: EDVR {gain:+.2f} dB '
+                                f'PSNR over bicubic (clip average)')
+    try:
+        step = checkpoint_step(checkpoint)
+    except ValueError:
+        step = None
+    results.update(checkpoint=checkpoint, step=step, split=split, data_dir=data_dir)
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--config', required=True, help='model YAML config')
+    parser.add_argument('--checkpoint', required=True, help='checkpoint prefix or run folder')
+    parser.add_argument('--data_dir', required=True, help='dataset in the seed layout')
+    parser.add_argument('--split', default='val', choices=reds.SPLITS)
+    parser.add_argument('--json', help='write the results here as JSON')
+    parser.add_argument('--save_images', help='write EDVR output frames here (CLIP/%%08d.png)')
+    parser.add_argument('--crop_border', type=int, default=None,
+                        help='pixels dropped at each border before the metrics '
+                             '(default: train.val_crop_border of the config)')
+    parser.add_argument('--comparison', help='write a bicubic / EDVR / GT crop figure here')
+    parser.add_argument('--verify_pixels', action='store_true',
+                        help='check every PNG fully before starting, not only its header')
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        crop_border = (config['train']['val_crop_border'] if args.crop_border is None
+                       else args.crop_border)
+        results = evaluate(config, args.checkpoint, args.data_dir, args.split, crop_border,
+                           args.save_images, args.comparison, args.verify_pixels)
+    except (ValueError, OSError) as e:  # bad checkpoint, data or config
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    print(f'{args.split} of {args.data_dir}, checkpoint {results["checkpoint"]}, '
+          f'crop_border {crop_border}')
+    print(format_table(results))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=1)
+    if args.comparison:
+        print(f'wrote {args.comparison}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

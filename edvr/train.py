@@ -1,0 +1,283 @@
+"""Trains EDVR (TF1 graph, Session) on a dataset in the seed layout.
+
+    python -m edvr.train --config CFG --data_dir DIR --output DIR [--max_steps N]
+        [--batch_size N] [--max_minutes M] [--resume] [--device cpu]
+
+With no arguments: ``configs/edvr_tiny.yaml`` on ``data/synthetic`` (generated on first use)
+into ``runs/edvr_tiny``. Options come from the config's ``train:`` and ``data:`` sections.
+Each step fetches its batch from the tf.data pipeline and feeds it to the train op; the time
+spent waiting for that batch is logged as the input-wait share of step time.
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+import yaml
+from tqdm import tqdm
+
+from edvr.config import load_config
+from edvr.data import pipeline, reds, synthetic
+from edvr.evaluation import Evaluator, format_table
+from edvr.model import build_edvr, center_frame_index
+from edvr.training import monitor
+from edvr.training.checkpoints import CheckpointManager, checkpoint_step
+from edvr.training.losses import pixel_loss
+from edvr.training.optimizer import build_train_ops, fusion_warmup_active
+from edvr.training.options import check_train_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONFIG = os.path.join(REPO, 'configs', 'edvr_tiny.yaml')
+DEFAULT_DATA = os.path.join(REPO, 'data', 'synthetic')
+EXIT_USAGE = 2
+EXIT_NONFINITE = 3
+
+
+class TrainingGraph:
+    """The training graph: fed batches, the model, loss, train ops, monitors, validation."""
+
+    def __init__(self, config, data_dir, val_spec):
+        model_cfg, train_cfg, data_cfg = config['model'], config['train'], config['data']
+        batch, crop, frames = train_cfg['batch_size'], data_cfg['lr_crop'], model_cfg['num_frame']
+        tf.compat.v1.set_random_seed(train_cfg['seed'])
+        self.global_step = tf.compat.v1.train.get_or_create_global_step()
+        self.lr_frames = tf.compat.v1.placeholder(tf.float32, [batch, frames, crop, crop, 3],
+                                                  'lr_frames')
+        self.gt = tf.compat.v1.placeholder(tf.float32, [batch, 4 * crop, 4 * crop, 3], 'gt')
+        self.output, endpoints = build_edvr(self.lr_frames, model_cfg)
+        self.loss = pixel_loss(self.output, self.gt, train_cfg['loss'],
+                               train_cfg['loss_reduction'], train_cfg['charbonnier_eps'])
+        self.train_ops = build_train_ops(self.loss, self.global_step, train_cfg)
+        self.offsets, self.max_offset = monitor.offset_magnitudes(endpoints['dcn_offsets'])
+        scalars = [tf.compat.v1.summary.scalar('train/loss', self.loss),
+                   tf.compat.v1.summary.scalar('train/lr', self.train_ops.lr),
+                   tf.compat.v1.summary.scalar('offsets/max_mean_abs', self.max_offset)]
+        scalars += [tf.compat.v1.summary.scalar(f'offsets/{name}', value)
+                    for name, value in self.offsets.items()]
+        self.scalar_summaries = tf.compat.v1.summary.merge(scalars)
+        center = center_frame_index(model_cfg)
+        strip = monitor.sample_strip(self.lr_frames[:, center], self.output, self.gt)
+        self.image_summary = tf.compat.v1.summary.image('train/bicubic_edvr_gt', strip)
+        self.evaluator = (Evaluator(data_dir, val_spec, config,
+                                    crop_border=train_cfg['val_crop_border'], reuse=True)
+                          if val_spec is not None else None)
+        self.saver = tf.compat.v1.train.Saver(max_to_keep=None)
+        self.init = tf.compat.v1.global_variables_initializer()
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--config', default=DEFAULT_CONFIG, help='YAML config')
+    parser.add_argument('--data_dir', default=None,
+                        help=f'dataset in the seed layout (default {DEFAULT_DATA}, generated '
+                             f'on first use)')
+    parser.add_argument('--output', default=None,
+                        help='run folder: checkpoints, TensorBoard logs, config copy '
+                             '(default runs/<config name>)')
+    parser.add_argument('--max_steps', type=int, help='override train.max_steps')
+    parser.add_argument('--batch_size', type=int, help='override train.batch_size')
+    parser.add_argument('--max_minutes', type=float,
+                        help='override train.max_minutes (wall-clock limit on training steps)')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue from the latest checkpoint in --output')
+    parser.add_argument('--device', default='cpu', choices=('cpu', 'npu'))
+    parser.add_argument('--no_progress', action='store_true', help='no tqdm bar (logs only)')
+    return parser.parse_args(argv)
+
+
+def prepare_config(args):
+    config = load_config(args.config)
+    for key in ('max_steps', 'batch_size', 'max_minutes'):
+        if getattr(args, key) is not None:
+            config['train'][key] = getattr(args, key)
+    check_train_config(config, args.config)
+    return config
+
+
+def prepare_data(data_dir, config, log):
+    """Checks (or, for the default folder, generates) the dataset; returns the two specs."""
+    if data_dir is None:
+        data_dir = DEFAULT_DATA
+        synthetic.ensure_dataset(data_dir, log=log)
+    verify = config['data']['verify_pixels']
+    start = time.time()
+    train_spec = reds.check_dataset(data_dir, 'train', verify_pixels=verify)
+    val_spec = (reds.check_dataset(data_dir, 'val', verify_pixels=verify)
+                if os.path.isfile(reds.split_file(data_dir, 'val')) else None)
+    frames = sum(v.nframes for v in train_spec.videos)
+    log(f'dataset {data_dir}: {len(train_spec.videos)} training clips ({frames} frames), '
+        f'{len(val_spec.videos) if val_spec else 0} validation clips; checked in '
+        f'{time.time() - start:.1f} s')
+    return data_dir, train_spec, val_spec
+
+
+def prepare_output(output, config, resume):
+    """Creates the run folder; refuses to overwrite a run unless resuming. Returns the latest
+    checkpoint to resume from (or None)."""
+    os.makedirs(output, exist_ok=True)
+    latest = tf.compat.v1.train.latest_checkpoint(output)
+    saved_config = os.path.join(output, 'config.yaml')
+    if latest and not resume:
+        raise FileExistsError(f'{output} already holds checkpoint {latest}; pass --resume to '
+                              f'continue it, or choose another --output')
+    if resume and not latest:
+        raise FileNotFoundError(f'--resume: no checkpoint in {output}')
+    if resume and os.path.isfile(saved_config):
+        with open(saved_config) as f:
+            previous = yaml.safe_load(f)
+        if previous.get('model') != config['model']:
+            raise ValueError(f'--resume: model section of the config differs from the one the '
+                             f'run in {output} was started with ({saved_config})')
+    with open(saved_config, 'w') as f:
+        yaml.safe_dump({k: dict(v) for k, v in config.items()}, f, sort_keys=False)
+    return latest
+
+
+def validate(sess, graph, writer, step, log):
+    start = time.time()
+    results = graph.evaluator.run(sess)
+    log(f'validation at step {step} ({time.time() - start:.1f} s):\n{format_table(results)}')
+    average = results['average']
+    writer.add_summary(monitor.scalar_summary(
+        {f'val/{method}_{m}': average[method][m] for method in average for m in average[method]}),
+        step)
+    return results
+
+
+def train(args, log=print):
+    """Runs training as ``args`` say; returns (last step, final validation results or None)."""
+    if args.device != 'cpu':
+        raise NotImplementedError(f'--device {args.device}: only cpu is supported here; the '
+                                  f'NPU path comes with the Ascend issue')
+    config = prepare_config(args)
+    train_cfg, data_cfg = config['train'], config['data']
+    data_dir, train_spec, val_spec = prepare_data(args.data_dir, config, log)
+    output = args.output or os.path.join(
+        REPO, 'runs', os.path.splitext(os.path.basename(args.config))[0])
+    latest = prepare_output(output, config, args.resume)
+    start_step = checkpoint_step(latest) if latest else 0
+
+    graph_obj = tf.Graph()
+    with graph_obj.as_default():
+        graph = TrainingGraph(config, data_dir,
+                              val_spec if train_cfg['validate_every'] else None)
+        dataset = pipeline.training_dataset(
+            data_dir, train_spec, num_frames=config['model']['num_frame'],
+            lr_crop=data_cfg['lr_crop'], batch_size=train_cfg['batch_size'],
+            seed=train_cfg['seed'], start_sample=start_step * train_cfg['batch_size'],
+            use_flip=data_cfg['use_flip'], use_rotation=data_cfg['use_rotation'],
+            use_temporal_reverse=data_cfg['use_temporal_reverse'],
+            num_parallel_calls=data_cfg['num_parallel_calls'], prefetch=data_cfg['prefetch'])
+        next_batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
+        writer = tf.compat.v1.summary.FileWriter(os.path.join(output, 'logs'), graph_obj)
+    graph_obj.finalize()
+    checkpoints = CheckpointManager(output, graph.saver, train_cfg['max_to_keep'])
+    # Saver and FileWriter refuse to work in eager mode: stay inside the graph context.
+    with graph_obj.as_default(), tf.compat.v1.Session(graph=graph_obj) as sess:
+        try:
+            if latest:
+                graph.saver.restore(sess, latest)
+                restored = int(sess.run(graph.global_step))
+                if restored != start_step:
+                    raise ValueError(f'{latest}: global_step is {restored}, the name says '
+                                     f'{start_step}')
+                log(f'resumed from {latest} at step {start_step}')
+            else:
+                sess.run(graph.init)
+            return run_loop(sess, graph, next_batch, checkpoints, writer, config, start_step,
+                            log, progress=not args.no_progress)
+        finally:
+            writer.close()
+
+
+def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, progress=True):
+    train_cfg = config['train']
+    max_steps, tsa_iter = train_cfg['max_steps'], train_cfg['tsa_iter']
+    limit = train_cfg['max_minutes'] * 60 if train_cfg['max_minutes'] else math.inf
+    wait_time = step_time = 0.0
+    last_saved, results, validated_at = None, None, None
+    if tsa_iter and fusion_warmup_active(step, tsa_iter):
+        log(f'training only the fusion module until step {tsa_iter - 1} (train.tsa_iter)')
+    bar = tqdm(total=max_steps, initial=step, desc='train', unit='step', dynamic_ncols=True,
+               disable=not progress, smoothing=0.1)
+    try:
+        while step < max_steps and step_time < limit:
+            start = time.perf_counter()
+            batch = sess.run(next_batch)
+            fetched = time.perf_counter()
+            warmup = fusion_warmup_active(step, tsa_iter)
+            fetches = {'op': graph.train_ops.fusion_only if warmup else graph.train_ops.full,
+                       'loss': graph.loss, 'lr': graph.train_ops.lr}
+            summary_step = (step + 1) % train_cfg['log_every'] == 0
+            if summary_step:
+                fetches.update(scalars=graph.scalar_summaries, max_offset=graph.max_offset)
+            if (step + 1) % train_cfg['image_summary_every'] == 0:
+                fetches['images'] = graph.image_summary
+            got = sess.run(fetches, {graph.lr_frames: batch['lr'], graph.gt: batch['gt']})
+            done = time.perf_counter()
+            wait_time += fetched - start
+            step_time += done - start
+            step += 1
+            if not np.isfinite(got['loss']):
+                kept = checkpoints.latest()
+                raise FloatingPointError(
+                    f'loss is {got["loss"]} at step {step}; stopped without saving. The last '
+                    f'good checkpoint is {kept or "none (no checkpoint saved yet)"}. Lower '
+                    f'train.lr, check the data, or resume from it with --resume')
+            if warmup and not fusion_warmup_active(step, tsa_iter):
+                log(f'step {step}: fusion warm-up over, training all parameters')
+            bar.update(1)
+            bar.set_postfix(loss=f'{got["loss"]:.4g}', lr=f'{got["lr"]:.3g}',
+                            wait=f'{100 * wait_time / step_time:.1f}%', refresh=False)
+            if summary_step:
+                writer.add_summary(got['scalars'], step)
+                writer.add_summary(monitor.scalar_summary(
+                    {'train/input_wait_share': wait_time / step_time}), step)
+                if got['max_offset'] > train_cfg['offset_warning_threshold']:
+                    bar.write(f'warning: step {step}: mean |DCN offset| is '
+                              f'{got["max_offset"]:.1f}, above '
+                              f'train.offset_warning_threshold '
+                              f'({train_cfg["offset_warning_threshold"]}); training may be '
+                              f'diverging')
+            if 'images' in got:
+                writer.add_summary(got['images'], step)
+            if step % train_cfg['checkpoint_every'] == 0:
+                last_saved = checkpoints.save(sess, step)
+            if train_cfg['validate_every'] and step % train_cfg['validate_every'] == 0 \
+                    and graph.evaluator is not None:
+                results, validated_at = validate(sess, graph, writer, step, bar.write), step
+    except KeyboardInterrupt:
+        bar.close()
+        step = int(sess.run(graph.global_step))  # the interrupted step may have completed
+        log(f'interrupted at step {step}; saving')
+    finally:
+        bar.close()
+    if step > 0 and (last_saved is None or checkpoint_step(last_saved) != step):
+        last_saved = checkpoints.save(sess, step)
+    share = 100 * wait_time / step_time if step_time else 0.0
+    log(f'stopped at step {step} after {step_time / 60:.1f} min of training steps; waiting '
+        f'on input took {share:.1f}% of step time; checkpoint {last_saved}')
+    if graph.evaluator is not None and validated_at != step:
+        results = validate(sess, graph, writer, step, log)
+    return step, results
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        train(args, log=lambda message: tqdm.write(str(message)))
+    except FloatingPointError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return EXIT_NONFINITE
+    except (ValueError, OSError, NotImplementedError) as e:  # bad config, data or folders
+        print(f'error: {e}', file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
