@@ -23,12 +23,14 @@ class CMakeBuild(build_ext):
     def build_extension(self, ext):
         build_dir = os.path.join(ROOT, "build", "cmake")
         os.makedirs(build_dir, exist_ok=True)
-        configure = ["cmake", "-S", ROOT, "-B", build_dir, f"-DPython3_EXECUTABLE={sys.executable}",
+        cmake = os.path.join(os.path.dirname(sys.executable), "cmake")  # pinned in requirements.txt
+        cmake = cmake if os.path.exists(cmake) else "cmake"
+        configure = [cmake, "-S", ROOT, "-B", build_dir, f"-DPython3_EXECUTABLE={sys.executable}",
                      "-DCMAKE_BUILD_TYPE=Release"]
         if os.environ.get("EDVR_ARCH_FLAGS") is not None:
             configure.append(f"-DEDVR_ARCH_FLAGS={os.environ['EDVR_ARCH_FLAGS']}")
         subprocess.check_call(configure)
-        subprocess.check_call(["cmake", "--build", build_dir, "--parallel", str(os.cpu_count() or 1)])
+        subprocess.check_call([cmake, "--build", build_dir, "--parallel", str(os.cpu_count() or 1)])
         built = os.path.join(ROOT, "ops", "_edvr_ops.so")
         if not self.inplace:  # also place a copy where setuptools expects the extension
             target = self.get_ext_fullpath(ext.name)

@@ -2,7 +2,7 @@
 //
 // Both passes walk the output pixels (n, ho, wo) and, for each, its G*K taps
 // q = g*K + k: first the taps' positions are computed and located a vector of
-// taps at a time (LocateBilinearLanes), then each tap's group of channels is
+// taps at a time (PointTable::Locate), then each tap's group of channels is
 // moved a vector of channels at a time.
 #include "deformable_offsets.h"
 
@@ -23,7 +23,6 @@ struct Taps {
   std::vector<int64_t> base_y, base_x;    // i*dh and j*dw
 };
 
-template <typename T>
 Taps MakeTaps(const DeformableOffsetsGeometry& geo) {
   const int64_t k_points = geo.kernel_h * geo.kernel_w, cg = geo.channels / geo.groups;
   const int64_t y_row = geo.out_width * geo.kernel_w * geo.channels;  // one row of y
@@ -60,7 +59,7 @@ template <typename T>
 void DeformableOffsetsForward(const DeformableOffsetsGeometry& geo, const T* x, const T* offsets,
                               T* y, const ParallelFor& parallel_for) {
   const int64_t cg = geo.channels / geo.groups;
-  const Taps taps = MakeTaps<T>(geo);
+  const Taps taps = MakeTaps(geo);
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t y_row = geo.out_width * geo.kernel_w * geo.channels;
   const int64_t y_batch = geo.out_height * geo.kernel_h * y_row;
@@ -74,9 +73,11 @@ void DeformableOffsetsForward(const DeformableOffsetsGeometry& geo, const T* x, 
         const int64_t n = unit / geo.out_height, ho = unit % geo.out_height;
         const T* image = x + n * image_size;
         for (int64_t wo = 0; wo < geo.out_width; ++wo) {
-          const T* off_pixel = offsets + ((n * geo.out_height + ho) * geo.out_width + wo) * 3 * taps.count;
+          const int64_t pixel_index = (n * geo.out_height + ho) * geo.out_width + wo;
+          const T* off_pixel = offsets + pixel_index * 3 * taps.count;
           LocatePixelTaps(geo, taps, off_pixel, ho, wo, &table);
-          T* y_pixel = y + n * y_batch + ho * geo.kernel_h * y_row + wo * geo.kernel_w * geo.channels;
+          T* y_pixel =
+              y + n * y_batch + ho * geo.kernel_h * y_row + wo * geo.kernel_w * geo.channels;
           for (int64_t q = 0; q < taps.count; ++q) {
             const T mask = geo.modulated ? off_pixel[2 * taps.count + q] : T(1);
             SampleTableChannels<kChannels>(image + taps.group_channel[q], table, q, mask, cg,
@@ -94,7 +95,7 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
                                const ParallelFor& parallel_for) {
   const int64_t k_points = geo.kernel_h * geo.kernel_w;
   const int64_t cg = geo.channels / geo.groups;
-  const Taps taps = MakeTaps<T>(geo);
+  const Taps taps = MakeTaps(geo);
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t pixels = geo.in_height * geo.in_width;
   const int64_t y_row = geo.out_width * geo.kernel_w * geo.channels;
