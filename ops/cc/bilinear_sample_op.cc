@@ -2,7 +2,7 @@
 // shape function, and CPU kernels that validate, allocate and dispatch to
 // kernels/cpu/bilinear_sample.
 #include "kernels/cpu/bilinear_sample.h"
-#include "ops/cc/cpu_parallel.h"
+#include "ops/cc/op_util.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -75,11 +75,7 @@ REGISTER_OP("EdvrBilinearSampleGrad")
     .Output("grad_x: T")
     .Output("grad_coords: T")
     .Attr("T: {float, double}")
-    .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->input(1));
-      c->set_output(1, c->input(2));
-      return tf::Status();
-    })
+    .SetShapeFn(GradientShapes)
     .Doc("Gradients of EdvrBilinearSample with respect to x and coords.");
 
 tf::TensorShape OutputShape(const tf::TensorShape& coords, int64_t channels) {
@@ -119,18 +115,9 @@ class BilinearSampleGradOp : public tf::OpKernel {
     BilinearSampleGeometry geo;
     OP_REQUIRES_OK(context, CheckInputs(x.shape(), coords.shape(), &geo));
     const tf::TensorShape y_shape = OutputShape(coords.shape(), geo.channels);
-    OP_REQUIRES(context, grad.shape() == y_shape,
-                InvalidArgument("grad must have the shape of the forward output ",
-                                y_shape.DebugString(), ", got ", grad.shape().DebugString()));
     tf::Tensor* grad_x = nullptr;
     tf::Tensor* grad_coords = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(0, x.shape(), &grad_x));
-    OP_REQUIRES_OK(context, context->allocate_output(1, coords.shape(), &grad_coords));
-    if (grad.NumElements() == 0) {
-      grad_x->flat<T>().setZero();
-      grad_coords->flat<T>().setZero();
-      return;
-    }
+    if (!AllocateGradients<T>(context, y_shape, &grad_x, &grad_coords)) return;
     BilinearSampleBackward<T>(geo, x.flat<T>().data(), coords.flat<T>().data(),
                               grad.flat<T>().data(), grad_x->flat<T>().data(),
                               grad_coords->flat<T>().data(), TensorFlowParallelFor(context));

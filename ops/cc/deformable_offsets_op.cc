@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "kernels/cpu/deformable_offsets.h"
-#include "ops/cc/cpu_parallel.h"
+#include "ops/cc/op_util.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -192,11 +192,7 @@ REGISTER_OP("EdvrDeformableOffsetsGrad")
     .Output("grad_x: T")
     .Output("grad_offsets: T")
     .EDVR_DEFORMABLE_OFFSETS_ATTRS
-    .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->input(1));
-      c->set_output(1, c->input(2));
-      return tf::Status();
-    })
+    .SetShapeFn(GradientShapes)
     .Doc("Gradients of EdvrDeformableOffsets with respect to x and offsets.");
 
 template <typename T>
@@ -241,18 +237,9 @@ class DeformableOffsetsGradOp : public tf::OpKernel {
     OP_REQUIRES_OK(context, CheckInputs(attrs_, x.shape(), offsets.shape(), &geo));
     const tf::TensorShape y_shape({geo.batch, geo.out_height * geo.kernel_h,
                                    geo.out_width * geo.kernel_w, geo.channels});
-    OP_REQUIRES(context, grad.shape() == y_shape,
-                InvalidArgument("grad must have the shape of the forward output ",
-                                y_shape.DebugString(), ", got ", grad.shape().DebugString()));
     tf::Tensor* grad_x = nullptr;
     tf::Tensor* grad_offsets = nullptr;
-    OP_REQUIRES_OK(context, context->allocate_output(0, x.shape(), &grad_x));
-    OP_REQUIRES_OK(context, context->allocate_output(1, offsets.shape(), &grad_offsets));
-    if (grad.NumElements() == 0) {
-      grad_x->flat<T>().setZero();
-      grad_offsets->flat<T>().setZero();
-      return;
-    }
+    if (!AllocateGradients<T>(context, y_shape, &grad_x, &grad_offsets)) return;
     DeformableOffsetsBackward<T>(geo, x.flat<T>().data(), offsets.flat<T>().data(),
                                  grad.flat<T>().data(), grad_x->flat<T>().data(),
                                  grad_offsets->flat<T>().data(), CpuThreads(context),

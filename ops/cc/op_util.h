@@ -1,0 +1,64 @@
+// What the op registrations share: TensorFlow's CPU thread pool as the kernels'
+// ParallelFor, and the checks, shapes and allocation of gradient ops.
+#ifndef EDVR_OPS_CC_OP_UTIL_H_
+#define EDVR_OPS_CC_OP_UTIL_H_
+
+#include "kernels/cpu/parallel.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace edvr {
+
+inline ParallelFor TensorFlowParallelFor(::tensorflow::OpKernelContext* context) {
+  const auto* workers = context->device()->tensorflow_cpu_worker_threads();
+  return [workers](int64_t total, int64_t cost_per_unit,
+                   const std::function<void(int64_t, int64_t)>& work) {
+    ::tensorflow::Shard(workers->num_threads, workers->workers, total, cost_per_unit,
+                        [&work](int64_t begin, int64_t end) { work(begin, end); });
+  };
+}
+
+inline int64_t CpuThreads(::tensorflow::OpKernelContext* context) {
+  return context->device()->tensorflow_cpu_worker_threads()->num_threads;
+}
+
+// Shape function of a gradient op (grad, a, b) -> (grad_a, grad_b).
+inline ::tensorflow::Status GradientShapes(::tensorflow::shape_inference::InferenceContext* c) {
+  c->set_output(0, c->input(1));
+  c->set_output(1, c->input(2));
+  return ::tensorflow::Status();
+}
+
+// For a gradient op (grad, a, b) -> (grad_a, grad_b): checks that grad (input 0)
+// has the forward output's shape, allocates the outputs shaped like inputs 1 and 2,
+// and returns whether there is anything to compute (if not, they are zeroed).
+template <typename T>
+bool AllocateGradients(::tensorflow::OpKernelContext* context,
+                       const ::tensorflow::TensorShape& y_shape, ::tensorflow::Tensor** grad_a,
+                       ::tensorflow::Tensor** grad_b) {
+  const ::tensorflow::Tensor& grad = context->input(0);
+  if (grad.shape() != y_shape) {
+    context->CtxFailure(::tensorflow::errors::InvalidArgument(
+        "grad must have the shape of the forward output ", y_shape.DebugString(), ", got ",
+        grad.shape().DebugString()));
+    return false;
+  }
+  for (int i = 0; i < 2; ++i) {
+    ::tensorflow::Tensor** out = i == 0 ? grad_a : grad_b;
+    const ::tensorflow::Status status =
+        context->allocate_output(i, context->input(i + 1).shape(), out);
+    if (!status.ok()) {
+      context->CtxFailure(status);
+      return false;
+    }
+  }
+  if (grad.NumElements() > 0) return true;
+  (*grad_a)->flat<T>().setZero();
+  (*grad_b)->flat<T>().setZero();
+  return false;
+}
+
+}  // namespace edvr
+
+#endif  // EDVR_OPS_CC_OP_UTIL_H_
