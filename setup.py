@@ -31,11 +31,13 @@ class CMakeBuild(build_ext):
             configure.append(f"-DEDVR_ARCH_FLAGS={os.environ['EDVR_ARCH_FLAGS']}")
         subprocess.check_call(configure)
         subprocess.check_call([cmake, "--build", build_dir, "--parallel", str(os.cpu_count() or 1)])
-        built = os.path.join(ROOT, "ops", "_edvr_ops.so")
-        if not self.inplace:  # also place a copy where setuptools expects the extension
-            target = self.get_ext_fullpath(ext.name)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            self.copy_file(built, target)
+        # CMake already wrote ops/_edvr_ops.so; a copy goes where setuptools packs extensions.
+        target = self.get_ext_fullpath(ext.name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        self.copy_file(os.path.join(ROOT, "ops", "_edvr_ops.so"), target)
+
+    def copy_extensions_to_source(self):
+        """--inplace: nothing to copy, CMake builds into ops/ (under the name `ops` loads)."""
 
 
 setup(

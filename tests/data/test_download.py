@@ -65,8 +65,10 @@ class ZipServer:
                 if server.cut_count:
                     server.cut_count -= 1
                     body = body[:server.cut_after]
-                self.wfile.write(body)
+                # Counted before writing: the client may finish reading (and the test
+                # assert) before this thread runs again after the write.
                 server.sent += len(body)
+                self.wfile.write(body)
                 self.close_connection = True
 
         self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
