@@ -1,10 +1,12 @@
 """deformable_offsets on both backends against the float64 NumPy loop reference."""
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import ops
-from ops import numpy_reference
+from ops import _native, numpy_reference
 
 from .cases import GEOMETRIES, GRADIENT_GEOMETRIES, far_offsets, integer_offsets, offsets_shape, random_offsets
 from .conftest import tolerance
@@ -41,24 +43,16 @@ def test_matches_numpy_reference(backend, name, kind, dtype):
 
 def test_integer_offsets_on_border_are_exactly_zero(backend):
     """Points on row -1 or H (or column -1 or W) give exactly 0; on pixels, the pixel."""
-    x = np.arange(1, 1 + 3 * 4, dtype=np.float32).reshape(1, 3, 4, 1)
-    # 1x1 kernel on a 1x1 output grid: offsets [1, 1, 1, 3] = (dx, dy, mask).
-    for (py, px), expected in {(-1, 0): 0, (3, 2): 0, (1, -1): 0, (0, 4): 0, (2, 3): 12,
-                               (0, 0): 1, (1, 2): 7}.items():
-        offsets = np.array([px, py, 1.0], np.float32).reshape(1, 1, 1, 3)
-        y = ops.deformable_offsets(x[:, :1, :1] * 0 + x[:, :1, :1], offsets, (1, 1)).numpy()
-        # The 1x1 input above only fixes the output grid; sample the real image below.
-        y = ops.deformable_offsets(x, np.tile(offsets, (1, 3, 4, 1)) -
-                                   _base_grid(3, 4), (1, 1)).numpy()
-        assert y[0, 0, 0, 0] == expected, (py, px)
-
-
-def _base_grid(h, w):
-    """Offsets that cancel the base position of every output pixel of a 1x1 kernel."""
-    grid = np.zeros((1, h, w, 3), np.float32)
-    grid[..., 0] = np.arange(w)[None, :]
-    grid[..., 1] = np.arange(h)[:, None]
-    return grid
+    x = np.arange(1, 1 + 3 * 4, dtype=np.float32).reshape(1, 3, 4, 1)  # x[0, y, x, 0] = 4y + x + 1
+    cases = {(-1, 0): 0, (3, 2): 0, (1, -1): 0, (0, 4): 0, (2, 3): 12, (0, 0): 1, (1, 2): 7}
+    for (py, px), expected in cases.items():
+        # A 1x1 kernel over the 3x4 grid; every output pixel (ho, wo) samples (py, px).
+        offsets = np.zeros((1, 3, 4, 3), np.float32)
+        offsets[..., 0] = px - np.arange(4)[None, :]
+        offsets[..., 1] = py - np.arange(3)[:, None]
+        offsets[..., 2] = 1.0
+        y = ops.deformable_offsets(x, offsets, (1, 1)).numpy()
+        assert (y == expected).all(), ((py, px), y[0, :, :, 0])
 
 
 def test_zero_offsets_unit_mask_is_im2col(backend):
@@ -114,10 +108,8 @@ def test_gradient_unmodulated_mask_is_zero(backend):
 
 def test_backends_agree_float32(monkeypatch):
     """native and reference agree to float32 rounding, forward and backward."""
-    pytest.importorskip("ops._native")
-    from ops import _native
-    if not __import__("os").path.exists(_native.LIBRARY_PATH):
-        pytest.skip("native op library not built")
+    if not os.path.exists(_native.LIBRARY_PATH):
+        pytest.skip("native op library not built: run `python setup.py build_ext --inplace`")
     x, offsets, geo = make_inputs("groups8_dilation2", "random", np.float32, seed=7)
     results = {}
     for name in ("native", "reference"):
