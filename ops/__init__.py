@@ -8,8 +8,11 @@ the same results to float32 rounding:
 - ``reference``: pure TF gathers, differentiated by autodiff.
 
 ``EDVR_OPS_BACKEND`` = ``auto`` (default: native if it loads, else reference with
-one warning), ``native`` (fails loudly if the library is missing) or ``reference``.
+one warning), ``native`` (fails loudly if the library is missing), ``reference``, or
+``npu``: the same op types as native, which CANN's TF adapter (``npu_bridge``) runs
+with our TBE kernels on Ascend (kernels/tbe); it needs npu_bridge and the op library.
 """
+import importlib
 import os
 import warnings
 
@@ -20,25 +23,31 @@ from . import reference
 
 __all__ = ["backend", "deformable_offsets", "deform_conv2d", "bilinear_sample"]
 
-BACKENDS = ("auto", "native", "reference")
+BACKENDS = ("auto", "native", "reference", "npu")
 _fallback_warned = False
 
 
 def backend():
-    """Name of the active backend: 'native' or 'reference'."""
+    """Name of the active backend: 'native', 'reference' or 'npu'."""
     global _fallback_warned
     choice = os.environ.get("EDVR_OPS_BACKEND", "auto").strip().lower() or "auto"
     if choice not in BACKENDS:
         raise ValueError(f"EDVR_OPS_BACKEND must be one of {BACKENDS}, got {choice!r}")
     if choice == "reference":
         return "reference"
+    if choice == "npu":
+        try:
+            importlib.import_module("npu_bridge")
+        except ImportError as error:
+            raise RuntimeError(f"EDVR_OPS_BACKEND=npu needs CANN's TensorFlow adapter "
+                               f"(npu_bridge), which cannot be imported: {error}") from error
     from . import _native
     try:
         _native.load()
-        return "native"
+        return "npu" if choice == "npu" else "native"
     except (OSError, tf.errors.NotFoundError) as error:
-        if choice == "native":
-            raise RuntimeError(f"EDVR_OPS_BACKEND=native but the native op library cannot be "
+        if choice in ("native", "npu"):
+            raise RuntimeError(f"EDVR_OPS_BACKEND={choice} but the native op library cannot be "
                                f"loaded: {error}") from error
         if not _fallback_warned:
             warnings.warn(f"edvr ops: using the slow pure-TF reference backend because the native "
