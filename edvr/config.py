@@ -75,6 +75,10 @@ SCHEMA = {
         'validate_every': (5000, _INT),   # 0: no validation, not even at the end
         'val_crop_border': (0, _INT),
         'offset_warning_threshold': (100.0, float),
+        # --device npu only (edvr.npu): precision_mode allow_mix_precision, and the loss scale:
+        # 'dynamic', a positive number (fixed) or null (none).
+        'mixed_precision': (True, bool),
+        'loss_scale': ('dynamic', (str, float, type(None))),
     },
     'data': {
         'lr_crop': (64, _INT),            # LR training crop; the GT crop is 4x

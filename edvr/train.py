@@ -1,12 +1,17 @@
 """Trains EDVR (TF1 graph, Session) on a dataset in the seed layout.
 
     python -m edvr.train --config CFG --data_dir DIR --output DIR [--max_steps N]
-        [--batch_size N] [--max_minutes M] [--resume] [--device cpu]
+        [--batch_size N] [--max_minutes M] [--resume] [--device cpu|npu]
 
 With no arguments: ``configs/edvr_tiny.yaml`` on ``data/synthetic`` (generated on first use)
 into ``runs/edvr_tiny``. Options come from the config's ``train:`` and ``data:`` sections.
 Each step fetches its batch from the tf.data pipeline and feeds it to the train op; the time
 spent waiting for that batch is logged as the input-wait share of step time.
+
+``--device npu`` trains on an Ascend NPU through CANN's TF adapter (``edvr.npu``: session
+config, ``train.mixed_precision``, ``train.loss_scale``, HCCL data parallelism from
+RANK_SIZE/RANK_ID/DEVICE_ID/RANK_TABLE_FILE); only rank 0 writes checkpoints, summaries and
+validation.
 """
 
 import argparse
@@ -20,6 +25,7 @@ import tensorflow as tf
 import yaml
 from tqdm import tqdm
 
+from edvr import npu
 from edvr.config import load_config
 from edvr.data import pipeline, reds, synthetic
 from edvr.evaluation import Evaluator, format_table
@@ -40,7 +46,7 @@ EXIT_NONFINITE = 3
 class TrainingGraph:
     """The training graph: fed batches, the model, loss, train ops, monitors, validation."""
 
-    def __init__(self, config, data_dir, val_spec):
+    def __init__(self, config, data_dir, val_spec, wrap_optimizer=None):
         model_cfg, train_cfg, data_cfg = config['model'], config['train'], config['data']
         batch, crop, frames = train_cfg['batch_size'], data_cfg['lr_crop'], model_cfg['num_frame']
         tf.compat.v1.set_random_seed(train_cfg['seed'])
@@ -51,7 +57,8 @@ class TrainingGraph:
         self.output, endpoints = build_edvr(self.lr_frames, model_cfg)
         self.loss = pixel_loss(self.output, self.gt, train_cfg['loss'],
                                train_cfg['loss_reduction'], train_cfg['charbonnier_eps'])
-        self.train_ops = build_train_ops(self.loss, self.global_step, train_cfg)
+        self.train_ops = build_train_ops(self.loss, self.global_step, train_cfg,
+                                         wrap_optimizer=wrap_optimizer)
         self.offsets, self.max_offset = monitor.offset_magnitudes(endpoints['dcn_offsets'])
         scalars = [tf.compat.v1.summary.scalar('train/loss', self.loss),
                    tf.compat.v1.summary.scalar('train/lr', self.train_ops.lr),
@@ -115,9 +122,9 @@ def prepare_data(data_dir, config, log):
     return data_dir, train_spec, val_spec
 
 
-def prepare_output(output, config, resume):
+def prepare_output(output, config, resume, chief=True):
     """Creates the run folder; refuses to overwrite a run unless resuming. Returns the latest
-    checkpoint to resume from (or None)."""
+    checkpoint to resume from (or None). Only the ``chief`` (rank 0) writes the config copy."""
     os.makedirs(output, exist_ok=True)
     latest = tf.compat.v1.train.latest_checkpoint(output)
     saved_config = os.path.join(output, 'config.yaml')
@@ -132,8 +139,9 @@ def prepare_output(output, config, resume):
         if previous.get('model') != config['model']:
             raise ValueError(f'--resume: model section of the config differs from the one the '
                              f'run in {output} was started with ({saved_config})')
-    with open(saved_config, 'w') as f:
-        yaml.safe_dump({k: dict(v) for k, v in config.items()}, f, sort_keys=False)
+    if chief:
+        with open(saved_config, 'w') as f:
+            yaml.safe_dump({k: dict(v) for k, v in config.items()}, f, sort_keys=False)
     return latest
 
 
@@ -148,23 +156,40 @@ def validate(sess, graph, writer, step, log):
     return results
 
 
+class _NoSummaries:
+    """The summary writer of ranks other than 0: only rank 0 writes TensorBoard logs."""
+
+    def add_summary(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
 def train(args, log=print):
     """Runs training as ``args`` say; returns (last step, final validation results or None)."""
-    if args.device != 'cpu':
-        raise NotImplementedError(f'--device {args.device}: only cpu is supported here; the '
-                                  f'NPU path comes with the Ascend issue')
     config = prepare_config(args)
     train_cfg, data_cfg = config['train'], config['data']
+    setup = None  # --device cpu: plain optimisers, default session
+    if args.device == 'npu':  # first: without npu_bridge, stop before touching the data
+        setup = npu.NpuTraining.from_env(mixed_precision=train_cfg['mixed_precision'],
+                                         loss_scale=train_cfg['loss_scale'])
+        log(f'npu: rank {setup.cluster.rank_id} of {setup.cluster.rank_size}, device '
+            f'{setup.cluster.device_id}, precision_mode {setup.precision_mode}, loss scale '
+            f'{setup.loss_scale}')
+    chief = setup is None or setup.cluster.rank_id == 0
     data_dir, train_spec, val_spec = prepare_data(args.data_dir, config, log)
     output = args.output or os.path.join(
         REPO, 'runs', os.path.splitext(os.path.basename(args.config))[0])
-    latest = prepare_output(output, config, args.resume)
+    latest = prepare_output(output, config, args.resume, chief)
     start_step = checkpoint_step(latest) if latest else 0
 
     graph_obj = tf.Graph()
     with graph_obj.as_default():
         graph = TrainingGraph(config, data_dir,
-                              val_spec if train_cfg['validate_every'] else None)
+                              val_spec if train_cfg['validate_every'] and chief else None,
+                              wrap_optimizer=setup.wrap_optimizer if setup else None)
+        broadcast = setup.broadcast_variables() if setup else None
         dataset = pipeline.training_dataset(
             data_dir, train_spec, num_frames=config['model']['num_frame'],
             lr_crop=data_cfg['lr_crop'], batch_size=train_cfg['batch_size'],
@@ -173,11 +198,14 @@ def train(args, log=print):
             use_temporal_reverse=data_cfg['use_temporal_reverse'],
             num_parallel_calls=data_cfg['num_parallel_calls'], prefetch=data_cfg['prefetch'])
         next_batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
-        writer = tf.compat.v1.summary.FileWriter(os.path.join(output, 'logs'), graph_obj)
+        writer = (tf.compat.v1.summary.FileWriter(os.path.join(output, 'logs'), graph_obj)
+                  if chief else _NoSummaries())
     graph_obj.finalize()
     checkpoints = CheckpointManager(output, graph.saver, train_cfg['max_to_keep'])
+    session_config = setup.session_config() if setup else None
     # Saver and FileWriter refuse to work in eager mode: stay inside the graph context.
-    with graph_obj.as_default(), tf.compat.v1.Session(graph=graph_obj) as sess:
+    with graph_obj.as_default(), \
+            tf.compat.v1.Session(graph=graph_obj, config=session_config) as sess:
         try:
             if latest:
                 graph.saver.restore(sess, latest)
@@ -188,13 +216,17 @@ def train(args, log=print):
                 log(f'resumed from {latest} at step {start_step}')
             else:
                 sess.run(graph.init)
+            if broadcast is not None:
+                sess.run(broadcast)  # every rank starts from rank 0's variables
             return run_loop(sess, graph, next_batch, checkpoints, writer, config, start_step,
-                            log, progress=not args.no_progress)
+                            log, progress=not args.no_progress, chief=chief)
         finally:
             writer.close()
 
 
-def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, progress=True):
+def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, progress=True,
+             chief=True):
+    """The training steps; checkpoints are saved only by the ``chief`` (rank 0)."""
     train_cfg = config['train']
     max_steps, tsa_iter = train_cfg['max_steps'], train_cfg['tsa_iter']
     limit = train_cfg['max_minutes'] * 60 if train_cfg['max_minutes'] else math.inf
@@ -245,7 +277,7 @@ def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, pr
                               f'diverging')
             if 'images' in got:
                 writer.add_summary(got['images'], step)
-            if step % train_cfg['checkpoint_every'] == 0:
+            if chief and step % train_cfg['checkpoint_every'] == 0:
                 last_saved = checkpoints.save(sess, step)
             if train_cfg['validate_every'] and step % train_cfg['validate_every'] == 0 \
                     and graph.evaluator is not None:
@@ -256,7 +288,7 @@ def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, pr
         log(f'interrupted at step {step}; saving')
     finally:
         bar.close()
-    if step > 0 and (last_saved is None or checkpoint_step(last_saved) != step):
+    if chief and step > 0 and (last_saved is None or checkpoint_step(last_saved) != step):
         last_saved = checkpoints.save(sess, step)
     share = 100 * wait_time / step_time if step_time else 0.0
     log(f'stopped at step {step} after {step_time / 60:.1f} min of training steps; waiting '
@@ -273,7 +305,7 @@ def main(argv=None):
     except FloatingPointError as e:
         print(f'error: {e}', file=sys.stderr)
         return EXIT_NONFINITE
-    except (ValueError, OSError, NotImplementedError) as e:  # bad config, data or folders
+    except (ValueError, OSError, npu.NpuUnavailableError) as e:  # bad config, data, folders
         print(f'error: {e}', file=sys.stderr)
         return EXIT_USAGE
     return 0

@@ -11,12 +11,17 @@ bias correction, as PyTorch's per-parameter Adam state does):
 Two train ops share those optimisers: ``full`` updates every group; ``fusion_only`` updates
 only the fusion variables, for BasicSR's warm-up (iterations 1 .. tsa_iter - 1, i.e. while
 fewer than ``tsa_iter - 1`` steps are done; from iteration ``tsa_iter`` on, everything trains).
+
+With ``wrap_optimizer`` (e.g. ``edvr.npu.NpuTraining.wrap_optimizer`` for loss scaling and
+HCCL all-reduce), each train op is ``wrap_optimizer(GroupedOptimizer(...)).minimize(...)`` over
+the same groups and optimisers, so the wrapper sees one backward pass for all of them.
 """
 
 import collections
 
 import tensorflow as tf
 
+from edvr.npu import GroupedOptimizer
 from edvr.training.lr_schedule import cosine_annealing_restart_lr
 
 TrainOps = collections.namedtuple('TrainOps', 'full fusion_only lr groups')
@@ -45,7 +50,7 @@ def fusion_warmup_active(steps_done, tsa_iter):
     return tsa_iter > 0 and steps_done + 1 < tsa_iter
 
 
-def build_train_ops(loss, global_step, train_cfg, variables=None):
+def build_train_ops(loss, global_step, train_cfg, variables=None, wrap_optimizer=None):
     """Builds the ``full`` and ``fusion_only`` train ops and the lr tensor.
 
     Args:
@@ -54,6 +59,8 @@ def build_train_ops(loss, global_step, train_cfg, variables=None):
       train_cfg: the ``train`` config section (lr, beta1, beta2, scheduler_periods,
         restart_weights, eta_min, dcn_lr_mul, tsa_iter).
       variables: the variables to train (default: all trainable).
+      wrap_optimizer: None (plain per-group ``apply_gradients``), or a function from an
+        optimizer to an optimizer whose ``minimize`` builds the update.
     Returns:
       TrainOps(full, fusion_only (None when tsa_iter is 0), lr (float32 scalar, the base
       group's), groups (the variable groups)).
@@ -73,6 +80,14 @@ def build_train_ops(loss, global_step, train_cfg, variables=None):
 
     def apply(names):
         var_list = [v for name in names for v in groups[name]]
+        if wrap_optimizer is not None:
+            grouped = GroupedOptimizer([(optimizers[name], groups[name]) for name in names])
+            # global_step is not passed to minimize: a loss-scale wrapper may skip
+            # apply_gradients on overflow (TF's LossScaleOptimizer does, in a tf.cond), and
+            # with it the increment; the step must advance exactly once per run, as below.
+            update = wrap_optimizer(grouped).minimize(loss, var_list=var_list)
+            with tf.control_dependencies([update]):
+                return tf.compat.v1.assign_add(global_step, 1).op
         grads = tf.gradients(loss, var_list)
         updates, start = [], 0
         for name in names:

@@ -31,6 +31,9 @@ def check_train_config(config, source='<config>'):
         fail('train.loss', train['loss'], f'one of {LOSSES}')
     if train['loss_reduction'] not in REDUCTIONS:
         fail('train.loss_reduction', train['loss_reduction'], f'one of {REDUCTIONS}')
+    scale = train['loss_scale']
+    if scale is not None and scale != 'dynamic' and not (isinstance(scale, float) and scale > 0):
+        fail('train.loss_scale', scale, "'dynamic', a positive number or null")
     if train['max_minutes'] is not None and train['max_minutes'] <= 0:
         fail('train.max_minutes', train['max_minutes'], 'positive or null')
     try:
