@@ -13,12 +13,6 @@ namespace edvr {
 using ParallelFor = std::function<void(int64_t total, int64_t cost_per_unit,
                                        const std::function<void(int64_t, int64_t)>& work)>;
 
-// A ParallelFor that runs everything on the calling thread.
-inline void SerialFor(int64_t total, int64_t /*cost_per_unit*/,
-                      const std::function<void(int64_t, int64_t)>& work) {
-  if (total > 0) work(0, total);
-}
-
 }  // namespace edvr
 
 #endif  // EDVR_KERNELS_CPU_PARALLEL_H_

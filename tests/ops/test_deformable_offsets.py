@@ -1,15 +1,13 @@
 """deformable_offsets on both backends against the float64 NumPy loop reference."""
-import os
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import ops
-from ops import _native, numpy_reference
+from ops import numpy_reference
 
 from .cases import GEOMETRIES, GRADIENT_GEOMETRIES, far_offsets, integer_offsets, offsets_shape, random_offsets
-from .conftest import tolerance
+from .conftest import assert_backends_agree, tolerance
 
 OFFSET_KINDS = ("random", "far", "integer")
 
@@ -108,20 +106,9 @@ def test_gradient_unmodulated_mask_is_zero(backend):
 
 def test_backends_agree_float32(monkeypatch):
     """native and reference agree to float32 rounding, forward and backward."""
-    if not os.path.exists(_native.LIBRARY_PATH):
-        pytest.skip("native op library not built: run `python setup.py build_ext --inplace`")
     x, offsets, geo = make_inputs("groups8_dilation2", "random", np.float32, seed=7)
-    results = {}
-    for name in ("native", "reference"):
-        monkeypatch.setenv("EDVR_OPS_BACKEND", name)
-        xt, ot = tf.constant(x), tf.constant(offsets)
-        with tf.GradientTape() as tape:
-            tape.watch([xt, ot])
-            y = ops.deformable_offsets(xt, ot, **geo)
-            loss = tf.reduce_sum(y * y)
-        results[name] = [y.numpy()] + [g.numpy() for g in tape.gradient(loss, [xt, ot])]
-    for native, reference in zip(results["native"], results["reference"]):
-        np.testing.assert_allclose(native, reference, rtol=1e-5, atol=1e-5)
+    assert_backends_agree(monkeypatch, lambda a, b: ops.deformable_offsets(a, b, **geo),
+                          [x, offsets])
 
 
 def test_graph_mode_with_unknown_shapes(backend):

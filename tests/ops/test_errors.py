@@ -1,5 +1,4 @@
 """Bad input raises an error naming the argument, what it got and what it expected."""
-import os
 
 import numpy as np
 import pytest
@@ -7,6 +6,8 @@ import tensorflow as tf
 
 import ops
 from ops import _native
+
+from .conftest import require_native
 
 X = np.zeros((2, 6, 6, 4), np.float32)
 OFFSETS = np.zeros((2, 6, 6, 27), np.float32)  # 3x3 kernel, pads 1, G = 1
@@ -128,8 +129,7 @@ NATIVE_RUNTIME_ERRORS = [
 
 @pytest.mark.parametrize("op,overrides,message", NATIVE_RUNTIME_ERRORS)
 def test_native_runtime_errors(monkeypatch, op, overrides, message):
-    if not os.path.exists(_native.LIBRARY_PATH):
-        pytest.skip("native op library not built")
+    require_native()
     monkeypatch.setenv("EDVR_OPS_BACKEND", "native")
     if op == "deformable_offsets":
         values = dict(x=X, offsets=OFFSETS, ksize=(3, 3), pads=PADS)

@@ -1,6 +1,5 @@
 """EDVR_OPS_BACKEND=npu: the graph holds our Edvr* op types (which CANN's TF adapter maps
 to the TBE kernels of kernels/tbe), and a missing npu_bridge is a clear error."""
-import os
 import sys
 import types
 
@@ -9,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 import ops
-from ops import _native
+
+from .conftest import require_native
 
 
 def test_missing_npu_bridge_is_named(monkeypatch):
@@ -21,8 +21,7 @@ def test_missing_npu_bridge_is_named(monkeypatch):
 
 
 def test_npu_backend_emits_our_op_types(monkeypatch):
-    if not os.path.exists(_native.LIBRARY_PATH):
-        pytest.skip("native op library not built: run `python setup.py build_ext --inplace`")
+    require_native()
     monkeypatch.setenv("EDVR_OPS_BACKEND", "npu")
     monkeypatch.setitem(sys.modules, "npu_bridge", types.ModuleType("npu_bridge"))
     assert ops.backend() == "npu"
