@@ -11,6 +11,10 @@ the same results to float32 rounding:
 one warning), ``native`` (fails loudly if the library is missing), ``reference``, or
 ``npu``: the same op types as native, which CANN's TF adapter (``npu_bridge``) runs
 with our TBE kernels on Ascend (kernels/tbe); it needs npu_bridge and the op library.
+With ``npu``, ``EDVR_OPS_NPU_DEFORMABLE=builtin`` (default ``custom``) makes
+deformable_offsets use CANN's built-in ``DeformableOffsets`` instead where it can (one
+deformable group, float16/float32, modulated) and keep our op, with a warning, elsewhere
+(ops/_npu_builtin.py).
 """
 import importlib
 import os
@@ -72,14 +76,19 @@ def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dil
     """
     geo = _checks.geometry("deformable_offsets", ksize, strides, pads, dilations,
                            deformable_groups, modulated)
-    if backend() == "reference":
+    active = backend()
+    if active == "reference":
         return reference.deformable_offsets(x, offsets, ksize, strides, pads, dilations,
                                             deformable_groups, modulated, name)
-    from . import _native
+    from . import _native, _npu_builtin
     with tf.compat.v1.name_scope(name, "DeformableOffsets", [x, offsets]) as scope:
         x = tf.convert_to_tensor(x)
         offsets = tf.convert_to_tensor(offsets, dtype=x.dtype)
         _checks.deformable_offsets_shapes("deformable_offsets", x, offsets, geo)
+        if active == "npu" and _npu_builtin.selected():
+            adapter = _npu_builtin.usable_for(x.dtype, geo)
+            if adapter is not None:
+                return _npu_builtin.deformable_offsets(adapter, x, offsets, geo, name=scope)
         return _native.deformable_offsets(x, offsets, geo, name=scope)
 
 
