@@ -10,7 +10,8 @@ spent waiting for that batch is logged as the input-wait share of step time.
 
 ``--device npu`` trains on an Ascend NPU through CANN's TF adapter (``edvr.npu``: session
 config, ``train.mixed_precision``, ``train.loss_scale``, HCCL data parallelism from
-RANK_SIZE/RANK_ID/DEVICE_ID/RANK_TABLE_FILE); only rank 0 writes checkpoints, summaries and
+RANK_SIZE/RANK_ID/DEVICE_ID/RANK_TABLE_FILE); each rank trains on its own shard of the sample
+stream (``train.batch_size`` is per rank), and only rank 0 writes checkpoints, summaries and
 validation.
 """
 
@@ -190,13 +191,17 @@ def train(args, log=print):
                               val_spec if train_cfg['validate_every'] and chief else None,
                               wrap_optimizer=setup.wrap_optimizer if setup else None)
         broadcast = setup.broadcast_variables() if setup else None
+        # Each rank reads its own shard of the one sample stream; batch_size is per rank.
+        cluster = setup.cluster if setup else npu.ClusterInfo()
         dataset = pipeline.training_dataset(
             data_dir, train_spec, num_frames=config['model']['num_frame'],
             lr_crop=data_cfg['lr_crop'], batch_size=train_cfg['batch_size'],
-            seed=train_cfg['seed'], start_sample=start_step * train_cfg['batch_size'],
+            seed=train_cfg['seed'],
+            start_sample=start_step * train_cfg['batch_size'] * cluster.rank_size,
             use_flip=data_cfg['use_flip'], use_rotation=data_cfg['use_rotation'],
             use_temporal_reverse=data_cfg['use_temporal_reverse'],
-            num_parallel_calls=data_cfg['num_parallel_calls'], prefetch=data_cfg['prefetch'])
+            num_parallel_calls=data_cfg['num_parallel_calls'], prefetch=data_cfg['prefetch'],
+            rank_size=cluster.rank_size, rank_id=cluster.rank_id)
         next_batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
         writer = (tf.compat.v1.summary.FileWriter(os.path.join(output, 'logs'), graph_obj)
                   if chief else _NoSummaries())

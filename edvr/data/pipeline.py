@@ -5,7 +5,9 @@ Training samples are ``num_frames`` consecutive LR frames with the ground truth 
 frame. Centres are drawn only where the whole window lies inside the clip (no padding at clip
 ends), epoch by epoch in a seeded permutation; crop positions and augmentations come from
 stateless random ops seeded by ``(seed, sample number)``, so the stream is reproducible and
-can be restarted at any sample (``start_sample``) for an exact ``--resume``.
+can be restarted at any sample (``start_sample``) for an exact ``--resume``. In data-parallel
+training (``rank_size`` > 1) every rank takes every ``rank_size``-th sample of that one stream,
+so the ranks of a step see distinct windows and together follow the single-process stream.
 
 Validation visits every frame of every clip in order and pads windows at clip ends with
 ``reflection_circle`` (as BasicSR's REDS test does), see ``frame_indices.window_indices``.
@@ -54,6 +56,24 @@ def epoch_order(num_windows, seed, start_sample):
 
     epochs = Dataset.range(first_epoch, np.iinfo(np.int64).max)
     return epochs.flat_map(permutation).skip(skip)
+
+
+def rank_order(num_windows, seed, start_sample, rank_size=1, rank_id=0):
+    """This rank's share of ``epoch_order``: global samples ``start_sample + rank_id``,
+    ``+ rank_size``, ``+ 2 * rank_size``, ... (``start_sample`` counts the samples of all ranks,
+    a multiple of ``rank_size`` on a resume).
+
+    Sharding the one seeded stream, rather than giving each rank its own seed, keeps an epoch
+    a permutation of the windows across all ranks (no window twice in a step or an epoch),
+    keeps every sample's crop and augmentation a function of ``(seed, sample number)``, and
+    keeps ``--resume`` exact. The shard is taken before any decoding, so each rank reads only
+    its own frames.
+    """
+    if int(rank_size) < 1 or not 0 <= int(rank_id) < int(rank_size):
+        raise ValueError(f'rank_id, rank_size: expected 0 <= rank_id < rank_size, got rank_id '
+                         f'{rank_id!r}, rank_size {rank_size!r}')
+    order = epoch_order(num_windows, seed, start_sample)
+    return order.shard(int(rank_size), int(rank_id)) if rank_size > 1 else order
 
 
 def decode_frame(path):
@@ -115,12 +135,15 @@ def to_float(image):
 def training_dataset(data_dir, spec, num_frames=5, lr_crop=64, batch_size=16, seed=0,
                      start_sample=0, use_flip=True, use_rotation=True,
                      use_temporal_reverse=False, num_parallel_calls=DEFAULT_PARALLEL_CALLS,
-                     prefetch=4):
+                     prefetch=4, rank_size=1, rank_id=0):
     """Endless dataset of training batches.
 
     Yields ``{'lr': float32 [b, t, lr_crop, lr_crop, 3], 'gt': float32 [b, 4*lr_crop,
     4*lr_crop, 3]}`` in [0, 1], where ``gt`` is the centre frame. Sample ``k`` of the stream
     depends only on ``(seed, k)``; ``start_sample`` skips the first samples exactly.
+    With ``rank_size`` > 1 this rank gets samples ``rank_id``, ``rank_id + rank_size``, ...
+    (see ``rank_order``); ``batch_size`` is then per rank and ``start_sample`` counts the
+    samples of all ranks.
     """
     lr_paths, gt_paths = training_windows(data_dir, spec, num_frames)
     for video in spec.videos:
@@ -131,7 +154,7 @@ def training_dataset(data_dir, spec, num_frames=5, lr_crop=64, batch_size=16, se
     lr_table = tf.constant(lr_paths)
     gt_table = tf.constant(gt_paths)
 
-    order = epoch_order(len(gt_paths), seed, start_sample)
+    order = rank_order(len(gt_paths), seed, start_sample, rank_size, rank_id)
 
     def load(sample, window):
         sample_seed = tf.stack([tf.constant(seed, tf.int32), tf.cast(sample, tf.int32)])
