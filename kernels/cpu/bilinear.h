@@ -81,10 +81,10 @@ class PointTable {
     for (int64_t q = 0; q < count; q += kWidth) LocateVector(q, height, width, pixel_stride);
   }
 
-  T weight(int corner, int64_t q) const { return weight_[corner][q]; }
-  T ly(int64_t q) const { return ly_[q]; }
-  T lx(int64_t q) const { return lx_[q]; }
-  Index index(int corner, int64_t q) const { return index_[corner][q]; }
+  const T* weights(int corner) const { return weight_[corner].data(); }
+  const Index* indices(int corner) const { return index_[corner].data(); }
+  const T* lys() const { return ly_.data(); }
+  const T* lxs() const { return lx_.data(); }
 
  private:
   void LocateVector(int64_t q, int64_t height, int64_t width, int64_t pixel_stride) {
@@ -130,90 +130,148 @@ class PointTable {
   std::vector<Index> index_[4];
 };
 
-// out[c] = scale * bilinear(image[..., c]) at point q of the table.
-template <int kChannels, typename T>
-inline void SampleTableChannels(const T* image, const PointTable<T>& t, int64_t q, T scale,
-                                int64_t channels, const T* zeros, T* __restrict__ out) {
-  if (kChannels) channels = kChannels;
-  const T* v[4];
-  for (int c = 0; c < 4; ++c) v[c] = t.index(c, q) >= 0 ? image + t.index(c, q) : zeros;
-  const T w00 = t.weight(0, q), w01 = t.weight(1, q), w10 = t.weight(2, q), w11 = t.weight(3, q);
-  if constexpr (kWholeVectors<kChannels, T>) {
-    using V = Vec<T>;
-    for (int c = 0; c < kChannels; c += V::kWidth) {
-      V::Store(out + c, scale * (w00 * V::Load(v[0] + c) + w01 * V::Load(v[1] + c) +
-                                 w10 * V::Load(v[2] + c) + w11 * V::Load(v[3] + c)));
-    }
+// The four corner addresses of point q, corner c at base + index[c][q]; a corner
+// outside the image (index -1) is at outside + c * outside_step instead. Most points
+// have all four corners inside: that case takes one well-predicted branch.
+template <typename P, typename Index>
+inline void CornerAddresses(P* base, const Index* const* index, int64_t q, P* outside,
+                            int64_t outside_step, P* corner[4]) {
+  const Index i0 = index[0][q], i1 = index[1][q], i2 = index[2][q], i3 = index[3][q];
+  if ((i0 | i1 | i2 | i3) >= 0) {
+    corner[0] = base + i0;
+    corner[1] = base + i1;
+    corner[2] = base + i2;
+    corner[3] = base + i3;
     return;
   }
-  for (int64_t c = 0; c < channels; ++c) {
-    out[c] = scale * (w00 * v[0][c] + w01 * v[1][c] + w10 * v[2][c] + w11 * v[3][c]);
+  corner[0] = i0 >= 0 ? base + i0 : outside;
+  corner[1] = i1 >= 0 ? base + i1 : outside + outside_step;
+  corner[2] = i2 >= 0 ? base + i2 : outside + 2 * outside_step;
+  corner[3] = i3 >= 0 ? base + i3 : outside + 3 * outside_step;
+}
+
+// out[c] = scale[q] * bilinear(image[..., c]) at points [0, count) of the table,
+// point q read from image + channel_offset[q] and written to out + out_offset[q].
+template <int kChannels, typename T>
+inline void SampleTablePoints(const T* image, const PointTable<T>& t, int64_t count,
+                              const T* scale, const int64_t* channel_offset,
+                              const int64_t* out_offset, int64_t channels, const T* zeros,
+                              T* out) {
+  if (kChannels) channels = kChannels;
+  using Index = typename PointTable<T>::Index;
+  const Index* const index[4] = {t.indices(0), t.indices(1), t.indices(2), t.indices(3)};
+  const T *__restrict__ w0 = t.weights(0), *__restrict__ w1 = t.weights(1);
+  const T *__restrict__ w2 = t.weights(2), *__restrict__ w3 = t.weights(3);
+  for (int64_t q = 0; q < count; ++q) {
+    const T* v[4];
+    CornerAddresses(image + channel_offset[q], index, q, zeros, 0, v);
+    const T *__restrict__ a = v[0], *__restrict__ b = v[1], *__restrict__ d = v[2],
+                         *__restrict__ e = v[3];
+    const T s = scale[q];
+    const T s00 = s * w0[q], s01 = s * w1[q], s10 = s * w2[q], s11 = s * w3[q];
+    T* __restrict__ o = out + out_offset[q];
+    if constexpr (kWholeVectors<kChannels, T>) {
+      using V = Vec<T>;
+      for (int c = 0; c < kChannels; c += V::kWidth) {
+        V::Store(o + c, s00 * V::Load(a + c) + s01 * V::Load(b + c) + s10 * V::Load(d + c) +
+                            s11 * V::Load(e + c));
+      }
+    } else {
+      for (int64_t c = 0; c < channels; ++c) {
+        o[c] = s00 * a[c] + s01 * b[c] + s10 * d[c] + s11 * e[c];
+      }
+    }
   }
 }
 
+// The lane sums of three vectors, {sum(a), sum(b), sum(c)}, by pairwise adds.
 template <typename T>
-struct PointGradient {
-  T d_py, d_px, d_scale;
-};
+inline void Sum3(typename Vec<T>::type a, typename Vec<T>::type b, typename Vec<T>::type c,
+                 T* sa, T* sb, T* sc) {
+  using VT = typename Vec<T>::type;
+  if constexpr (Vec<T>::kWidth == 8) {
+    typedef typename LaneInt<T>::type VI __attribute__((vector_size(32)));
+    // hadd(u, v) = [u0+u1, u2+u3, v0+v1, v2+v3, u4+u5, u6+u7, v4+v5, v6+v7]
+    auto hadd = [](VT u, VT v) {
+      const VI even = {0, 2, 8, 10, 4, 6, 12, 14}, odd = {1, 3, 9, 11, 5, 7, 13, 15};
+      return __builtin_shuffle(u, v, even) + __builtin_shuffle(u, v, odd);
+    };
+    const VT zero = {};
+    const VT r = hadd(hadd(a, b), hadd(c, zero));  // [a, b, c, 0] partial sums in each half
+    *sa = r[0] + r[4];
+    *sb = r[1] + r[5];
+    *sc = r[2] + r[6];
+  } else {
+    *sa = Vec<T>::Sum(a);
+    *sb = Vec<T>::Sum(b);
+    *sc = Vec<T>::Sum(c);
+  }
+}
 
-// Gradients at point q of the table of y[c] = scale * bilinear(image[..., c]):
-// adds scale * weight * grad_y[c] to each inside corner of grad_image (outside
-// corners write to `sinks`, 4 * channels values) and returns d/dpy, d/dpx
-// (each times scale) and d/dscale of sum_c grad_y[c] * y[c].
+// Backward of SampleTablePoints for points [0, count): adds scale * weight * grad_out
+// to each inside corner of grad_image + channel_offset[q] (outside corners write to
+// `sinks`, 4 * channels values) and writes, per point, d/dpx and d/dpy (each times
+// scale) and d/dscale of sum_c grad_out[c] * out[c].
 template <int kChannels, typename T>
-inline PointGradient<T> AccumulateTableGradients(const T* image, const PointTable<T>& t,
-                                                 int64_t q, T scale,
-                                                 const T* __restrict__ grad_y, int64_t channels,
-                                                 const T* zeros, T* sinks, T* grad_image) {
+inline void AccumulateTablePoints(const T* image, const PointTable<T>& t, int64_t count,
+                                  const T* scale, const int64_t* channel_offset,
+                                  const T* grad_out, const int64_t* out_offset,
+                                  int64_t channels, const T* zeros, T* sinks, T* grad_image,
+                                  T* d_px, T* d_py, T* d_scale) {
   if (kChannels) channels = kChannels;
-  const T* v[4];
-  T* g[4];
-  for (int c = 0; c < 4; ++c) {
-    const bool inside = t.index(c, q) >= 0;
-    v[c] = inside ? image + t.index(c, q) : zeros;
-    g[c] = inside ? grad_image + t.index(c, q) : sinks + c * channels;
-  }
-  const T w00 = t.weight(0, q), w01 = t.weight(1, q), w10 = t.weight(2, q), w11 = t.weight(3, q);
-  const T ly = t.ly(q), lx = t.lx(q), hy = T(1) - ly, hx = T(1) - lx;
-  const T s00 = scale * w00, s01 = scale * w01, s10 = scale * w10, s11 = scale * w11;
-  const T* __restrict__ a = v[0];
-  const T* __restrict__ b = v[1];
-  const T* __restrict__ d = v[2];
-  const T* __restrict__ e = v[3];
-  T* __restrict__ ga = g[0];
-  T* __restrict__ gb = g[1];
-  T* __restrict__ gd = g[2];
-  T* __restrict__ ge = g[3];
-  if constexpr (kWholeVectors<kChannels, T>) {
-    using V = Vec<T>;
-    typename V::type value = {}, dy = {}, dx = {};
-    for (int c = 0; c < kChannels; c += V::kWidth) {
-      const typename V::type gv = V::Load(grad_y + c);
-      const typename V::type va = V::Load(a + c), vb = V::Load(b + c);
-      const typename V::type vd = V::Load(d + c), ve = V::Load(e + c);
-      value += gv * (w00 * va + w01 * vb + w10 * vd + w11 * ve);
-      dy += gv * (hx * (vd - va) + lx * (ve - vb));
-      dx += gv * (hy * (vb - va) + ly * (ve - vd));
-      V::Store(ga + c, V::Load(ga + c) + s00 * gv);
-      V::Store(gb + c, V::Load(gb + c) + s01 * gv);
-      V::Store(gd + c, V::Load(gd + c) + s10 * gv);
-      V::Store(ge + c, V::Load(ge + c) + s11 * gv);
+  using Index = typename PointTable<T>::Index;
+  const Index* const index[4] = {t.indices(0), t.indices(1), t.indices(2), t.indices(3)};
+  const T *__restrict__ w0 = t.weights(0), *__restrict__ w1 = t.weights(1);
+  const T *__restrict__ w2 = t.weights(2), *__restrict__ w3 = t.weights(3);
+  const T *__restrict__ lys = t.lys(), *__restrict__ lxs = t.lxs();
+  for (int64_t q = 0; q < count; ++q) {
+    const T* v[4];
+    T* gv[4];
+    CornerAddresses(image + channel_offset[q], index, q, zeros, 0, v);
+    CornerAddresses(grad_image + channel_offset[q], index, q, sinks, channels, gv);
+    const T *__restrict__ a = v[0], *__restrict__ b = v[1], *__restrict__ d = v[2],
+                         *__restrict__ e = v[3];
+    T *__restrict__ ga = gv[0], *__restrict__ gb = gv[1], *__restrict__ gd = gv[2],
+                   *__restrict__ ge = gv[3];
+    const T s = scale[q];
+    const T w00 = w0[q], w01 = w1[q], w10 = w2[q], w11 = w3[q];
+    const T ly = lys[q], lx = lxs[q], hy = T(1) - ly, hx = T(1) - lx;
+    const T s00 = s * w00, s01 = s * w01, s10 = s * w10, s11 = s * w11;
+    const T* __restrict__ g = grad_out + out_offset[q];
+    T sum_value = 0, sum_dy = 0, sum_dx = 0;
+    if constexpr (kWholeVectors<kChannels, T>) {
+      using V = Vec<T>;
+      typename V::type value = {}, dy = {}, dx = {};
+      for (int c = 0; c < kChannels; c += V::kWidth) {
+        const typename V::type gv = V::Load(g + c);
+        const typename V::type va = V::Load(a + c), vb = V::Load(b + c);
+        const typename V::type vd = V::Load(d + c), ve = V::Load(e + c);
+        value += gv * (w00 * va + w01 * vb + w10 * vd + w11 * ve);
+        dy += gv * (hx * (vd - va) + lx * (ve - vb));
+        dx += gv * (hy * (vb - va) + ly * (ve - vd));
+        V::Store(ga + c, V::Load(ga + c) + s00 * gv);
+        V::Store(gb + c, V::Load(gb + c) + s01 * gv);
+        V::Store(gd + c, V::Load(gd + c) + s10 * gv);
+        V::Store(ge + c, V::Load(ge + c) + s11 * gv);
+      }
+      Sum3<T>(value, dy, dx, &sum_value, &sum_dy, &sum_dx);
+    } else {
+      for (int64_t c = 0; c < channels; ++c) {
+        const T gv = g[c];
+        const T va = a[c], vb = b[c], vd = d[c], ve = e[c];
+        sum_value += gv * (w00 * va + w01 * vb + w10 * vd + w11 * ve);
+        sum_dy += gv * (hx * (vd - va) + lx * (ve - vb));
+        sum_dx += gv * (hy * (vb - va) + ly * (ve - vd));
+        ga[c] += s00 * gv;
+        gb[c] += s01 * gv;
+        gd[c] += s10 * gv;
+        ge[c] += s11 * gv;
+      }
     }
-    return PointGradient<T>{scale * V::Sum(dy), scale * V::Sum(dx), V::Sum(value)};
+    d_px[q] = s * sum_dx;
+    d_py[q] = s * sum_dy;
+    d_scale[q] = sum_value;
   }
-  T sum_value = 0, sum_dy = 0, sum_dx = 0;
-  for (int64_t c = 0; c < channels; ++c) {
-    const T gv = grad_y[c];
-    const T va = a[c], vb = b[c], vd = d[c], ve = e[c];
-    sum_value += gv * (w00 * va + w01 * vb + w10 * vd + w11 * ve);
-    sum_dy += gv * (hx * (vd - va) + lx * (ve - vb));
-    sum_dx += gv * (hy * (vb - va) + ly * (ve - vd));
-    ga[c] += s00 * gv;
-    gb[c] += s01 * gv;
-    gd[c] += s10 * gv;
-    ge[c] += s11 * gv;
-  }
-  return PointGradient<T>{scale * sum_dy, scale * sum_dx, sum_value};
 }
 
 // Calls body(std::integral_constant<int, N>) with N = channels for the common

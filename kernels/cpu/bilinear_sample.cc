@@ -22,6 +22,18 @@ void LocatePoints(const BilinearSampleGeometry& geo, const T* coords, int64_t fi
   }
   table->Locate(count, geo.in_height, geo.in_width, geo.channels);
 }
+
+// The per-point arrays that Sample/AccumulateTablePoints take, for a block of
+// kPointBlock points of `channels` channels each: scale 1, every point read at the
+// image's own channels, point q written at q * channels.
+template <typename T>
+struct BlockLayout {
+  explicit BlockLayout(int64_t channels) : ones(kPointBlock, T(1)), no_offsets(kPointBlock, 0) {
+    for (int64_t q = 0; q < kPointBlock; ++q) point_offsets.push_back(q * channels);
+  }
+  std::vector<T> ones;
+  std::vector<int64_t> no_offsets, point_offsets;
+};
 }  // namespace
 
 template <typename T>
@@ -32,15 +44,15 @@ void BilinearSampleForward(const BilinearSampleGeometry& geo, const T* x, const 
   const int64_t cost = kPointBlock * (geo.channels * 2 + 30);
   parallel_for(geo.batch * blocks, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(kPointBlock);
+    const BlockLayout<T> layout(geo.channels);
     const std::vector<T> zeros(geo.channels, T(0));
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t n = unit / blocks, first = n * geo.points + unit % blocks * kPointBlock;
       const int64_t count = std::min(kPointBlock, (n + 1) * geo.points - first);
       LocatePoints(geo, coords, first, count, &table);
-      for (int64_t q = 0; q < count; ++q) {
-        SampleTableChannels<0>(x + n * image_size, table, q, T(1), geo.channels, zeros.data(),
-                               y + (first + q) * geo.channels);
-      }
+      SampleTablePoints<0>(x + n * image_size, table, count, layout.ones.data(),
+                           layout.no_offsets.data(), layout.point_offsets.data(), geo.channels,
+                           zeros.data(), y + first * geo.channels);
     }
   });
 }
@@ -57,8 +69,9 @@ void BilinearSampleBackward(const BilinearSampleGeometry& geo, const T* x, const
   const int64_t cost = geo.points * (kChannelBlock * 6 + 40);
   parallel_for(geo.batch * blocks, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(kPointBlock);
+    const BlockLayout<T> layout(geo.channels);
     const std::vector<T> zeros(kChannelBlock, T(0));
-    std::vector<T> sinks(4 * kChannelBlock);
+    std::vector<T> sinks(4 * kChannelBlock), d_px(kPointBlock), d_py(kPointBlock), d_scale(kPointBlock);
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t n = unit / blocks, block = unit % blocks;
       const int64_t c_begin = block * kChannelBlock;
@@ -70,13 +83,13 @@ void BilinearSampleBackward(const BilinearSampleGeometry& geo, const T* x, const
       for (int64_t start = 0; start < geo.points; start += kPointBlock) {
         const int64_t count = std::min(kPointBlock, geo.points - start);
         LocatePoints(geo, coords, n * geo.points + start, count, &table);
+        AccumulateTablePoints<0>(image, table, count, layout.ones.data(), layout.no_offsets.data(),
+                                 grad_y + (n * geo.points + start) * geo.channels + c_begin,
+                                 layout.point_offsets.data(), c_count, zeros.data(), sinks.data(),
+                                 grad_image, d_px.data(), d_py.data(), d_scale.data());
         for (int64_t q = 0; q < count; ++q) {
-          const int64_t row = n * geo.points + start + q;
-          const PointGradient<T> pg = AccumulateTableGradients<0>(
-              image, table, q, T(1), grad_y + row * geo.channels + c_begin, c_count, zeros.data(),
-              sinks.data(), grad_image);
-          part[(start + q) * 2] = pg.d_px;
-          part[(start + q) * 2 + 1] = pg.d_py;
+          part[(start + q) * 2] = d_px[q];
+          part[(start + q) * 2 + 1] = d_py[q];
         }
       }
     }

@@ -41,16 +41,17 @@ Taps MakeTaps(const DeformableOffsetsGeometry& geo) {
 // Locates every tap of output pixel (ho, wo), whose offsets start at off_pixel.
 template <typename T>
 void LocatePixelTaps(const DeformableOffsetsGeometry& geo, const Taps& taps, const T* off_pixel,
-                     int64_t ho, int64_t wo, PointTable<T>* table) {
+                     int64_t ho, int64_t wo, int64_t q_begin, int64_t q_count,
+                     PointTable<T>* table) {
   const T origin_y = T(ho * geo.stride_h - geo.pad_top);
   const T origin_x = T(wo * geo.stride_w - geo.pad_left);
   T* py = table->py();
   T* px = table->px();
-  for (int64_t q = 0; q < taps.count; ++q) {
-    py[q] = origin_y + T(taps.base_y[q]) + off_pixel[taps.count + q];
-    px[q] = origin_x + T(taps.base_x[q]) + off_pixel[q];
+  for (int64_t q = q_begin; q < q_begin + q_count; ++q) {
+    py[q - q_begin] = origin_y + T(taps.base_y[q]) + off_pixel[taps.count + q];
+    px[q - q_begin] = origin_x + T(taps.base_x[q]) + off_pixel[q];
   }
-  table->Locate(taps.count, geo.in_height, geo.in_width, geo.channels);
+  table->Locate(q_count, geo.in_height, geo.in_width, geo.channels);
 }
 
 }  // namespace
@@ -66,7 +67,7 @@ void DeformableOffsetsForward(const DeformableOffsetsGeometry& geo, const T* x, 
   const int64_t cost = geo.out_width * taps.count * (cg * 2 + 30);
   parallel_for(geo.batch * geo.out_height, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(taps.count);
-    const std::vector<T> zeros(cg, T(0));
+    const std::vector<T> zeros(cg, T(0)), ones(taps.count, T(1));
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t unit = begin; unit < end; ++unit) {
@@ -75,14 +76,13 @@ void DeformableOffsetsForward(const DeformableOffsetsGeometry& geo, const T* x, 
         for (int64_t wo = 0; wo < geo.out_width; ++wo) {
           const int64_t pixel_index = (n * geo.out_height + ho) * geo.out_width + wo;
           const T* off_pixel = offsets + pixel_index * 3 * taps.count;
-          LocatePixelTaps(geo, taps, off_pixel, ho, wo, &table);
+          LocatePixelTaps(geo, taps, off_pixel, ho, wo, 0, taps.count, &table);
           T* y_pixel =
               y + n * y_batch + ho * geo.kernel_h * y_row + wo * geo.kernel_w * geo.channels;
-          for (int64_t q = 0; q < taps.count; ++q) {
-            const T mask = geo.modulated ? off_pixel[2 * taps.count + q] : T(1);
-            SampleTableChannels<kChannels>(image + taps.group_channel[q], table, q, mask, cg,
-                                           zeros.data(), y_pixel + taps.out_offset[q]);
-          }
+          SampleTablePoints<kChannels>(image, table, taps.count,
+                                       geo.modulated ? off_pixel + 2 * taps.count : ones.data(),
+                                       taps.group_channel.data(), taps.out_offset.data(), cg,
+                                       zeros.data(), y_pixel);
         }
       }
     });
@@ -113,6 +113,7 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
   parallel_for(geo.batch * blocks, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(taps.count);
     const std::vector<T> zeros(cg, T(0));
+    const std::vector<T> ones(taps.count, T(1));
     std::vector<T> sinks(4 * cg);
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
@@ -122,6 +123,7 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
         const int64_t g_end = std::min(geo.groups, g_begin + groups_per_block);
         const T* image = x + n * image_size;
         T* grad_image = grad_x + n * image_size;
+        const int64_t q_begin = g_begin * k_points, q_count = (g_end - g_begin) * k_points;
         for (int64_t p = 0; p < pixels; ++p) {
           std::fill_n(grad_image + p * geo.channels + g_begin * cg, (g_end - g_begin) * cg, T(0));
         }
@@ -130,18 +132,16 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
             const int64_t pixel_index = (n * geo.out_height + ho) * geo.out_width + wo;
             const T* off_pixel = offsets + pixel_index * 3 * taps.count;
             T* grad_off_pixel = grad_offsets + pixel_index * 3 * taps.count;
-            LocatePixelTaps(geo, taps, off_pixel, ho, wo, &table);
+            LocatePixelTaps(geo, taps, off_pixel, ho, wo, q_begin, q_count, &table);
             const T* gy_pixel =
                 grad_y + n * y_batch + ho * geo.kernel_h * y_row + wo * geo.kernel_w * geo.channels;
-            for (int64_t q = g_begin * k_points; q < g_end * k_points; ++q) {
-              const T mask = geo.modulated ? off_pixel[2 * taps.count + q] : T(1);
-              const PointGradient<T> pg = AccumulateTableGradients<kChannels>(
-                  image + taps.group_channel[q], table, q, mask, gy_pixel + taps.out_offset[q], cg,
-                  zeros.data(), sinks.data(), grad_image + taps.group_channel[q]);
-              grad_off_pixel[q] = pg.d_px;
-              grad_off_pixel[taps.count + q] = pg.d_py;
-              grad_off_pixel[2 * taps.count + q] = geo.modulated ? pg.d_scale : T(0);
-            }
+            AccumulateTablePoints<kChannels>(
+                image, table, q_count,
+                (geo.modulated ? off_pixel + 2 * taps.count : ones.data()) + q_begin,
+                taps.group_channel.data() + q_begin, gy_pixel, taps.out_offset.data() + q_begin,
+                cg, zeros.data(), sinks.data(), grad_image, grad_off_pixel + q_begin,
+                grad_off_pixel + taps.count + q_begin, grad_off_pixel + 2 * taps.count + q_begin);
+            if (!geo.modulated) std::fill_n(grad_off_pixel + 2 * taps.count + q_begin, q_count, T(0));
           }
         }
       }
