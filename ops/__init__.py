@@ -136,7 +136,7 @@ def deform_conv2d(x, offsets, filters, bias=None, strides=(1, 1), pads=(0, 0, 0,
         conv = lambda inp, fil: tf.compat.v1.nn.conv2d(
             inp, filter=fil, strides=[1, kernel_h, kernel_w, 1], padding="VALID")
         if groups == 1:
-            y = conv(columns, filters)
+            y = _conv_kernel_rows(columns, filters, kernel_h, kernel_w, tf.shape(offsets)[2])
         else:
             y = tf.concat([conv(c, f) for c, f in zip(tf.split(columns, groups, axis=3),
                                                       tf.split(filters, groups, axis=3))], axis=3)
@@ -146,3 +146,17 @@ def deform_conv2d(x, offsets, filters, bias=None, strides=(1, 1), pads=(0, 0, 0,
         if bias is not None:
             y = tf.nn.bias_add(y, bias)
         return y
+
+
+def _conv_kernel_rows(columns, filters, kernel_h, kernel_w, out_width):
+    """conv2d(columns, filters, strides=(kh, kw), padding='VALID') for one group, computed as a
+    stride-1 (kh, 1) convolution: output pixel (ho, wo) reads rows [ho*kh, ho*kh + kh) of the
+    columns, so [N, Ho*kh, Wo*kw, C] reshapes for free to [N*Ho, kh, Wo, kw*C] and the filters
+    to [kh, 1, kw*C, F]. oneDNN runs this form faster than the strided one, forward and backward.
+
+    columns: [N, Ho*kh, Wo*kw, C]. filters: [kh, kw, C, F]. Returns [N*Ho, 1, Wo, F].
+    """
+    channels, features = tf.shape(filters)[2], tf.shape(filters)[3]
+    rows = tf.reshape(columns, tf.stack([-1, kernel_h, out_width, kernel_w * channels]))
+    row_filters = tf.reshape(filters, tf.stack([kernel_h, 1, kernel_w * channels, features]))
+    return tf.compat.v1.nn.conv2d(rows, filter=row_filters, strides=[1, 1, 1, 1], padding="VALID")
