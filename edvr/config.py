@@ -90,6 +90,12 @@ SCHEMA = {
         'val_padding': ('reflection_circle', str),
         'verify_pixels': (False, bool),   # full PNG check at start, not only headers
     },
+    # Session thread pools of edvr.train, edvr.infer and edvr.evaluate (edvr.session);
+    # 0: chosen for the machine. The --intra_op_threads / --inter_op_threads flags override.
+    'threads': {
+        'intra_op': (0, _INT),            # threads one op splits its work over
+        'inter_op': (0, _INT),            # ops run at the same time
+    },
 }
 
 

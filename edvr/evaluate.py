@@ -3,7 +3,7 @@ to bicubic upsampling of the same frames.
 
     python -m edvr.evaluate --config configs/edvr_tiny.yaml --checkpoint runs/demo \\
         --data_dir data/synthetic --split val [--json FILE] [--save_images DIR] \\
-        [--crop_border N] [--comparison FILE.png]
+        [--crop_border N] [--comparison FILE.png] [--intra_op_threads N] [--inter_op_threads N]
 """
 
 import argparse
@@ -18,6 +18,7 @@ from edvr.comparison import save_comparison
 from edvr.config import load_config
 from edvr.data import reds
 from edvr.evaluation import Evaluator, format_table
+from edvr.session import add_thread_flags, session_config, threads_from_flags
 from edvr.training.checkpoints import checkpoint_step
 
 
@@ -28,7 +29,8 @@ def model_variables(scope='edvr'):
 
 def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_images=None,
              comparison=None, verify_pixels=False):
-    """Restores ``checkpoint`` (prefix or folder) and evaluates ``split`` of ``data_dir``.
+    """Restores ``checkpoint`` (prefix or folder) and evaluates ``split`` of ``data_dir``,
+    with the thread pools of ``config['threads']``.
 
     Returns the results dict of ``Evaluator.run`` plus 'checkpoint' and 'step'. With
     ``comparison`` writes the bicubic / EDVR / GT figure of the middle frame of the first clip.
@@ -45,7 +47,8 @@ def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_imag
             if frame['clip'] == first.name and frame['frame'] == first.nframes // 2:
                 kept.update(frame)
 
-        with tf.compat.v1.Session(graph=graph) as sess:
+        with tf.compat.v1.Session(graph=graph,
+                                  config=session_config(config.get('threads'))) as sess:
             restore(sess, checkpoint, model_variables())
             results = evaluator.run(sess, save_images=save_images, on_frame=keep)
     if comparison and kept:
@@ -76,9 +79,11 @@ def main(argv=None):
     parser.add_argument('--comparison', help='write a bicubic / EDVR / GT crop figure here')
     parser.add_argument('--verify_pixels', action='store_true',
                         help='check every PNG fully before starting, not only its header')
+    add_thread_flags(parser)
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
+        config['threads'] = threads_from_flags(args, config['threads'])
         crop_border = (config['train']['val_crop_border'] if args.crop_border is None
                        else args.crop_border)
         results = evaluate(config, args.checkpoint, args.data_dir, args.split, crop_border,

@@ -2,6 +2,7 @@
 
     python -m edvr.train --config CFG --data_dir DIR --output DIR [--max_steps N]
         [--batch_size N] [--max_minutes M] [--resume] [--device cpu|npu]
+        [--intra_op_threads N] [--inter_op_threads N]
 
 With no arguments: ``configs/edvr_tiny.yaml`` on ``data/synthetic`` (generated on first use)
 into ``runs/edvr_tiny``. Options come from the config's ``train:`` and ``data:`` sections.
@@ -31,6 +32,7 @@ from edvr.config import load_config
 from edvr.data import pipeline, reds, synthetic
 from edvr.evaluation import Evaluator, format_table
 from edvr.model import build_edvr, center_frame_index
+from edvr.session import add_thread_flags, session_config, threads_from_flags
 from edvr.training import monitor
 from edvr.training.checkpoints import CheckpointManager, checkpoint_step
 from edvr.training.losses import pixel_loss
@@ -94,6 +96,7 @@ def parse_args(argv):
                         help='continue from the latest checkpoint in --output')
     parser.add_argument('--device', default='cpu', choices=('cpu', 'npu'))
     parser.add_argument('--no_progress', action='store_true', help='no tqdm bar (logs only)')
+    add_thread_flags(parser)
     return parser.parse_args(argv)
 
 
@@ -102,6 +105,7 @@ def prepare_config(args):
     for key in ('max_steps', 'batch_size', 'max_minutes'):
         if getattr(args, key) is not None:
             config['train'][key] = getattr(args, key)
+    config['threads'] = threads_from_flags(args, config['threads'])
     check_train_config(config, args.config)
     return config
 
@@ -207,10 +211,13 @@ def train(args, log=print):
                   if chief else _NoSummaries())
     graph_obj.finalize()
     checkpoints = CheckpointManager(output, graph.saver, train_cfg['max_to_keep'])
-    session_config = setup.session_config() if setup else None
+    config_proto = session_config(config['threads'])
+    if setup:
+        config_proto.allow_soft_placement = True
+        config_proto = setup.session_config(config_proto)
     # Saver and FileWriter refuse to work in eager mode: stay inside the graph context.
     with graph_obj.as_default(), \
-            tf.compat.v1.Session(graph=graph_obj, config=session_config) as sess:
+            tf.compat.v1.Session(graph=graph_obj, config=config_proto) as sess:
         try:
             if latest:
                 graph.saver.restore(sess, latest)
