@@ -2,6 +2,7 @@
 
     python -m edvr.infer --config CFG --checkpoint CKPT_OR_DIR --input DIR --output DIR
         [--padding reflection_circle|replicate|reflection] [--tile N --tile_overlap M]
+        [--intra_op_threads N] [--inter_op_threads N]
 
 - Frames are the ``*.png`` files of ``--input``, sorted by name; hidden files and folders
   are skipped, any other file is an error. All frames must have one size.
@@ -151,28 +152,54 @@ def tile_spans(size, tile, overlap, multiple):
 # --- the model ----------------------------------------------------------------------------
 
 class Restorer:
-    """An EDVR graph and session for one config and checkpoint; call it on a window."""
+    """An EDVR graph and session for one config and checkpoint; call it on a window.
 
-    def __init__(self, cfg, checkpoint):
+    The variables come from a tower on frames of any size (``frames``, ``output``); each
+    padded frame or tile size then gets a tower of its own with static shapes (``tower``):
+    grappler folds its shape ops and fuses every bias add into its convolution, and its FLOPs
+    can be counted (bench.flops). For EDVR-M the frame time is the same within noise.
+    """
+
+    def __init__(self, cfg, checkpoint, threads=None):
+        """``cfg``: the model section; ``threads``: the config's threads section (or None)."""
         import tensorflow as tf
 
         from edvr.checkpoint import resolve_checkpoint, restore
         from edvr.model import build_edvr, output_scale, size_multiple
+        from edvr.session import session_config
         self.cfg = cfg
         self.scale, self.multiple = output_scale(cfg), size_multiple(cfg)
         self.graph = tf.Graph()
+        self._towers = {}
         with self.graph.as_default():
             self.frames = tf.compat.v1.placeholder(
                 tf.float32, [1, cfg['num_frame'], None, None, cfg['num_in_ch']], name='frames')
             self.output, _ = build_edvr(self.frames, cfg)
-            self.sess = tf.compat.v1.Session(graph=self.graph)
+            self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(threads))
             restore(self.sess, resolve_checkpoint(checkpoint), tf.compat.v1.global_variables())
 
     def close(self):
         self.sess.close()
 
+    def tower(self, height, width):
+        """(frames (1, t, height, width, c) placeholder, output (1, s*height, s*width, c)) for
+        windows of this size (multiples of ``size_multiple``), built on first use."""
+        key = (int(height), int(width))
+        if key not in self._towers:
+            import tensorflow as tf
+
+            from edvr.model import build_edvr
+            with self.graph.as_default():
+                frames = tf.compat.v1.placeholder(
+                    tf.float32, [1, self.cfg['num_frame'], key[0], key[1], self.cfg['num_in_ch']],
+                    name=f'frames_{key[0]}x{key[1]}')
+                output, _ = build_edvr(frames, self.cfg, reuse=True)
+            self._towers[key] = (frames, output)
+        return self._towers[key]
+
     def _run(self, window):
-        return self.sess.run(self.output, {self.frames: window[None]})[0]
+        frames, output = self.tower(window.shape[1], window.shape[2])
+        return self.sess.run(output, {frames: window[None]})[0]
 
     def __call__(self, window, tile=None, overlap=0):
         """window: (t, h, w, c) float32 -> (h * s, w * s, c), s = 4 (1 with hr_in)."""
@@ -191,8 +218,10 @@ class Restorer:
 
 
 def restore_clip(cfg, checkpoint, input_dir, output_dir, padding='reflection_circle', tile=None,
-                 overlap=None, progress=True):
-    """Restore every frame of ``input_dir`` into ``output_dir``; returns the written paths."""
+                 overlap=None, progress=True, threads=None):
+    """Restore every frame of ``input_dir`` into ``output_dir``; returns the written paths.
+
+    ``threads``: the config's threads section (thread pools, see ``edvr.session``)."""
     from edvr.model import size_multiple
     paths = list_frames(input_dir)
     multiple = size_multiple(cfg)
@@ -205,7 +234,7 @@ def restore_clip(cfg, checkpoint, input_dir, output_dir, padding='reflection_cir
     windows = clip_windows(len(paths), cfg['num_frame'], padding)
     clip = read_clip(paths)
     os.makedirs(output_dir, exist_ok=True)
-    restorer = Restorer(cfg, checkpoint)
+    restorer = Restorer(cfg, checkpoint, threads)
     written = []
     try:
         for path, window in tqdm(list(zip(paths, windows)), desc='edvr.infer', unit='frame',
@@ -222,6 +251,7 @@ def restore_clip(cfg, checkpoint, input_dir, output_dir, padding='reflection_cir
 def main(argv=None):
     from edvr.checkpoint import CheckpointError
     from edvr.config import ConfigError, load_config
+    from edvr.session import add_thread_flags, threads_from_flags
     parser = argparse.ArgumentParser(prog='python -m edvr.infer',
                                      description='Restore a clip of PNG frames with EDVR.')
     parser.add_argument('--config', required=True, help='YAML config of the model')
@@ -233,11 +263,13 @@ def main(argv=None):
     parser.add_argument('--tile', type=int, default=None, help='tile size in input pixels')
     parser.add_argument('--tile_overlap', type=int, default=None,
                         help='context pixels around each tile (default: the receptive radius)')
+    add_thread_flags(parser)
     args = parser.parse_args(argv)
     try:
-        cfg = load_config(args.config)['model']
-        written = restore_clip(cfg, args.checkpoint, args.input, args.output, args.padding,
-                               args.tile, args.tile_overlap)
+        config = load_config(args.config)
+        threads = threads_from_flags(args, config['threads'])
+        written = restore_clip(config['model'], args.checkpoint, args.input, args.output,
+                               args.padding, args.tile, args.tile_overlap, threads=threads)
     except (ConfigError, CheckpointError, InferenceError) as e:
         print(f'edvr.infer: {e}', file=sys.stderr)
         return 1

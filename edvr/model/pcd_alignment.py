@@ -34,8 +34,9 @@ def pcd_alignment(nbr_feats, ref_feats, num_feat, deformable_groups, scope='pcd_
                 if level > 1:
                     feat = lrelu(feat)
                     # Offset features describe motion in pixels of this level: twice as many
-                    # pixels one level finer.
-                    upsampled_offset = upsample_bilinear(offset) * 2
+                    # pixels one level finer. Doubling before the (linear) resize gives the
+                    # same bits on a quarter of the pixels.
+                    upsampled_offset = upsample_bilinear(offset * 2)
                     upsampled_feat = upsample_bilinear(feat)
         with tf.compat.v1.variable_scope('cascading'):
             offset = lrelu(conv2d(tf.concat([feat, ref_feats[0]], -1), num_feat, name='offset_conv1'))

@@ -9,7 +9,9 @@ def reconstruction(feat, cfg, scope='reconstruction'):
     num_feat, up_feat = cfg['num_feat'], cfg['num_upsample_feat']
     with tf.compat.v1.variable_scope(scope):
         out = residual_blocks(feat, cfg['num_reconstruct_block'])
-        out = lrelu(pixel_shuffle(conv2d(out, num_feat * 4, name='upconv1')))  # (b, 2h, 2w, num_feat)
-        out = lrelu(pixel_shuffle(conv2d(out, up_feat * 4, name='upconv2')))  # (b, 4h, 4w, up_feat)
+        # LeakyReLU before the pixel shuffle (a permutation: the same values), where grappler
+        # fuses it into the conv instead of running it on its own.
+        out = pixel_shuffle(lrelu(conv2d(out, num_feat * 4, name='upconv1')))  # (b, 2h, 2w, f)
+        out = pixel_shuffle(lrelu(conv2d(out, up_feat * 4, name='upconv2')))  # (b, 4h, 4w, up_f)
         out = lrelu(conv2d(out, up_feat, name='hr_conv'))
         return conv2d(out, cfg['num_out_ch'], name='conv_last')
