@@ -1,8 +1,56 @@
 """Collects the benchmark minima of one run and prints their ratios at the end:
-each op against tf.nn.conv2d of the same shape, and native against reference."""
+each op against tf.nn.conv2d of the same shape, native against reference, and the EDVR
+model's step and frame times against their FLOP floor (bench.floor).
+
+``pytest bench/ --bench-quick`` runs the smallest op shape and the tiny model only (seconds;
+what ``python -m bench.report --quick`` and the tests use).
+"""
 import collections
 
+import pytest
+
+from bench import floor
+
 RESULTS = collections.defaultdict(dict)  # shape name -> {variant: seconds}
+MODEL_RESULTS = {}  # model benchmark name -> {'seconds': minimum, **what it measured}
+
+
+def pytest_addoption(parser):
+    parser.addoption('--bench-quick', action='store_true',
+                     help='tiny shapes only: the smallest op shape and the tiny EDVR model')
+
+
+@pytest.fixture(scope='session', autouse=True)
+def thread_pools():
+    """Every benchmark runs on the thread pools of edvr.session's default config (TF keeps
+    the first session's pools for the whole process; see edvr.session)."""
+    from edvr.session import start_thread_pools
+    start_thread_pools()
+
+
+def pytest_collection_modifyitems(config, items):
+    """With --bench-quick, keeps only the op benchmarks of the module's smallest shape."""
+    if not config.getoption('--bench-quick'):
+        return
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, 'callspec', None), 'params', {})
+        shapes = getattr(item.module, 'SHAPES', None)
+        if 'shape_name' in params and shapes:
+            smallest = min(shapes, key=lambda name: _size(shapes[name]))
+            (kept if params['shape_name'] == smallest else dropped).append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _size(shape):
+    size = 1
+    for d in shape:
+        size *= d
+    return size
 
 
 def record(benchmark, shape_name, variant):
@@ -10,26 +58,53 @@ def record(benchmark, shape_name, variant):
     RESULTS[shape_name][variant] = benchmark.stats.stats.min
 
 
-def ratio_rows():
-    """(shape, pass, native/conv2d, reference/conv2d, reference/native) for every shape measured."""
+def record_model(benchmark, name, **measured):
+    """Stores a model benchmark's minimum time with what it measured (FLOPs, samples), also
+    into pytest-benchmark's JSON (``extra_info``)."""
+    benchmark.extra_info.update(measured)
+    MODEL_RESULTS[name] = dict(measured, seconds=benchmark.stats.stats.min)
+
+
+def ratios(results=None):
+    """(shape, pass, native/conv2d, reference/conv2d, reference/native) as floats (None when
+    a variant was not measured), for every shape measured."""
     rows = []
-    for shape_name, times in RESULTS.items():
+    for shape_name, times in (RESULTS if results is None else results).items():
         for phase in ("fwd", "fwd+bwd"):
             conv = times.get(f"conv2d {phase}")
             native = times.get(f"native {phase}")
             reference = times.get(f"reference {phase}")
-            fmt = lambda a, b: f"{a / b:6.2f}x" if a and b else "     -"
-            rows.append((shape_name, phase, fmt(native, conv), fmt(reference, conv), fmt(reference, native)))
+            ratio = lambda a, b: a / b if a and b else None
+            rows.append((shape_name, phase, ratio(native, conv), ratio(reference, conv),
+                         ratio(reference, native)))
     return rows
 
 
-def pytest_terminal_summary(terminalreporter):
-    rows = ratio_rows()
-    if not rows:
-        return
-    write = terminalreporter.write_line
-    write("")
-    write("deform_conv2d time ratios (minimum of rounds, measured in this run)")
-    write(f"{'shape':<28}{'pass':<9}{'native/conv2d':>15}{'reference/conv2d':>18}{'reference/native':>18}")
+def ratio_rows(results=None):
+    """``ratios`` formatted: (shape, pass, '  2.69x', ...), '     -' where not measured."""
+    fmt = lambda r: f"{r:6.2f}x" if r else "     -"
+    return [(shape, phase) + tuple(fmt(r) for r in values)
+            for shape, phase, *values in ratios(results)]
+
+
+def format_op_table(rows):
+    lines = ["deform_conv2d time ratios (minimum of rounds, measured in this run)",
+             f"{'shape':<28}{'pass':<9}{'native/conv2d':>15}{'reference/conv2d':>18}"
+             f"{'reference/native':>18}"]
     for shape, phase, native, reference, speedup in rows:
-        write(f"{shape:<28}{phase:<9}{native:>15}{reference:>18}{speedup:>18}")
+        lines.append(f"{shape:<28}{phase:<9}{native:>15}{reference:>18}{speedup:>18}")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter):
+    write = terminalreporter.write_line
+    rows = ratio_rows()
+    if rows:
+        write("")
+        for line in format_op_table(rows):
+            write(line)
+    summary = floor.model_summary(MODEL_RESULTS)
+    if summary:
+        write("")
+        for line in floor.format_model_table(summary):
+            write(line)

@@ -1,0 +1,77 @@
+"""The FLOP floor of the EDVR model benchmarks and the input pipeline's headroom, from the
+minima of one run.
+
+floor = convolution FLOPs of the work (bench.flops: forward, plus both backward ops for a
+training step, each as costly as the forward conv, so about 3x) / the FLOP rate that
+tf.nn.conv2d reaches on a [20, 64, 64, 64] 3x3 64 -> 64 convolution, timed between the
+rounds of that work (``conv_rate`` of its entry), else in the run's own conv2d benchmark.
+headroom = samples/s the input pipeline delivers / samples/s a training step consumes.
+"""
+
+# Names the model benchmarks record under (bench/test_edvr_bench.py).
+CONV_RATE, TRAIN_STEP, INFER_FRAME, INPUT_PIPELINE = (
+    'conv2d rate', 'train step', 'infer frame', 'input pipeline')
+
+
+def model_summary(results):
+    """Ratios from ``{name: {'seconds': minimum, 'flops' | 'samples': ...}}``.
+
+    Returns a dict with whichever of 'conv_rate' (FLOP/s), 'train_step', 'infer_frame'
+    (each: seconds, flops (by op type, 'forward', 'backward', 'total'), conv_rate (the one
+    used), floor_seconds, floor_ratio) and 'input_pipeline' (samples_per_second,
+    consumed_per_second, headroom) the results allow; empty without model results.
+    """
+    summary = {}
+    rate = None
+    if CONV_RATE in results:
+        conv = results[CONV_RATE]
+        rate = summary['conv_rate'] = conv['flops'] / conv['seconds']
+        summary['conv_rate_shape'] = conv.get('shape')
+    for name, key in ((TRAIN_STEP, 'train_step'), (INFER_FRAME, 'infer_frame')):
+        if name not in results:
+            continue
+        entry = results[name]
+        item = {'seconds': entry['seconds'], 'flops': entry['flops'],
+                'samples': entry.get('samples')}
+        item_rate = entry.get('conv_rate') or rate
+        if item_rate:
+            item['conv_rate'] = item_rate
+            item['floor_seconds'] = entry['flops']['total'] / item_rate
+            item['floor_ratio'] = entry['seconds'] / item['floor_seconds']
+        summary[key] = item
+    if INPUT_PIPELINE in results:
+        entry = results[INPUT_PIPELINE]
+        item = {'seconds': entry['seconds'], 'samples': entry['samples'],
+                'samples_per_second': entry['samples'] / entry['seconds']}
+        if 'train_step' in summary:
+            step = summary['train_step']
+            item['consumed_per_second'] = step['samples'] / step['seconds']
+            item['headroom'] = item['samples_per_second'] / item['consumed_per_second']
+        summary['input_pipeline'] = item
+    return summary
+
+
+def format_model_table(summary):
+    """Text lines of ``model_summary``."""
+    lines = ['EDVR model times against their FLOP floor (minimum of rounds, this run)']
+    if 'conv_rate' in summary:
+        lines.append(f'tf.nn.conv2d {summary.get("conv_rate_shape")} 3x3: '
+                     f'{summary["conv_rate"] / 1e9:.1f} GFLOP/s')
+    lines.append(f'{"work":<14}{"seconds":>9}{"conv GFLOP":>12}{"GFLOP/s":>9}{"floor s":>9}'
+                 f'{"time/floor":>12}')
+    for key, label in (('train_step', 'train step'), ('infer_frame', 'infer frame')):
+        if key in summary:
+            item = summary[key]
+            floor = item.get('floor_seconds')
+            lines.append(f'{label:<14}{item["seconds"]:9.3f}{item["flops"]["total"] / 1e9:12.1f}'
+                         + (f'{item["conv_rate"] / 1e9:9.1f}{floor:9.3f}'
+                            f'{item["floor_ratio"]:11.2f}x' if floor else ''))
+    lines.append('(GFLOP/s: the conv2d rate timed in batches between the rounds of that work)')
+    if 'input_pipeline' in summary:
+        item = summary['input_pipeline']
+        line = f'input pipeline: {item["samples_per_second"]:.1f} samples/s'
+        if 'headroom' in item:
+            line += (f', training consumes {item["consumed_per_second"]:.2f} samples/s: '
+                     f'headroom {item["headroom"]:.1f}x')
+        lines.append(line)
+    return lines

@@ -1,0 +1,94 @@
+"""EDVR-M model benchmarks: a training step (batch 4 of 5 frames of 64x64, Adam,
+Charbonnier), one 180x320 frame of inference (to 720x1280), the input pipeline, and the
+tf.nn.conv2d rate that sets their FLOP floor. The times against the floor are printed at
+the end (bench.floor); ``--bench-quick`` runs the tiny model at tiny sizes instead.
+
+The workloads are bench.workloads (edvr.train's TrainingGraph, edvr.infer's Restorer,
+edvr.data.pipeline on a synthetic dataset), run in graph mode with edvr.session's config.
+"""
+import os
+import time
+
+import pytest
+
+from bench import floor, workloads
+from bench.conftest import record_model
+from ops import _native
+
+# Full-size rounds are few: an EDVR-M training step takes seconds on 2 cores.
+ROUNDS = {'full': {floor.CONV_RATE: 10, floor.TRAIN_STEP: 3, floor.INFER_FRAME: 3,
+                   floor.INPUT_PIPELINE: 3},
+          'quick': {floor.CONV_RATE: 5, floor.TRAIN_STEP: 3, floor.INFER_FRAME: 3,
+                    floor.INPUT_PIPELINE: 2}}
+
+
+CONV_BATCH_SECONDS = {'full': 0.5, 'quick': 0.05}
+
+
+@pytest.fixture(scope='module')
+def size(request):
+    if not os.path.exists(_native.LIBRARY_PATH):
+        pytest.skip('native op library not built: run `python setup.py build_ext --inplace`')
+    return 'quick' if request.config.getoption('--bench-quick') else 'full'
+
+
+def measure(benchmark, workload, name, size, interleave_conv=False, **measured):
+    """Times ``workload.run`` (one warm-up round) and records it under ``name``.
+
+    With ``interleave_conv``, the floor's ``tf.nn.conv2d`` runs for about half a second (at
+    full size) before every round (untimed, in pytest-benchmark's setup), and the best of
+    those batches is recorded as ``conv_rate``: the floor comes from the same minutes and
+    load as the work, and from stretches long enough that a short lull on a shared machine
+    cannot flatter it.
+    """
+    benchmark.group = 'edvr model'
+    conv = workloads.ConvRate(workloads.SIZES[size]['conv_shape']) if interleave_conv else None
+    batch_rates = []
+
+    def time_conv():
+        if conv is None:
+            return
+        runs, start = 0, time.perf_counter()
+        while runs < 2 or time.perf_counter() - start < CONV_BATCH_SECONDS[size]:
+            conv.run()
+            runs += 1
+        batch_rates.append(runs * conv.flops / (time.perf_counter() - start))
+
+    try:
+        benchmark.pedantic(workload.run, setup=time_conv, rounds=ROUNDS[size][name],
+                           warmup_rounds=1)
+    finally:
+        workload.close()
+        if conv:
+            conv.close()
+    if conv:
+        measured['conv_rate'] = max(batch_rates)
+    record_model(benchmark, name, **measured)
+
+
+def test_conv2d_rate(benchmark, size):
+    shape = workloads.SIZES[size]['conv_shape']
+    workload = workloads.ConvRate(shape, workloads.load_sized_config(size)['threads'])
+    measure(benchmark, workload, floor.CONV_RATE, size, flops=workload.flops, shape=list(shape))
+
+
+def test_train_step(benchmark, size):
+    workload = workloads.TrainStep(workloads.load_sized_config(size))
+    measure(benchmark, workload, floor.TRAIN_STEP, size, interleave_conv=True,
+            flops=dict(workload.flops), samples=workload.samples)
+
+
+def test_infer_frame(benchmark, size, tmp_path):
+    height, width = workloads.SIZES[size]['frame']
+    workload = workloads.InferFrame(workloads.load_sized_config(size), height, width,
+                                    str(tmp_path))
+    measure(benchmark, workload, floor.INFER_FRAME, size, interleave_conv=True,
+            flops=dict(workload.flops), samples=workload.samples, frame=[height, width])
+
+
+def test_input_pipeline(benchmark, size, tmp_path_factory):
+    settings = workloads.SIZES[size]
+    workload = workloads.InputPipeline(workloads.load_sized_config(size),
+                                       str(tmp_path_factory.mktemp('synthetic') / 'data'),
+                                       settings['gt_frame'], settings['pipeline_batches'])
+    measure(benchmark, workload, floor.INPUT_PIPELINE, size, samples=workload.samples)
