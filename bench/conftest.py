@@ -58,6 +58,11 @@ def record(benchmark, shape_name, variant):
     RESULTS[shape_name][variant] = benchmark.stats.stats.min
 
 
+def record_beside(shape_name, variant, conv2d_seconds):
+    """Stores the minimum time of the tf.nn.conv2d rounds run alternately with `variant`."""
+    RESULTS[shape_name][f"conv2d beside {variant}"] = conv2d_seconds
+
+
 def record_model(benchmark, name, **measured):
     """Stores a model benchmark's minimum time with what it measured (FLOPs, samples), also
     into pytest-benchmark's JSON (``extra_info``)."""
@@ -67,16 +72,18 @@ def record_model(benchmark, name, **measured):
 
 def ratios(results=None):
     """(shape, pass, native/conv2d, reference/conv2d, reference/native) as floats (None when
-    a variant was not measured), for every shape measured."""
+    a variant was not measured), for every shape measured. Each op is divided by the conv2d
+    rounds run alternately with it when there are any, else by the conv2d benchmark."""
     rows = []
     for shape_name, times in (RESULTS if results is None else results).items():
         for phase in ("fwd", "fwd+bwd"):
-            conv = times.get(f"conv2d {phase}")
             native = times.get(f"native {phase}")
             reference = times.get(f"reference {phase}")
+            conv = lambda variant: times.get(f"conv2d beside {variant} {phase}",
+                                             times.get(f"conv2d {phase}"))
             ratio = lambda a, b: a / b if a and b else None
-            rows.append((shape_name, phase, ratio(native, conv), ratio(reference, conv),
-                         ratio(reference, native)))
+            rows.append((shape_name, phase, ratio(native, conv("native")),
+                         ratio(reference, conv("reference")), ratio(reference, native)))
     return rows
 
 
