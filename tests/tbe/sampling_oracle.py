@@ -1,10 +1,13 @@
-"""Float64 NumPy loops of SPEC section 2 (deformable_offsets, bilinear_sample and their gradients).
+"""Float64 NumPy loops of SPEC section 2: the forward ops (those of ops/numpy_reference.py, the
+oracle of tests/ops) and their analytic gradients.
 
 Written straight from the SPEC formulas, independent of the kernel plans; the test oracle.
 """
 import math
 
 import numpy as np
+
+from ops.numpy_reference import bilinear, bilinear_sample, deformable_offsets  # noqa: F401
 
 _CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1))
 
@@ -19,23 +22,6 @@ def _weights(ly, lx):
 
 def _inside(h, w, py, px):
     return -1 < py < h and -1 < px < w
-
-
-def bilinear(img, py, px):
-    """img [H, W, Cg]; zero-outside bilinear value at (py, px) (NaN for a NaN position)."""
-    h, w = img.shape[:2]
-    out = np.zeros(img.shape[2])
-    if math.isnan(py) or math.isnan(px):
-        return out + np.nan  # SPEC: NaN in gives NaN out
-    if not _inside(h, w, py, px):
-        return out
-    y0, x0 = math.floor(py), math.floor(px)
-    weights = _weights(py - y0, px - x0)[0]
-    for (dy, dx), wt in zip(_CORNERS, weights):
-        y, x = y0 + dy, x0 + dx
-        if 0 <= y < h and 0 <= x < w:
-            out += wt * img[y, x]
-    return out
 
 
 def bilinear_grads(img, py, px, g_out):
@@ -59,29 +45,6 @@ def bilinear_grads(img, py, px, g_out):
 
 def _taps(kh, kw):
     return [(k, k // kw, k % kw) for k in range(kh * kw)]
-
-
-def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
-                       deformable_groups=1, modulated=True):
-    x, offsets = np.asarray(x, np.float64), np.asarray(offsets, np.float64)
-    n_, h, w, c = x.shape
-    kh, kw = ksize
-    g_, k_ = deformable_groups, kh * kw
-    _, ho_, wo_, _ = offsets.shape
-    cg = c // g_
-    y = np.zeros((n_, ho_ * kh, wo_ * kw, c))
-    for n in range(n_):
-        for ho in range(ho_):
-            for wo in range(wo_):
-                for k, i, j in _taps(kh, kw):
-                    for g in range(g_):
-                        ch = g * k_ + k
-                        py = ho * strides[0] - pads[0] + i * dilations[0] + offsets[n, ho, wo, g_ * k_ + ch]
-                        px = wo * strides[1] - pads[2] + j * dilations[1] + offsets[n, ho, wo, ch]
-                        m = offsets[n, ho, wo, 2 * g_ * k_ + ch] if modulated else 1.0
-                        y[n, ho * kh + i, wo * kw + j, g * cg:(g + 1) * cg] = m * bilinear(
-                            x[n, :, :, g * cg:(g + 1) * cg], py, px)
-    return y
 
 
 def deformable_offsets_grad(grad, x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0),
@@ -112,17 +75,6 @@ def deformable_offsets_grad(grad, x, offsets, ksize, strides=(1, 1), pads=(0, 0,
                             grad_off[n, ho, wo, 2 * g_ * k_ + ch] = float(
                                 np.dot(g_out, bilinear(x[n, :, :, lanes], py, px)))
     return grad_x, grad_off
-
-
-def bilinear_sample(x, coords):
-    x, coords = np.asarray(x, np.float64), np.asarray(coords, np.float64)
-    n_ = x.shape[0]
-    pts = coords.reshape(n_, -1, 2)
-    y = np.zeros((n_, pts.shape[1], x.shape[3]))
-    for n in range(n_):
-        for p, (px, py) in enumerate(pts[n]):
-            y[n, p] = bilinear(x[n], py, px)
-    return y.reshape(coords.shape[:-1] + (x.shape[3],))
 
 
 def bilinear_sample_grad(grad, x, coords):
