@@ -73,7 +73,9 @@ def record_model(benchmark, name, **measured):
 def ratios(results=None):
     """(shape, pass, native/conv2d, reference/conv2d, reference/native) as floats (None when
     a variant was not measured), for every shape measured. Each op is divided by the conv2d
-    rounds run alternately with it when there are any, else by the conv2d benchmark."""
+    rounds run alternately with it when there are any, else by the conv2d benchmark, and
+    reference/native is the quotient of those two ratios, so that load which slowed one
+    benchmark (and its conv2d rounds) more than the other cancels out."""
     rows = []
     for shape_name, times in (RESULTS if results is None else results).items():
         for phase in ("fwd", "fwd+bwd"):
@@ -82,8 +84,10 @@ def ratios(results=None):
             conv = lambda variant: times.get(f"conv2d beside {variant} {phase}",
                                              times.get(f"conv2d {phase}"))
             ratio = lambda a, b: a / b if a and b else None
-            rows.append((shape_name, phase, ratio(native, conv("native")),
-                         ratio(reference, conv("reference")), ratio(reference, native)))
+            native_ratio = ratio(native, conv("native"))
+            reference_ratio = ratio(reference, conv("reference"))
+            rows.append((shape_name, phase, native_ratio, reference_ratio,
+                         ratio(reference_ratio, native_ratio)))
     return rows
 
 

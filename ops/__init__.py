@@ -131,6 +131,15 @@ def deform_conv2d(x, offsets, filters, bias=None, strides=(1, 1), pads=(0, 0, 0,
             bias = tf.convert_to_tensor(bias, dtype=x.dtype)
         kernel_h, kernel_w = _checks.deform_conv2d_filters(op, x, filters, groups, bias)
         offsets = tf.convert_to_tensor(offsets, dtype=x.dtype)
+        geo = _checks.geometry(op, (kernel_h, kernel_w), strides, pads, dilations,
+                               deformable_groups)
+        _checks.deformable_offsets_shapes(op, x, offsets, geo)
+        if groups == 1 and backend() == "native":
+            # Fused: each tile of output pixels is sampled and multiplied by the filters while
+            # it is in cache, so the columns (and their gradient) are never stored.
+            from . import _native
+            y = _native.deform_conv2d(x, offsets, filters, geo)
+            return y if bias is None else tf.nn.bias_add(y, bias)
         columns = deformable_offsets(x, offsets, (kernel_h, kernel_w), strides, pads, dilations,
                                      deformable_groups, modulated=True)
         conv = lambda inp, fil: tf.compat.v1.nn.conv2d(

@@ -33,15 +33,28 @@ def deformable_offsets(x, offsets, geo, name=None):
     return load().edvr_deformable_offsets(x, offsets, name=name, **_geometry_attrs(geo))
 
 
+def deform_conv2d(x, offsets, filters, geo, name=None):
+    """The fused deformable convolution (one convolution group, no bias)."""
+    return load().edvr_deform_conv2d(x, offsets, filters, name=name, **_geometry_attrs(geo))
+
+
 def bilinear_sample(x, coords, name=None):
     return load().edvr_bilinear_sample(x, coords, name=name)
 
 
 @tf.RegisterGradient("EdvrDeformableOffsets")
 def _deformable_offsets_grad(op, grad):
-    attrs = {a: op.get_attr(a) for a in
-             ("ksize", "strides", "pads", "dilations", "deformable_groups", "modulated")}
-    return load().edvr_deformable_offsets_grad(grad, op.inputs[0], op.inputs[1], **attrs)
+    return load().edvr_deformable_offsets_grad(grad, *op.inputs, **_op_geometry_attrs(op))
+
+
+@tf.RegisterGradient("EdvrDeformConv2D")
+def _deform_conv2d_grad(op, grad):
+    return load().edvr_deform_conv2d_grad(grad, *op.inputs, **_op_geometry_attrs(op))
+
+
+def _op_geometry_attrs(op):
+    return {a: op.get_attr(a) for a in
+            ("ksize", "strides", "pads", "dilations", "deformable_groups", "modulated")}
 
 
 @tf.RegisterGradient("EdvrBilinearSample")

@@ -211,13 +211,14 @@ inline void Sum3(typename Vec<T>::type a, typename Vec<T>::type b, typename Vec<
 // Backward of SampleTablePoints for points [0, count): adds scale * weight * grad_out
 // to each inside corner of grad_image + channel_offset[q] (outside corners write to
 // `sinks`, 4 * channels values) and writes, per point, d/dpx and d/dpy (each times
-// scale) and d/dscale of sum_c grad_out[c] * out[c].
-template <int kChannels, typename T>
+// scale) and d/dscale of sum_c grad_out[c] * out[c]. With kStoreSamples it also
+// writes the forward's out (which it computes anyway) to samples + out_offset[q].
+template <int kChannels, bool kStoreSamples = false, typename T>
 inline void AccumulateTablePoints(const T* image, const PointTable<T>& t, int64_t count,
                                   const T* scale, const int64_t* channel_offset,
                                   const T* grad_out, const int64_t* out_offset,
                                   int64_t channels, const T* zeros, T* sinks, T* grad_image,
-                                  T* d_px, T* d_py, T* d_scale) {
+                                  T* d_px, T* d_py, T* d_scale, T* samples = nullptr) {
   if (kChannels) channels = kChannels;
   using Index = typename PointTable<T>::Index;
   const Index* const index[4] = {t.indices(0), t.indices(1), t.indices(2), t.indices(3)};
@@ -246,7 +247,9 @@ inline void AccumulateTablePoints(const T* image, const PointTable<T>& t, int64_
         const typename V::type gv = V::Load(g + c);
         const typename V::type va = V::Load(a + c), vb = V::Load(b + c);
         const typename V::type vd = V::Load(d + c), ve = V::Load(e + c);
-        value += gv * (w00 * va + w01 * vb + w10 * vd + w11 * ve);
+        const typename V::type sample = w00 * va + w01 * vb + w10 * vd + w11 * ve;
+        if constexpr (kStoreSamples) V::Store(samples + out_offset[q] + c, s * sample);
+        value += gv * sample;
         dy += gv * (hx * (vd - va) + lx * (ve - vb));
         dx += gv * (hy * (vb - va) + ly * (ve - vd));
         V::Store(ga + c, V::Load(ga + c) + s00 * gv);
@@ -259,7 +262,9 @@ inline void AccumulateTablePoints(const T* image, const PointTable<T>& t, int64_
       for (int64_t c = 0; c < channels; ++c) {
         const T gv = g[c];
         const T va = a[c], vb = b[c], vd = d[c], ve = e[c];
-        sum_value += gv * (w00 * va + w01 * vb + w10 * vd + w11 * ve);
+        const T sample = w00 * va + w01 * vb + w10 * vd + w11 * ve;
+        if constexpr (kStoreSamples) samples[out_offset[q] + c] = s * sample;
+        sum_value += gv * sample;
         sum_dy += gv * (hx * (vd - va) + lx * (ve - vb));
         sum_dx += gv * (hy * (vb - va) + ly * (ve - vd));
         ga[c] += s00 * gv;

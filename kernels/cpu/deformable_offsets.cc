@@ -11,58 +11,17 @@
 #include <vector>
 
 #include "bilinear.h"
+#include "deformable_taps.h"
 
 namespace edvr {
-namespace {
-
-// Per-tap constants, for q = g*K + k, k = i*kw + j.
-struct Taps {
-  int64_t count;                          // G*K
-  std::vector<int64_t> group_channel;     // g * Cg: the tap's channels in x and y
-  std::vector<int64_t> out_offset;        // element offset of the tap in y from the pixel's start
-  std::vector<int64_t> base_y, base_x;    // i*dh and j*dw
-};
-
-Taps MakeTaps(const DeformableOffsetsGeometry& geo) {
-  const int64_t k_points = geo.kernel_h * geo.kernel_w, cg = geo.channels / geo.groups;
-  const int64_t y_row = geo.out_width * geo.kernel_w * geo.channels;  // one row of y
-  Taps t;
-  t.count = geo.groups * k_points;
-  for (int64_t q = 0; q < t.count; ++q) {
-    const int64_t g = q / k_points, i = q % k_points / geo.kernel_w, j = q % geo.kernel_w;
-    t.group_channel.push_back(g * cg);
-    t.out_offset.push_back(i * y_row + j * geo.channels + g * cg);
-    t.base_y.push_back(i * geo.dilation_h);
-    t.base_x.push_back(j * geo.dilation_w);
-  }
-  return t;
-}
-
-// Locates every tap of output pixel (ho, wo), whose offsets start at off_pixel.
-template <typename T>
-void LocatePixelTaps(const DeformableOffsetsGeometry& geo, const Taps& taps, const T* off_pixel,
-                     int64_t ho, int64_t wo, int64_t q_begin, int64_t q_count,
-                     PointTable<T>* table) {
-  const T origin_y = T(ho * geo.stride_h - geo.pad_top);
-  const T origin_x = T(wo * geo.stride_w - geo.pad_left);
-  T* py = table->py();
-  T* px = table->px();
-  for (int64_t q = q_begin; q < q_begin + q_count; ++q) {
-    py[q - q_begin] = origin_y + T(taps.base_y[q]) + off_pixel[taps.count + q];
-    px[q - q_begin] = origin_x + T(taps.base_x[q]) + off_pixel[q];
-  }
-  table->Locate(q_count, geo.in_height, geo.in_width, geo.channels);
-}
-
-}  // namespace
 
 template <typename T>
 void DeformableOffsetsForward(const DeformableOffsetsGeometry& geo, const T* x, const T* offsets,
                               T* y, const ParallelFor& parallel_for) {
   const int64_t cg = geo.channels / geo.groups;
-  const Taps taps = MakeTaps(geo);
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t y_row = geo.out_width * geo.kernel_w * geo.channels;
+  const Taps taps = MakeTaps(geo, y_row);
   const int64_t y_batch = geo.out_height * geo.kernel_h * y_row;
   const int64_t cost = geo.out_width * taps.count * (cg * 2 + 30);
   parallel_for(geo.batch * geo.out_height, cost, [&](int64_t begin, int64_t end) {
@@ -95,18 +54,13 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
                                const ParallelFor& parallel_for) {
   const int64_t k_points = geo.kernel_h * geo.kernel_w;
   const int64_t cg = geo.channels / geo.groups;
-  const Taps taps = MakeTaps(geo);
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t pixels = geo.in_height * geo.in_width;
   const int64_t y_row = geo.out_width * geo.kernel_w * geo.channels;
+  const Taps taps = MakeTaps(geo, y_row);
   const int64_t y_batch = geo.out_height * geo.kernel_h * y_row;
-  // With a batch item per thread or more, a unit is a whole batch item, and
-  // grad_y is read as one contiguous stream. Otherwise a unit is a batch item
-  // and a block of whole groups spanning at least 16 channels (a 64-byte line
-  // of float32). Either way a unit owns its part of grad_x and grad_offsets.
-  const int64_t groups_per_block =
-      geo.batch >= threads ? geo.groups
-                           : std::min(geo.groups, std::max<int64_t>(1, (16 + cg - 1) / cg));
+  // A unit is a batch item and a block of groups; it owns its part of grad_x and grad_offsets.
+  const int64_t groups_per_block = GroupsPerBlock(geo, threads);
   const int64_t blocks = (geo.groups + groups_per_block - 1) / groups_per_block;
   const int64_t cost =
       geo.out_height * geo.out_width * groups_per_block * k_points * (cg * 6 + 40);

@@ -73,6 +73,18 @@ def test_dynamic_shapes_are_an_error_naming_the_op():
             flops.graph_conv_flops([y])
 
 
+def test_op_ratios_divide_each_op_by_the_conv2d_rounds_beside_it():
+    from bench.conftest import ratios
+    results = {'L1': {'native fwd': 2.0, 'conv2d beside native fwd': 1.0,
+                      'reference fwd': 30.0, 'conv2d beside reference fwd': 1.5,
+                      'native fwd+bwd': 6.0, 'conv2d fwd+bwd': 3.0}}
+    rows = {phase: values for _, phase, *values in ratios(results)}
+    # reference/native is 20 / 2, not 30 / 2: the reference ran while conv2d was 1.5x slower.
+    assert rows['fwd'] == pytest.approx([2.0, 20.0, 10.0])
+    # Without rounds beside it, an op is divided by the conv2d benchmark; unmeasured is None.
+    assert rows['fwd+bwd'][0] == pytest.approx(2.0) and rows['fwd+bwd'][1:] == [None, None]
+
+
 def test_floor_and_headroom_arithmetic():
     results = {
         floor.CONV_RATE: {'seconds': 0.5, 'flops': 100e9, 'shape': [20, 64, 64, 64]},

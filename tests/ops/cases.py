@@ -16,6 +16,11 @@ GEOMETRIES = {
     "group_width8": ((2, 5, 6, 16), dict(ksize=(3, 3), pads=(1, 1, 1, 1), deformable_groups=2)),
     "group_width16": ((1, 4, 5, 32), dict(ksize=(3, 3), pads=(1, 1, 1, 1), deformable_groups=2)),
     "empty_batch": ((0, 5, 5, 4), dict(ksize=(3, 3), pads=(1, 1, 1, 1))),
+    # More output pixels than one tile (64) of the fused deform_conv2d, per item and across
+    # the batch (90 and 270), and one item per image with groups split into blocks (99).
+    "tiles_width8": ((3, 9, 10, 16), dict(ksize=(3, 3), pads=(1, 1, 1, 1), deformable_groups=2)),
+    "tiles_width16_batch1": ((1, 11, 9, 48), dict(ksize=(3, 3), pads=(1, 1, 1, 1),
+                                                  deformable_groups=3)),
 }
 
 # Smaller geometries for numerical gradient checks, whose cost grows with the

@@ -7,7 +7,7 @@ import ops
 from ops import numpy_reference
 
 from .cases import GEOMETRIES, GRADIENT_GEOMETRIES, offsets_shape, random_offsets
-from .conftest import tolerance
+from .conftest import assert_backends_agree, require_native, tolerance
 
 CONV_CASES = {  # name: (geometry name, groups, F)
     "3x3_pad1": ("3x3_pad1", 1, 5),
@@ -15,6 +15,9 @@ CONV_CASES = {  # name: (geometry name, groups, F)
     "groups8_dilation2": ("groups8_dilation2", 1, 3),
     "stride21_groups2": ("stride21_dilation12_3x2", 2, 4),
     "empty_batch": ("empty_batch", 1, 3),
+    # F = 17 and 70: whole vector panels of the fused op's matrix products and a remainder.
+    "tiles_width8": ("tiles_width8", 1, 17),
+    "tiles_width16_batch1": ("tiles_width16_batch1", 1, 70),
 }
 
 
@@ -77,3 +80,45 @@ def test_graph_mode_session(backend):
             value = sess.run(y)
     np.testing.assert_allclose(value, numpy_reference.deform_conv2d(x, offsets, filters, bias, **geo),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_native_fuses_one_group_only(monkeypatch):
+    """The native backend runs deform_conv2d with one group as the fused op, and with groups > 1
+    as deformable_offsets followed by conv2d."""
+    require_native()
+    monkeypatch.setenv("EDVR_OPS_BACKEND", "native")
+    op_types = {}
+    for groups, case in ((1, "3x3_pad1"), (2, "groups2")):
+        (x, offsets, filters, bias), geo = make_inputs(case, np.float32)
+        assert geo["groups"] == groups
+        graph = tf.Graph()
+        with graph.as_default():
+            ops.deform_conv2d(x, offsets, filters, bias, **geo)
+        op_types[groups] = {op.type for op in graph.get_operations()}
+    assert "EdvrDeformConv2D" in op_types[1] and "EdvrDeformableOffsets" not in op_types[1]
+    assert "EdvrDeformableOffsets" in op_types[2] and "EdvrDeformConv2D" not in op_types[2]
+
+
+def test_fused_gradients_across_tiles(monkeypatch):
+    """The fused op works in tiles of 64 output pixels; with 72 of them its backward crosses a
+    tile boundary. Numerical gradients in float64."""
+    require_native()
+    monkeypatch.setenv("EDVR_OPS_BACKEND", "native")
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1, 9, 8, 2))
+    offsets = random_offsets(rng, (1, 9, 8, 27), away_from_integers=True)
+    filters = rng.normal(size=(3, 3, 2, 17)) / np.sqrt(18)
+    function = tf.function(lambda *args: ops.deform_conv2d(*args, pads=(1, 1, 1, 1)))
+    theoretical, numerical = tf.test.compute_gradient(function, [x, offsets, filters])
+    for got, want, what in zip(theoretical, numerical, ("x", "offsets", "filters")):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=f"d/d{what}")
+
+
+@pytest.mark.parametrize("case", ["tiles_width8", "tiles_width16_batch1"])
+def test_fused_agrees_with_reference(monkeypatch, case):
+    """Values and gradients across tiles, across batch items within a tile (3 items of 90
+    pixels), and with grad_x split into blocks of groups (one item, 3 groups)."""
+    (x, offsets, filters, _), geo = make_inputs(case, np.float32)
+    geo.pop("groups")
+    assert_backends_agree(monkeypatch, lambda a, b, c: ops.deform_conv2d(a, b, c, **geo),
+                          [x, offsets, filters])

@@ -54,7 +54,7 @@ DEFORM_CONV2D_ERRORS = [
     (dict(groups=2, filters=np.zeros((3, 3, 2, 5), np.float32)),
      r"filters output channels \(5\) must be divisible by groups \(2\)"),
     (dict(bias=np.zeros(4, np.float32)), r"bias must have shape \[F\] = \[5\], got \[4\]"),
-    (dict(offsets=OFFSETS[..., :18]), r"^deformable_offsets: offsets must have shape"),
+    (dict(offsets=OFFSETS[..., :18]), r"^deform_conv2d: offsets must have shape"),
 ]
 
 

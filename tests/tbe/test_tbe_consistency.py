@@ -20,7 +20,8 @@ TBE = os.path.join(ROOT, "kernels", "tbe")
 INI = os.path.join(TBE, "tbe", "op_info_cfg", "ai_core", "ascend910", "edvr_sampling_ops.ini")
 PROTO = os.path.join(TBE, "op_proto", "edvr_sampling_ops.h")
 PLUGIN = os.path.join(TBE, "framework", "tf_plugin", "tensorflow_edvr_sampling_plugin.cc")
-TF_SOURCES = sorted(glob.glob(os.path.join(ROOT, "ops", "cc", "*.cc")))
+TF_SOURCES = sorted(glob.glob(os.path.join(ROOT, "ops", "cc", "*.cc")) +
+                    glob.glob(os.path.join(ROOT, "ops", "cc", "*.h")))
 OPS = ["EdvrBilinearSample", "EdvrBilinearSampleGrad", "EdvrDeformableOffsets", "EdvrDeformableOffsetsGrad"]
 INI_TO_PROTO_DTYPE = {"float16": "DT_FLOAT16", "float": "DT_FLOAT"}
 INI_TO_TF_DTYPE = {"float16": "half", "float": "float"}
@@ -40,11 +41,13 @@ def _normalise_default(value):
 # ---- parsers -------------------------------------------------------------------------------------
 def parse_tf_ops(paths):
     """{op: {"inputs": [...], "outputs": [...], "attrs": [(name, type, default)], "T": [...]}} from
-    REGISTER_OP chains, with object-like #define macros (attribute lists) expanded."""
-    ops = {}
-    for path in paths:
-        text = _strip_comments(open(path).read()).replace("\\\n", " ")
-        macros = dict(re.findall(r"#define\s+(\w+)[ \t]+([^\n]*)", text))
+    REGISTER_OP chains, with object-like #define macros (attribute lists) of any of the files
+    expanded."""
+    ops, macros = {}, {}
+    texts = [_strip_comments(open(path).read()).replace("\\\n", " ") for path in paths]
+    for text in texts:
+        macros.update(re.findall(r"#define\s+(\w+)[ \t]+([^\n]*)", text))
+    for text in texts:
         for match in re.finditer(r'REGISTER_OP\(\s*"(\w+)"\s*\)(.*?);', text, flags=re.S):
             chain = match.group(2)
             for _ in range(3):  # macros may nest
