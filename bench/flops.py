@@ -4,17 +4,21 @@ FLOP floor that bench.report sets model step and frame times against.
 Convention: one multiply-add is 2 FLOPs. A convolution with output (n, ho, wo, cout) and
 filter (kh, kw, cin / groups, cout) costs ``2 * n * ho * wo * cout * kh * kw * cin / groups``;
 each of its two backward ops (Conv2DBackpropInput, Conv2DBackpropFilter) costs the same, so a
-training step counts about 3x the forward FLOPs. The deformable convolution is
-``EdvrDeformableOffsets`` followed by a Conv2D with stride (kh, kw) over the sampled columns,
-so it is counted as that Conv2D (the sampling itself is not a FLOP of the floor).
+training step counts about 3x the forward FLOPs. A deformable convolution counts as the
+convolution over its sampled columns (the sampling itself is not a FLOP of the floor): on the
+native backend it is the fused ``EdvrDeformConv2D``, whose gradient op does both backward
+products (columns' and filters' gradients) and so counts twice; otherwise it is
+``EdvrDeformableOffsets`` followed by a Conv2D over the columns, counted as that Conv2D.
 """
 import collections
 
 import numpy as np
 
-FORWARD_TYPES = ('Conv2D', 'DepthwiseConv2dNative')
+FUSED_DCN, FUSED_DCN_GRAD = 'EdvrDeformConv2D', 'EdvrDeformConv2DGrad'
+FORWARD_TYPES = ('Conv2D', 'DepthwiseConv2dNative', FUSED_DCN)
 BACKWARD_TYPES = ('Conv2DBackpropInput', 'Conv2DBackpropFilter',
-                  'DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter')
+                  'DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
+                  FUSED_DCN_GRAD)
 CONV_TYPES = FORWARD_TYPES + BACKWARD_TYPES
 
 
@@ -38,10 +42,16 @@ def conv_flops(op):
     """FLOPs of one convolution op (forward or backward), 0 for any other op type.
 
     Conv2D (x, filter) -> y; Conv2DBackpropInput (sizes, filter, dy);
-    Conv2DBackpropFilter (x, sizes, dy); the depthwise ops likewise, filter (kh, kw, c, mult).
+    Conv2DBackpropFilter (x, sizes, dy); the depthwise ops likewise, filter (kh, kw, c, mult);
+    EdvrDeformConv2D (x, offsets, filters) -> y; EdvrDeformConv2DGrad (dy, x, offsets, filters).
     """
     if op.type not in CONV_TYPES:
         return 0
+    if op.type in (FUSED_DCN, FUSED_DCN_GRAD):
+        forward = op.type == FUSED_DCN
+        n, ho, wo, cout = _static(op.outputs[0] if forward else op.inputs[0], op, 'the output')
+        kh, kw, cin, _ = _static(op.inputs[2 if forward else 3], op, 'the filters')
+        return (1 if forward else 2) * 2 * n * ho * wo * cout * kh * kw * cin
     if op.type in FORWARD_TYPES:
         out = _nhwc(op, _static(op.outputs[0], op, 'the output'))
         kh, kw, cin, mult = _static(op.inputs[1], op, 'the filter')

@@ -4,8 +4,9 @@
         [--trace FILE.json] [--intra_op_threads N] [--inter_op_threads N]
 
 Prints, per runtime op type (after grappler and oneDNN rewrites, e.g. ``_MklConv2D``), the
-summed op time, its share and its count, grouped into convolution, deformable sampling (the
-``ops`` kernels) and everything else; then, per model component (name scope at ``--depth``,
+summed op time, its share and its count, grouped into the fused deformable convolution
+(sampling and its matrix products), convolution, deformable sampling (the other ``ops``
+kernels) and everything else; then, per model component (name scope at ``--depth``,
 e.g. ``pcd_alignment/l1``, forward and backward together), the time of all its ops and the rate
 its convolutions reach. ``--trace`` writes the run as a Chrome trace (chrome://tracing,
 Perfetto).
@@ -20,12 +21,14 @@ import tensorflow as tf
 
 from bench import flops
 
-GROUPS = (('convolution', ('Conv2D', 'Conv2DBackprop', 'DepthwiseConv')),
+GROUPS = (('fused deformable conv', ('EdvrDeformConv2D',)),  # before 'Conv2D' matches it
+          ('convolution', ('Conv2D', 'Conv2DBackprop', 'DepthwiseConv')),
           ('deformable sampling', ('EdvrDeformableOffsets', 'EdvrBilinearSample')))
 
 
 def op_group(op_type):
-    """'convolution', 'deformable sampling' or 'other' for a runtime op type."""
+    """'fused deformable conv', 'convolution', 'deformable sampling' or 'other' for a runtime
+    op type."""
     for group, markers in GROUPS:
         if any(marker in op_type for marker in markers):
             return group
@@ -116,7 +119,7 @@ def time_by_scope(metadata, fetches, depth=2):
     for _device, node, op_type in _node_events(metadata):
         key = component.get(node.node_name) or scope_key(node.node_name, depth)
         seconds[key] += node.all_end_rel_nanos * 1e-9
-        if op_group(op_type) == 'convolution':
+        if op_group(op_type) in ('convolution', 'fused deformable conv'):
             conv_seconds[key] += node.all_end_rel_nanos * 1e-9
     return [dict(scope=k, seconds=t, conv_seconds=conv_seconds[k], conv_flops=conv_flops[k],
                  conv_rate=conv_flops[k] / conv_seconds[k] if conv_seconds[k] else None)
@@ -144,9 +147,9 @@ def chrome_trace(metadata):
 
 def format_profile(profile, top=25):
     """The aggregate as a text table: the ``top`` op types, then the groups."""
-    lines = [f'{"op type":<44}{"group":<21}{"seconds":>9}{"share":>8}{"count":>7}']
+    lines = [f'{"op type":<44}{"group":<23}{"seconds":>9}{"share":>8}{"count":>7}']
     for row in profile['rows'][:top]:
-        lines.append(f'{row["op_type"]:<44}{row["group"]:<21}{row["seconds"]:9.3f}'
+        lines.append(f'{row["op_type"]:<44}{row["group"]:<23}{row["seconds"]:9.3f}'
                      f'{100 * row["share"]:7.1f}%{row["count"]:7d}')
     rest = profile['rows'][top:]
     if rest:
@@ -156,7 +159,7 @@ def format_profile(profile, top=25):
     lines.append('')
     busy = profile['busy']
     for group, seconds in sorted(profile['groups'].items(), key=lambda kv: -kv[1]):
-        lines.append(f'{group:<65}{seconds:9.3f}{100 * seconds / busy:7.1f}%')
+        lines.append(f'{group:<67}{seconds:9.3f}{100 * seconds / busy:7.1f}%')
     lines.append(f'{"summed op time":<65}{busy:9.3f}')
     lines.append(f'{"wall time of the traced run":<65}{profile["wall"]:9.3f}')
     if busy > 1.05 * profile['wall']:

@@ -57,6 +57,24 @@ def test_backward_ops_each_count_as_much_as_the_forward_conv():
     assert counted['forward'] == forward and counted['total'] == 3 * forward
 
 
+def test_fused_deformable_conv_counts_as_the_conv_over_its_columns(monkeypatch):
+    import ops
+    from tests.ops.conftest import require_native
+    require_native()
+    monkeypatch.setenv('EDVR_OPS_BACKEND', 'native')
+    with tf.Graph().as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [2, 6, 5, 8])
+        offsets = tf.compat.v1.placeholder(tf.float32, [2, 6, 5, 3 * 2 * 9])
+        filters = tf.compat.v1.placeholder(tf.float32, [3, 3, 8, 4])
+        y = ops.deform_conv2d(x, offsets, filters, pads=(1, 1, 1, 1), deformable_groups=2)
+        grads = tf.compat.v1.gradients(tf.reduce_sum(y), [x, offsets, filters])
+        counted = flops.graph_conv_flops([y] + grads)
+    forward = 2 * 2 * 6 * 5 * 4 * 3 * 3 * 8
+    assert counted['EdvrDeformConv2D'] == forward
+    assert counted['EdvrDeformConv2DGrad'] == 2 * forward  # columns' and filters' gradients
+    assert counted['total'] == 3 * forward
+
+
 def test_only_ops_the_fetches_need_are_counted():
     with tf.Graph().as_default():
         x = tf.compat.v1.placeholder(tf.float32, [1, 4, 4, 2])
