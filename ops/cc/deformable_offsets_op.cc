@@ -14,7 +14,6 @@ namespace edvr {
 namespace {
 
 namespace tf = ::tensorflow;
-using ::tensorflow::errors::InvalidArgument;
 using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using deformable_attrs::Attrs;
