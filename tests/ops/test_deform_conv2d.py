@@ -122,3 +122,23 @@ def test_fused_agrees_with_reference(monkeypatch, case):
     geo.pop("groups")
     assert_backends_agree(monkeypatch, lambda a, b, c: ops.deform_conv2d(a, b, c, **geo),
                           [x, offsets, filters])
+
+
+def test_fused_filter_gradient_is_the_same_every_run(monkeypatch):
+    """Each work range sums its own filter gradient and the sums are added in range order, so
+    repeated runs on the thread pool give the same bits."""
+    require_native()
+    monkeypatch.setenv("EDVR_OPS_BACKEND", "native")
+    rng = np.random.default_rng(6)
+    x = tf.constant(rng.normal(size=(8, 12, 12, 16)).astype(np.float32))
+    offsets = tf.constant(random_offsets(rng, (8, 12, 12, 54)).astype(np.float32))
+    filters = tf.constant(rng.normal(size=(3, 3, 16, 16)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(filters)
+        y = ops.deform_conv2d(x, offsets, filters, pads=(1, 1, 1, 1), deformable_groups=2)
+    first = tape.gradient(y, filters).numpy()
+    for _ in range(20):
+        with tf.GradientTape() as tape:
+            tape.watch(filters)
+            y = ops.deform_conv2d(x, offsets, filters, pads=(1, 1, 1, 1), deformable_groups=2)
+        np.testing.assert_array_equal(tape.gradient(y, filters).numpy(), first)
