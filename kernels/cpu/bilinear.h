@@ -15,26 +15,9 @@
 #include <type_traits>
 #include <vector>
 
-namespace edvr {
+#include "vec.h"
 
-// 32-byte vectors through GCC/Clang vector extensions (no intrinsics): 8 floats
-// or 4 doubles, compiled to AVX where the target has it and to SSE pairs otherwise.
-template <typename T>
-struct Vec {
-  typedef T type __attribute__((vector_size(32)));
-  static constexpr int kWidth = 32 / sizeof(T);
-  static type Load(const T* p) {
-    type v;
-    std::memcpy(&v, p, sizeof(v));
-    return v;
-  }
-  static void Store(T* p, type v) { std::memcpy(p, &v, sizeof(v)); }
-  static T Sum(type v) {
-    T s = 0;
-    for (int i = 0; i < kWidth; ++i) s += v[i];
-    return s;
-  }
-};
+namespace edvr {
 
 // True when a compile-time channel count is a whole number of vectors.
 template <int kChannels, typename T>

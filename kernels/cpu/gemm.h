@@ -7,7 +7,8 @@
 #define EDVR_KERNELS_CPU_GEMM_H_
 
 #include <cstdint>
-#include <cstring>
+
+#include "vec.h"
 
 namespace edvr {
 
@@ -21,25 +22,12 @@ struct StridedMatrix {
 
 namespace gemm_detail {
 
-// 64-byte vectors: 16 floats or 8 doubles (one AVX-512 register, or two AVX ones).
-template <typename T>
-struct Wide {
-  typedef T type __attribute__((vector_size(64)));
-  static constexpr int kWidth = 64 / sizeof(T);
-  static type Load(const T* p) {
-    type v;
-    std::memcpy(&v, p, sizeof(v));
-    return v;
-  }
-  static void Store(T* p, type v) { std::memcpy(p, &v, sizeof(v)); }
-};
-
 // C[kRows, kVectors * width] (+)= A[kRows, k] * B[k, kVectors * width], the
 // accumulators held in registers for the whole k loop.
 template <int kRows, int kVectors, typename T>
 inline void Block(int64_t k, StridedMatrix<T> a, const T* b, int64_t ldb, T* c, int64_t ldc,
                   bool accumulate) {
-  using W = Wide<T>;
+  using W = Vec<T, 64>;
   typename W::type acc[kRows][kVectors] = {};
   for (int64_t kk = 0; kk < k; ++kk) {
     typename W::type bv[kVectors];
@@ -89,7 +77,7 @@ inline void Panel(int64_t m, int64_t k, StridedMatrix<T> a, const T* b, int64_t 
 template <typename T>
 void Gemm(int64_t m, int64_t n, int64_t k, StridedMatrix<T> a, const T* b, int64_t ldb, T* c,
           int64_t ldc, bool accumulate) {
-  constexpr int kWidth = gemm_detail::Wide<T>::kWidth;
+  constexpr int kWidth = Vec<T, 64>::kWidth;
   int64_t col = 0;
   for (; col + 4 * kWidth <= n; col += 4 * kWidth) {
     gemm_detail::Panel<4>(m, k, a, b + col, ldb, c + col, ldc, accumulate);
