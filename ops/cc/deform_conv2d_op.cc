@@ -19,6 +19,7 @@ using ::tensorflow::shape_inference::InferenceContext;
 using ::tensorflow::shape_inference::ShapeHandle;
 using deformable_attrs::Attrs;
 using deformable_attrs::CheckInputs;
+using deformable_attrs::DeformableOpKernel;
 using deformable_attrs::OutputGrid;
 using deformable_attrs::ReadAttrs;
 
@@ -78,11 +79,9 @@ REGISTER_OP("EdvrDeformConv2DGrad")
     .Doc("Gradients of EdvrDeformConv2D with respect to x, offsets and filters.");
 
 template <typename T>
-class DeformConv2DOp : public tf::OpKernel {
+class DeformConv2DOp : public DeformableOpKernel {
  public:
-  explicit DeformConv2DOp(tf::OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, ReadAttrs(context, &attrs_));
-  }
+  using DeformableOpKernel::DeformableOpKernel;
 
   void Compute(tf::OpKernelContext* context) override {
     const tf::Tensor& x = context->input(0);
@@ -103,17 +102,12 @@ class DeformConv2DOp : public tf::OpKernel {
                            filters.flat<T>().data(), y->flat<T>().data(),
                            TensorFlowParallelFor(context));
   }
-
- private:
-  Attrs attrs_;
 };
 
 template <typename T>
-class DeformConv2DGradOp : public tf::OpKernel {
+class DeformConv2DGradOp : public DeformableOpKernel {
  public:
-  explicit DeformConv2DGradOp(tf::OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, ReadAttrs(context, &attrs_));
-  }
+  using DeformableOpKernel::DeformableOpKernel;
 
   void Compute(tf::OpKernelContext* context) override {
     const tf::Tensor& grad = context->input(0);
@@ -143,9 +137,6 @@ class DeformConv2DGradOp : public tf::OpKernel {
                             outputs[2]->flat<T>().data(), CpuThreads(context),
                             TensorFlowParallelFor(context));
   }
-
- private:
-  Attrs attrs_;
 };
 
 #define EDVR_REGISTER_KERNELS(T)                                                         \

@@ -1,6 +1,6 @@
 // What the deformable ops' registrations share: their attributes, read and
-// checked; the check of x and offsets against them; and the output grid (N, Ho,
-// Wo) of the shape functions.
+// checked (also by a kernel base class); the check of x and offsets against them;
+// and the output grid (N, Ho, Wo) of the shape functions.
 #ifndef EDVR_OPS_CC_DEFORMABLE_ATTRS_H_
 #define EDVR_OPS_CC_DEFORMABLE_ATTRS_H_
 
@@ -10,6 +10,7 @@
 
 #include "kernels/cpu/deformable_offsets.h"
 #include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/framework/tensor_shape.h"
 
@@ -157,6 +158,17 @@ inline tf::Status OutputGrid(InferenceContext* c, const Attrs& a, DimensionHandl
   TF_RETURN_IF_ERROR(out_dim(1, a.OutHeight(h), out_h));
   return out_dim(2, a.OutWidth(w), out_w);
 }
+
+// An OpKernel whose attributes are read and checked once, at construction.
+class DeformableOpKernel : public tf::OpKernel {
+ public:
+  explicit DeformableOpKernel(tf::OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, ReadAttrs(context, &attrs_));
+  }
+
+ protected:
+  Attrs attrs_;
+};
 
 #define EDVR_DEFORMABLE_OFFSETS_ATTRS                   \
   Attr("T: {float, double}")                            \

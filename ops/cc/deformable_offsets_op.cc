@@ -18,6 +18,7 @@ using ::tensorflow::shape_inference::DimensionHandle;
 using ::tensorflow::shape_inference::InferenceContext;
 using deformable_attrs::Attrs;
 using deformable_attrs::CheckInputs;
+using deformable_attrs::DeformableOpKernel;
 using deformable_attrs::OutputGrid;
 using deformable_attrs::ReadAttrs;
 
@@ -56,11 +57,9 @@ REGISTER_OP("EdvrDeformableOffsetsGrad")
     .Doc("Gradients of EdvrDeformableOffsets with respect to x and offsets.");
 
 template <typename T>
-class DeformableOffsetsOp : public tf::OpKernel {
+class DeformableOffsetsOp : public DeformableOpKernel {
  public:
-  explicit DeformableOffsetsOp(tf::OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, ReadAttrs(context, &attrs_));
-  }
+  using DeformableOpKernel::DeformableOpKernel;
 
   void Compute(tf::OpKernelContext* context) override {
     const tf::Tensor& x = context->input(0);
@@ -77,17 +76,12 @@ class DeformableOffsetsOp : public tf::OpKernel {
     DeformableOffsetsForward<T>(geo, x.flat<T>().data(), offsets.flat<T>().data(),
                                 y->flat<T>().data(), TensorFlowParallelFor(context));
   }
-
- private:
-  Attrs attrs_;
 };
 
 template <typename T>
-class DeformableOffsetsGradOp : public tf::OpKernel {
+class DeformableOffsetsGradOp : public DeformableOpKernel {
  public:
-  explicit DeformableOffsetsGradOp(tf::OpKernelConstruction* context) : OpKernel(context) {
-    OP_REQUIRES_OK(context, ReadAttrs(context, &attrs_));
-  }
+  using DeformableOpKernel::DeformableOpKernel;
 
   void Compute(tf::OpKernelContext* context) override {
     const tf::Tensor& grad = context->input(0);
@@ -105,9 +99,6 @@ class DeformableOffsetsGradOp : public tf::OpKernel {
                                  grad_offsets->flat<T>().data(), CpuThreads(context),
                                  TensorFlowParallelFor(context));
   }
-
- private:
-  Attrs attrs_;
 };
 
 #define EDVR_REGISTER_KERNELS(T)                                                    \
