@@ -1,8 +1,8 @@
 // CPU kernels of the fused deformable convolution: see deform_conv2d.h.
 //
-// Both passes work on tiles of up to kTilePixels output pixels. The forward
-// samples a tile's columns [pixels, K*C] into a buffer that stays in L2 and
-// multiplies it by the filters. The backward, per tile, multiplies grad_y by the
+// Both passes work on tiles of output pixels. The forward samples a tile's
+// columns [pixels, K*C] into a buffer that stays in cache and multiplies it by
+// the filters. The backward, per tile, multiplies grad_y by the
 // transposed filters to get the columns' gradient, accumulates that into grad_x
 // and grad_offsets as DeformableOffsetsBackward does (recomputing the columns on
 // the way), and adds columns^T . grad_y to its sum of grad_filters.
@@ -20,7 +20,12 @@
 namespace edvr {
 namespace {
 
-constexpr int64_t kTilePixels = 64;
+// The forward's tile is one 6-row block of the matrix product (gemm.h), so that its
+// columns (6 x K*C) are still in L1 when the product reads them; measured 2-3% faster
+// per point than 64. The backward's matrix products need longer tiles to be efficient
+// (its filters' gradient sums over the tile's pixels).
+constexpr int64_t kForwardTilePixels = 6;
+constexpr int64_t kBackwardTilePixels = 64;
 
 // A block of whole deformable groups [g_begin, g_end): the unit of the backward's
 // grad_x partition. Its columns are laid out [K, channels], channels = (g_end -
@@ -76,17 +81,17 @@ void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features,
   const int64_t total_pixels = geo.batch * out_pixels;
   const int64_t width = geo.kernel_h * geo.kernel_w * geo.channels;  // K*C: one pixel's columns
   const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
-  const int64_t tiles = (total_pixels + kTilePixels - 1) / kTilePixels;
-  const int64_t cost = kTilePixels * (taps.count * (cg * 2 + 30) + width * features * 2);
+  const int64_t tiles = (total_pixels + kForwardTilePixels - 1) / kForwardTilePixels;
+  const int64_t cost = kForwardTilePixels * (taps.count * (cg * 2 + 30) + width * features * 2);
   parallel_for(tiles, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(taps.count);
     const std::vector<T> zeros(cg, T(0)), ones(taps.count, T(1));
-    std::vector<T> columns(kTilePixels * width);
+    std::vector<T> columns(kForwardTilePixels * width);
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t tile = begin; tile < end; ++tile) {
-        const int64_t p_begin = tile * kTilePixels;
-        const int64_t p_count = std::min(kTilePixels, total_pixels - p_begin);
+        const int64_t p_begin = tile * kForwardTilePixels;
+        const int64_t p_count = std::min(kForwardTilePixels, total_pixels - p_begin);
         for (int64_t p = p_begin; p < p_begin + p_count; ++p) {
           const int64_t n = p / out_pixels;
           const int64_t ho = p % out_pixels / geo.out_width, wo = p % geo.out_width;
@@ -128,7 +133,7 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
     PointTable<T> table(taps.count);
     const std::vector<T> zeros(cg, T(0)), ones(taps.count, T(1));
     std::vector<T> sinks(4 * cg), sum(filters_size, T(0));
-    std::vector<T> grad_columns(kTilePixels * max_width), columns(kTilePixels * max_width);
+    std::vector<T> grad_columns(kBackwardTilePixels * max_width), columns(kBackwardTilePixels * max_width);
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t unit = begin; unit < end; ++unit) {
@@ -142,8 +147,8 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
         for (int64_t p = 0; p < in_pixels; ++p) {
           std::fill_n(grad_image + p * geo.channels + block.g_begin * cg, block.channels, T(0));
         }
-        for (int64_t p_begin = 0; p_begin < out_pixels; p_begin += kTilePixels) {
-          const int64_t p_count = std::min(kTilePixels, out_pixels - p_begin);
+        for (int64_t p_begin = 0; p_begin < out_pixels; p_begin += kBackwardTilePixels) {
+          const int64_t p_count = std::min(kBackwardTilePixels, out_pixels - p_begin);
           const T* grad_tile = grad_y + (n * out_pixels + p_begin) * features;
           Gemm<T>(p_count, width, features, {grad_tile, features, 1},
                   block.transposed_filters.data(), width, grad_columns.data(), width,
