@@ -35,14 +35,12 @@ tf::Status ForwardShape(InferenceContext* c) {
   return tf::Status();
 }
 
-tf::Status GradientShapes(InferenceContext* c) {
-  for (int i = 0; i < 3; ++i) c->set_output(i, c->input(i + 1));
-  return tf::Status();
-}
-
-// Checks filters [kh, kw, C, F] against the attributes and x; returns F.
-tf::Status CheckFilters(const Attrs& a, const tf::TensorShape& x, const tf::TensorShape& filters,
-                        int64_t* features) {
+// Checks x and offsets (as CheckInputs does) and filters [kh, kw, C, F] against the
+// attributes; fills the geometry and F.
+tf::Status CheckConvInputs(const Attrs& a, const tf::TensorShape& x,
+                           const tf::TensorShape& offsets, const tf::TensorShape& filters,
+                           DeformableOffsetsGeometry* geo, int64_t* features) {
+  TF_RETURN_IF_ERROR(CheckInputs(a, x, offsets, geo));
   if (filters.dims() != 4 || filters.dim_size(0) != a.kernel_h ||
       filters.dim_size(1) != a.kernel_w || filters.dim_size(2) != x.dim_size(3)) {
     return InvalidArgument("filters must have shape [kh, kw, C, F] = [", a.kernel_h, ", ",
@@ -89,8 +87,8 @@ class DeformConv2DOp : public DeformableOpKernel {
     const tf::Tensor& filters = context->input(2);
     DeformableOffsetsGeometry geo;
     int64_t features = 0;
-    OP_REQUIRES_OK(context, CheckInputs(attrs_, x.shape(), offsets.shape(), &geo));
-    OP_REQUIRES_OK(context, CheckFilters(attrs_, x.shape(), filters.shape(), &features));
+    OP_REQUIRES_OK(context, CheckConvInputs(attrs_, x.shape(), offsets.shape(), filters.shape(),
+                                            &geo, &features));
     tf::Tensor* y = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(
                                 0,
@@ -116,25 +114,17 @@ class DeformConv2DGradOp : public DeformableOpKernel {
     const tf::Tensor& filters = context->input(3);
     DeformableOffsetsGeometry geo;
     int64_t features = 0;
-    OP_REQUIRES_OK(context, CheckInputs(attrs_, x.shape(), offsets.shape(), &geo));
-    OP_REQUIRES_OK(context, CheckFilters(attrs_, x.shape(), filters.shape(), &features));
+    OP_REQUIRES_OK(context, CheckConvInputs(attrs_, x.shape(), offsets.shape(), filters.shape(),
+                                            &geo, &features));
     const tf::TensorShape y_shape({geo.batch, geo.out_height, geo.out_width, features});
-    OP_REQUIRES(context, grad.shape() == y_shape,
-                InvalidArgument("grad must have the shape of the forward output ",
-                                y_shape.DebugString(), ", got ", grad.shape().DebugString()));
-    tf::Tensor* outputs[3] = {nullptr, nullptr, nullptr};
-    for (int i = 0; i < 3; ++i) {
-      OP_REQUIRES_OK(context,
-                     context->allocate_output(i, context->input(i + 1).shape(), &outputs[i]));
-    }
-    if (grad.NumElements() == 0) {
-      for (tf::Tensor* out : outputs) out->flat<T>().setZero();
-      return;
-    }
+    tf::Tensor* grad_x = nullptr;
+    tf::Tensor* grad_offsets = nullptr;
+    tf::Tensor* grad_filters = nullptr;
+    if (!AllocateGradients<T>(context, y_shape, &grad_x, &grad_offsets, &grad_filters)) return;
     DeformConv2DBackward<T>(geo, features, x.flat<T>().data(), offsets.flat<T>().data(),
                             filters.flat<T>().data(), grad.flat<T>().data(),
-                            outputs[0]->flat<T>().data(), outputs[1]->flat<T>().data(),
-                            outputs[2]->flat<T>().data(), CpuThreads(context),
+                            grad_x->flat<T>().data(), grad_offsets->flat<T>().data(),
+                            grad_filters->flat<T>().data(), CpuThreads(context),
                             TensorFlowParallelFor(context));
   }
 };

@@ -23,20 +23,20 @@ inline int64_t CpuThreads(::tensorflow::OpKernelContext* context) {
   return context->device()->tensorflow_cpu_worker_threads()->num_threads;
 }
 
-// Shape function of a gradient op (grad, a, b) -> (grad_a, grad_b).
+// Shape function of a gradient op (grad, a, b, ...) -> (grad_a, grad_b, ...).
 inline ::tensorflow::Status GradientShapes(::tensorflow::shape_inference::InferenceContext* c) {
-  c->set_output(0, c->input(1));
-  c->set_output(1, c->input(2));
+  for (int i = 0; i < c->num_outputs(); ++i) c->set_output(i, c->input(i + 1));
   return ::tensorflow::Status();
 }
 
-// For a gradient op (grad, a, b) -> (grad_a, grad_b): checks that grad (input 0)
-// has the forward output's shape, allocates the outputs shaped like inputs 1 and 2,
-// and returns whether there is anything to compute (if not, they are zeroed).
-template <typename T>
+// For a gradient op (grad, a, b, ...) -> (grad_a, grad_b, ...): checks that grad
+// (input 0) has the forward output's shape, allocates each output shaped like its
+// input (output i like input i + 1) into *outputs[i], and returns whether there is
+// anything to compute (if not, they are zeroed).
+template <typename T, typename... Outputs>
 bool AllocateGradients(::tensorflow::OpKernelContext* context,
-                       const ::tensorflow::TensorShape& y_shape, ::tensorflow::Tensor** grad_a,
-                       ::tensorflow::Tensor** grad_b) {
+                       const ::tensorflow::TensorShape& y_shape, Outputs... outputs) {
+  ::tensorflow::Tensor** const all[] = {outputs...};
   const ::tensorflow::Tensor& grad = context->input(0);
   if (grad.shape() != y_shape) {
     context->CtxFailure(::tensorflow::errors::InvalidArgument(
@@ -44,18 +44,16 @@ bool AllocateGradients(::tensorflow::OpKernelContext* context,
         grad.shape().DebugString()));
     return false;
   }
-  for (int i = 0; i < 2; ++i) {
-    ::tensorflow::Tensor** out = i == 0 ? grad_a : grad_b;
+  for (int i = 0; i < int(sizeof...(outputs)); ++i) {
     const ::tensorflow::Status status =
-        context->allocate_output(i, context->input(i + 1).shape(), out);
+        context->allocate_output(i, context->input(i + 1).shape(), all[i]);
     if (!status.ok()) {
       context->CtxFailure(status);
       return false;
     }
   }
   if (grad.NumElements() > 0) return true;
-  (*grad_a)->flat<T>().setZero();
-  (*grad_b)->flat<T>().setZero();
+  for (::tensorflow::Tensor** out : all) (*out)->flat<T>().setZero();
   return false;
 }
 

@@ -124,6 +124,11 @@ NATIVE_RUNTIME_ERRORS = [
      r"kernel \(3x3 with dilation 1x1\) is larger than the padded input of x \(1x8\)"),
     ("bilinear_sample", dict(coords=np.zeros((3, 5, 2), np.float32)),
      r"coords batch \(3\) must equal x batch \(2\)"),
+    # The fused op (one convolution group) checks its inputs itself.
+    ("deform_conv2d", dict(offsets=OFFSETS[..., :26]),
+     r"offsets must have shape \[N, Ho, Wo, 3\*G\*K\] = \[2, 6, 6, 27\] for x of shape \[2,6,6,4\], got \[2,6,6,26\]"),
+    ("deform_conv2d", dict(filters=np.zeros((3, 3, 3, 5), np.float32)),
+     r"filters must have shape \[kh, kw, C, F\] = \[3, 3, 4, F\] for x of shape \[2,6,6,4\], got \[3,3,3,5\]"),
 ]
 
 
@@ -133,6 +138,8 @@ def test_native_runtime_errors(monkeypatch, op, overrides, message):
     monkeypatch.setenv("EDVR_OPS_BACKEND", "native")
     if op == "deformable_offsets":
         values = dict(x=X, offsets=OFFSETS, ksize=(3, 3), pads=PADS)
+    elif op == "deform_conv2d":
+        values = dict(x=X, offsets=OFFSETS, filters=FILTERS, pads=PADS)
     else:
         values = dict(x=X, coords=np.zeros((2, 5, 2), np.float32))
     values.update(overrides)
@@ -140,7 +147,10 @@ def test_native_runtime_errors(monkeypatch, op, overrides, message):
         feeds, args = {}, {}
         for key, value in values.items():
             if isinstance(value, np.ndarray):
-                args[key] = tf.compat.v1.placeholder(tf.float32, [None] * value.ndim)
+                # Only the filters' kernel size must be known when the graph is built.
+                known = value.shape[:2] if key == "filters" else ()
+                shape = list(known) + [None] * (value.ndim - len(known))
+                args[key] = tf.compat.v1.placeholder(tf.float32, shape)
                 feeds[args[key]] = value
             else:
                 args[key] = value
