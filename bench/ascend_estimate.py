@@ -239,13 +239,13 @@ def estimate(dtype="float32", cores=32, model=None, size="full"):
 def format_table(rows, conv_flops, model, dtype):
     lines = ["EDVR-M training step, batch 4 x 5 frames, 64x64 LR crops, %s sampling, %d AI cores "
              "(estimate, not a measurement: see bench/ascend_estimate.py)" % (dtype, model.cores),
-             "%-22s %-18s %-9s %14s %14s %10s %12s %12s %-7s" % (
+             "%-24s %-18s %-9s %14s %14s %10s %12s %12s %-7s" % (
                  "DCN", "x", "direction", "vector rep.", "scalar ops", "GM MB", "ms overlap", "ms serial",
                  "bound")]
     for r in rows:
         c = r["counts"]
-        lines.append("%-22s %-18s %-9s %14.3g %14.3g %10.1f %12.3f %12.3f %-7s" % (
-            r["dcn"][:22], "x".join(str(s) for s in r["x_shape"]), r["direction"], c.vector_repeats,
+        lines.append("%-24s %-18s %-9s %14.3g %14.3g %10.1f %12.3f %12.3f %-7s" % (
+            r["dcn"][:24], "x".join(str(s) for s in r["x_shape"]), r["direction"], c.vector_repeats,
             c.scalar_ops, c.dma_bytes / 1e6, 1e3 * r["overlapped"], 1e3 * r["serial"], r["bound"]))
     sampling = sum(r["overlapped"] for r in rows), sum(r["serial"] for r in rows)
     conv = conv_flops / model.cube_flops_per_second
