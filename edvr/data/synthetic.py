@@ -23,7 +23,7 @@ from PIL import Image
 
 from edvr.data import reds
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: numpy RandomState instead of Generator (other pixels, same statistics)
 MANIFEST = 'synthetic.json'
 # Photographs from skimage.data; the two lists share no photograph (and no scene).
 TRAIN_PHOTOS = ('astronaut', 'motorcycle_left', 'immunohistochemistry', 'hubble_deep_field',
@@ -144,10 +144,10 @@ def camera_path(rng, options, source_size, nframes):
 def make_object(rng, photo_pool, options):
     """A textured disc (RGBA float image) cut from a photograph, with a soft edge."""
     radius = int(rng.uniform(0.08, 0.16) * min(options.gt_height, options.gt_width))
-    photo = photo_pool[rng.integers(len(photo_pool))]
+    photo = photo_pool[rng.randint(len(photo_pool))]
     size = 2 * radius + 4
-    x0 = rng.integers(0, photo.width - size)
-    y0 = rng.integers(0, photo.height - size)
+    x0 = rng.randint(0, photo.width - size)
+    y0 = rng.randint(0, photo.height - size)
     rgb = np.asarray(photo.crop((x0, y0, x0 + size, y0 + size)), np.float32)
     yy, xx = np.mgrid[:size, :size] + 0.5 - size / 2.0
     alpha = np.clip(radius - np.sqrt(xx ** 2 + yy ** 2) + 0.5, 0.0, 1.0)[..., None]
@@ -205,7 +205,7 @@ def write_clip(data_dir, name, gt_frames):
 
 def generate(output_dir, options):
     """Generates the dataset into ``output_dir`` (must not hold files). Returns clip counts."""
-    rng = np.random.default_rng(options.seed)
+    rng = np.random.RandomState(options.seed)  # Generator is numpy 1.17+; the Ascend host may have 1.16
     splits = {'train': (options.train_photos, options.train_clips_per_photo, options.train_frames),
               'val': (options.val_photos, options.val_clips_per_photo, options.val_frames)}
     clip_number = 0

@@ -113,7 +113,7 @@ def generate(output, seed=0):
     suites = {"EdvrDeformableOffsets": [], "EdvrDeformableOffsetsGrad": [],
               "EdvrBilinearSample": [], "EdvrBilinearSampleGrad": []}
     manifest = []
-    rng = np.random.default_rng(seed)
+    rng = np.random.RandomState(seed)  # runs on the Ascend host: no numpy 1.17 Generator
 
     def add(op, case, inputs, outputs, formats, attrs, dtype):
         suites[op].append({"case_name": case, "op": op,

@@ -214,6 +214,16 @@ def test_ini_converts_to_ops_info_json(tmp_path):
     assert sorted(info) == OPS
     assert info["EdvrDeformableOffsets"]["attr_ksize"] == {"type": "listInt", "value": "all", "paramType": "required"}
     assert info["EdvrBilinearSampleGrad"]["opFile"] == {"value": "edvr_bilinear_sample_grad"}
+    assert info["EdvrDeformableOffsets"]["attr_pads"]["defaultValue"] == "[0,0,0,0]"
+
+
+def test_list_defaults_are_bracketed():
+    """CANN's samples write list defaults as [a,b] (e.g. Ascend/samples permute_tik.ini:
+    attr_order.defaultValue=[0])."""
+    for op, info in parse_ini(INI).items():
+        for name, attr_type, default, _ in info["attrs"]:
+            if attr_type.startswith("list") and default is not None:
+                assert re.fullmatch(r"\[-?\d+(,-?\d+)*\]", default), (op, name, default)
 
 
 def test_cmake_skips_without_cann(tmp_path):

@@ -13,7 +13,8 @@ def ini_to_ops_info(paths):
     for path in paths:
         parser = configparser.ConfigParser(interpolation=None, delimiters=("=",))
         parser.optionxform = str  # keys are case-sensitive (opFile, paramType)
-        parser.read(path)
+        with open(path) as ini:  # ConfigParser.read would skip a missing file silently
+            parser.read_file(ini)
         for op in parser.sections():
             if op in info:
                 raise ValueError("%s: op %s defined twice" % (path, op))

@@ -134,7 +134,9 @@ def bilinear_sample_geometry(x_shape, coords_shape):
     n, h, w, c = _rank4("x", x_shape)
     if len(coords_shape) < 2 or coords_shape[0] != n or coords_shape[-1] != 2:
         raise ValueError("coords: expected shape [%d, ..., 2], got %r" % (n, tuple(coords_shape)))
-    points = math.prod(coords_shape[1:-1])
+    points = 1  # math.prod is Python 3.8; the Ascend host runs 3.7
+    for size in coords_shape[1:-1]:
+        points *= int(size)
     return SamplingGeometry(n, h, w, c, 1, 1, points, absolute=True)
 
 
