@@ -275,7 +275,11 @@ def newest_intact_checkpoint(directory, warn):
     step) past damaged ones, calling ``warn(message)`` naming the damaged and the chosen one.
     Raises CheckpointDamagedError when every checkpoint is damaged.
     """
-    candidates = listed_checkpoints(directory)
+    try:
+        candidates = listed_checkpoints(directory)
+    except CheckpointDamagedError as e:
+        warn(f'warning: {e}; looking for checkpoints in the folder instead')
+        candidates = []
     if not candidates:
         prefixes = [p[:-len('.index')] for p in glob.glob(os.path.join(directory, '*.index'))]
         candidates = sorted((p for p in prefixes if STEP_PATTERN.search(p)), key=checkpoint_step)

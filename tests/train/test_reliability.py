@@ -196,6 +196,14 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(trained, tiny_data, t
         np.testing.assert_array_equal(first.get_tensor(name), again.get_tensor(name), name)
 
 
+def test_resume_with_a_damaged_state_file_uses_the_folders_checkpoints(trained, tmp_path):
+    run = copy_run(trained, tmp_path)
+    (run / 'checkpoint').write_bytes(b'model_checkpoint_path: "model.ck\xff')  # cut mid-write
+    warnings = []
+    assert newest_intact_checkpoint(str(run), warnings.append) == str(run / 'model.ckpt-4')
+    assert len(warnings) == 1 and f'{run}/checkpoint is damaged' in warnings[0]
+
+
 # --- a missing --config -----------------------------------------------------------------------
 
 @pytest.mark.parametrize('tool, code', [('infer', 1), ('evaluate', 2), ('freeze', 1),
