@@ -55,15 +55,18 @@ def finish(process, timeout=300):
 
 
 def test_sigterm_and_sigint_save_the_step_and_resume_exactly(tiny_data, tmp_path):
-    # max_steps far away (the end of the lr schedule): the signal ends these runs.
-    config = write_config(tmp_path / 'tiny.yaml', tiny_config(max_steps=100))
-    stopped = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        run = tmp_path / sig.name
-        process = start_training(['--config', config, '--data_dir', tiny_data, '--output',
-                                  str(run), '--no_progress'])
-        wait_for_checkpoint(process, run, 2)
+    # max_steps out of reach: the signal ends these runs.
+    config = write_config(tmp_path / 'tiny.yaml', tiny_config(max_steps=10 ** 6,
+                                                              scheduler_periods=[10 ** 6]))
+    stopped, processes = {}, {}
+    for sig in (signal.SIGTERM, signal.SIGINT):  # both at once: their start-up overlaps
+        processes[sig] = start_training(['--config', config, '--data_dir', tiny_data,
+                                         '--output', str(tmp_path / sig.name), '--no_progress'])
+    for sig, process in processes.items():
+        wait_for_checkpoint(process, tmp_path / sig.name, 2)
         process.send_signal(sig)
+    for sig, process in processes.items():
+        run = tmp_path / sig.name
         out = finish(process)
         assert process.returncode == 0, out
         match = re.search(rf'stopped by {sig.name} at step (\d+); to continue: (.*)$', out,
@@ -114,7 +117,8 @@ sys.exit(train.main(sys.argv[1:]))
 
 def test_second_signal_exits_at_once_mid_save_and_keeps_the_previous_checkpoint(
         tiny_data, tmp_path):
-    config = write_config(tmp_path / 'tiny.yaml', tiny_config(max_steps=100))
+    config = write_config(tmp_path / 'tiny.yaml', tiny_config(max_steps=10 ** 6,
+                                                              scheduler_periods=[10 ** 6]))
     run = tmp_path / 'run'
     state_file = run / 'checkpoint'
     process = start_training(['--config', config, '--data_dir', tiny_data, '--output',
