@@ -239,15 +239,27 @@ def train(args, log=print):
                 sess.run(graph.init)
             if broadcast is not None:
                 sess.run(broadcast)  # every rank starts from rank 0's variables
-            resume_command = ' '.join(shlex.quote(part) for part in [
-                'python', '-m', 'edvr.train', '--config', args.config, '--data_dir', data_dir,
-                '--output', output, '--resume'])
             with StopSignals(log) as stop:
                 return run_loop(sess, graph, next_batch, checkpoints, writer, config, start_step,
                                 log, progress=not args.no_progress, chief=chief, stop=stop,
-                                last_saved=latest, resume_command=resume_command)
+                                last_saved=latest,
+                                resume_command=resume_command(args, data_dir, output))
         finally:
             writer.close()
+
+
+def resume_command(args, data_dir, output):
+    """The command line that continues this run, with the same overrides (the batch size
+    decides where the input stream restarts)."""
+    parts = ['python', '-m', 'edvr.train', '--config', args.config, '--data_dir', data_dir,
+             '--output', output, '--resume']
+    for flag in ('max_steps', 'batch_size', 'max_minutes', 'intra_op_threads',
+                 'inter_op_threads'):
+        if getattr(args, flag, None) is not None:
+            parts += [f'--{flag}', str(getattr(args, flag))]
+    if args.device != 'cpu':
+        parts += ['--device', args.device]
+    return ' '.join(shlex.quote(part) for part in parts)
 
 
 def save_checkpoint(checkpoints, sess, step, keep_going, log):

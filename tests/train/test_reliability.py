@@ -14,6 +14,7 @@ import tensorflow as tf
 from tiny_runs import tiny_config, write_config
 from edvr import convert, evaluate, freeze, infer
 from edvr import train as train_module
+from edvr.config import parse_config
 from edvr.checkpoint import (CheckpointDamagedError, CheckpointError, newest_intact_checkpoint,
                              resolve_checkpoint, verify_checkpoint)
 
@@ -93,6 +94,17 @@ def test_state_file_pointing_outside_its_folder_is_refused(trained, tiny_data, t
                        clip_dir(tiny_data), '--output', str(tmp_path / 'out')]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'outside' in err and str(original) in err
+
+
+def test_converted_checkpoint_folder_is_portable(tmp_path):
+    cfg = parse_config(tiny_config()).model
+    values = {name: np.full(shape, 0.5, np.float32)
+              for name, shape in convert.model_variable_shapes(cfg).items()}
+    convert.write_checkpoint(values, cfg, str(tmp_path / 'converted' / 'edvr_tiny'))
+    assert (tmp_path / 'converted' / 'checkpoint').read_text().startswith(
+        'model_checkpoint_path: "edvr_tiny"\n')
+    shutil.move(str(tmp_path / 'converted'), str(tmp_path / 'moved'))
+    assert resolve_checkpoint(str(tmp_path / 'moved')) == str(tmp_path / 'moved' / 'edvr_tiny')
 
 
 # --- damaged checkpoints ----------------------------------------------------------------------
