@@ -153,6 +153,30 @@ def test_verify_names_the_damaged_file(trained, tmp_path, kind):
     verify_checkpoint(str(run / 'model.ckpt-2'))  # the other checkpoint is untouched
 
 
+def test_verify_checks_every_shard_of_a_sharded_checkpoint(tmp_path):
+    """Saver(sharded=True) writes one data file per device: the second one deleted is named."""
+    (tmp_path / 'sharded').mkdir()
+    prefix = str(tmp_path / 'sharded' / 'model.ckpt-1')
+    with tf.Graph().as_default():
+        variables = []
+        for device in ('/cpu:0', '/cpu:1'):
+            with tf.device(device):
+                variables.append(tf.compat.v1.get_variable(
+                    f'v{device[-1]}', [64], initializer=tf.compat.v1.ones_initializer()))
+        saver = tf.compat.v1.train.Saver(variables, sharded=True)
+        config = tf.compat.v1.ConfigProto(device_count={'CPU': 2})
+        with tf.compat.v1.Session(config=config) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            saver.save(sess, prefix, write_meta_graph=False)
+    shards = sorted(f for f in os.listdir(tmp_path / 'sharded') if '.data-' in f)
+    assert shards == ['model.ckpt-1.data-00000-of-00002', 'model.ckpt-1.data-00001-of-00002']
+    verify_checkpoint(prefix)
+    os.remove(f'{prefix}.data-00001-of-00002')
+    with pytest.raises(CheckpointDamagedError,
+                       match=f'damaged: {prefix}.data-00001-of-00002 is missing'):
+        verify_checkpoint(prefix)
+
+
 def tool_commands(config, tiny_data, checkpoint, out):
     return {
         'infer': (infer.main, ['--config', config, '--checkpoint', checkpoint, '--input',

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tiny_runs import tiny_config, write_config
 from edvr import train as train_module
 from edvr.checkpoint import newest_intact_checkpoint, verify_checkpoint
+from edvr.training.stop_signals import StopSignals
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -132,3 +133,15 @@ def test_second_signal_exits_at_once_mid_save_and_keeps_the_previous_checkpoint(
     assert newest_intact_checkpoint(str(run), warn=pytest.fail) == str(run / 'model.ckpt-2')
     verify_checkpoint(str(run / 'model.ckpt-2'))
     assert not [f for f in os.listdir(run) if 'tempstate' in f or f.startswith('checkpoint.tmp')]
+
+
+def test_first_signal_only_requests_a_stop_and_handlers_are_restored():
+    before = signal.getsignal(signal.SIGTERM)
+    messages = []
+    with StopSignals(messages.append) as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested.wait(timeout=10)  # set by the watcher thread, not the main one
+        assert stop.name == 'SIGTERM'
+    assert messages == ['SIGTERM: stopping after this step and saving a checkpoint; send it '
+                        'again to exit at once without saving']
+    assert signal.getsignal(signal.SIGTERM) is before
