@@ -135,10 +135,10 @@ def data_file(prefix, shard, num_shards):
 def verify_checkpoint(prefix):
     """Raise CheckpointDamagedError (one line naming the file) unless ``prefix`` is whole.
 
-    Checks the index's table structure, that every data shard exists and holds every
-    entry's byte range, then reads every tensor through TensorFlow's checkpoint reader,
-    which compares the crc32c of its bytes with the one stored in the index (so a flipped
-    byte is caught; the reader also checks the index's block checksums).
+    Checks the index's table structure and (through TensorFlow's checkpoint reader) its
+    block checksums, that every data shard exists and holds every entry's byte range, then
+    reads every tensor through the reader, which compares the crc32c of its bytes with the
+    one stored in the index (so a flipped byte is caught).
     """
     index_path = prefix + '.index'
 
@@ -154,6 +154,10 @@ def verify_checkpoint(prefix):
         num_shards, entries = read_index(index_path)
     except (ValueError, struct.error) as e:
         raise damaged(index_path, f'is not a readable index ({e})') from None
+    try:  # TensorFlow checks the crc32c of every block of the index
+        reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        raise damaged(index_path, f'cannot be opened ({error_summary(e)})') from None
     sizes = {}
     for shard in range(num_shards):
         path = data_file(prefix, shard, num_shards)
@@ -170,10 +174,6 @@ def verify_checkpoint(prefix):
             raise damaged(data_file(prefix, shard, num_shards),
                           f'is {sizes[shard]} bytes, but the index puts tensor {name!r} up to '
                           f'byte {end} (the file is truncated)')
-    try:
-        reader = tf.compat.v1.train.NewCheckpointReader(prefix)
-    except (tf.errors.OpError, ValueError) as e:
-        raise damaged(index_path, f'cannot be opened ({error_summary(e)})') from None
     for name in sorted(reader.get_variable_to_dtype_map()):
         try:
             reader.get_tensor(name)

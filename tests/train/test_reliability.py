@@ -123,18 +123,18 @@ def flip_byte(path):
         f.write(bytes([byte[0] ^ 0x10]))
 
 
-DAMAGE = {
-    'truncated data file': (DATA, truncate),
-    'flipped byte in the data file': (DATA, flip_byte),
-    'truncated index': (INDEX, truncate),
-    'flipped byte in the index': (INDEX, flip_byte),
-    'deleted shard': (DATA, os.remove),
+DAMAGE = {  # kind: (file, how, what the message says)
+    'truncated data file': (DATA, truncate, 'the file is truncated'),
+    'flipped byte in the data file': (DATA, flip_byte, 'Checksum does not match'),
+    'truncated index': (INDEX, truncate, 'no table magic number'),
+    'flipped byte in the index': (INDEX, flip_byte, 'block checksum mismatch'),
+    'deleted shard': (DATA, os.remove, 'is missing'),
 }
 
 
 def damage(run, step, kind):
     """Damages model.ckpt-STEP of ``run`` as ``kind`` says; returns the file damaged."""
-    pattern, how = DAMAGE[kind]
+    pattern, how, _ = DAMAGE[kind]
     path = str(run / pattern.format(step))
     how(path)
     return path
@@ -149,6 +149,7 @@ def test_verify_names_the_damaged_file(trained, tmp_path, kind):
         verify_checkpoint(str(run / 'model.ckpt-4'))
     message = str(info.value)
     assert message.startswith(f'checkpoint {run}/model.ckpt-4 is damaged: {path} ')
+    assert DAMAGE[kind][2] in message
     assert '\n' not in message
     verify_checkpoint(str(run / 'model.ckpt-2'))  # the other checkpoint is untouched
 
