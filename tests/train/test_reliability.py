@@ -2,6 +2,7 @@
 a full disk, through the command-line tools (issue 16)."""
 
 import contextlib
+import errno
 import os
 import resource
 import shutil
@@ -15,6 +16,7 @@ from tiny_runs import tiny_config, write_config
 from edvr import convert, evaluate, freeze, infer
 from edvr import train as train_module
 from edvr.config import parse_config
+from edvr.training.checkpoints import CheckpointSaveError
 from edvr.checkpoint import (CheckpointDamagedError, CheckpointError, newest_intact_checkpoint,
                              resolve_checkpoint, verify_checkpoint)
 
@@ -324,3 +326,23 @@ def test_keep_going_on_save_error_saves_at_the_next_interval(tiny_data, tmp_path
                                                       str(run / 'model.ckpt-6')]
     verify_checkpoint(str(run / 'model.ckpt-6'))
 
+
+
+def test_failed_state_write_removes_the_new_checkpoint_files(tiny_data, tmp_path, monkeypatch):
+    """The data and index of step 4 are written, then the state file cannot be (injected
+    ENOSPC): the step-4 files go, the state file still names model.ckpt-2."""
+    real_update = tf.compat.v1.train.update_checkpoint_state
+
+    def update(save_dir, model_checkpoint_path, *args, **kwargs):
+        if model_checkpoint_path.endswith('-4'):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), 'checkpoint.tmp')
+        return real_update(save_dir, model_checkpoint_path, *args, **kwargs)
+
+    monkeypatch.setattr(tf.compat.v1.train, 'update_checkpoint_state', update)
+    config = write_config(tmp_path / 'tiny.yaml', tiny_config(max_steps=4))
+    run = tmp_path / 'run'
+    with pytest.raises(CheckpointSaveError, match='No space left on device'):
+        run_train(config, tiny_data, run)
+    assert sorted(os.listdir(run)) == ['checkpoint', 'config.yaml', 'logs',
+                                       DATA.format(2), INDEX.format(2)]
+    assert newest_intact_checkpoint(str(run), warn=pytest.fail) == str(run / 'model.ckpt-2')
