@@ -222,7 +222,7 @@ def listed_checkpoints(directory):
         return []
     try:
         state = tf.compat.v1.train.get_checkpoint_state(directory)
-    except (text_format.ParseError, UnicodeDecodeError, tf.errors.OpError) as e:
+    except (text_format.ParseError, UnicodeDecodeError, ValueError, tf.errors.OpError) as e:
         raise CheckpointDamagedError(f'{state_path} is damaged ({error_summary(e)}); delete it '
                                      f'to fall back to the newest checkpoint of the folder')
     if state is None:
