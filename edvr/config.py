@@ -72,6 +72,9 @@ SCHEMA = {
         'image_summary_every': (1000, _INT),
         'checkpoint_every': (5000, _INT),
         'max_to_keep': (5, _INT),
+        # A checkpoint save that fails (full disk, I/O error): stop the run (false), or
+        # warn and try again at the next checkpoint_every (true).
+        'keep_going_on_save_error': (False, bool),
         'validate_every': (5000, _INT),   # 0: no validation, not even at the end
         'val_crop_border': (0, _INT),
         'offset_warning_threshold': (100.0, float),
@@ -194,9 +197,15 @@ def check_model_config(model, source='<dict>'):
 
 def load_config(path):
     """Read and validate the YAML config at ``path``."""
-    with open(path, encoding='utf-8') as f:
-        try:
-            mapping = yaml.safe_load(f)
-        except yaml.YAMLError as e:
-            raise ConfigError(f'{path}: not valid YAML: {e}') from None
+    try:
+        with open(path, encoding='utf-8') as f:
+            try:
+                mapping = yaml.safe_load(f)
+            except yaml.YAMLError as e:
+                raise ConfigError(f'{path}: not valid YAML: {e}') from None
+    except FileNotFoundError:
+        raise ConfigError(f'--config {path}: no such file') from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise ConfigError(f'--config {path}: cannot be read as a YAML config '
+                          f'({type(e).__name__}: {getattr(e, "strerror", None) or e})') from None
     return parse_config(mapping, source=str(path))

@@ -274,7 +274,7 @@ def write_checkpoint(tf_values, cfg, path, scope='edvr'):
             placeholder = tf.compat.v1.placeholder(var.dtype.base_dtype, var.shape)
             assigns.append(tf.compat.v1.assign(var, placeholder))
             feeds[placeholder] = tf_values[var.op.name]
-        saver = tf.compat.v1.train.Saver(variables)
+        saver = tf.compat.v1.train.Saver(variables, save_relative_paths=True)  # portable folder
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(assigns, feeds)
             return saver.save(sess, path, write_meta_graph=False)

@@ -13,7 +13,7 @@ import sys
 
 import tensorflow as tf
 
-from edvr.checkpoint import resolve_checkpoint, restore
+from edvr.checkpoint import CheckpointDamagedError, resolve_checkpoint, restore
 from edvr.comparison import save_comparison
 from edvr.config import load_config
 from edvr.data import reds
@@ -88,6 +88,9 @@ def main(argv=None):
                        else args.crop_border)
         results = evaluate(config, args.checkpoint, args.data_dir, args.split, crop_border,
                            args.save_images, args.comparison, args.verify_pixels)
+    except CheckpointDamagedError as e:  # exit 1 in every tool, as in edvr.train
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     except (ValueError, OSError) as e:  # bad checkpoint, data or config
         print(f'error: {e}', file=sys.stderr)
         return 2

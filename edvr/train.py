@@ -17,8 +17,10 @@ validation.
 """
 
 import argparse
+import glob
 import math
 import os
+import shlex
 import sys
 import time
 
@@ -28,20 +30,23 @@ import yaml
 from tqdm import tqdm
 
 from edvr import npu
+from edvr.checkpoint import STATE_FILE, CheckpointDamagedError, newest_intact_checkpoint
 from edvr.config import load_config
 from edvr.data import pipeline, reds, synthetic
 from edvr.evaluation import Evaluator, format_table
 from edvr.model import build_edvr, center_frame_index
 from edvr.session import add_thread_flags, session_config, threads_from_flags
 from edvr.training import monitor
-from edvr.training.checkpoints import CheckpointManager, checkpoint_step
+from edvr.training.checkpoints import CheckpointManager, CheckpointSaveError, checkpoint_step
 from edvr.training.losses import pixel_loss
 from edvr.training.optimizer import build_train_ops, fusion_warmup_active
 from edvr.training.options import check_train_config
+from edvr.training.stop_signals import StopSignals
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO, 'configs', 'edvr_tiny.yaml')
 DEFAULT_DATA = os.path.join(REPO, 'data', 'synthetic')
+EXIT_CHECKPOINT = 1  # a damaged checkpoint with no intact one to resume from, a failed save
 EXIT_USAGE = 2
 EXIT_NONFINITE = 3
 
@@ -127,15 +132,19 @@ def prepare_data(data_dir, config, log):
     return data_dir, train_spec, val_spec
 
 
-def prepare_output(output, config, resume, chief=True):
-    """Creates the run folder; refuses to overwrite a run unless resuming. Returns the latest
-    checkpoint to resume from (or None). Only the ``chief`` (rank 0) writes the config copy."""
+def prepare_output(output, config, resume, chief=True, log=print):
+    """Creates the run folder; refuses to overwrite a run unless resuming. Returns the newest
+    intact checkpoint to resume from (or None), warning through ``log`` about damaged ones
+    skipped. Only the ``chief`` (rank 0) writes the config copy."""
     os.makedirs(output, exist_ok=True)
-    latest = tf.compat.v1.train.latest_checkpoint(output)
     saved_config = os.path.join(output, 'config.yaml')
-    if latest and not resume:
-        raise FileExistsError(f'{output} already holds checkpoint {latest}; pass --resume to '
-                              f'continue it, or choose another --output')
+    if not resume:
+        existing = sorted(glob.glob(os.path.join(output, '*.index'))) or \
+            [p for p in [os.path.join(output, STATE_FILE)] if os.path.isfile(p)]
+        if existing:
+            raise FileExistsError(f'{output} already holds checkpoint {existing[-1]}; pass '
+                                  f'--resume to continue it, or choose another --output')
+    latest = newest_intact_checkpoint(output, warn=log) if resume else None
     if resume and not latest:
         raise FileNotFoundError(f'--resume: no checkpoint in {output}')
     if resume and os.path.isfile(saved_config):
@@ -186,7 +195,7 @@ def train(args, log=print):
     data_dir, train_spec, val_spec = prepare_data(args.data_dir, config, log)
     output = args.output or os.path.join(
         REPO, 'runs', os.path.splitext(os.path.basename(args.config))[0])
-    latest = prepare_output(output, config, args.resume, chief)
+    latest = prepare_output(output, config, args.resume, chief, log=log)
     start_step = checkpoint_step(latest) if latest else 0
 
     graph_obj = tf.Graph()
@@ -230,20 +239,61 @@ def train(args, log=print):
                 sess.run(graph.init)
             if broadcast is not None:
                 sess.run(broadcast)  # every rank starts from rank 0's variables
-            return run_loop(sess, graph, next_batch, checkpoints, writer, config, start_step,
-                            log, progress=not args.no_progress, chief=chief)
+            with StopSignals(log) as stop:
+                return run_loop(sess, graph, next_batch, checkpoints, writer, config, start_step,
+                                log, progress=not args.no_progress, chief=chief, stop=stop,
+                                last_saved=latest,
+                                resume_command=resume_command(args, data_dir, output))
         finally:
             writer.close()
 
 
+def resume_command(args, data_dir, output):
+    """The command line that continues this run, with the same overrides (the batch size
+    decides where the input stream restarts)."""
+    parts = ['python', '-m', 'edvr.train', '--config', args.config, '--data_dir', data_dir,
+             '--output', output, '--resume']
+    for flag in ('max_steps', 'batch_size', 'max_minutes', 'intra_op_threads',
+                 'inter_op_threads'):
+        if getattr(args, flag, None) is not None:
+            parts += [f'--{flag}', str(getattr(args, flag))]
+    if args.device != 'cpu':
+        parts += ['--device', args.device]
+    return ' '.join(shlex.quote(part) for part in parts)
+
+
+def save_checkpoint(checkpoints, sess, step, keep_going, log):
+    """Saves at ``step``; returns the prefix, or None when the save failed and ``keep_going``
+    (train.keep_going_on_save_error) says to try again at the next interval. The last save
+    of a run passes ``keep_going=False``: there is no next interval."""
+    try:
+        prefix = checkpoints.save(sess, step)
+        log(f'step {step}: saved {prefix}')
+        return prefix
+    except CheckpointSaveError as e:
+        if not keep_going:
+            raise CheckpointSaveError(
+                f'{e}. Free disk space and continue with --resume, or set '
+                f'train.keep_going_on_save_error: true to try again at the next '
+                f'checkpoint_every') from e
+        log(f'warning: {e}; training goes on and saves again at the next checkpoint '
+            f'(train.keep_going_on_save_error)')
+        return None
+
+
 def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, progress=True,
-             chief=True):
-    """The training steps; checkpoints are saved only by the ``chief`` (rank 0)."""
+             chief=True, stop=None, last_saved=None, resume_command=None):
+    """The training steps; checkpoints are saved only by the ``chief`` (rank 0).
+
+    ``stop``: a StopSignals; once it is requested the loop ends after the current step and
+    saves. ``last_saved``: the checkpoint the run resumed from (not saved again).
+    """
     train_cfg = config['train']
     max_steps, tsa_iter = train_cfg['max_steps'], train_cfg['tsa_iter']
+    keep_going = train_cfg['keep_going_on_save_error']
     limit = train_cfg['max_minutes'] * 60 if train_cfg['max_minutes'] else math.inf
     wait_time = step_time = 0.0
-    last_saved, results, validated_at = None, None, None
+    results, validated_at = None, None
     if tsa_iter and fusion_warmup_active(step, tsa_iter):
         log(f'training only the fusion module until step {tsa_iter - 1} (train.tsa_iter)')
     bar = tqdm(total=max_steps, initial=step, desc='train', unit='step', dynamic_ncols=True,
@@ -290,10 +340,13 @@ def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, pr
             if 'images' in got:
                 writer.add_summary(got['images'], step)
             if chief and step % train_cfg['checkpoint_every'] == 0:
-                last_saved = checkpoints.save(sess, step)
+                last_saved = save_checkpoint(checkpoints, sess, step, keep_going,
+                                             log) or last_saved
             if train_cfg['validate_every'] and step % train_cfg['validate_every'] == 0 \
                     and graph.evaluator is not None:
                 results, validated_at = validate(sess, graph, writer, step, bar.write), step
+            if stop is not None and stop.requested.is_set():
+                break
     except KeyboardInterrupt:
         bar.close()
         step = int(sess.run(graph.global_step))  # the interrupted step may have completed
@@ -301,11 +354,16 @@ def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, pr
     finally:
         bar.close()
     if chief and step > 0 and (last_saved is None or checkpoint_step(last_saved) != step):
-        last_saved = checkpoints.save(sess, step)
+        last_saved = save_checkpoint(checkpoints, sess, step, False, log)
     share = 100 * wait_time / step_time if step_time else 0.0
     log(f'stopped at step {step} after {step_time / 60:.1f} min of training steps; waiting '
         f'on input took {share:.1f}% of step time; checkpoint {last_saved}')
-    if graph.evaluator is not None and validated_at != step:
+    signalled = stop is not None and stop.requested.is_set()
+    if signalled:
+        # The checkpoint holds global_step; --resume restarts the sample stream at
+        # step * batch_size (per rank), right after the last sample trained on.
+        log(f'stopped by {stop.name} at step {step}; to continue: {resume_command}')
+    if graph.evaluator is not None and validated_at != step and not signalled:
         results = validate(sess, graph, writer, step, log)
     return step, results
 
@@ -317,6 +375,9 @@ def main(argv=None):
     except FloatingPointError as e:
         print(f'error: {e}', file=sys.stderr)
         return EXIT_NONFINITE
+    except (CheckpointDamagedError, CheckpointSaveError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return EXIT_CHECKPOINT
     except (ValueError, OSError, npu.NpuUnavailableError) as e:  # bad config, data, folders
         print(f'error: {e}', file=sys.stderr)
         return EXIT_USAGE
