@@ -8,10 +8,11 @@ Every tile, window and address comes from edvr_sampling_plan. No CANN import her
 Machine interface (m): gm/ub handles with `.dtype`; scalar(dtype, name, init); for_range(begin,
 end, body(i)); if_(cond, then, otherwise=None); all_of(*conds); any_of(*conds); launch(cores, ub_layout, body(core));
 floor(dst_int, src_float); to_float(dst, int_expr); dma(dst, dst_off, src, src_off, nburst,
-burst_blocks, src_gap=0, dst_gap=0); fill(buf, off, lanes, value); fill_lanes(buf, off, segments, value); cast(dst, src, chunks)
-(same lane offsets in both); axpy(dst, dst_off, src, src_off, scalar, segments); mul(dst, dst_off, a, a_off,
-b, b_off, segments); masked_sum(dst_scalar, src, off, segments); read(scalar, buf, index);
-write(buf, index, value).
+burst_blocks, src_gap=0, dst_gap=0); atomic_add(on) (UB->GM moves add into float32 GM while on);
+fill(buf, off, lanes, value); fill_lanes(buf, off, segments, value) (value: a number or a scalar);
+cast(dst, src, chunks) (same lane offsets in both); axpy(dst, dst_off, src, src_off, scalar, segments);
+scale(dst, dst_off, src, src_off, scalar, segments); mul(dst, dst_off, a, a_off, b, b_off, segments);
+masked_sum(dst_scalar, src, off, segments); read(scalar, buf, index); write(buf, index, value).
 """
 try:
     from . import edvr_sampling_plan as plan_lib
@@ -51,6 +52,7 @@ class Sample:
         self.ly, self.lx, self.hy, self.hx = s("ly"), s("lx"), s("hy"), s("hx")
         self.base_y, self.base_x = s("base_y"), s("base_x")
         self.weight = s("weight")
+        self.nan = s("nan")
 
     def load(self, m, geo, params, row, g, k, base):
         """Read dx, dy (and mask) of group g, tap k from the parameter row starting at `row`."""
@@ -71,9 +73,17 @@ class Sample:
         return m.all_of(self.py > -1.0, self.py < float(geo.height),
                         self.px > -1.0, self.px < float(geo.width))
 
-    def is_nan(self, m):
-        """SPEC: NaN in gives NaN out (a NaN position fails the range test, so it is checked apart)."""
-        return m.any_of(self.py != self.py, self.px != self.px)
+    @staticmethod
+    def is_number(m, value):
+        """False only for NaN: every ordered comparison with NaN is false. The kernels find NaN
+        this way, comparing run-time values, not with `x != x`, which code generation may fold."""
+        return m.any_of(value > -1.0, value <= -1.0)
+
+    def make_nan(self):
+        """SPEC: NaN in gives NaN out. The NaN is computed at run time from the NaN input itself
+        (py + px is NaN when either is), not written as an immediate."""
+        self.nan.set_as(self.py + self.px)
+        return self.nan
 
     def locate(self, m):
         """Corner indices and fractional parts; only called in range, so floor() cannot overflow."""
@@ -165,10 +175,15 @@ def forward(m, plan, x, params, y):
             dst = plan.staged_offset(i, local, j)
             for g in range(geo.groups):
                 sample.load(m, geo, values, row, g, k, base)
-                m.if_(sample.in_range(m, geo), lambda g=g: accumulate(n, g, dst),
-                      lambda g=g: m.if_(sample.is_nan(m), lambda: m.fill_lanes(
-                          staged, dst, plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)), float("nan"))))
+                m.if_(sample.in_range(m, geo), lambda g=g: accumulate(n, g, dst), lambda g=g: nan_or_zero(g, dst))
         m.for_range(0, geo.taps, tap)
+
+    def nan_or_zero(g, dst):
+        """Out of range: the staged zeros stay, unless py or px is NaN (then NaN, per SPEC)."""
+        def poison():
+            m.fill_lanes(staged, dst, plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)), sample.make_nan())
+        m.if_(Sample.is_number(m, sample.py),
+              lambda: m.if_(Sample.is_number(m, sample.px), None, poison), poison)
 
     def accumulate(n, g, dst):
         sample.locate(m)
@@ -208,7 +223,11 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         for first, pixels in plan.strided_runs():
             m.dma(accumulator, image + first * geo.channels + unit.lane_lo, strided, 0,
                   pixels, unit.lanes // plan_lib.block_lanes(F32), 0, f32_gap)
+        # The scatter adds into GM by atomic add (float32), as CANN's DeformableOffsetsGrad does:
+        # no GM element is read back and rewritten. This core zeroed the unit above (same store queue).
+        m.atomic_add(True)
         accumulate_image(n, unit)
+        m.atomic_add(False)
         if plan.accumulates_in_workspace:
             convert_unit(image, unit, f32_gap)
 
@@ -250,14 +269,15 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         sample.locate(m)
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
         first, blocks = plan_lib.group_window(geo, g, F32)
-        accum = m.ub("accum")
+        contribution = m.ub("accum")
+        # Lanes of the stored blocks outside group g add zero.
+        m.fill(contribution, first, blocks * plan_lib.block_lanes(F32), 0.0)
 
         def corner(yc, xc, c):
             pixel = plan_lib.x_pixel_offset(geo, n, yc, xc)
             sample.weight.set_as(sample.mask * _product(*c[2]))
-            m.dma(accum, first, accumulator, pixel + first, 1, blocks)
-            m.axpy(accum, 0, g_in, 0, sample.weight, segments)
-            m.dma(accumulator, pixel + first, accum, first, 1, blocks)
+            m.scale(contribution, 0, g_in, 0, sample.weight, segments)
+            m.dma(accumulator, pixel + first, contribution, first, 1, blocks)  # atomic add
         sample.for_each_corner(m, geo, corner)
 
     def convert_unit(image, unit, f32_gap):
