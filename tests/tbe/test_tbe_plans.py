@@ -188,6 +188,32 @@ def test_rejects_channels_that_do_not_fill_blocks():
         plan_lib.deformable_offsets_geometry((1, 4, 4, 8), (1, 4, 4, 26), (3, 3), pads=(1, 1, 1, 1))
 
 
+@pytest.mark.parametrize("make,message", [
+    (lambda: plan_lib.deformable_offsets_geometry((1, 4, 4, 8), (1, 4, 4, 27), (3, 3), pads=(1, 1, 1)),
+     r"pads: expected 4 non-negative ints \(top, bottom, left, right\), got \(1, 1, 1\)"),
+    (lambda: plan_lib.deformable_offsets_geometry((1, 4, 4, 8), (1, 4, 4, 81), (3, 3), pads=(1, 1, 1, 1),
+                                                  deformable_groups=3),
+     r"deformable_groups: expected a divisor of C=8, got 3"),
+    (lambda: plan_lib.deformable_offsets_geometry((1, 2, 4, 8), (1, 0, 2, 27), (3, 3)),
+     r"ksize: kernel 3x3 \(dilated\) larger than the padded input 2x4"),
+    (lambda: plan_lib.bilinear_sample_geometry((1, 4, 4, 8), (2, 5, 2)), r"coords: expected shape \[1, ..., 2\], got \(2, 5, 2\)"),
+    (lambda: plan_lib.bilinear_sample_geometry((1, 0, 4, 8), (1, 5, 2)),
+     r"x: expected a non-empty \[N, H, W, C\] shape, got \(1, 0, 4, 8\)"),
+    (lambda: plan_lib.deformable_offsets_geometry((1, 4, 4, 8), (1, 4, 4, 27), (3, 0)),
+     r"ksize: expected 2 ints >= 1, got \(3, 0\)"),
+    (lambda: plan_lib.plan_forward(plan_lib.bilinear_sample_geometry((1, 4, 4, 8), (1, 5, 2)), "int8", ASCEND_910A),
+     r"dtype: expected float16 or float32, got 'int8'"),
+    (lambda: plan_lib.plan_forward(plan_lib.bilinear_sample_geometry((1, 4, 4, 8), (1, 5, 2)), "float32",
+                                   plan_lib.Device(32, 16 * 1024 + 512)),
+     r"unified buffer: even one point needs \d+ bytes, budget 512"),
+    (lambda: plan_lib.plan_backward(plan_lib.bilinear_sample_geometry((1, 4, 4, 8), (1, 3, 2)), "float32", ASCEND_910A),
+     r"offsets: the TBE gradient needs at least 32 bytes of offsets/coords, got 6 values"),
+])
+def test_plan_errors_name_the_argument(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 def test_oracle_gradients_match_finite_differences():
     """The float64 oracle's analytic gradients agree with central differences (away from kinks)."""
     case = Case("fd", "deformable", (1, 4, 5, 4), dict(ksize=(2, 2), pads=(1, 0, 0, 1), deformable_groups=2))

@@ -14,7 +14,7 @@ Work split (why there are no races between AI cores):
 * forward: task = (n, ho, run of wo); each task stores whole, 32-byte aligned output rows.
 * gradient, phase A (grad_x, a scatter-add): task = (n, channel unit). A channel unit is the
   smallest run of whole groups that starts and ends on a 32-byte block, so one core owns every
-  byte it read-modify-writes; it accumulates in float32 (in grad_x itself, or in a float32
+  byte it zeroes and then adds into by float32 atomic add (in grad_x itself, or in a float32
   workspace that a last pass converts to float16).
 * gradient, phase B (grad of offsets/coords): task = run of flat points whose first element sits
   on a 32-byte block; the last task ends with a back-off block (see `param_store_windows`).
@@ -97,10 +97,6 @@ class SamplingGeometry:
         """Values per point in the offsets (dx, dy, mask blocks) or coords ((x, y)) tensor."""
         blocks = 3 if not self.absolute else 2
         return blocks * self.groups * self.taps
-
-    @property
-    def x_shape(self):
-        return (self.batch, self.height, self.width, self.channels)
 
     @property
     def params_size(self):

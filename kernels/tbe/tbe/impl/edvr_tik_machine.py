@@ -76,13 +76,7 @@ class TikMachine:
             body(i)
 
     def if_(self, cond, then, otherwise=None):
-        """then() or otherwise() by cond; then may be None (only the else branch does work)."""
-        if isinstance(cond, bool):  # decided at build time
-            if cond:
-                then()
-            elif otherwise is not None:
-                otherwise()
-            return
+        """then() or otherwise() by a run-time cond; then may be None (only the else branch works)."""
         with self.tik_instance.if_scope(cond):
             if then is not None:
                 then()
