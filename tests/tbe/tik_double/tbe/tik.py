@@ -55,7 +55,8 @@ TraceRecord, one per executed instruction, reset by every start_debug. Fields:
   repeat     vector: repeat_times; dma: nburst; scalar: scalar ALU operations the statement
              evaluates (at least 1: the move or compare itself, plus one per operator in its
              expressions)
-  dtype      operand dtype ("float16/float32" for vec_conv, source/destination)
+  dtype      operand dtype; "source->destination" when they differ (vec_conv, mixed vec_axpy,
+             scalar_conv), None for if_scope
   mask       vector: active lanes per repeat; otherwise None
   elements   vector: lanes processed (mask * repeat); dma: elements moved; scalar: 1
   nbytes     dma: bytes moved (nburst * burst * 32); otherwise 0
