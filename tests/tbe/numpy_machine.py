@@ -137,8 +137,7 @@ class NumpyMachine:
 
     def if_(self, cond, then, otherwise=None):
         if bool(cond):
-            if then is not None:
-                then()
+            then()
         elif otherwise is not None:
             otherwise()
 

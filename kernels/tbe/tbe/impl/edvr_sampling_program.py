@@ -53,6 +53,7 @@ class Sample:
         self.base_y, self.base_x = s("base_y"), s("base_x")
         self.weight = s("weight")
         self.nan = s("nan")
+        self.numeric = s("numeric", "int32")
 
     def load(self, m, geo, params, row, g, k, base):
         """Read dx, dy (and mask) of group g, tap k from the parameter row starting at `row`."""
@@ -179,11 +180,13 @@ def forward(m, plan, x, params, y):
         m.for_range(0, geo.taps, tap)
 
     def nan_or_zero(g, dst):
-        """Out of range: the staged zeros stay, unless py or px is NaN (then NaN, per SPEC)."""
-        def poison():
-            m.fill_lanes(staged, dst, plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)), sample.make_nan())
+        """Out of range: the staged zeros stay, unless py or px is NaN (then NaN, per SPEC).
+        A flag, because no ordered comparison is true for NaN (and no scope is left empty)."""
+        sample.numeric.set_as(0)
         m.if_(Sample.is_number(m, sample.py),
-              lambda: m.if_(Sample.is_number(m, sample.px), None, poison), poison)
+              lambda: m.if_(Sample.is_number(m, sample.px), lambda: sample.numeric.set_as(1)))
+        m.if_(sample.numeric < 1, lambda: m.fill_lanes(
+            staged, dst, plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)), sample.make_nan()))
 
     def accumulate(n, g, dst):
         sample.locate(m)

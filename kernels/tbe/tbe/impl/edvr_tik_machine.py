@@ -76,10 +76,9 @@ class TikMachine:
             body(i)
 
     def if_(self, cond, then, otherwise=None):
-        """then() or otherwise() by a run-time cond; then may be None (only the else branch works)."""
+        """then() or otherwise() by a run-time condition."""
         with self.tik_instance.if_scope(cond):
-            if then is not None:
-                then()
+            then()
         if otherwise is not None:
             with self.tik_instance.else_scope():
                 otherwise()

@@ -62,6 +62,9 @@ TraceRecord, one per executed instruction, reset by every start_debug. Fields:
   nbytes     dma: bytes moved (nburst * burst * 32); otherwise 0
   direction  dma: "gm->ub" or "ub->gm"; otherwise None
   atomic     dma: True for a UB->GM move under set_atomic_add(1); otherwise False
+  address_ops  vector and dma: scalar operations that evaluate the instruction's operands (the
+             operators in its address, repeat, burst and stride expressions), work the scalar
+             unit does to issue it; 0 for scalar records (their repeat includes it)
 
 Sources (read, not copied; API names, argument orders and limits come from them):
 * TIK API reference (Atlas training series): data_move
@@ -102,7 +105,8 @@ DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "float16": 2, "in
                "float32": 4, "int64": 8, "uint64": 8}
 INT32_RANGE = (-2 ** 31, 2 ** 31)
 
-TraceRecord = namedtuple("TraceRecord", "core unit op repeat dtype mask elements nbytes direction atomic")
+TraceRecord = namedtuple("TraceRecord", "core unit op repeat dtype mask elements nbytes direction atomic "
+                                        "address_ops")
 
 
 class TikError(RuntimeError):
@@ -164,6 +168,11 @@ def _result_dtype(a, b, what):
             raise TikError("%s: a float immediate with an %s expression" % (what, a))
         return a
     raise TikError("%s: operands of different dtypes %s and %s (TIK needs one dtype)" % (what, a, b))
+
+
+def _ops(x):
+    """Operators in an expression operand (0 for an immediate, a Scalar or a loop variable)."""
+    return x.ops if isinstance(x, Expr) else 0
 
 
 def _int_checked(value, what):
@@ -287,7 +296,7 @@ class Scalar(Expr):
         if src_offset is not None:
             raise TikError("Scalar.set_as: src_offset is not modelled by the double")
         if isinstance(value, TensorSlice):
-            tensor, offset = value.tensor, value.offset_fn
+            tensor, offset, index_ops = value.tensor, value.offset_fn, value.ops
             if tensor.scope != scope_ubuf:
                 raise TikError("Scalar %s: set_as from %s: the double reads scalars from UB only"
                                % (self.name, tensor.name))
@@ -299,7 +308,7 @@ class Scalar(Expr):
                 index = offset()
                 tensor.check_index(index, "Scalar %s.set_as" % self.name)
                 self._store(float(tensor.buffer()[index]))
-                tik._record("scalar", "ub_to_scalar", 1, self.dtype)
+                tik._record("scalar", "ub_to_scalar", 1 + index_ops, self.dtype)
             tik._emit(run)
             return
         dtype, fn, ops = _operand(value)
@@ -365,10 +374,10 @@ class TensorSlice:
         dtype, fn, _ = _operand(index)
         if dtype not in (None, "int32", "int64", "uint32"):
             raise TikError("%s[...]: index of dtype %s" % (tensor.name, dtype))
-        self.tensor, self.offset_fn = tensor, fn
+        self.tensor, self.offset_fn, self.ops = tensor, fn, _ops(index)
 
     def set_as(self, value):
-        tensor, offset, tik = self.tensor, self.offset_fn, self.tensor.tik
+        tensor, offset, tik, index_ops = self.tensor, self.offset_fn, self.tensor.tik, self.ops
         if tensor.scope != scope_ubuf:
             raise TikError("%s[...].set_as: the double writes scalars to UB only" % tensor.name)
         dtype, fn, ops = _operand(value)
@@ -379,15 +388,16 @@ class TensorSlice:
             index = offset()
             tensor.check_index(index, "%s[...].set_as" % tensor.name)
             tensor.buffer()[index] = fn()
-            tik._record("scalar", "scalar_to_ub", ops + 1, tensor.dtype)
+            tik._record("scalar", "scalar_to_ub", ops + 1 + index_ops, tensor.dtype)
         tik._emit(run)
 
 
 def _address(x, what):
+    """(tensor, offset value function, operators in the offset) of an instruction operand."""
     if isinstance(x, Tensor):
-        return x, _const(0)
+        return x, _const(0), 0
     if isinstance(x, TensorSlice):
-        return x.tensor, x.offset_fn
+        return x.tensor, x.offset_fn, x.ops
     raise TikError("%s: expected a Tensor or tensor[index], got %r" % (what, x))
 
 
@@ -431,7 +441,8 @@ class _Operand:
     """One vector operand: a UB tensor, its start offset and its repeat stride in blocks."""
 
     def __init__(self, x, rep_stride, what, aligned=True):
-        self.tensor, self.offset_fn = _address(x, what)
+        self.tensor, self.offset_fn, self.ops = _address(x, what)
+        self.ops += _ops(rep_stride)
         if self.tensor.scope != scope_ubuf:
             raise TikError("%s: operand %s must be in UB, got %s" % (what, self.tensor.name, self.tensor.scope))
         self.stride_fn = _int_arg(rep_stride, what + " repeat stride", 0, MAX_REP_STRIDE)
@@ -500,8 +511,10 @@ class Tik:
             raise TikError("instruction after BuildCCE")
         self._body[-1].append(statement)
 
-    def _record(self, unit, op, repeat, dtype, mask=None, elements=1, nbytes=0, direction=None, atomic=False):
-        self.trace.append(TraceRecord(self._core, unit, op, repeat, dtype, mask, elements, nbytes, direction, atomic))
+    def _record(self, unit, op, repeat, dtype, mask=None, elements=1, nbytes=0, direction=None, atomic=False,
+                address_ops=0):
+        self.trace.append(TraceRecord(self._core, unit, op, repeat, dtype, mask, elements, nbytes, direction, atomic,
+                                      address_ops))
 
     @contextlib.contextmanager
     def _scope(self):
@@ -630,8 +643,9 @@ class Tik:
 
     # data movement
     def data_move(self, dst, src, sid, nburst, burst, src_stride, dst_stride, *args, **argv):
-        dst_t, dst_off = _address(dst, "data_move dst")
-        src_t, src_off = _address(src, "data_move src")
+        dst_t, dst_off, dst_ops = _address(dst, "data_move dst")
+        src_t, src_off, src_ops = _address(src, "data_move src")
+        address_ops = dst_ops + src_ops + sum(_ops(x) for x in (nburst, burst, src_stride, dst_stride))
         if dst_t.dtype != src_t.dtype:
             raise TikError("data_move %s -> %s: dtypes %s and %s differ"
                            % (src_t.name, dst_t.name, src_t.dtype, dst_t.dtype))
@@ -682,22 +696,23 @@ class Tik:
                         gm.plain_writers[g:g + n] |= bit
                     gm.any_writers[g:g + n] |= bit
             self._record("dma", "data_move", nb, gm.dtype, None, nb * n, nb * n * gm.itemsize,
-                         "gm->ub" if load else "ub->gm", atomic)
+                         "gm->ub" if load else "ub->gm", atomic, address_ops)
         self._emit(run)
 
     # vector instructions
-    def _vector(self, name, mask, repeat_times, dtypes, operands, compute):
+    def _vector(self, name, mask, repeat_times, dtypes, operands, compute, scalar=None):
         lanes_per_repeat = REPEAT_BYTES // max(DTYPE_BYTES[d] for d in dtypes)
         lanes = _mask_lanes(mask, lanes_per_repeat, name)
         repeat_fn = _int_arg(repeat_times, name + " repeat_times", 1, MAX_REPEAT)
         label = "->".join(sorted(set(dtypes), key=dtypes.index)) if len(set(dtypes)) > 1 else dtypes[0]
+        address_ops = sum(op.ops for op in operands) + _ops(repeat_times) + _ops(scalar)
 
         def run():
             repeat = repeat_fn()
             idx = [op.indices(lanes, repeat) for op in operands]
             with np.errstate(invalid="ignore", over="ignore"):
                 compute(idx, repeat)
-            self._record("vector", name, repeat, label, len(lanes), len(lanes) * repeat)
+            self._record("vector", name, repeat, label, len(lanes), len(lanes) * repeat, address_ops=address_ops)
         self._emit(run)
 
     def vec_dup(self, mask, dst, scalar, repeat_times, dst_rep_stride):
@@ -708,7 +723,7 @@ class Tik:
 
         def compute(idx, repeat):
             out.tensor.buffer()[idx[0]] = value()
-        self._vector("vec_dup", mask, repeat_times, [out.tensor.dtype], [out], compute)
+        self._vector("vec_dup", mask, repeat_times, [out.tensor.dtype], [out], compute, scalar)
 
     def vec_conv(self, mask, round_mode, dst, src, repeat_times, dst_rep_stride, src_rep_stride,
                  deqscale=None, ldst_high_half=False):
@@ -734,7 +749,7 @@ class Tik:
         def compute(idx, repeat):
             d = out.tensor.buffer()
             d[idx[0]] = (d[idx[0]] + a.tensor.buffer()[idx[1]].astype(acc) * np.dtype(acc).type(value())).astype(acc)
-        self._vector("vec_axpy", mask, repeat_times, list(pair), [out, a], compute)
+        self._vector("vec_axpy", mask, repeat_times, list(pair), [out, a], compute, scalar)
 
     def vec_muls(self, mask, dst, src, scalar, repeat_times, dst_rep_stride, src_rep_stride):
         out, a = _Operand(dst, dst_rep_stride, "vec_muls dst"), _Operand(src, src_rep_stride, "vec_muls src")
@@ -743,7 +758,7 @@ class Tik:
 
         def compute(idx, repeat):
             out.tensor.buffer()[idx[0]] = a.tensor.buffer()[idx[1]] * np.dtype(dtype).type(value())
-        self._vector("vec_muls", mask, repeat_times, [dtype], [out, a], compute)
+        self._vector("vec_muls", mask, repeat_times, [dtype], [out, a], compute, scalar)
 
     def vec_mul(self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride):
         out = _Operand(dst, dst_rep_stride, "vec_mul dst")
@@ -821,7 +836,7 @@ class _FirstLane:
     """An operand of which an instruction uses only the first element(s) (reduce dst, work)."""
 
     def __init__(self, operand):
-        self.operand, self.tensor, self.offset_fn = operand, operand.tensor, operand.offset_fn
+        self.operand, self.tensor, self.offset_fn, self.ops = operand, operand.tensor, operand.offset_fn, operand.ops
 
     def indices(self, lanes, repeat):
         offset = self.offset_fn()
