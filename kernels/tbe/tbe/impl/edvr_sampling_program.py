@@ -54,12 +54,22 @@ class Sample:
         self.weight = s("weight")
         self.nan = s("nan")
         self.numeric = s("numeric", "int32")
+        self.row = s("row", "int32")
+        self.pixel = s("pixel", "int32")
 
-    def load(self, m, geo, params, row, g, k, base):
-        """Read dx, dy (and mask) of group g, tap k from the parameter row starting at `row`."""
-        dx_ch, dy_ch, mask_ch = plan_lib.param_channels(geo, g, k)
+    def set_row(self, row):
+        """The UB index of the current point's parameter row, computed once per point."""
+        self.row.set_as(row)
+
+    def set_base(self, m, base):
+        """The undeformed position of the current tap, converted once for all its groups."""
         m.to_float(self.base_y, base[0])
         m.to_float(self.base_x, base[1])
+
+    def load(self, m, geo, params, g, k):
+        """Read dx, dy (and mask) of group g, tap k from the parameter row at `row`; add the base."""
+        dx_ch, dy_ch, mask_ch = plan_lib.param_channels(geo, g, k)
+        row = self.row
         m.read(self.py, params, row + dy_ch)
         m.read(self.px, params, row + dx_ch)
         self.py.set_as(self.py + self.base_y)
@@ -86,10 +96,13 @@ class Sample:
         self.nan.set_as(self.py + self.px)
         return self.nan
 
-    def locate(self, m):
-        """Corner indices and fractional parts; only called in range, so floor() cannot overflow."""
+    def locate(self, m, geo, n):
+        """Corner indices, fractional parts and the first element of corner (y0, x0) of image n
+        (an address, not read when that corner is outside). Only called in range, so floor()
+        cannot overflow."""
         m.floor(self.y0, self.py)
         m.floor(self.x0, self.px)
+        self.pixel.set_as(plan_lib.x_pixel_offset(geo, n, self.y0, self.x0))
         m.to_float(self.fy0, self.y0)
         m.to_float(self.fx0, self.x0)
         self.ly.set_as(self.py - self.fy0)
@@ -105,11 +118,16 @@ class Sample:
                 (1, 1, (self.ly, self.lx), (1.0, self.lx), (self.ly, 1.0)))
 
     def for_each_corner(self, m, geo, body):
-        """body(y, x, corner) for each corner inside the image (outside corners count zero)."""
+        """body(pixel, corner) for each corner inside the image (outside corners count zero);
+        pixel: the corner's first element in x (or grad_x). Only called in range, where y0 is in
+        [-1, H-1] and x0 in [-1, W-1]: one bound per axis can fail, so each corner tests two."""
         for corner in self.corners():
-            y, x = self.y0 + corner[0], self.x0 + corner[1]
-            inside = m.all_of(y >= 0, y < geo.height, x >= 0, x < geo.width)
-            m.if_(inside, lambda y=y, x=x, corner=corner: body(y, x, corner))
+            dy, dx = corner[0], corner[1]
+            y_ok = self.y0 >= 0 if dy == 0 else self.y0 < geo.height - 1
+            x_ok = self.x0 >= 0 if dx == 0 else self.x0 < geo.width - 1
+            step = (dy * geo.width + dx) * geo.channels
+            pixel = self.pixel + step if step else self.pixel
+            m.if_(m.all_of(y_ok, x_ok), lambda pixel=pixel, corner=corner: body(pixel, corner))
 
 
 def _product(a, b):
@@ -168,14 +186,14 @@ def forward(m, plan, x, params, y):
                   1, plan.store_blocks(width))
 
     def column(n, ho, wo_begin, local, values, phase):
-        row = phase + local * geo.param_stride
+        sample.set_row(phase + local * geo.param_stride)
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
-            base = plan_lib.base_position(geo, ho, wo_begin + local, i, j)
+            sample.set_base(m, plan_lib.base_position(geo, ho, wo_begin + local, i, j))
             dst = plan.staged_offset(i, local, j)
             for g in range(geo.groups):
-                sample.load(m, geo, values, row, g, k, base)
+                sample.load(m, geo, values, g, k)
                 m.if_(sample.in_range(m, geo), lambda g=g: accumulate(n, g, dst), lambda g=g: nan_or_zero(g, dst))
         m.for_range(0, geo.taps, tap)
 
@@ -189,12 +207,12 @@ def forward(m, plan, x, params, y):
             staged, dst, plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)), sample.make_nan()))
 
     def accumulate(n, g, dst):
-        sample.locate(m)
+        sample.locate(m, geo, n)
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
 
-        def corner(yc, xc, c):
+        def corner(pixel, c):
             sample.weight.set_as(sample.mask * _product(*c[2]))
-            src = load_group_row(m, plan, x, plan_lib.x_pixel_offset(geo, n, yc, xc), g, "corner")
+            src = load_group_row(m, plan, x, pixel, g, "corner")
             m.axpy(staged, dst, src, 0, sample.weight, segments)
         sample.for_each_corner(m, geo, corner)
 
@@ -251,6 +269,7 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
 
     def point_a(n, unit, p, values, row):
         ho, wo = p // geo.out_w, p % geo.out_w
+        sample.set_row(row)
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
@@ -262,22 +281,21 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
             if plan.needs_cast:
                 g_in = m.ub("grad_in_f32")
                 m.cast(g_in, raw, plan_lib.cast_chunks(unit.lane_lo, unit.lanes))
-            base = plan_lib.base_position(geo, ho, wo, i, j)
+            sample.set_base(m, plan_lib.base_position(geo, ho, wo, i, j))
             for g in range(unit.first_group, unit.end_group):
-                sample.load(m, geo, values, row, g, k, base)
+                sample.load(m, geo, values, g, k)
                 m.if_(sample.in_range(m, geo), lambda g=g: scatter(n, g, g_in))
         m.for_range(0, geo.taps, tap)
 
     def scatter(n, g, g_in):
-        sample.locate(m)
+        sample.locate(m, geo, n)
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
         first, blocks = plan_lib.group_window(geo, g, F32)
         contribution = m.ub("accum")
         # Lanes of the stored blocks outside group g add zero.
         m.fill(contribution, first, blocks * plan_lib.block_lanes(F32), 0.0)
 
-        def corner(yc, xc, c):
-            pixel = plan_lib.x_pixel_offset(geo, n, yc, xc)
+        def corner(pixel, c):
             sample.weight.set_as(sample.mask * _product(*c[2]))
             m.scale(contribution, 0, g_in, 0, sample.weight, segments)
             m.dma(accumulator, pixel + first, contribution, first, 1, blocks)  # atomic add
@@ -327,26 +345,27 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
 
     def point_b(q, row, values, staged):
         n, ho, wo = plan_lib.split_point(geo, q)
+        sample.set_row(row)
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
             grad_row = plan_lib.output_offset(geo, n, ho, i, wo, j)
-            base = plan_lib.base_position(geo, ho, wo, i, j)
+            sample.set_base(m, plan_lib.base_position(geo, ho, wo, i, j))
             for g in range(geo.groups):
-                sample.load(m, geo, values, row, g, k, base)
-                m.if_(sample.in_range(m, geo), lambda g=g: param_grads(n, g, k, grad_row, row, staged))
+                sample.load(m, geo, values, g, k)
+                m.if_(sample.in_range(m, geo), lambda g=g: param_grads(n, g, k, grad_row, sample.row, staged))
         m.for_range(0, geo.taps, tap)
 
     def param_grads(n, g, k, grad_row, row, staged):
-        sample.locate(m)
+        sample.locate(m, geo, n)
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
         g_in = load_group_row(m, plan, grad, grad_row, g, "grad_in")
         product = m.ub("product")
         for s in (d_mask, d_ly, d_lx):
             s.set_as(0.0)
 
-        def corner(yc, xc, c):
-            src = load_group_row(m, plan, x, plan_lib.x_pixel_offset(geo, n, yc, xc), g, "corner")
+        def corner(pixel, c):
+            src = load_group_row(m, plan, x, pixel, g, "corner")
             m.mul(product, 0, g_in, 0, src, 0, segments)
             m.masked_sum(dot, product, 0, segments)
             d_mask.set_as(d_mask + _product(*c[2]) * dot)
