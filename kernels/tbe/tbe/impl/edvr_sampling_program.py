@@ -111,11 +111,10 @@ class Sample:
         self.hx.set_as(1.0 - self.lx)
 
     def corners(self):
-        """(dy, dx, weight, d weight / d ly, d weight / d lx) of the four corners."""
-        return ((0, 0, (self.hy, self.hx), (-1.0, self.hx), (self.hy, -1.0)),
-                (0, 1, (self.hy, self.lx), (-1.0, self.lx), (self.hy, 1.0)),
-                (1, 0, (self.ly, self.hx), (1.0, self.hx), (self.ly, -1.0)),
-                (1, 1, (self.ly, self.lx), (1.0, self.lx), (self.ly, 1.0)))
+        """(dy, dx, the two factors of the corner's weight) of the four corners, in the order
+        (0, 0), (0, 1), (1, 0), (1, 1): corner index 2 * dy + dx."""
+        return ((0, 0, (self.hy, self.hx)), (0, 1, (self.hy, self.lx)),
+                (1, 0, (self.ly, self.hx)), (1, 1, (self.ly, self.lx)))
 
     def for_each_corner(self, m, geo, body):
         """body(pixel, corner) for each corner inside the image (outside corners count zero);
@@ -164,7 +163,7 @@ def forward(m, plan, x, params, y):
     """y[n, ho*kh+i, wo*kw+j, c] = mask * bilinear(x, py, px): one (n, ho, column tile) per task."""
     geo = plan.geo
     capacity = plan.buffer("params").elements
-    sample = staged = None  # per core: TIK scalars and UB tensors live inside the core loop
+    sample = staged = staged_at = None  # per core: TIK scalars and UB tensors live inside the core loop
 
     def task(t):
         n, ho, tile = plan.split_task(t)
@@ -191,7 +190,8 @@ def forward(m, plan, x, params, y):
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
             sample.set_base(m, plan_lib.base_position(geo, ho, wo_begin + local, i, j))
-            dst = plan.staged_offset(i, local, j)
+            dst = staged_at
+            dst.set_as(plan.staged_offset(i, local, j))  # once per tap, for all groups and corners
             for g in range(geo.groups):
                 sample.load(m, geo, values, g, k)
                 m.if_(sample.in_range(m, geo), lambda g=g: accumulate(n, g, dst), lambda g=g: nan_or_zero(g, dst))
@@ -217,8 +217,8 @@ def forward(m, plan, x, params, y):
         sample.for_each_corner(m, geo, corner)
 
     def core_body(core):
-        nonlocal sample, staged
-        sample, staged = Sample(m), m.ub("staged")
+        nonlocal sample, staged, staged_at
+        sample, staged, staged_at = Sample(m), m.ub("staged"), m.scalar("int32", "staged_at", 0)
         run_tasks(m, core, plan.split, task)
     m.launch(plan.split.cores, plan.layout, core_body)
 
@@ -227,7 +227,7 @@ def forward(m, plan, x, params, y):
 def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
     """Gradients of `forward`. `accumulator` is grad_x (float32) or a float32 workspace (float16)."""
     geo = plan.geo
-    sample = dot = d_mask = d_ly = d_lx = None  # per core, created inside the core loop
+    sample = dots = d_mask = d_ly = d_lx = grad_at = None  # per core, created inside the core loop
     capacity = plan.buffer("params").elements
 
     # Phase A: grad_x. One core owns (n, channel unit): zero, accumulate, (convert).
@@ -349,7 +349,8 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
-            grad_row = plan_lib.output_offset(geo, n, ho, i, wo, j)
+            grad_at.set_as(plan_lib.output_offset(geo, n, ho, i, wo, j))  # once per tap, for all groups
+            grad_row = grad_at
             sample.set_base(m, plan_lib.base_position(geo, ho, wo, i, j))
             for g in range(geo.groups):
                 sample.load(m, geo, values, g, k)
@@ -361,17 +362,20 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
         g_in = load_group_row(m, plan, grad, grad_row, g, "grad_in")
         product = m.ub("product")
-        for s in (d_mask, d_ly, d_lx):
-            s.set_as(0.0)
+        for d in dots:  # corners outside the image keep 0
+            d.set_as(0.0)
 
         def corner(pixel, c):
             src = load_group_row(m, plan, x, pixel, g, "corner")
             m.mul(product, 0, g_in, 0, src, 0, segments)
-            m.masked_sum(dot, product, 0, segments)
-            d_mask.set_as(d_mask + _product(*c[2]) * dot)
-            d_ly.set_as(d_ly + _product(*c[3]) * dot)
-            d_lx.set_as(d_lx + _product(*c[4]) * dot)
+            m.masked_sum(dots[2 * c[0] + c[1]], product, 0, segments)
         sample.for_each_corner(m, geo, corner)
+        # d/d(ly, lx, mask) of sum_c weight_c * dot_c, the weights' derivatives grouped by corner pair.
+        d00, d01, d10, d11 = dots
+        hy, hx, ly, lx = sample.hy, sample.hx, sample.ly, sample.lx
+        d_ly.set_as(hx * (d10 - d00) + lx * (d11 - d01))
+        d_lx.set_as(hy * (d01 - d00) + ly * (d11 - d10))
+        d_mask.set_as(hy * (hx * d00 + lx * d01) + ly * (hx * d10 + lx * d11))
         dx_ch, dy_ch, mask_ch = plan_lib.param_channels(geo, g, k)
         m.write(staged, row + dx_ch, sample.mask * d_lx)
         m.write(staged, row + dy_ch, sample.mask * d_ly)
@@ -381,9 +385,11 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
     cores = max(plan.split_a.cores, plan.split_b.cores)
 
     def core_body(core):
-        nonlocal sample, dot, d_mask, d_ly, d_lx
+        nonlocal sample, dots, d_mask, d_ly, d_lx, grad_at
+        grad_at = m.scalar("int32", "grad_at", 0)
         sample = Sample(m)
-        dot, d_mask, d_ly, d_lx = (m.scalar(F32, name, 0) for name in ("dot", "d_mask", "d_ly", "d_lx"))
+        dots = [m.scalar(F32, "dot%d" % c, 0) for c in range(4)]
+        d_mask, d_ly, d_lx = (m.scalar(F32, name, 0) for name in ("d_mask", "d_ly", "d_lx"))
         run_tasks(m, core, plan.split_a, task_a)
         run_tasks(m, core, plan.split_b, task_b)
     m.launch(cores, plan.layout, core_body)
