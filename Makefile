@@ -3,7 +3,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: venv build test test-ops bench demo clean
+.PHONY: venv build test test-ops test-tbe-coverage bench demo clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,13 @@ test: build
 
 test-ops: build
 	$(PYTHON) -m pytest -q tests/ops
+
+# Every line of the Ascend kernel package (kernels/tbe/tbe/impl) runs in tests/tbe: the kernel
+# program replayed on NumPy and the real entry files run through the TIK double.
+TBE_IMPL := kernels/tbe/tbe/impl/*
+test-tbe-coverage: build
+	COVERAGE_FILE=build/.coverage-tbe $(PYTHON) -m coverage run --include='$(TBE_IMPL)' -m pytest -q tests/tbe
+	COVERAGE_FILE=build/.coverage-tbe $(PYTHON) -m coverage report --show-missing --fail-under=100 --include='$(TBE_IMPL)'
 
 bench: build
 	$(PYTHON) -m pytest -q bench

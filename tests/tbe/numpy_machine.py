@@ -2,8 +2,9 @@
 
 Each call of the program's machine interface is executed on NumPy arrays and checked:
 UB addresses and DMA lengths on 32-byte blocks, UB accesses inside their buffer, GM loads inside
-the tensor rounded up to a block, GM stores inside the tensor, the UB layout within budget, at most
-32 cores, and per-element write counts and writer cores (races between cores are recorded).
+the tensor rounded up to a block, GM stores inside the tensor, the UB layout within the device's
+budget, at most the device's cores, atomic add only into float32 GM, and per-element write counts
+and writer cores (races between cores are recorded).
 Unwritten outputs stay NaN (poison); UB starts as NaN on every core, GM padding is NaN.
 
 precision="exact" keeps every buffer and scalar in float64 (checks addressing against a float64
@@ -79,9 +80,10 @@ for _name, _op in (("radd", lambda a, b: a + b), ("rsub", lambda a, b: a - b), (
 
 
 class NumpyMachine:
-    def __init__(self, precision="exact"):
+    def __init__(self, device, precision="exact"):
         assert precision in ("exact", "device")
-        self.precision = precision
+        self.device, self.precision = device, precision
+        self.atomic = False
         self.gm_buffers = {}
         self.dmas = []  # dicts: core, kind, gm, gm_start, elements, ub, ub_start
         self.races = []
@@ -106,11 +108,11 @@ class NumpyMachine:
 
     # ---- control
     def launch(self, cores, layout, body):
-        if not 1 <= cores <= plan_lib.AI_CORES:
-            raise MachineError("launch: %d cores, the device has %d" % (cores, plan_lib.AI_CORES))
+        if not 1 <= cores <= self.device.cores:
+            raise MachineError("launch: %d cores, the device has %d" % (cores, self.device.cores))
         total = plan_lib.ub_bytes(layout)
-        if total > plan_lib.ub_budget():
-            raise MachineError("UB layout needs %d bytes, budget %d" % (total, plan_lib.ub_budget()))
+        if total > self.device.ub_budget:
+            raise MachineError("UB layout needs %d bytes, budget %d" % (total, self.device.ub_budget))
         for b in layout:
             if b.offset_bytes % plan_lib.BLOCK_BYTES or b.nbytes % plan_lib.BLOCK_BYTES:
                 raise MachineError("UB buffer %s not on 32-byte blocks" % b.name)
@@ -152,6 +154,11 @@ class NumpyMachine:
         dst.set_as(float(_value(value)))
 
     # ---- data movement
+    def atomic_add(self, on):
+        if on == self.atomic:
+            raise MachineError("atomic_add(%r) twice" % on)
+        self.atomic = on
+
     def dma(self, dst, dst_off, src, src_off, nburst, burst, src_gap=0, dst_gap=0):
         dst_off, src_off = int(_value(dst_off)), int(_value(src_off))
         nburst, burst = int(_value(nburst)), int(_value(burst))
@@ -187,11 +194,17 @@ class NumpyMachine:
                 prior = gm.writer[g:g + n]
                 if np.any((prior != -1) & (prior != self.core)):
                     self.races.append(("write", gm.name, g, self.core))
-                gm.data[g:g + n] = ub.data[u:u + n]
+                if self.atomic:
+                    if gm.dtype != "float32":
+                        raise MachineError("dma: atomic add into %s of %s (float32 only)" % (gm.name, gm.dtype))
+                    gm.data[g:g + n] = self._f32(gm.data[g:g + n] + ub.data[u:u + n])
+                else:
+                    gm.data[g:g + n] = ub.data[u:u + n]
                 gm.writes[g:g + n] += 1
                 gm.writer[g:g + n] = self.core
             self.dmas.append(dict(core=self.core, kind="load" if load else "store", gm=gm.name,
-                                  gm_start=g, elements=n, lanes=lanes, ub=ub.name, ub_start=u))
+                                  gm_start=g, elements=n, lanes=lanes, ub=ub.name, ub_start=u,
+                                  atomic=self.atomic and not load))
 
     # ---- vector and scalar instructions
     def _check_vector(self, buf, offset, count):
@@ -210,7 +223,7 @@ class NumpyMachine:
 
     def fill_lanes(self, buf, off, segments, value):
         lanes = self._segment_lanes(segments, (buf, int(_value(off))))
-        buf.data[int(_value(off)) + lanes] = value
+        buf.data[int(_value(off)) + lanes] = float(_value(value))
 
     def cast(self, dst, src, chunks):
         for offset, count in chunks:
@@ -234,6 +247,11 @@ class NumpyMachine:
         lanes = self._segment_lanes(segments, (dst, dst_off), (src, src_off))
         w = float(_value(scalar))
         dst.data[dst_off + lanes] = self._f32(dst.data[dst_off + lanes] + self._f32(w * src.data[src_off + lanes]))
+
+    def scale(self, dst, dst_off, src, src_off, scalar, segments):
+        dst_off, src_off = int(_value(dst_off)), int(_value(src_off))
+        lanes = self._segment_lanes(segments, (dst, dst_off), (src, src_off))
+        dst.data[dst_off + lanes] = self._f32(float(_value(scalar)) * src.data[src_off + lanes])
 
     def mul(self, dst, dst_off, a, a_off, b, b_off, segments):
         lanes = self._segment_lanes(segments, (dst, dst_off), (a, a_off), (b, b_off))

@@ -72,21 +72,27 @@ class Case:
         return oracle.deformable_offsets_grad(grad, x, params, **self.attrs)
 
 
-def run_forward(case, x, params, dtype="float32", precision="exact", tile_limit=None):
+# The replay's device: Ascend 910A's 32 AI cores and 256 KiB of UB per core (the TIK kernels read
+# theirs from CANN's profile at compile time; tests/tbe/test_tik_double.py runs 30 and 32 cores).
+ASCEND_910A = plan_lib.Device(cores=32, ub_bytes=256 * 1024)
+
+
+def run_forward(case, x, params, dtype="float32", precision="exact", tile_limit=None, device=ASCEND_910A):
     """(y, machine, plan) of the forward program replayed on NumPy."""
     geo = case.geometry()
-    plan = plan_lib.plan_forward(geo, dtype, tile_limit)
-    m = NumpyMachine(precision)
+    plan = plan_lib.plan_forward(geo, dtype, device, tile_limit)
+    m = NumpyMachine(device, precision)
     program.forward(m, plan, m.gm("x", dtype, geo.x_size, x), m.gm("params", dtype, geo.params_size, params),
                     m.gm("y", dtype, geo.output_size))
     return m.result("y", case.output_shape()), m, plan
 
 
-def run_backward(case, grad, x, params, dtype="float32", precision="exact", tile_limit=None):
+def run_backward(case, grad, x, params, dtype="float32", precision="exact", tile_limit=None,
+                 device=ASCEND_910A):
     """(grad_x, grad_params, machine, plan) of the gradient program replayed on NumPy."""
     geo = case.geometry()
-    plan = plan_lib.plan_backward(geo, dtype, tile_limit)
-    m = NumpyMachine(precision)
+    plan = plan_lib.plan_backward(geo, dtype, device, tile_limit)
+    m = NumpyMachine(device, precision)
     grad_x = m.gm("grad_x", dtype, geo.x_size)
     accumulator = m.gm("accumulator", "float32", geo.x_size) if plan.accumulates_in_workspace else grad_x
     program.backward(m, plan, m.gm("grad", dtype, geo.output_size, grad), m.gm("x", dtype, geo.x_size, x),

@@ -10,7 +10,7 @@ import pytest
 from tests.tbe import sampling_oracle as oracle
 from kernels.tbe.tbe.impl import edvr_sampling_plan as plan_lib
 from tests.tbe.numpy_machine import MachineError
-from tests.tbe.replay import Case, run_backward, run_forward
+from tests.tbe.replay import ASCEND_910A, Case, run_backward, run_forward
 
 CASES = [
     Case("g1_3x3_pad1", "deformable", (2, 5, 7, 16), dict(ksize=(3, 3), pads=(1, 1, 1, 1))),
@@ -46,8 +46,8 @@ def _check_forward_machine(machine, plan):
     y = machine.gm_buffers["y"]
     assert np.all(y.writes[:y.size] == 1), "every output element is stored exactly once"
     assert not machine.races
-    assert machine.max_ub_bytes <= plan_lib.ub_budget()
-    assert machine.cores_used <= plan_lib.AI_CORES
+    assert machine.max_ub_bytes <= ASCEND_910A.ub_budget
+    assert machine.cores_used <= ASCEND_910A.cores
     _check_dmas(machine, {"y": y.size})
 
 
@@ -74,8 +74,8 @@ def _check_backward_machine(machine, plan):
     # Written twice only inside the final back-off block (same core: races is empty).
     assert np.all(counts[:max(0, gp.size - lanes)] == 1)
     assert np.all(counts <= 2)
-    assert machine.max_ub_bytes <= plan_lib.ub_budget()
-    assert machine.cores_used <= plan_lib.AI_CORES
+    assert machine.max_ub_bytes <= ASCEND_910A.ub_budget
+    assert machine.cores_used <= ASCEND_910A.cores
     sizes = {name: b.size for name, b in machine.gm_buffers.items()}
     _check_dmas(machine, sizes)
 
@@ -102,7 +102,7 @@ def test_small_tiles_exercise_cores_tails_and_runs():
     assert any(d["gm_start"] % d["lanes"] for d in machine.dmas)
     assert len(plan.strided_runs()) > 1
     geo = CASES[0].geometry()
-    assert plan_lib.plan_forward(geo, "float32", 3).split.cores > 1
+    assert plan_lib.plan_forward(geo, "float32", ASCEND_910A, 3).split.cores > 1
 
 
 @pytest.mark.parametrize("dtype,rtol", [("float32", 2e-5), ("float16", 4e-3)])
@@ -158,11 +158,11 @@ def test_edvr_sized_plans_fit(shape, groups, dtype):
     n, h, w, c = shape
     geo = plan_lib.deformable_offsets_geometry(shape, (n, h, w, 27 * groups), (3, 3), pads=(1, 1, 1, 1),
                                                deformable_groups=groups)
-    fwd, bwd = plan_lib.plan_forward(geo, dtype), plan_lib.plan_backward(geo, dtype)
+    fwd, bwd = plan_lib.plan_forward(geo, dtype, ASCEND_910A), plan_lib.plan_backward(geo, dtype, ASCEND_910A)
     for plan in (fwd, bwd):
-        assert plan_lib.ub_bytes(plan.layout) <= plan_lib.ub_budget()
+        assert plan_lib.ub_bytes(plan.layout) <= ASCEND_910A.ub_budget
         assert all(b.offset_bytes % plan_lib.BLOCK_BYTES == 0 for b in plan.layout)
-    assert fwd.split.cores == plan_lib.AI_CORES  # enough rows to fill every core
+    assert fwd.split.cores == ASCEND_910A.cores  # enough rows to fill every core
     tasks = [t for core in range(fwd.split.cores) for t in fwd.split.task_range(core)]
     assert tasks == list(range(fwd.split.tasks))
     assert bwd.param_tile % (plan_lib.block_lanes(dtype) // np.gcd(geo.param_stride, plan_lib.block_lanes(dtype))) == 0
@@ -181,11 +181,37 @@ def test_channel_units_and_lane_masks():
 
 def test_rejects_channels_that_do_not_fill_blocks():
     geo = plan_lib.deformable_offsets_geometry((1, 4, 4, 8), (1, 4, 4, 27), (3, 3), pads=(1, 1, 1, 1))
-    plan_lib.plan_forward(geo, "float32")
+    plan_lib.plan_forward(geo, "float32", ASCEND_910A)
     with pytest.raises(ValueError, match=r"C % 16 == 0 for float16, got C=8"):
-        plan_lib.plan_forward(geo, "float16")
+        plan_lib.plan_forward(geo, "float16", ASCEND_910A)
     with pytest.raises(ValueError, match=r"offsets: expected shape \(1, 4, 4, 27\), got \(1, 4, 4, 26\)"):
         plan_lib.deformable_offsets_geometry((1, 4, 4, 8), (1, 4, 4, 26), (3, 3), pads=(1, 1, 1, 1))
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: plan_lib.deformable_offsets_geometry((1, 4, 4, 8), (1, 4, 4, 27), (3, 3), pads=(1, 1, 1)),
+     r"pads: expected 4 non-negative ints \(top, bottom, left, right\), got \(1, 1, 1\)"),
+    (lambda: plan_lib.deformable_offsets_geometry((1, 4, 4, 8), (1, 4, 4, 81), (3, 3), pads=(1, 1, 1, 1),
+                                                  deformable_groups=3),
+     r"deformable_groups: expected a divisor of C=8, got 3"),
+    (lambda: plan_lib.deformable_offsets_geometry((1, 2, 4, 8), (1, 0, 2, 27), (3, 3)),
+     r"ksize: kernel 3x3 \(dilated\) larger than the padded input 2x4"),
+    (lambda: plan_lib.bilinear_sample_geometry((1, 4, 4, 8), (2, 5, 2)), r"coords: expected shape \[1, ..., 2\], got \(2, 5, 2\)"),
+    (lambda: plan_lib.bilinear_sample_geometry((1, 0, 4, 8), (1, 5, 2)),
+     r"x: expected a non-empty \[N, H, W, C\] shape, got \(1, 0, 4, 8\)"),
+    (lambda: plan_lib.deformable_offsets_geometry((1, 4, 4, 8), (1, 4, 4, 27), (3, 0)),
+     r"ksize: expected 2 ints >= 1, got \(3, 0\)"),
+    (lambda: plan_lib.plan_forward(plan_lib.bilinear_sample_geometry((1, 4, 4, 8), (1, 5, 2)), "int8", ASCEND_910A),
+     r"dtype: expected float16 or float32, got 'int8'"),
+    (lambda: plan_lib.plan_forward(plan_lib.bilinear_sample_geometry((1, 4, 4, 8), (1, 5, 2)), "float32",
+                                   plan_lib.Device(32, 16 * 1024 + 512)),
+     r"unified buffer: even one point needs \d+ bytes, budget 512"),
+    (lambda: plan_lib.plan_backward(plan_lib.bilinear_sample_geometry((1, 4, 4, 8), (1, 3, 2)), "float32", ASCEND_910A),
+     r"offsets: the TBE gradient needs at least 32 bytes of offsets/coords, got 6 values"),
+])
+def test_plan_errors_name_the_argument(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
 
 
 def test_oracle_gradients_match_finite_differences():

@@ -27,8 +27,8 @@ def tensor_dtype(desc, name):
 
 def build_forward(geo, dtype, kernel_name, gm_names):
     """Compile the forward kernel; gm_names = (x, params, y) tensor names."""
-    plan = plan_lib.plan_forward(geo, dtype)
     m = tik_machine.TikMachine()
+    plan = plan_lib.plan_forward(geo, dtype, m.device)
     x = m.gm(gm_names[0], dtype, geo.x_size)
     params = m.gm(gm_names[1], dtype, geo.params_size)
     y = m.gm(gm_names[2], dtype, geo.output_size)
@@ -38,8 +38,8 @@ def build_forward(geo, dtype, kernel_name, gm_names):
 
 def build_backward(geo, dtype, kernel_name, gm_names):
     """Compile the gradient kernel; gm_names = (grad, x, params, grad_x, grad_params)."""
-    plan = plan_lib.plan_backward(geo, dtype)
     m = tik_machine.TikMachine()
+    plan = plan_lib.plan_backward(geo, dtype, m.device)
     grad = m.gm(gm_names[0], dtype, geo.output_size)
     x = m.gm(gm_names[1], dtype, geo.x_size)
     params = m.gm(gm_names[2], dtype, geo.params_size)

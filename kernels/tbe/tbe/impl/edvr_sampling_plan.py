@@ -14,7 +14,7 @@ Work split (why there are no races between AI cores):
 * forward: task = (n, ho, run of wo); each task stores whole, 32-byte aligned output rows.
 * gradient, phase A (grad_x, a scatter-add): task = (n, channel unit). A channel unit is the
   smallest run of whole groups that starts and ends on a 32-byte block, so one core owns every
-  byte it read-modify-writes; it accumulates in float32 (in grad_x itself, or in a float32
+  byte it zeroes and then adds into by float32 atomic add (in grad_x itself, or in a float32
   workspace that a last pass converts to float16).
 * gradient, phase B (grad of offsets/coords): task = run of flat points whose first element sits
   on a 32-byte block; the last task ends with a back-off block (see `param_store_windows`).
@@ -22,9 +22,7 @@ Work split (why there are no races between AI cores):
 import math
 from dataclasses import dataclass
 
-UB_BYTES = 256 * 1024  # unified buffer per AI core, Ascend 910
 UB_RESERVED_BYTES = 16 * 1024  # left to TIK for scalars, spills and reduce scratch
-AI_CORES = 32
 BLOCK_BYTES = 32  # DMA granule and UB address alignment
 REPEAT_BYTES = 256  # one vector instruction repeat
 F32_LANES_PER_REPEAT = REPEAT_BYTES // 4
@@ -32,6 +30,19 @@ MAX_BURSTS = 4095  # nburst limit of one data_move
 MAX_BURST_BLOCKS = 65535
 DTYPE_BYTES = {"float16": 2, "float32": 4}
 COMPUTE_DTYPE = "float32"
+
+
+@dataclass(frozen=True)
+class Device:
+    """The AI cores and unified buffer bytes per core that a kernel is compiled for, read from
+    CANN's profile at compile time (tik.Dprofile(): get_aicore_num(), get_unified_buffer_size()):
+    Ascend 910 variants differ (32 or 30 cores)."""
+    cores: int
+    ub_bytes: int
+
+    @property
+    def ub_budget(self):
+        return self.ub_bytes - UB_RESERVED_BYTES
 
 
 def ceil_div(a, b):
@@ -86,10 +97,6 @@ class SamplingGeometry:
         """Values per point in the offsets (dx, dy, mask blocks) or coords ((x, y)) tensor."""
         blocks = 3 if not self.absolute else 2
         return blocks * self.groups * self.taps
-
-    @property
-    def x_shape(self):
-        return (self.batch, self.height, self.width, self.channels)
 
     @property
     def params_size(self):
@@ -308,10 +315,6 @@ def ub_bytes(layout):
     return sum(b.nbytes for b in layout)
 
 
-def ub_budget():
-    return UB_BYTES - UB_RESERVED_BYTES
-
-
 @dataclass(frozen=True)
 class CoreSplit:
     """Tasks [core*per_core, ...) on `cores` cores; the last core gets `last_core_tasks`."""
@@ -325,8 +328,9 @@ class CoreSplit:
         return range(core * self.per_core, core * self.per_core + count)
 
 
-def split_tasks(tasks):
-    per_core = ceil_div(tasks, AI_CORES)
+def split_tasks(tasks, cores):
+    """Tasks spread evenly over at most `cores` cores."""
+    per_core = ceil_div(tasks, cores)
     cores = ceil_div(tasks, per_core)
     return CoreSplit(tasks, cores, per_core, tasks - (cores - 1) * per_core)
 
@@ -340,15 +344,15 @@ def _check_channels(geo, dtype):
                          "%s, got C=%d" % (lanes, dtype, geo.channels))
 
 
-def _largest_fitting(build, upper):
+def _largest_fitting(build, upper, budget):
     """Largest n in [1, upper] whose layout build(n) fits the UB budget (layouts grow with n)."""
-    if ub_bytes(build(1)) > ub_budget():
+    if ub_bytes(build(1)) > budget:
         raise ValueError("unified buffer: even one point needs %d bytes, budget %d"
-                         % (ub_bytes(build(1)), ub_budget()))
+                         % (ub_bytes(build(1)), budget))
     lo, hi = 1, upper
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if ub_bytes(build(mid)) <= ub_budget() else (lo, mid - 1)
+        lo, hi = (mid, hi) if ub_bytes(build(mid)) <= budget else (lo, mid - 1)
     return lo
 
 
@@ -365,6 +369,7 @@ class ForwardPlan:
     last_tile_w: int
     split: CoreSplit
     layout: tuple
+    device: Device
 
     @property
     def needs_cast(self):
@@ -410,14 +415,16 @@ def _forward_layout(geo, dtype, tile_w):
     return tuple(ub_layout(buffers))
 
 
-def plan_forward(geo, dtype, tile_limit=None):
-    """Forward plan; tile_limit caps the tile width (tests use it to force many tiles and cores)."""
+def plan_forward(geo, dtype, device, tile_limit=None):
+    """Forward plan for `device` (a Device); tile_limit caps the tile width (tests use it to force
+    many tiles and cores)."""
     _check_channels(geo, dtype)
-    tile_w = _largest_fitting(lambda t: _forward_layout(geo, dtype, t), min(geo.out_w, tile_limit or geo.out_w))
+    tile_w = _largest_fitting(lambda t: _forward_layout(geo, dtype, t), min(geo.out_w, tile_limit or geo.out_w),
+                              device.ub_budget)
     tiles = ceil_div(geo.out_w, tile_w)
-    split = split_tasks(geo.batch * geo.out_h * tiles)
+    split = split_tasks(geo.batch * geo.out_h * tiles, device.cores)
     return ForwardPlan(geo, dtype, tile_w, tiles, geo.out_w - (tiles - 1) * tile_w, split,
-                       _forward_layout(geo, dtype, tile_w))
+                       _forward_layout(geo, dtype, tile_w), device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -438,6 +445,7 @@ class BackwardPlan:
     last_param_tile: int
     split_b: CoreSplit
     layout: tuple
+    device: Device
 
     @property
     def needs_cast(self):
@@ -520,8 +528,8 @@ def _backward_layout(geo, dtype, points_per_tile, param_tile, zero_pixels, unit_
 STRIDED_BYTES = 16 * 1024  # float32 staging for zeroing / converting grad_x, per strided DMA
 
 
-def plan_backward(geo, dtype, tile_limit=None):
-    """Gradient plan; tile_limit caps points per tile and pixels per strided DMA (tests force
+def plan_backward(geo, dtype, device, tile_limit=None):
+    """Gradient plan for `device` (a Device); tile_limit caps points per tile and pixels per strided DMA (tests force
     many tiles, cores, runs and a ragged last tile with it)."""
     _check_channels(geo, dtype)
     units = tuple(channel_units(geo, dtype))
@@ -544,10 +552,10 @@ def plan_backward(geo, dtype, tile_limit=None):
                                 zero_pixels, unit_lanes_max)
 
     # Enough tiles for every core when there are enough points; then as large as UB allows.
-    upper = max(1, ceil_div(ceil_div(total_points, point_quantum), AI_CORES))
+    upper = max(1, ceil_div(ceil_div(total_points, point_quantum), device.cores))
     if tile_limit:
         upper = min(upper, max(1, tile_limit // point_quantum))
-    quanta = _largest_fitting(layout_for, upper)
+    quanta = _largest_fitting(layout_for, upper, device.ub_budget)
     param_tile = quanta * point_quantum
     tiles = ceil_div(total_points, param_tile)
     last = total_points - (tiles - 1) * param_tile
@@ -556,5 +564,5 @@ def plan_backward(geo, dtype, tile_limit=None):
     points_per_tile = min(geo.points, param_tile)
     layout = _backward_layout(geo, dtype, points_per_tile, param_tile + point_quantum,
                               zero_pixels, unit_lanes_max)
-    return BackwardPlan(geo, dtype, units, points_per_tile, split_tasks(geo.batch * len(units)),
-                        zero_pixels, param_tile, tiles, last, split_tasks(tiles), layout)
+    return BackwardPlan(geo, dtype, units, points_per_tile, split_tasks(geo.batch * len(units), device.cores),
+                        zero_pixels, param_tile, tiles, last, split_tasks(tiles, device.cores), layout, device)

@@ -8,10 +8,11 @@ Every tile, window and address comes from edvr_sampling_plan. No CANN import her
 Machine interface (m): gm/ub handles with `.dtype`; scalar(dtype, name, init); for_range(begin,
 end, body(i)); if_(cond, then, otherwise=None); all_of(*conds); any_of(*conds); launch(cores, ub_layout, body(core));
 floor(dst_int, src_float); to_float(dst, int_expr); dma(dst, dst_off, src, src_off, nburst,
-burst_blocks, src_gap=0, dst_gap=0); fill(buf, off, lanes, value); fill_lanes(buf, off, segments, value); cast(dst, src, chunks)
-(same lane offsets in both); axpy(dst, dst_off, src, src_off, scalar, segments); mul(dst, dst_off, a, a_off,
-b, b_off, segments); masked_sum(dst_scalar, src, off, segments); read(scalar, buf, index);
-write(buf, index, value).
+burst_blocks, src_gap=0, dst_gap=0); atomic_add(on) (UB->GM moves add into float32 GM while on);
+fill(buf, off, lanes, value); fill_lanes(buf, off, segments, value) (value: a number or a scalar);
+cast(dst, src, chunks) (same lane offsets in both); axpy(dst, dst_off, src, src_off, scalar, segments);
+scale(dst, dst_off, src, src_off, scalar, segments); mul(dst, dst_off, a, a_off, b, b_off, segments);
+masked_sum(dst_scalar, src, off, segments); read(scalar, buf, index); write(buf, index, value).
 """
 try:
     from . import edvr_sampling_plan as plan_lib
@@ -51,12 +52,24 @@ class Sample:
         self.ly, self.lx, self.hy, self.hx = s("ly"), s("lx"), s("hy"), s("hx")
         self.base_y, self.base_x = s("base_y"), s("base_x")
         self.weight = s("weight")
+        self.nan = s("nan")
+        self.numeric = s("numeric", "int32")
+        self.row = s("row", "int32")
+        self.pixel = s("pixel", "int32")
 
-    def load(self, m, geo, params, row, g, k, base):
-        """Read dx, dy (and mask) of group g, tap k from the parameter row starting at `row`."""
-        dx_ch, dy_ch, mask_ch = plan_lib.param_channels(geo, g, k)
+    def set_row(self, row):
+        """The UB index of the current point's parameter row, computed once per point."""
+        self.row.set_as(row)
+
+    def set_base(self, m, base):
+        """The undeformed position of the current tap, converted once for all its groups."""
         m.to_float(self.base_y, base[0])
         m.to_float(self.base_x, base[1])
+
+    def load(self, m, geo, params, g, k):
+        """Read dx, dy (and mask) of group g, tap k from the parameter row at `row`; add the base."""
+        dx_ch, dy_ch, mask_ch = plan_lib.param_channels(geo, g, k)
+        row = self.row
         m.read(self.py, params, row + dy_ch)
         m.read(self.px, params, row + dx_ch)
         self.py.set_as(self.py + self.base_y)
@@ -71,14 +84,25 @@ class Sample:
         return m.all_of(self.py > -1.0, self.py < float(geo.height),
                         self.px > -1.0, self.px < float(geo.width))
 
-    def is_nan(self, m):
-        """SPEC: NaN in gives NaN out (a NaN position fails the range test, so it is checked apart)."""
-        return m.any_of(self.py != self.py, self.px != self.px)
+    @staticmethod
+    def is_number(m, value):
+        """False only for NaN: every ordered comparison with NaN is false. The kernels find NaN
+        this way, comparing run-time values, not with `x != x`, which code generation may fold."""
+        return m.any_of(value > -1.0, value <= -1.0)
 
-    def locate(self, m):
-        """Corner indices and fractional parts; only called in range, so floor() cannot overflow."""
+    def make_nan(self):
+        """SPEC: NaN in gives NaN out. The NaN is computed at run time from the NaN input itself
+        (py + px is NaN when either is), not written as an immediate."""
+        self.nan.set_as(self.py + self.px)
+        return self.nan
+
+    def locate(self, m, geo, n):
+        """Corner indices, fractional parts and the first element of corner (y0, x0) of image n
+        (an address, not read when that corner is outside). Only called in range, so floor()
+        cannot overflow."""
         m.floor(self.y0, self.py)
         m.floor(self.x0, self.px)
+        self.pixel.set_as(plan_lib.x_pixel_offset(geo, n, self.y0, self.x0))
         m.to_float(self.fy0, self.y0)
         m.to_float(self.fx0, self.x0)
         self.ly.set_as(self.py - self.fy0)
@@ -87,18 +111,22 @@ class Sample:
         self.hx.set_as(1.0 - self.lx)
 
     def corners(self):
-        """(dy, dx, weight, d weight / d ly, d weight / d lx) of the four corners."""
-        return ((0, 0, (self.hy, self.hx), (-1.0, self.hx), (self.hy, -1.0)),
-                (0, 1, (self.hy, self.lx), (-1.0, self.lx), (self.hy, 1.0)),
-                (1, 0, (self.ly, self.hx), (1.0, self.hx), (self.ly, -1.0)),
-                (1, 1, (self.ly, self.lx), (1.0, self.lx), (self.ly, 1.0)))
+        """(dy, dx, the two factors of the corner's weight) of the four corners, in the order
+        (0, 0), (0, 1), (1, 0), (1, 1): corner index 2 * dy + dx."""
+        return ((0, 0, (self.hy, self.hx)), (0, 1, (self.hy, self.lx)),
+                (1, 0, (self.ly, self.hx)), (1, 1, (self.ly, self.lx)))
 
     def for_each_corner(self, m, geo, body):
-        """body(y, x, corner) for each corner inside the image (outside corners count zero)."""
+        """body(pixel, corner) for each corner inside the image (outside corners count zero);
+        pixel: the corner's first element in x (or grad_x). Only called in range, where y0 is in
+        [-1, H-1] and x0 in [-1, W-1]: one bound per axis can fail, so each corner tests two."""
         for corner in self.corners():
-            y, x = self.y0 + corner[0], self.x0 + corner[1]
-            inside = m.all_of(y >= 0, y < geo.height, x >= 0, x < geo.width)
-            m.if_(inside, lambda y=y, x=x, corner=corner: body(y, x, corner))
+            dy, dx = corner[0], corner[1]
+            y_ok = self.y0 >= 0 if dy == 0 else self.y0 < geo.height - 1
+            x_ok = self.x0 >= 0 if dx == 0 else self.x0 < geo.width - 1
+            step = (dy * geo.width + dx) * geo.channels
+            pixel = self.pixel + step if step else self.pixel
+            m.if_(m.all_of(y_ok, x_ok), lambda pixel=pixel, corner=corner: body(pixel, corner))
 
 
 def _product(a, b):
@@ -135,7 +163,7 @@ def forward(m, plan, x, params, y):
     """y[n, ho*kh+i, wo*kw+j, c] = mask * bilinear(x, py, px): one (n, ho, column tile) per task."""
     geo = plan.geo
     capacity = plan.buffer("params").elements
-    sample = staged = None  # per core: TIK scalars and UB tensors live inside the core loop
+    sample = staged = staged_at = None  # per core: TIK scalars and UB tensors live inside the core loop
 
     def task(t):
         n, ho, tile = plan.split_task(t)
@@ -157,32 +185,40 @@ def forward(m, plan, x, params, y):
                   1, plan.store_blocks(width))
 
     def column(n, ho, wo_begin, local, values, phase):
-        row = phase + local * geo.param_stride
+        sample.set_row(phase + local * geo.param_stride)
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
-            base = plan_lib.base_position(geo, ho, wo_begin + local, i, j)
-            dst = plan.staged_offset(i, local, j)
+            sample.set_base(m, plan_lib.base_position(geo, ho, wo_begin + local, i, j))
+            dst = staged_at
+            dst.set_as(plan.staged_offset(i, local, j))  # once per tap, for all groups and corners
             for g in range(geo.groups):
-                sample.load(m, geo, values, row, g, k, base)
-                m.if_(sample.in_range(m, geo), lambda g=g: accumulate(n, g, dst),
-                      lambda g=g: m.if_(sample.is_nan(m), lambda: m.fill_lanes(
-                          staged, dst, plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)), float("nan"))))
+                sample.load(m, geo, values, g, k)
+                m.if_(sample.in_range(m, geo), lambda g=g: accumulate(n, g, dst), lambda g=g: nan_or_zero(g, dst))
         m.for_range(0, geo.taps, tap)
 
+    def nan_or_zero(g, dst):
+        """Out of range: the staged zeros stay, unless py or px is NaN (then NaN, per SPEC).
+        A flag, because no ordered comparison is true for NaN (and no scope is left empty)."""
+        sample.numeric.set_as(0)
+        m.if_(Sample.is_number(m, sample.py),
+              lambda: m.if_(Sample.is_number(m, sample.px), lambda: sample.numeric.set_as(1)))
+        m.if_(sample.numeric < 1, lambda: m.fill_lanes(
+            staged, dst, plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)), sample.make_nan()))
+
     def accumulate(n, g, dst):
-        sample.locate(m)
+        sample.locate(m, geo, n)
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
 
-        def corner(yc, xc, c):
+        def corner(pixel, c):
             sample.weight.set_as(sample.mask * _product(*c[2]))
-            src = load_group_row(m, plan, x, plan_lib.x_pixel_offset(geo, n, yc, xc), g, "corner")
+            src = load_group_row(m, plan, x, pixel, g, "corner")
             m.axpy(staged, dst, src, 0, sample.weight, segments)
         sample.for_each_corner(m, geo, corner)
 
     def core_body(core):
-        nonlocal sample, staged
-        sample, staged = Sample(m), m.ub("staged")
+        nonlocal sample, staged, staged_at
+        sample, staged, staged_at = Sample(m), m.ub("staged"), m.scalar("int32", "staged_at", 0)
         run_tasks(m, core, plan.split, task)
     m.launch(plan.split.cores, plan.layout, core_body)
 
@@ -191,7 +227,7 @@ def forward(m, plan, x, params, y):
 def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
     """Gradients of `forward`. `accumulator` is grad_x (float32) or a float32 workspace (float16)."""
     geo = plan.geo
-    sample = dot = d_mask = d_ly = d_lx = None  # per core, created inside the core loop
+    sample = dots = d_mask = d_ly = d_lx = grad_at = None  # per core, created inside the core loop
     capacity = plan.buffer("params").elements
 
     # Phase A: grad_x. One core owns (n, channel unit): zero, accumulate, (convert).
@@ -208,7 +244,11 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         for first, pixels in plan.strided_runs():
             m.dma(accumulator, image + first * geo.channels + unit.lane_lo, strided, 0,
                   pixels, unit.lanes // plan_lib.block_lanes(F32), 0, f32_gap)
+        # The scatter adds into GM by atomic add (float32), as CANN's DeformableOffsetsGrad does:
+        # no GM element is read back and rewritten. This core zeroed the unit above (same store queue).
+        m.atomic_add(True)
         accumulate_image(n, unit)
+        m.atomic_add(False)
         if plan.accumulates_in_workspace:
             convert_unit(image, unit, f32_gap)
 
@@ -229,6 +269,7 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
 
     def point_a(n, unit, p, values, row):
         ho, wo = p // geo.out_w, p % geo.out_w
+        sample.set_row(row)
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
@@ -240,24 +281,24 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
             if plan.needs_cast:
                 g_in = m.ub("grad_in_f32")
                 m.cast(g_in, raw, plan_lib.cast_chunks(unit.lane_lo, unit.lanes))
-            base = plan_lib.base_position(geo, ho, wo, i, j)
+            sample.set_base(m, plan_lib.base_position(geo, ho, wo, i, j))
             for g in range(unit.first_group, unit.end_group):
-                sample.load(m, geo, values, row, g, k, base)
+                sample.load(m, geo, values, g, k)
                 m.if_(sample.in_range(m, geo), lambda g=g: scatter(n, g, g_in))
         m.for_range(0, geo.taps, tap)
 
     def scatter(n, g, g_in):
-        sample.locate(m)
+        sample.locate(m, geo, n)
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
         first, blocks = plan_lib.group_window(geo, g, F32)
-        accum = m.ub("accum")
+        contribution = m.ub("accum")
+        # Lanes of the stored blocks outside group g add zero.
+        m.fill(contribution, first, blocks * plan_lib.block_lanes(F32), 0.0)
 
-        def corner(yc, xc, c):
-            pixel = plan_lib.x_pixel_offset(geo, n, yc, xc)
+        def corner(pixel, c):
             sample.weight.set_as(sample.mask * _product(*c[2]))
-            m.dma(accum, first, accumulator, pixel + first, 1, blocks)
-            m.axpy(accum, 0, g_in, 0, sample.weight, segments)
-            m.dma(accumulator, pixel + first, accum, first, 1, blocks)
+            m.scale(contribution, 0, g_in, 0, sample.weight, segments)
+            m.dma(accumulator, pixel + first, contribution, first, 1, blocks)  # atomic add
         sample.for_each_corner(m, geo, corner)
 
     def convert_unit(image, unit, f32_gap):
@@ -304,32 +345,37 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
 
     def point_b(q, row, values, staged):
         n, ho, wo = plan_lib.split_point(geo, q)
+        sample.set_row(row)
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
-            grad_row = plan_lib.output_offset(geo, n, ho, i, wo, j)
-            base = plan_lib.base_position(geo, ho, wo, i, j)
+            grad_at.set_as(plan_lib.output_offset(geo, n, ho, i, wo, j))  # once per tap, for all groups
+            grad_row = grad_at
+            sample.set_base(m, plan_lib.base_position(geo, ho, wo, i, j))
             for g in range(geo.groups):
-                sample.load(m, geo, values, row, g, k, base)
-                m.if_(sample.in_range(m, geo), lambda g=g: param_grads(n, g, k, grad_row, row, staged))
+                sample.load(m, geo, values, g, k)
+                m.if_(sample.in_range(m, geo), lambda g=g: param_grads(n, g, k, grad_row, sample.row, staged))
         m.for_range(0, geo.taps, tap)
 
     def param_grads(n, g, k, grad_row, row, staged):
-        sample.locate(m)
+        sample.locate(m, geo, n)
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
         g_in = load_group_row(m, plan, grad, grad_row, g, "grad_in")
         product = m.ub("product")
-        for s in (d_mask, d_ly, d_lx):
-            s.set_as(0.0)
+        for d in dots:  # corners outside the image keep 0
+            d.set_as(0.0)
 
-        def corner(yc, xc, c):
-            src = load_group_row(m, plan, x, plan_lib.x_pixel_offset(geo, n, yc, xc), g, "corner")
+        def corner(pixel, c):
+            src = load_group_row(m, plan, x, pixel, g, "corner")
             m.mul(product, 0, g_in, 0, src, 0, segments)
-            m.masked_sum(dot, product, 0, segments)
-            d_mask.set_as(d_mask + _product(*c[2]) * dot)
-            d_ly.set_as(d_ly + _product(*c[3]) * dot)
-            d_lx.set_as(d_lx + _product(*c[4]) * dot)
+            m.masked_sum(dots[2 * c[0] + c[1]], product, 0, segments)
         sample.for_each_corner(m, geo, corner)
+        # d/d(ly, lx, mask) of sum_c weight_c * dot_c, the weights' derivatives grouped by corner pair.
+        d00, d01, d10, d11 = dots
+        hy, hx, ly, lx = sample.hy, sample.hx, sample.ly, sample.lx
+        d_ly.set_as(hx * (d10 - d00) + lx * (d11 - d01))
+        d_lx.set_as(hy * (d01 - d00) + ly * (d11 - d10))
+        d_mask.set_as(hy * (hx * d00 + lx * d01) + ly * (hx * d10 + lx * d11))
         dx_ch, dy_ch, mask_ch = plan_lib.param_channels(geo, g, k)
         m.write(staged, row + dx_ch, sample.mask * d_lx)
         m.write(staged, row + dy_ch, sample.mask * d_ly)
@@ -339,9 +385,11 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
     cores = max(plan.split_a.cores, plan.split_b.cores)
 
     def core_body(core):
-        nonlocal sample, dot, d_mask, d_ly, d_lx
+        nonlocal sample, dots, d_mask, d_ly, d_lx, grad_at
+        grad_at = m.scalar("int32", "grad_at", 0)
         sample = Sample(m)
-        dot, d_mask, d_ly, d_lx = (m.scalar(F32, name, 0) for name in ("dot", "d_mask", "d_ly", "d_lx"))
+        dots = [m.scalar(F32, "dot%d" % c, 0) for c in range(4)]
+        d_mask, d_ly, d_lx = (m.scalar(F32, name, 0) for name in ("d_mask", "d_ly", "d_lx"))
         run_tasks(m, core, plan.split_a, task_a)
         run_tasks(m, core, plan.split_b, task_b)
     m.launch(cores, plan.layout, core_body)

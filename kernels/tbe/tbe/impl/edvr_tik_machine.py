@@ -1,8 +1,10 @@
 """TIK back end of the machine interface used by edvr_sampling_program (Ascend 910 AI core).
 
 Maps each call to TIK instructions. CANN's `tik` is imported only when a TikMachine is created,
-so this module imports (and compiles) without the toolkit.
-NOT VERIFIED: this file has never been run against a real TIK (no CANN toolkit here).
+so this module imports (and compiles) without the toolkit. The AI core count and UB size come from
+CANN's profile at compile time (`device`).
+Run in tests through tests/tbe/tik_double (our TIK double, written from CANN's documents); NOT
+VERIFIED against CANN's own TIK (no CANN toolkit here).
 """
 try:
     from . import edvr_sampling_plan as plan_lib
@@ -35,6 +37,8 @@ class TikMachine:
     def __init__(self):
         self.tik = import_tik()
         self.tik_instance = self.tik.Tik()
+        profile = self.tik.Dprofile()
+        self.device = plan_lib.Device(profile.get_aicore_num(), profile.get_unified_buffer_size())
         self._ub = {}
         self._reduce = None
 
@@ -72,12 +76,7 @@ class TikMachine:
             body(i)
 
     def if_(self, cond, then, otherwise=None):
-        if isinstance(cond, bool):  # decided at build time
-            if cond:
-                then()
-            elif otherwise is not None:
-                otherwise()
-            return
+        """then() or otherwise() by a run-time condition."""
         with self.tik_instance.if_scope(cond):
             then()
         if otherwise is not None:
@@ -105,6 +104,10 @@ class TikMachine:
     def dma(self, dst, dst_off, src, src_off, nburst, burst, src_gap=0, dst_gap=0):
         self.tik_instance.data_move(dst.tensor[dst_off], src.tensor[src_off], 0, nburst, burst,
                                     src_gap, dst_gap)
+
+    def atomic_add(self, on):
+        """UB->GM moves add into float32 GM while on (Ascend 910 adds float32 only)."""
+        self.tik_instance.set_atomic_add(1 if on else 0)
 
     # ---- vector instructions
     def fill(self, buf, off, lanes, value):
@@ -142,6 +145,11 @@ class TikMachine:
     def axpy(self, dst, dst_off, src, src_off, scalar, segments):
         for seg in segments:
             self.tik_instance.vec_axpy(seg.tik_mask, dst.tensor[dst_off + seg.offset],
+                                       src.tensor[src_off + seg.offset], scalar, 1, 8, 8)
+
+    def scale(self, dst, dst_off, src, src_off, scalar, segments):
+        for seg in segments:
+            self.tik_instance.vec_muls(seg.tik_mask, dst.tensor[dst_off + seg.offset],
                                        src.tensor[src_off + seg.offset], scalar, 1, 8, 8)
 
     def mul(self, dst, dst_off, a, a_off, b, b_off, segments):
