@@ -29,7 +29,9 @@ test-ops: build
 # instrumented, so the ASan runtime is preloaded; leak checks are off because CPython keeps
 # its interned objects to the end. --capture=sys leaves fd 2 alone, so an ASan report reaches
 # the terminal even though ASan ends the process. tests/asan_session.py stops the session
-# unless the instrumented library is the one loaded.
+# unless the instrumented library is the one loaded. The float64 central-difference tests are
+# left out: their time is TF and Python, not the kernels (docs/sanitizers-and-property-tests.md).
+# ASAN_PYTEST_ARGS passes more pytest options, e.g. ASAN_PYTEST_ARGS=--durations=20.
 ASAN_DIR := build-asan
 ASAN_LIBRARY := $(ASAN_DIR)/_edvr_ops.so
 
