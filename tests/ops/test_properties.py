@@ -26,6 +26,9 @@ from .conftest import BACKENDS, require_native, tolerance
 SPECIAL_OFFSETS = (np.nan, np.inf, -np.inf, 1e30, -1e30, 3e38, -3e38, 1e6, -1e6)
 # Scales of the drawn offsets: sub-pixel, around the kernel, across the image, far outside.
 OFFSET_SCALES = (1e-6, 0.5, 2.0, 8.0, 1e3)
+# Seeds of the NumPy generators that fill the arrays.
+SEEDS = st.integers(0, 2**32 - 1)
+DTYPES = st.sampled_from((np.float32, np.float64))
 
 
 @contextlib.contextmanager
@@ -58,7 +61,7 @@ def offset_arrays(draw, shape, specials=True):
     """Offsets [N, Ho, Wo, 3*G*K] (or any [..., 3*G*K]): dx, dy drawn at one scale, optionally
     rounded to whole or half pixels (cell edges and image borders), some replaced by
     SPECIAL_OFFSETS; a mask in [-2, 2), some of it NaN. Returns float64."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    rng = np.random.default_rng(draw(SEEDS))
     lead, gk = shape[:-1], shape[-1] // 3
     dxy = rng.normal(0, draw(st.sampled_from(OFFSET_SCALES)), lead + (2 * gk,))
     rounding = draw(st.sampled_from((None, 1.0, 0.5)))
@@ -84,10 +87,6 @@ def assert_matches_oracle(actual, expected, dtype, scale=1.0, what=""):
     np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=f"NaN positions {what}")
     rtol, atol = tolerance(dtype)
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale, err_msg=what)
-
-
-DTYPES = st.sampled_from((np.float32, np.float64))
-SEEDS = st.integers(0, 2**32 - 1)
 
 
 @st.composite
@@ -127,6 +126,7 @@ def bilinear_inputs(draw, specials=True, max_size=9):
 
 
 def cast(arrays, dtype):
+    """The arrays converted to dtype."""
     return [a.astype(dtype) for a in arrays]
 
 
