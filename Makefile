@@ -3,7 +3,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: venv build test test-ops test-tbe-coverage bench demo clean
+.PHONY: venv build test test-ops test-tbe-coverage test-asan bench demo clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,27 @@ test-tbe-coverage: build
 	COVERAGE_FILE=build/.coverage-tbe $(PYTHON) -m coverage run --include='$(TBE_IMPL)' -m pytest -q tests/tbe
 	COVERAGE_FILE=build/.coverage-tbe $(PYTHON) -m coverage report --show-missing --fail-under=100 --include='$(TBE_IMPL)'
 
+# The op and TBE-plan tests against an AddressSanitizer build of the op library, made in its
+# own folder (ops/_edvr_ops.so stays the normal build). Python and TensorFlow are not
+# instrumented, so the ASan runtime is preloaded; leak checks are off because CPython keeps
+# its interned objects to the end. --capture=sys leaves fd 2 alone, so an ASan report reaches
+# the terminal even though ASan ends the process. tests/asan_session.py stops the session
+# unless the instrumented library is the one loaded. The float64 central-difference tests are
+# left out: their time is TF and Python, not the kernels (docs/sanitizers-and-property-tests.md).
+# ASAN_PYTEST_ARGS passes more pytest options, e.g. ASAN_PYTEST_ARGS=--durations=20.
+ASAN_DIR := build-asan
+ASAN_LIBRARY := $(ASAN_DIR)/_edvr_ops.so
+
+$(ASAN_LIBRARY): $(STAMP) CMakeLists.txt $(wildcard kernels/cpu/*) $(wildcard ops/cc/*)
+	$(VENV)/bin/cmake -S . -B $(ASAN_DIR)/cmake -DPython3_EXECUTABLE=$(abspath $(PYTHON)) \
+	    -DCMAKE_BUILD_TYPE=Release -DEDVR_SANITIZE=address -DEDVR_OPS_OUTPUT_DIR=$(abspath $(ASAN_DIR))
+	$(VENV)/bin/cmake --build $(ASAN_DIR)/cmake --parallel 2
+
+test-asan: $(ASAN_LIBRARY)
+	LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libstdc++.so)" \
+	ASAN_OPTIONS=detect_leaks=0 TF_CPP_MIN_LOG_LEVEL=2 EDVR_OPS_LIBRARY=$(abspath $(ASAN_LIBRARY)) EDVR_OPS_SANITIZER=address \
+	    $(PYTHON) -m pytest -q --capture=sys -p tests.asan_session -k "not numerical" $(ASAN_PYTEST_ARGS) tests/ops tests/tbe
+
 bench: build
 	$(PYTHON) -m pytest -q bench
 
@@ -44,4 +65,4 @@ demo: build
 	    --data_dir data/synthetic --split val --json runs/demo/val.json --comparison runs/demo/comparison.png
 
 clean:
-	rm -rf build ops/_edvr_ops.so
+	rm -rf build $(ASAN_DIR) ops/_edvr_ops.so

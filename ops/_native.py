@@ -2,12 +2,16 @@
 `python setup.py build_ext --inplace`) and registers its gradients.
 
 Second derivatives are not supported: the gradient ops have no gradients.
+
+EDVR_OPS_LIBRARY, when set, names another build of the library to load instead
+(`make test-asan` points it at the AddressSanitizer build in build-asan/).
 """
 import os
 
 import tensorflow as tf
 
-LIBRARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_edvr_ops.so")
+LIBRARY_PATH = (os.environ.get("EDVR_OPS_LIBRARY")
+                or os.path.join(os.path.dirname(os.path.abspath(__file__)), "_edvr_ops.so"))
 _library = None
 
 

@@ -16,11 +16,13 @@ def _dim(tensor, axis):
     return tf.shape(tensor)[axis] if static is None else static
 
 
-def _bilinear(image, py, px):
-    """Zero-outside bilinear samples of grouped images.
+def _bilinear(image, py, px, scale=None):
+    """Zero-outside bilinear samples of grouped images, times `scale` when given.
 
-    image: [N, H, W, G, Cg]; py, px: [N, P, G] (float, same dtype).
-    Returns [N, P, G, Cg].
+    image: [N, H, W, G, Cg]; py, px, scale: [N, P, G] (float, same dtype).
+    Returns [N, P, G, Cg]. A NaN in py, px or scale makes the point's samples NaN and their
+    gradients with respect to py and px NaN, as in the native kernels; with respect to scale the
+    gradient is the unscaled sample (NaN when py or px is).
     """
     dtype = image.dtype
     n, h, w, g, cg = (_dim(image, a) for a in range(5))
@@ -49,9 +51,28 @@ def _bilinear(image, py, px):
         index = tf.compat.v1.where(valid, yi * w + xi, tf.fill(tf.shape(yi), h * w))
         gathered = tf.gather_nd(flat, tf.stack([batch_index, index, group_index], axis=-1))
         value += tf.expand_dims(weight * tf.cast(valid, dtype), -1) * gathered
-    is_nan = tf.logical_or(tf.math.is_nan(py), tf.math.is_nan(px))
-    nan_or_zero = tf.compat.v1.where(is_nan, tf.fill(tf.shape(py), tf.constant(np.nan, dtype)), zeros)
-    return value + tf.expand_dims(nan_or_zero, -1)
+    value += tf.expand_dims(_nan_poison(py, px), -1)
+    if scale is not None:
+        value = value * tf.expand_dims(scale, -1) + tf.expand_dims(_nan_poison(py, px, scale), -1)
+    return value
+
+
+def _nan_poison(py, px, scale=None):
+    """0 where none of py, px, scale ([N, P, G]) is NaN, else NaN, with a NaN gradient with
+    respect to py and px there and none with respect to scale. Added to the samples, it gives
+    the native kernels' gradients at a NaN point: the gathers alone give 0 with respect to py and
+    px there (the point counts as outside), the kernels give scale times the derivative of a
+    sample that has no value. With respect to scale, the gradient stays the (unscaled) sample."""
+    any_nan = tf.logical_or(tf.math.is_nan(py), tf.math.is_nan(px))
+    if scale is not None:
+        any_nan = tf.logical_or(any_nan, tf.math.is_nan(scale))
+    only_nan = lambda t: tf.compat.v1.where(any_nan, t, tf.zeros_like(t))
+    total = only_nan(py) + only_nan(px)
+    if scale is not None:
+        total += tf.stop_gradient(only_nan(scale))
+    # Only NaN points enter the sum, so no huge value is squared elsewhere; the square's
+    # derivative, 2 * total, is NaN exactly at them.
+    return total * total
 
 
 def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
@@ -81,9 +102,8 @@ def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dil
         # Sample points ordered (ho, wo, k) per group: [N, Ho*Wo*K, G].
         to_points = lambda t: tf.reshape(tf.transpose(t, [0, 1, 2, 4, 3]), [n, ho * wo * k, g])
         image = tf.reshape(x, [n, h, w, g, c // g])
-        samples = _bilinear(image, to_points(py), to_points(px))  # [N, Ho*Wo*K, G, Cg]
-        if modulated:
-            samples *= tf.expand_dims(to_points(mask), -1)
+        scale = to_points(mask) if modulated else None
+        samples = _bilinear(image, to_points(py), to_points(px), scale)  # [N, Ho*Wo*K, G, Cg]
         samples = tf.reshape(samples, [n, ho, wo, kh, kw, c])
         samples = tf.transpose(samples, [0, 1, 3, 2, 4, 5])  # [N, Ho, kh, Wo, kw, C]
         return tf.reshape(samples, [n, ho * kh, wo * kw, c])

@@ -4,8 +4,18 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import HealthCheck, settings
 
 from ops import _native
+
+# The one hypothesis profile of the property tests (test_properties.py), loaded here so every
+# run draws the same examples: derandomize (examples follow from the test's source, not from
+# a random seed), no example database (a local .hypothesis/ folder cannot change what CI runs),
+# no deadline (TF's first call of an op traces it and the machine is shared), and the examples
+# printed so a failure can be pasted into an @example. Each test sets its own max_examples.
+settings.register_profile("edvr-ci", derandomize=True, database=None, deadline=None,
+                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("edvr-ci")
 
 BACKENDS = ("native", "reference")
 
