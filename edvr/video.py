@@ -148,9 +148,9 @@ class VideoSource:
         except _ffmpeg_errors() as e:
             raise VideoError(f'--input {path}: not a video file FFmpeg can read ({e})') from None
         if not self.container.streams.video:
+            kinds = ', '.join(s.type for s in self.container.streams) or 'none'
             self.container.close()
-            raise VideoError(f'--input {path}: holds no video stream (streams: '
-                             f'{", ".join(s.type for s in self.container.streams) or "none"})')
+            raise VideoError(f'--input {path}: holds no video stream (streams: {kinds})')
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = 'AUTO'
         self.audio = list(self.container.streams.audio)

@@ -23,20 +23,21 @@ def write_video(path, frames, rate=25, codec='libx264', pix_fmt='yuv420p', optio
                 time_base=None):
     """Encode uint8 ``frames`` (t, h, w, 3) into ``path`` with PyAV.
 
-    ``pts``: the frames' timestamps in ``time_base`` (default: 0, 1, 2, ... at ``rate``);
+    ``codec`` None: no video stream. ``pts``: the frames' timestamps in ``time_base`` (default: 0, 1, 2, ... at ``rate``);
     ``audio_codec``: a 440 Hz sine of ``audio_seconds`` (default: the video's duration), or
     None for no audio. Returns the audio duration in seconds (or None).
     """
     rate = fractions.Fraction(rate)
     time_base = time_base or 1 / rate
     with av.open(str(path), 'w') as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = pix_fmt
-        stream.time_base = time_base
-        stream.codec_context.time_base = time_base
-        if options:
-            stream.options = options
+        if codec is not None:
+            stream = container.add_stream(codec, rate=rate)
+            stream.height, stream.width = frames.shape[1:3]
+            stream.pix_fmt = pix_fmt
+            stream.time_base = time_base
+            stream.codec_context.time_base = time_base
+            if options:
+                stream.options = options
         audio = None
         if audio_codec is not None:
             audio = container.add_stream(audio_codec, rate=sample_rate)
@@ -46,7 +47,8 @@ def write_video(path, frames, rate=25, codec='libx264', pix_fmt='yuv420p', optio
             frame.pts = i if pts is None else pts[i]
             frame.time_base = time_base
             container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+        if codec is not None:
+            container.mux(stream.encode(None))
         if audio is None:
             return None
         seconds = audio_seconds if audio_seconds is not None else len(frames) / rate
