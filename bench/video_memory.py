@@ -1,7 +1,7 @@
 """Peak memory of ``edvr.infer`` streaming a video: it must not grow with the clip's length.
 
-    python -m bench.video_memory [--frames 30 300] [--size 180x320] [--config configs/edvr_tiny.yaml]
-        [--json FILE]
+    python -m bench.video_memory [--frames 30 300] [--size 180x320]
+        [--config configs/edvr_tiny.yaml] [--no_feature_cache] [--json FILE]
 
 For each length, makes an H.264 + AAC clip of that many frames (a photograph panning, from
 scikit-image), restores it to H.264 with ``python -m edvr.infer`` in a child process and
@@ -97,8 +97,9 @@ def measure(lengths, height, width, config_path, work_dir, extra=()):
 
 
 def format_results(results):
-    lines = [f'edvr.infer peak memory, {results["frame"][0]}x{results["frame"][1]} frames, '
-             f'{results["config"]} (random weights){" " + " ".join(results["flags"]) if results["flags"] else ""}']
+    flags = ''.join(' ' + flag for flag in results['flags'])
+    lines = [f'edvr.infer{flags} peak memory, {results["frame"][0]}x{results["frame"][1]} '
+             f'frames, {results["config"]} (random weights)']
     for r in results['runs']:
         lines.append(f'{r["frames"]:>6} frames: peak RSS {r["peak_rss_mb"]:8.1f} MB, '
                      f'{r["seconds_per_frame"]:.3f} s/frame (whole process, start-up included)')

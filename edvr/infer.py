@@ -189,9 +189,10 @@ class Restorer:
             _, feats = self.feature_tower(height, width)
             t = self.cfg['num_frame']
             with self.graph.as_default():
-                placeholders = [tf.compat.v1.placeholder(tf.float32, [t] + f.shape.as_list()[1:],
-                                                         name=f'window_l{level + 1}_{key[1]}x{key[2]}')
-                                for level, f in enumerate(feats)]
+                placeholders = [
+                    tf.compat.v1.placeholder(tf.float32, [t] + f.shape.as_list()[1:],
+                                             name=f'window_l{level + 1}_{key[1]}x{key[2]}')
+                    for level, f in enumerate(feats)]
                 center = tf.compat.v1.placeholder(
                     tf.float32, [1, key[1], key[2], self.cfg['num_in_ch']],
                     name=f'center_{key[1]}x{key[2]}')
@@ -307,8 +308,8 @@ def restore_clip(cfg, checkpoint, input_path, output_path, padding='reflection_c
         if source.count is not None:  # a clip too short is an error before any work
             clip_windows(source.count, cfg['num_frame'], padding)
         scale = output_scale(cfg)
-        sink = video.open_sink(output_path, source, (source.size[0] * scale, source.size[1] * scale),
-                               codec, crf, fps)
+        sink = video.open_sink(output_path, source,
+                               (source.size[0] * scale, source.size[1] * scale), codec, crf, fps)
         try:
             restorer = Restorer(cfg, checkpoint, threads)
             try:
@@ -329,8 +330,8 @@ def main(argv=None):
     from edvr.config import ConfigError, load_run_config
     from edvr.session import add_thread_flags, threads_from_flags
     from edvr.video import VideoError
-    parser = argparse.ArgumentParser(prog='python -m edvr.infer',
-                                     description='Restore a clip (PNG frames or a video) with EDVR.')
+    parser = argparse.ArgumentParser(
+        prog='python -m edvr.infer', description='Restore a clip (PNG frames or a video) with EDVR.')
     parser.add_argument('--config', help='YAML config of the model (default: config.yaml of '
                                          'the checkpoint\'s run directory)')
     parser.add_argument('--checkpoint', required=True, help='checkpoint prefix or directory')

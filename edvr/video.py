@@ -200,7 +200,8 @@ class VideoSource:
                 for decoded in packet.decode():
                     if (decoded.height, decoded.width) != self.size:
                         raise VideoError(
-                            f'--input {self.path}: frame {index} is {decoded.width}x{decoded.height}, '
+                            f'--input {self.path}: frame {index} is '
+                            f'{decoded.width}x{decoded.height}, '
                             f'the stream started at {self.size[1]}x{self.size[0]}; frame sizes '
                             f'that change mid-stream are not supported')
                     pts = decoded.pts
@@ -309,7 +310,8 @@ class VideoSink:
         except _ffmpeg_errors() as e:
             raise VideoError(f'--codec {codec_name}: not an encoder of this FFmpeg ({e})') from None
         if encoder.type != 'video':
-            raise VideoError(f'--codec {codec_name}: a {encoder.type} codec, expected a video codec')
+            raise VideoError(f'--codec {codec_name}: a {encoder.type} codec, expected a video '
+                             f'codec')
         if crf is not None and codec_name not in CRF_CODECS:
             raise VideoError(f'--crf applies to {", ".join(CRF_CODECS)}; --codec {codec_name} '
                              f'has no crf')

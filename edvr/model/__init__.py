@@ -9,5 +9,5 @@ from edvr.model.edvr import (build_edvr, build_frame_features, build_window_from
                              center_frame_index, output_scale, size_multiple)
 from edvr.model.layers import DCN_OFFSETS_COLLECTION
 
-__all__ = ['build_edvr', 'build_frame_features', 'build_window_from_features', 'center_frame_index', 'output_scale', 'size_multiple',
-           'DCN_OFFSETS_COLLECTION']
+__all__ = ['build_edvr', 'build_frame_features', 'build_window_from_features',
+           'center_frame_index', 'output_scale', 'size_multiple', 'DCN_OFFSETS_COLLECTION']

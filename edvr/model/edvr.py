@@ -50,8 +50,9 @@ def build_edvr(frames, cfg, scope='edvr', reuse=None):
                          f'for this config, got shape {frames.shape}')
     with tf.compat.v1.variable_scope(scope, reuse=reuse):
         b, h, w = dim(frames, 0), dim(frames, 2), dim(frames, 3)
-        feats = feature_extraction(tf.reshape(frames, [-1, h, w, c]), cfg)  # frames folded into batch
-        output, endpoints = _restore_from_features(feats, frames[:, center_frame_index(cfg)], b, cfg)
+        feats = feature_extraction(tf.reshape(frames, [-1, h, w, c]), cfg)  # frames in the batch
+        output, endpoints = _restore_from_features(feats, frames[:, center_frame_index(cfg)], b,
+                                                   cfg)
     return output, endpoints
 
 

@@ -1,4 +1,5 @@
-"""The video tests reuse the model tests' helpers (random checkpoints: tests/model/model_testing.py)."""
+"""The video tests reuse the model tests' helpers (random checkpoints:
+tests/model/model_testing.py)."""
 import os
 import sys
 

@@ -127,3 +127,26 @@ def test_sliding_windows_equal_clip_windows_and_hold_few_frames(padding, length)
         assert len(held) <= 2 * 5
         got.append(window)
     assert got == expected
+
+
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+def test_the_two_halves_hold_every_convolution_once(variant):
+    """bench.flops: the whole model's conv FLOPs are num_frame x one frame's features plus
+    the window half, so the cache saves exactly (num_frame - 1) x the features' FLOPs."""
+    import tensorflow as tf
+
+    from bench.flops import graph_conv_flops
+    from edvr.model import build_edvr, build_frame_features, build_window_from_features
+    cfg = parse_config({'model': dict(BASE, **VARIANTS[variant])}).model
+    h, w = 32, 48
+    with tf.Graph().as_default():
+        whole, _ = build_edvr(tf.compat.v1.placeholder(tf.float32, [1, 5, h, w, 3]), cfg)
+        feats = build_frame_features(tf.compat.v1.placeholder(tf.float32, [1, h, w, 3]), cfg,
+                                     reuse=True)
+        window, _ = build_window_from_features(
+            [tf.compat.v1.placeholder(tf.float32, [5] + f.shape.as_list()[1:]) for f in feats],
+            tf.compat.v1.placeholder(tf.float32, [1, h, w, 3]), cfg, reuse=True)
+        per_frame = graph_conv_flops(feats)['total']
+        assert per_frame > 0
+        assert (graph_conv_flops([whole])['total']
+                == 5 * per_frame + graph_conv_flops([window])['total'])

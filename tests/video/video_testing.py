@@ -23,7 +23,8 @@ def write_video(path, frames, rate=25, codec='libx264', pix_fmt='yuv420p', optio
                 time_base=None):
     """Encode uint8 ``frames`` (t, h, w, 3) into ``path`` with PyAV.
 
-    ``codec`` None: no video stream. ``pts``: the frames' timestamps in ``time_base`` (default: 0, 1, 2, ... at ``rate``);
+    ``codec`` None: no video stream. ``pts``: the frames' timestamps in ``time_base``
+    (default: 0, 1, 2, ... at ``rate``);
     ``audio_codec``: a 440 Hz sine of ``audio_seconds`` (default: the video's duration), or
     None for no audio. Returns the audio duration in seconds (or None).
     """
