@@ -7,7 +7,9 @@ tf.nn.conv2d reaches on a [20, 64, 64, 64] 3x3 64 -> 64 convolution, timed betwe
 rounds of that work (``conv_rate`` of its entry), else in the run's own conv2d benchmark.
 headroom = samples/s the input pipeline delivers / samples/s a training step consumes.
 feature cache = a streamed frame's time (and conv FLOPs) with each frame's features computed
-once / the same without the cache (the whole model per window), both from this run.
+once / the same without the cache (the whole model per window), both from this run; and the
+time ratio with each time multiplied by the conv2d rate timed between its own rounds, so that
+load which slowed one benchmark more than the other cancels out (as in the op ratios).
 """
 
 # Names the model benchmarks record under (bench/test_edvr_bench.py).
@@ -25,7 +27,7 @@ def model_summary(results):
     Returns a dict with whichever of 'conv_rate' (FLOP/s), 'train_step', 'infer_frame',
     'infer_frame_cached' (each: seconds, flops (by op type, 'forward', 'backward', 'total'),
     conv_rate (the one used), floor_seconds, floor_ratio), 'feature_cache' (time_ratio,
-    flops_ratio: cached / uncached frame) and 'input_pipeline' (samples_per_second,
+    flops_ratio, time_ratio_at_equal_conv_rate: cached / uncached frame) and 'input_pipeline' (samples_per_second,
     consumed_per_second, headroom) the results allow; empty without model results.
     """
     summary = {}
@@ -51,6 +53,9 @@ def model_summary(results):
         summary['feature_cache'] = {
             'time_ratio': cached['seconds'] / plain['seconds'],
             'flops_ratio': cached['flops']['total'] / plain['flops']['total']}
+        if cached.get('conv_rate') and plain.get('conv_rate'):
+            summary['feature_cache']['time_ratio_at_equal_conv_rate'] = (
+                cached['seconds'] * cached['conv_rate'] / (plain['seconds'] * plain['conv_rate']))
     if INPUT_PIPELINE in results:
         entry = results[INPUT_PIPELINE]
         item = {'seconds': entry['seconds'], 'samples': entry['samples'],
@@ -83,6 +88,9 @@ def format_model_table(summary):
         item = summary['feature_cache']
         lines.append(f'feature cache: a streamed frame takes {item["time_ratio"]:.2f}x the time '
                      f'and {item["flops_ratio"]:.2f}x the conv FLOPs of the whole model per window')
+        if 'time_ratio_at_equal_conv_rate' in item:
+            lines.append(f'  time ratio at equal conv2d rate (load between the two cancelled): '
+                         f'{item["time_ratio_at_equal_conv_rate"]:.2f}x')
     if 'input_pipeline' in summary:
         item = summary['input_pipeline']
         line = f'input pipeline: {item["samples_per_second"]:.1f} samples/s'

@@ -127,14 +127,19 @@ def test_floor_and_headroom_arithmetic():
 
 
 def test_feature_cache_ratios():
-    results = {floor.INFER_FRAME: {'seconds': 4.0, 'samples': 1, 'flops': {'total': 400e9}},
+    results = {floor.INFER_FRAME: {'seconds': 4.0, 'samples': 1, 'flops': {'total': 400e9},
+                                   'conv_rate': 100e9},
                floor.INFER_FRAME_CACHED: {'seconds': 1.0, 'samples': 1,
-                                          'flops': {'total': 300e9}}}
+                                          'flops': {'total': 300e9}, 'conv_rate': 200e9}}
     summary = floor.model_summary(results)
+    # the cached frame ran while conv2d was 2x faster: at equal rate it would take 2 s, not 1
     assert summary['feature_cache'] == {'time_ratio': pytest.approx(0.25),
-                                        'flops_ratio': pytest.approx(0.75)}
+                                        'flops_ratio': pytest.approx(0.75),
+                                        'time_ratio_at_equal_conv_rate': pytest.approx(0.5)}
+    lines = floor.format_model_table(summary)
     assert any(line.startswith('feature cache: a streamed frame takes 0.25x the time and 0.75x')
-               for line in floor.format_model_table(summary))
+               for line in lines)
+    assert any(line.endswith('cancelled): 0.50x') for line in lines)
 
 
 def test_profile_aggregates_a_traced_run_by_op_type():
