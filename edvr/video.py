@@ -322,7 +322,10 @@ class VideoSink:
             time_base = 1 / rate
             self._pts = lambda frame: frame.index
         else:
-            rate, time_base = (source.rate if fps is None else _fraction(fps)), source.time_base
+            if fps is not None:
+                raise VideoError(f'--fps applies to PNG frames; the video {source.path} keeps '
+                                 f'its own rate and timestamps')
+            rate, time_base = source.rate, source.time_base
             self._pts = lambda frame: frame.pts
         self.temp = _temporary_name(path)
         try:
@@ -363,18 +366,29 @@ class VideoSink:
         out = av.VideoFrame.from_ndarray(to_uint8(restored), format='rgb24')
         out.pts = self._pts(frame)
         out.time_base = self.time_base
-        for packet in self.stream.encode(out):
-            self.container.mux(packet)
+        try:
+            for packet in self.stream.encode(out):
+                self.container.mux(packet)
+        except _ffmpeg_errors() as e:
+            raise VideoError(f'--output {self.path}: encoding frame {frame.index} with '
+                             f'{self.stream.codec_context.name} at time base {self.time_base} '
+                             f'failed: {e}') from None
 
     def copy_packet(self, packet):
         """An input audio packet, muxed unchanged into its copied stream."""
         packet.stream = self.audio[packet.stream.index]
-        self.container.mux(packet)
+        try:
+            self.container.mux(packet)
+        except _ffmpeg_errors() as e:
+            raise VideoError(f'--output {self.path}: copying an audio packet failed: {e}') from None
 
     def commit(self):
-        for packet in self.stream.encode(None):  # flush the encoder's delayed frames
-            self.container.mux(packet)
-        self.container.close()
+        try:
+            for packet in self.stream.encode(None):  # flush the encoder's delayed frames
+                self.container.mux(packet)
+            self.container.close()
+        except _ffmpeg_errors() as e:
+            raise VideoError(f'--output {self.path}: finishing the video failed: {e}') from None
         os.replace(self.temp, self.path)
         return [self.path]
 

@@ -227,6 +227,7 @@ def test_an_audio_codec_the_container_cannot_hold(run_dir, clip, tmp_path, capsy
     (['--codec', 'nonesuch'], '--codec nonesuch: not an encoder of this FFmpeg'),
     (['--codec', 'aac'], '--codec aac: a audio codec, expected a video codec'),
     (['--codec', 'ffv1', '--crf', '0'], '--codec ffv1 has no crf'),
+    (['--codec', 'ffv1', '--fps', '10'], '--fps applies to PNG frames; the video '),
 ])
 def test_bad_codec_flags(run_dir, clip, tmp_path, capsys, extra, message):
     assert message in bad_input_error(run_dir, clip[0], tmp_path / 'out.mkv', capsys, *extra)
