@@ -32,7 +32,6 @@
   written for another config is an error listing the variables that do not fit.
 """
 import argparse
-import os
 import sys
 
 import numpy as np

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edvr import freeze, infer, video
+from edvr import freeze, infer
 from edvr.config import ConfigError, load_run_config, parse_config
 from model_testing import random_checkpoint
 from video_testing import probe, synthetic_frames, write_video
