@@ -6,19 +6,28 @@ training step, each as costly as the forward conv, so about 3x) / the FLOP rate 
 tf.nn.conv2d reaches on a [20, 64, 64, 64] 3x3 64 -> 64 convolution, timed between the
 rounds of that work (``conv_rate`` of its entry), else in the run's own conv2d benchmark.
 headroom = samples/s the input pipeline delivers / samples/s a training step consumes.
+feature cache = a streamed frame's time (and conv FLOPs) with each frame's features computed
+once / the same without the cache (the whole model per window), both from this run; and the
+time ratio with each time multiplied by the conv2d rate timed between its own rounds, so that
+load which slowed one benchmark more than the other cancels out (as in the op ratios).
 """
 
 # Names the model benchmarks record under (bench/test_edvr_bench.py).
-CONV_RATE, TRAIN_STEP, INFER_FRAME, INPUT_PIPELINE = (
-    'conv2d rate', 'train step', 'infer frame', 'input pipeline')
+CONV_RATE, TRAIN_STEP, INFER_FRAME, INFER_FRAME_CACHED, INPUT_PIPELINE = (
+    'conv2d rate', 'train step', 'infer frame', 'infer frame cached', 'input pipeline')
+# (name recorded, summary key, table label)
+MODEL_ITEMS = ((TRAIN_STEP, 'train_step', 'train step'),
+               (INFER_FRAME, 'infer_frame', 'infer frame'),
+               (INFER_FRAME_CACHED, 'infer_frame_cached', 'cached frame'))
 
 
 def model_summary(results):
     """Ratios from ``{name: {'seconds': minimum, 'flops' | 'samples': ...}}``.
 
-    Returns a dict with whichever of 'conv_rate' (FLOP/s), 'train_step', 'infer_frame'
-    (each: seconds, flops (by op type, 'forward', 'backward', 'total'), conv_rate (the one
-    used), floor_seconds, floor_ratio) and 'input_pipeline' (samples_per_second,
+    Returns a dict with whichever of 'conv_rate' (FLOP/s), 'train_step', 'infer_frame',
+    'infer_frame_cached' (each: seconds, flops (by op type, 'forward', 'backward', 'total'),
+    conv_rate (the one used), floor_seconds, floor_ratio), 'feature_cache' (time_ratio,
+    flops_ratio, time_ratio_at_equal_conv_rate: cached / uncached frame) and 'input_pipeline' (samples_per_second,
     consumed_per_second, headroom) the results allow; empty without model results.
     """
     summary = {}
@@ -27,7 +36,7 @@ def model_summary(results):
         conv = results[CONV_RATE]
         rate = summary['conv_rate'] = conv['flops'] / conv['seconds']
         summary['conv_rate_shape'] = conv.get('shape')
-    for name, key in ((TRAIN_STEP, 'train_step'), (INFER_FRAME, 'infer_frame')):
+    for name, key, _ in MODEL_ITEMS:
         if name not in results:
             continue
         entry = results[name]
@@ -39,6 +48,14 @@ def model_summary(results):
             item['floor_seconds'] = entry['flops']['total'] / item_rate
             item['floor_ratio'] = entry['seconds'] / item['floor_seconds']
         summary[key] = item
+    if 'infer_frame' in summary and 'infer_frame_cached' in summary:
+        plain, cached = summary['infer_frame'], summary['infer_frame_cached']
+        summary['feature_cache'] = {
+            'time_ratio': cached['seconds'] / plain['seconds'],
+            'flops_ratio': cached['flops']['total'] / plain['flops']['total']}
+        if cached.get('conv_rate') and plain.get('conv_rate'):
+            summary['feature_cache']['time_ratio_at_equal_conv_rate'] = (
+                cached['seconds'] * cached['conv_rate'] / (plain['seconds'] * plain['conv_rate']))
     if INPUT_PIPELINE in results:
         entry = results[INPUT_PIPELINE]
         item = {'seconds': entry['seconds'], 'samples': entry['samples'],
@@ -59,7 +76,7 @@ def format_model_table(summary):
                      f'{summary["conv_rate"] / 1e9:.1f} GFLOP/s')
     lines.append(f'{"work":<14}{"seconds":>9}{"conv GFLOP":>12}{"GFLOP/s":>9}{"floor s":>9}'
                  f'{"time/floor":>12}')
-    for key, label in (('train_step', 'train step'), ('infer_frame', 'infer frame')):
+    for _, key, label in MODEL_ITEMS:
         if key in summary:
             item = summary[key]
             floor = item.get('floor_seconds')
@@ -67,6 +84,13 @@ def format_model_table(summary):
                          + (f'{item["conv_rate"] / 1e9:9.1f}{floor:9.3f}'
                             f'{item["floor_ratio"]:11.2f}x' if floor else ''))
     lines.append('(GFLOP/s: the conv2d rate timed in batches between the rounds of that work)')
+    if 'feature_cache' in summary:
+        item = summary['feature_cache']
+        lines.append(f'feature cache: a streamed frame takes {item["time_ratio"]:.2f}x the time '
+                     f'and {item["flops_ratio"]:.2f}x the conv FLOPs of the whole model per window')
+        if 'time_ratio_at_equal_conv_rate' in item:
+            lines.append(f'  time ratio at equal conv2d rate (load between the two cancelled): '
+                         f'{item["time_ratio_at_equal_conv_rate"]:.2f}x')
     if 'input_pipeline' in summary:
         item = summary['input_pipeline']
         line = f'input pipeline: {item["samples_per_second"]:.1f} samples/s'

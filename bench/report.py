@@ -7,7 +7,9 @@ measured in that run.
   against tf.nn.conv2d of the same shape, and native against reference
   (bench/test_deform_conv2d_bench.py);
 - the EDVR-M training step and one inferred frame against their FLOP floor, and the input
-  pipeline's headroom over training (bench/test_edvr_bench.py, bench.floor).
+  pipeline's headroom over training (bench/test_edvr_bench.py, bench.floor);
+- a frame of a streamed clip with the feature cache against one without it (time and conv
+  FLOPs, same run); peak memory of 30 and 300 streamed frames is bench.video_memory.
 
 ``--quick`` runs the smallest op shape and the tiny model at tiny sizes (seconds; for tests).
 The measurements are those of the pytest-benchmark suites (pytest runs in this process);
@@ -23,6 +25,8 @@ import sys
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 TARGETS = {'train_step': 1.5, 'infer_frame': 1.3}  # time / FLOP floor the project aims for
 OP_TARGETS = {'fwd': 2.0, 'fwd+bwd': 3.0}  # native deform_conv2d / conv2d the project aims for
+REPORT_ITEMS = ('train_step', 'infer_frame', 'infer_frame_cached', 'feature_cache',
+                'input_pipeline')
 
 
 def run_suites(quick, pytest_args=()):
@@ -70,7 +74,7 @@ def build_report(op_times, model_results, quick):
         'targets': TARGETS,
         'op_targets': OP_TARGETS,
     }
-    for key in ('train_step', 'infer_frame', 'input_pipeline'):
+    for key in REPORT_ITEMS:
         report[key] = summary.get(key)
     return report
 
@@ -80,7 +84,7 @@ def format_report(report):
     from bench import conftest, floor
     op_rows = conftest.ratio_rows(report['op_times'])
     lines = conftest.format_op_table(op_rows) if op_rows else []
-    summary = {k: report[k] for k in ('train_step', 'infer_frame', 'input_pipeline') if report[k]}
+    summary = {k: report[k] for k in REPORT_ITEMS if report.get(k)}
     if report['conv_rate_gflops']:
         summary.update(conv_rate=report['conv_rate_gflops'] * 1e9,
                        conv_rate_shape=report['conv_rate_shape'])

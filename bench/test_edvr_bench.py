@@ -1,5 +1,6 @@
 """EDVR-M model benchmarks: a training step (batch 4 of 5 frames of 64x64, Adam,
-Charbonnier), one 180x320 frame of inference (to 720x1280), the input pipeline, and the
+Charbonnier), one 180x320 frame of inference (to 720x1280) without and with the feature
+cache of a streamed clip, the input pipeline, and the
 tf.nn.conv2d rate that sets their FLOP floor. The times against the floor are printed at
 the end (bench.floor); ``--bench-quick`` runs the tiny model at tiny sizes instead.
 
@@ -17,9 +18,9 @@ from ops import _native
 
 # Full-size rounds are few: an EDVR-M training step takes seconds on 2 cores.
 ROUNDS = {'full': {floor.CONV_RATE: 10, floor.TRAIN_STEP: 3, floor.INFER_FRAME: 3,
-                   floor.INPUT_PIPELINE: 3},
+                   floor.INFER_FRAME_CACHED: 3, floor.INPUT_PIPELINE: 3},
           'quick': {floor.CONV_RATE: 5, floor.TRAIN_STEP: 3, floor.INFER_FRAME: 3,
-                    floor.INPUT_PIPELINE: 2}}
+                    floor.INFER_FRAME_CACHED: 3, floor.INPUT_PIPELINE: 2}}
 
 
 CONV_BATCH_SECONDS = {'full': 0.5, 'quick': 0.05}
@@ -83,6 +84,16 @@ def test_infer_frame(benchmark, size, tmp_path):
     workload = workloads.InferFrame(workloads.load_sized_config(size), height, width,
                                     str(tmp_path))
     measure(benchmark, workload, floor.INFER_FRAME, size, interleave_conv=True,
+            flops=dict(workload.flops), samples=workload.samples, frame=[height, width])
+
+
+def test_infer_frame_cached(benchmark, size, tmp_path):
+    """A frame of a streamed clip with the feature cache (each frame's features once), in
+    the same run as test_infer_frame: the report gives the ratio of the two."""
+    height, width = workloads.SIZES[size]['frame']
+    workload = workloads.InferFrame(workloads.load_sized_config(size), height, width,
+                                    str(tmp_path), cached=True)
+    measure(benchmark, workload, floor.INFER_FRAME_CACHED, size, interleave_conv=True,
             flops=dict(workload.flops), samples=workload.samples, frame=[height, width])
 
 

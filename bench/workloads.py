@@ -4,7 +4,8 @@
 - ``TrainStep``: one step of ``edvr.train`` (its TrainingGraph: model, loss, Adam train op),
   fed a (b, t, crop, crop, 3) LR batch and its (b, 4crop, 4crop, 3) GT;
 - ``InferFrame``: one frame of ``edvr.infer`` (its Restorer on a (t, h, w, 3) window, from a
-  checkpoint written here) -> (4h, 4w, 3);
+  checkpoint written here) -> (4h, 4w, 3); ``cached=True``: one frame as a video streams
+  through the feature cache (the new frame's features, then the window from cached ones);
 - ``InputPipeline``: batches of ``edvr.data.pipeline.training_dataset`` read from a synthetic
   dataset with REDS-sized frames;
 - ``ConvRate``: the 3x3, 64 -> 64 ``tf.nn.conv2d`` whose FLOP rate sets the floor.
@@ -141,29 +142,48 @@ def write_random_checkpoint(model_cfg, directory, offset_pixels=1.5, seed=0):
 class InferFrame(_Session):
     """One frame of ``edvr.infer``: its Restorer on a random (t, h, w, 3) window.
 
-    ``flops``: the forward convolution FLOPs of the model at this frame size.
+    ``cached``: the frame as edvr.infer streams a clip with the feature cache: the features of
+    the one frame entering the window, then alignment, fusion and reconstruction from the
+    features of the window's frames (the others cached). Otherwise the whole model on the
+    window, as without the cache (``--no_feature_cache``).
+    ``flops``: the forward convolution FLOPs of that work at this frame size.
     """
 
-    def __init__(self, config, height, width, checkpoint_dir):
+    def __init__(self, config, height, width, checkpoint_dir, cached=False):
         from edvr.infer import Restorer
         model_cfg = config['model']
         checkpoint = write_random_checkpoint(model_cfg, checkpoint_dir)
         self.restorer = Restorer(model_cfg, checkpoint, threads=config['threads'])
         self.sess = self.restorer.sess
+        self.cached = cached
         rng = np.random.default_rng(0)
         self.window = rng.uniform(size=(model_cfg['num_frame'], height, width, 3)).astype(
             np.float32)
-        self.frames, self.output = self.restorer.tower(height, width)
-        self.traced_fetches = [self.output]
+        if cached:
+            self.frame, feats = self.restorer.feature_tower(height, width)
+            self.placeholders, self.center, self.output = self.restorer.window_tower(height, width)
+            per_frame = [self.sess.run(feats, {self.frame: f[None]}) for f in self.window]
+            self.feed = {p: np.concatenate([f[level] for f in per_frame])
+                         for level, p in enumerate(self.placeholders)}
+            self.feed[self.center] = self.window[None, self.restorer.center]
+            self.features = feats
+            self.traced_fetches = list(feats) + [self.output]
+        else:
+            self.frames, self.output = self.restorer.tower(height, width)
+            self.feed = {self.frames: self.window[None]}
+            self.traced_fetches = [self.output]
         self.flops = graph_conv_flops(self.traced_fetches)
         self.samples = 1
 
     def run(self, **kwargs):
         """One frame as ``edvr.infer`` restores it; with ``kwargs`` (a traced run: options,
-        run_metadata) the same fetch through ``Session.run`` directly."""
-        if not kwargs:
-            return self.restorer(self.window)
-        return self.sess.run(self.output, {self.frames: self.window[None]}, **kwargs)
+        run_metadata) the same work through ``Session.run`` directly."""
+        if not self.cached:
+            if not kwargs:
+                return self.restorer(self.window)
+            return self.sess.run(self.output, self.feed, **kwargs)
+        self.sess.run(self.features, {self.frame: self.window[None, -1]}, **kwargs)
+        return self.sess.run(self.output, self.feed, **kwargs)
 
 
 class InputPipeline(_Session):

@@ -12,6 +12,8 @@ API:
 - ``load_config(path)`` reads a YAML file and returns ``Config`` (a dict of section dicts,
   every registered section present and every key filled with its default when absent).
 - ``parse_config(mapping, source='<dict>')`` does the same for an in-memory mapping.
+- ``load_run_config(path, checkpoint)``: ``load_config(path)``, or without a path the
+  ``config.yaml`` edvr.train wrote beside the checkpoint (``--checkpoint RUN_DIR`` alone).
 - ``register_section(name, fields)`` adds a section (for example ``train`` or ``data``);
   ``fields`` maps each key to ``(default, type)`` where ``type`` is a type or a tuple of
   types (``type(None)`` allows null). Registering a section that exists adds keys to it.
@@ -24,6 +26,7 @@ one; ``num_upsample_feat`` is the width BasicSR hard-codes to 64 in its upsampli
 
 import copy
 import difflib
+import os
 
 import yaml
 
@@ -209,3 +212,21 @@ def load_config(path):
         raise ConfigError(f'--config {path}: cannot be read as a YAML config '
                           f'({type(e).__name__}: {getattr(e, "strerror", None) or e})') from None
     return parse_config(mapping, source=str(path))
+
+
+RUN_CONFIG = 'config.yaml'  # edvr.train writes the run's config here, beside its checkpoints
+
+
+def load_run_config(path, checkpoint):
+    """The config at ``path`` or, when ``path`` is None, the ``config.yaml`` that edvr.train
+    wrote into the run directory of ``checkpoint`` (a directory or a checkpoint prefix)."""
+    if path is not None:
+        return load_config(path)
+    checkpoint = str(checkpoint)
+    run_dir = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint) or '.'
+    saved = os.path.join(run_dir, RUN_CONFIG)
+    if not os.path.isfile(saved):
+        raise ConfigError(f'--config not given and --checkpoint {checkpoint} has no {saved} '
+                          f'(edvr.train writes {RUN_CONFIG} into its run directory); '
+                          f'pass --config')
+    return load_config(saved)

@@ -1,9 +1,11 @@
 """Evaluates a checkpoint on a split: PSNR/SSIM per clip and on average (RGB and Y), next
 to bicubic upsampling of the same frames.
 
-    python -m edvr.evaluate --config configs/edvr_tiny.yaml --checkpoint runs/demo \\
+    python -m edvr.evaluate [--config configs/edvr_tiny.yaml] --checkpoint runs/demo \\
         --data_dir data/synthetic --split val [--json FILE] [--save_images DIR] \\
         [--crop_border N] [--comparison FILE.png] [--intra_op_threads N] [--inter_op_threads N]
+
+``--config`` defaults to ``config.yaml`` of the checkpoint's run folder (edvr.train writes it).
 """
 
 import argparse
@@ -15,7 +17,7 @@ import tensorflow as tf
 
 from edvr.checkpoint import CheckpointDamagedError, resolve_checkpoint, restore
 from edvr.comparison import save_comparison
-from edvr.config import load_config
+from edvr.config import load_run_config
 from edvr.data import reds
 from edvr.evaluation import Evaluator, format_table
 from edvr.session import add_thread_flags, session_config, threads_from_flags
@@ -67,7 +69,8 @@ def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_imag
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--config', required=True, help='model YAML config')
+    parser.add_argument('--config', help='model YAML config (default: config.yaml of the '
+                                         'checkpoint\'s run folder)')
     parser.add_argument('--checkpoint', required=True, help='checkpoint prefix or run folder')
     parser.add_argument('--data_dir', required=True, help='dataset in the seed layout')
     parser.add_argument('--split', default='val', choices=reds.SPLITS)
@@ -82,7 +85,7 @@ def main(argv=None):
     add_thread_flags(parser)
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_run_config(args.config, args.checkpoint)
         config['threads'] = threads_from_flags(args, config['threads'])
         crop_border = (config['train']['val_crop_border'] if args.crop_border is None
                        else args.crop_border)

@@ -1,6 +1,8 @@
 """Export a trained EDVR as a frozen inference graph (.pb) and a SavedModel.
 
-    python -m edvr.freeze --config CFG --checkpoint CKPT --output DIR [--height H --width W]
+    python -m edvr.freeze [--config CFG] --checkpoint CKPT --output DIR [--height H --width W]
+
+``--config`` defaults to ``config.yaml`` of the checkpoint's run directory (edvr.train writes it).
 
 Writes ``DIR/edvr_frozen.pb`` (variables folded into constants, the input Ascend's offline
 model converter consumes) and ``DIR/saved_model`` (signature ``serving_default``). Both
@@ -63,16 +65,17 @@ def export(cfg, checkpoint, output_dir, height=None, width=None):
 
 def main(argv=None):
     from edvr.checkpoint import CheckpointError
-    from edvr.config import ConfigError, load_config
+    from edvr.config import ConfigError, load_run_config
     parser = argparse.ArgumentParser(prog='python -m edvr.freeze', description=__doc__.split('\n')[0])
-    parser.add_argument('--config', required=True, help='YAML config of the model')
+    parser.add_argument('--config', help='YAML config of the model (default: config.yaml of '
+                                         'the checkpoint\'s run directory)')
     parser.add_argument('--checkpoint', required=True, help='checkpoint prefix or directory')
     parser.add_argument('--output', required=True, help='folder for the .pb and the SavedModel')
     parser.add_argument('--height', type=int, default=None, help='fixed input height (default: dynamic)')
     parser.add_argument('--width', type=int, default=None, help='fixed input width (default: dynamic)')
     args = parser.parse_args(argv)
     try:
-        cfg = load_config(args.config)['model']
+        cfg = load_run_config(args.config, args.checkpoint)['model']
         frozen, saved = export(cfg, args.checkpoint, args.output, args.height, args.width)
     except (ConfigError, CheckpointError, FileExistsError, ValueError) as e:
         print(f'edvr.freeze: {e}', file=sys.stderr)

@@ -1,16 +1,27 @@
-"""Restore a clip: PNG frames in, one restored PNG per frame out (same names).
+"""Restore a clip: PNG frames or a video file in, PNG frames or a video file out.
 
-    python -m edvr.infer --config CFG --checkpoint CKPT_OR_DIR --input DIR --output DIR
+    python -m edvr.infer --checkpoint RUN_DIR --input clip.mp4 --output restored.mp4
+        [--config CFG] [--codec libx264] [--crf N] [--fps F] [--no_feature_cache]
         [--padding reflection_circle|replicate|reflection] [--tile N --tile_overlap M]
         [--intra_op_threads N] [--inter_op_threads N]
 
-- Frames are the ``*.png`` files of ``--input``, sorted by name; hidden files and folders
-  are skipped, any other file is an error. All frames must have one size.
+- ``--input``: a folder of ``*.png`` frames (sorted by name; hidden files and folders are
+  skipped, any other file is an error; one size for all) or a video file FFmpeg reads.
+- ``--output``: a video file when it has an extension (container from the extension, H.264
+  by default, ``--codec``, ``--crf``; frame rate, time base, timestamps and audio streams of
+  the input kept; ``--fps`` for PNG input), else a folder of PNGs (the input's names, or
+  ``%08d.png`` from a video). Written under a temporary name and renamed at the end.
+  edvr.video does the reading and writing; frames stream through (memory does not grow
+  with the clip).
+- ``--config`` defaults to ``config.yaml`` in the checkpoint's run directory (edvr.train
+  writes it there).
 - Each frame is restored from the ``num_frame`` window centred on it; at clip ends the
   window is padded in time (``--padding``; default ``reflection_circle`` as in BasicSR's
   REDS test). A clip shorter than the padding needs is an error that names the minimum
   (``reflection_circle``: num_frame frames; ``reflection``: num_frame // 2 + 1;
   ``replicate``: any length, even one frame).
+- Each frame's features are computed once and reused by the windows that contain it
+  (edvr.model.feature_cache); ``--no_feature_cache`` runs the whole model per window.
 - Frames whose height or width is not a multiple of 4 (16 with ``hr_in``) are padded at
   the bottom/right (mirror, or edge when too small) and the output cropped back.
 - ``--tile N`` restores N x N input tiles with ``--tile_overlap`` pixels of context on every
@@ -21,67 +32,16 @@
   written for another config is an error listing the variables that do not fit.
 """
 import argparse
-import os
 import sys
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 PADDINGS = ('reflection_circle', 'replicate', 'reflection')
-IMAGE_MODES = ('RGB', 'RGBA', 'L', 'LA', 'P')
 
 
 class InferenceError(ValueError):
     """Bad input to edvr.infer."""
-
-
-# --- input --------------------------------------------------------------------------------
-
-def list_frames(input_dir):
-    """Sorted paths of the PNG frames in ``input_dir``; errors on other files or none."""
-    if not os.path.isdir(input_dir):
-        raise InferenceError(f'--input {input_dir}: not a directory')
-    names = sorted(n for n in os.listdir(input_dir)
-                   if not n.startswith('.') and os.path.isfile(os.path.join(input_dir, n)))
-    others = [n for n in names if not n.lower().endswith('.png')]
-    if others:
-        raise InferenceError(f'--input {input_dir}: expected only PNG frames, found other files: '
-                             f'{", ".join(others[:5])}{" ..." if len(others) > 5 else ""}')
-    if not names:
-        raise InferenceError(f'--input {input_dir}: no PNG frames found (the folder is empty)')
-    return [os.path.join(input_dir, n) for n in names]
-
-
-def read_frame(path):
-    """An 8-bit PNG as float32 (h, w, 3) in [0, 1]."""
-    try:
-        with Image.open(path) as image:
-            if image.format != 'PNG' or image.mode not in IMAGE_MODES:
-                raise InferenceError(f'{path}: expected an 8-bit PNG ({"/".join(IMAGE_MODES)}), '
-                                     f'got {image.format} in mode {image.mode}')
-            rgb = np.asarray(image.convert('RGB'), dtype=np.float32) / 255.0
-    except (OSError, SyntaxError) as e:
-        raise InferenceError(f'{path}: cannot read as PNG: {e}') from None
-    return rgb
-
-
-def read_clip(paths):
-    """(t, h, w, 3) float32 frames; every frame must have the first frame's size."""
-    frames = []
-    for path in paths:
-        frame = read_frame(path)
-        if frames and frame.shape != frames[0].shape:
-            raise InferenceError(f'{path}: frame size {frame.shape[1]}x{frame.shape[0]} differs from '
-                                 f'{os.path.basename(paths[0])} ({frames[0].shape[1]}x{frames[0].shape[0]}); '
-                                 f'all frames of a clip must have one size')
-        frames.append(frame)
-    return np.stack(frames)
-
-
-def write_frame(path, frame):
-    """Float (h, w, 3) in [0, 1] -> 8-bit PNG (clipped, rounded)."""
-    Image.fromarray(np.round(np.clip(frame, 0, 1) * 255).astype(np.uint8)).save(path)
 
 
 # --- temporal windows and spatial padding -------------------------------------------------
@@ -165,9 +125,10 @@ class Restorer:
         import tensorflow as tf
 
         from edvr.checkpoint import resolve_checkpoint, restore
-        from edvr.model import build_edvr, output_scale, size_multiple
+        from edvr.model import build_edvr, center_frame_index, output_scale, size_multiple
         from edvr.session import session_config
         self.cfg = cfg
+        self.center = center_frame_index(cfg)
         self.scale, self.multiple = output_scale(cfg), size_multiple(cfg)
         self.graph = tf.Graph()
         self._towers = {}
@@ -197,83 +158,219 @@ class Restorer:
             self._towers[key] = (frames, output)
         return self._towers[key]
 
+    def feature_tower(self, height, width):
+        """(frame (1, height, width, c) placeholder, [l1, l2, l3] of its features): the
+        per-frame half of the model (``build_frame_features``), built on first use."""
+        key = ('features', int(height), int(width))
+        if key not in self._towers:
+            import tensorflow as tf
+
+            from edvr.model import build_frame_features
+            with self.graph.as_default():
+                frame = tf.compat.v1.placeholder(
+                    tf.float32, [1, key[1], key[2], self.cfg['num_in_ch']],
+                    name=f'frame_{key[1]}x{key[2]}')
+                # Fetched through Identity: grappler's remapper fails on a fetched IdentityN
+                # (lrelu's custom gradient) whose input it fuses, and skips the whole graph.
+                feats = [tf.identity(f) for f in build_frame_features(frame, self.cfg, reuse=True)]
+                self._towers[key] = (frame, feats)
+        return self._towers[key]
+
+    def window_tower(self, height, width):
+        """([l1, l2, l3] placeholders (t, ...) of a window's features, centre frame (1, height,
+        width, c) placeholder, output (1, s*height, s*width, c)): the per-window half of the
+        model (``build_window_from_features``), built on first use."""
+        key = ('window', int(height), int(width))
+        if key not in self._towers:
+            import tensorflow as tf
+
+            from edvr.model import build_window_from_features
+            _, feats = self.feature_tower(height, width)
+            t = self.cfg['num_frame']
+            with self.graph.as_default():
+                placeholders = [
+                    tf.compat.v1.placeholder(tf.float32, [t] + f.shape.as_list()[1:],
+                                             name=f'window_l{level + 1}_{key[1]}x{key[2]}')
+                    for level, f in enumerate(feats)]
+                center = tf.compat.v1.placeholder(
+                    tf.float32, [1, key[1], key[2], self.cfg['num_in_ch']],
+                    name=f'center_{key[1]}x{key[2]}')
+                output, _ = build_window_from_features(placeholders, center, self.cfg, reuse=True)
+            self._towers[key] = (placeholders, center, output)
+        return self._towers[key]
+
     def _run(self, window):
         frames, output = self.tower(window.shape[1], window.shape[2])
         return self.sess.run(output, {frames: window[None]})[0]
 
+    def _run_cached(self, frames, window, region, cache):
+        """The output of ``region`` (r0, r1, q0, q1) from the window's cached features."""
+        r0, r1, q0, q1 = region
+        frame, feats = self.feature_tower(r1 - r0, q1 - q0)
+        placeholders, center, output = self.window_tower(r1 - r0, q1 - q0)
+
+        def features(index):
+            return self.sess.run(feats, {frame: frames[index][None, r0:r1, q0:q1]})
+
+        per_frame = [cache.get((index, region), lambda index=index: features(index))
+                     for index in window]
+        feed = {placeholder: np.concatenate([f[level] for f in per_frame])
+                for level, placeholder in enumerate(placeholders)}
+        feed[center] = frames[window[self.center]][None, r0:r1, q0:q1]
+        return self.sess.run(output, feed)[0]
+
+    def restore(self, frames, window, tile=None, overlap=0, cache=None):
+        """The restored centre frame of ``window``.
+
+        frames: mapping frame index -> (h, w, c) float32, h and w multiples of
+        ``size_multiple``; window: the num_frame indices; cache: a FeatureCache (None: the
+        whole model on the window). Returns (h * s, w * s, c), s = 4 (1 with hr_in).
+        """
+        height, width = frames[window[0]].shape[:2]
+        if cache is None:
+            def run(r0, r1, q0, q1):
+                return self._run(np.stack([frames[i][r0:r1, q0:q1] for i in window]))
+        else:
+            def run(r0, r1, q0, q1):
+                return self._run_cached(frames, window, (r0, r1, q0, q1), cache)
+        if tile is None:
+            return run(0, height, 0, width)
+        s = self.scale
+        out = np.zeros((height * s, width * s, self.cfg['num_in_ch']), np.float32)
+        for r0, r1, c0, c1 in tile_spans(height, tile, overlap, self.multiple):
+            for q0, q1, d0, d1 in tile_spans(width, tile, overlap, self.multiple):
+                part = run(r0, r1, q0, q1)
+                out[c0 * s:c1 * s, d0 * s:d1 * s] = \
+                    part[(c0 - r0) * s:(c1 - r0) * s, (d0 - q0) * s:(d1 - q0) * s]
+        return out
+
     def __call__(self, window, tile=None, overlap=0):
         """window: (t, h, w, c) float32 -> (h * s, w * s, c), s = 4 (1 with hr_in)."""
         padded, (h, w) = pad_to_multiple(window, self.multiple)
-        if tile is None:
-            out = self._run(padded)
-        else:
-            s = self.scale
-            out = np.zeros((padded.shape[1] * s, padded.shape[2] * s, padded.shape[3]), np.float32)
-            for r0, r1, c0, c1 in tile_spans(padded.shape[1], tile, overlap, self.multiple):
-                for q0, q1, d0, d1 in tile_spans(padded.shape[2], tile, overlap, self.multiple):
-                    part = self._run(padded[:, r0:r1, q0:q1])
-                    out[c0 * s:c1 * s, d0 * s:d1 * s] = \
-                        part[(c0 - r0) * s:(c1 - r0) * s, (d0 - q0) * s:(d1 - q0) * s]
+        out = self.restore(dict(enumerate(padded)), list(range(len(padded))), tile, overlap)
         return out[:h * self.scale, :w * self.scale]
 
 
-def restore_clip(cfg, checkpoint, input_dir, output_dir, padding='reflection_circle', tile=None,
-                 overlap=None, progress=True, threads=None):
-    """Restore every frame of ``input_dir`` into ``output_dir``; returns the written paths.
+def check_tiling(cfg, tile, overlap):
+    """The overlap to use with ``--tile`` (default: the receptive radius); errors on bad values."""
+    from edvr.model import size_multiple
+    if tile is None:
+        return 0
+    multiple = size_multiple(cfg)
+    if tile <= 0 or tile % multiple:
+        raise InferenceError(f'--tile must be a positive multiple of {multiple}, got {tile}')
+    overlap = receptive_radius(cfg) if overlap is None else overlap
+    if overlap < 0:
+        raise InferenceError(f'--tile_overlap must be >= 0, got {overlap}')
+    return overlap
+
+
+def restore_stream(restorer, source, sink, padding='reflection_circle', tile=None, overlap=0,
+                   feature_cache=True, progress=True):
+    """Restore every frame of ``source`` (edvr.video) into ``sink`` as the clip streams;
+    returns the FeatureCache (None without ``feature_cache``). The sink is not committed."""
+    from edvr.model.feature_cache import FeatureCache
+    from edvr.video import sliding_windows
+    num_frame = restorer.cfg['num_frame']
+    cache = FeatureCache() if feature_cache else None
+    padded = (frame._replace(pixels=pad_to_multiple(frame.pixels, restorer.multiple)[0])
+              for frame in source)
+    h, w = source.size
+    s = restorer.scale
+    with tqdm(total=source.count, desc='edvr.infer', unit='frame', disable=not progress) as bar:
+        for center, window, held in sliding_windows(
+                padded, num_frame, padding, lambda n: clip_windows(n, num_frame, padding)):
+            pixels = {index: held[index].pixels for index in window}
+            out = restorer.restore(pixels, window, tile, overlap, cache)
+            sink.write(held[center], out[:h * s, :w * s])
+            if cache is not None:
+                cache.release_before(center + 1 - (num_frame - 1))
+            bar.update()
+    return cache
+
+
+def restore_clip(cfg, checkpoint, input_path, output_path, padding='reflection_circle', tile=None,
+                 overlap=None, progress=True, threads=None, feature_cache=True, codec=None,
+                 crf=None, fps=None):
+    """Restore every frame of ``input_path`` (PNG folder or video) into ``output_path`` (PNG
+    folder or video file, see edvr.video); returns the written paths. Nothing appears under
+    ``output_path`` unless the whole clip was restored.
 
     ``threads``: the config's threads section (thread pools, see ``edvr.session``)."""
-    from edvr.model import size_multiple
-    paths = list_frames(input_dir)
-    multiple = size_multiple(cfg)
-    if tile is not None:
-        if tile <= 0 or tile % multiple:
-            raise InferenceError(f'--tile must be a positive multiple of {multiple}, got {tile}')
-        overlap = receptive_radius(cfg) if overlap is None else overlap
-        if overlap < 0:
-            raise InferenceError(f'--tile_overlap must be >= 0, got {overlap}')
-    windows = clip_windows(len(paths), cfg['num_frame'], padding)
-    clip = read_clip(paths)
-    os.makedirs(output_dir, exist_ok=True)
-    restorer = Restorer(cfg, checkpoint, threads)
-    written = []
+    from edvr import video
+    from edvr.model import output_scale
+    overlap = check_tiling(cfg, tile, overlap)
+    if padding not in PADDINGS:
+        raise InferenceError(f'--padding must be one of {", ".join(PADDINGS)}, got {padding!r}')
+    source = video.open_source(input_path)
     try:
-        for path, window in tqdm(list(zip(paths, windows)), desc='edvr.infer', unit='frame',
-                                 disable=not progress):
-            out = restorer(clip[window], tile=tile, overlap=overlap or 0)
-            target = os.path.join(output_dir, os.path.basename(path))
-            write_frame(target, out)
-            written.append(target)
+        if source.count is not None:  # a clip too short is an error before any work
+            clip_windows(source.count, cfg['num_frame'], padding)
+        scale = output_scale(cfg)
+        sink = video.open_sink(output_path, source,
+                               (source.size[0] * scale, source.size[1] * scale), codec, crf, fps)
+        try:
+            restorer = Restorer(cfg, checkpoint, threads)
+            try:
+                restore_stream(restorer, source, sink, padding, tile, overlap, feature_cache,
+                               progress)
+            finally:
+                restorer.close()
+            return sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
     finally:
-        restorer.close()
-    return written
+        source.close()
 
 
 def main(argv=None):
     from edvr.checkpoint import CheckpointError
-    from edvr.config import ConfigError, load_config
+    from edvr.config import ConfigError, load_run_config
     from edvr.session import add_thread_flags, threads_from_flags
-    parser = argparse.ArgumentParser(prog='python -m edvr.infer',
-                                     description='Restore a clip of PNG frames with EDVR.')
-    parser.add_argument('--config', required=True, help='YAML config of the model')
+    from edvr.video import VideoError
+    parser = argparse.ArgumentParser(
+        prog='python -m edvr.infer', description='Restore a clip (PNG frames or a video) with EDVR.')
+    parser.add_argument('--config', help='YAML config of the model (default: config.yaml of '
+                                         'the checkpoint\'s run directory)')
     parser.add_argument('--checkpoint', required=True, help='checkpoint prefix or directory')
-    parser.add_argument('--input', required=True, help='folder of PNG frames (sorted by name)')
-    parser.add_argument('--output', required=True, help='folder for the restored frames')
+    parser.add_argument('--input', required=True,
+                        help='folder of PNG frames (sorted by name) or a video file')
+    parser.add_argument('--output', required=True,
+                        help='video file (with an extension: .mp4, .mkv, ...) or folder for PNGs')
+    parser.add_argument('--codec', help='video codec of a video output (default: libx264)')
+    parser.add_argument('--crf', type=int, help='constant rate factor of libx264/libx265/libvpx '
+                                                '(default: the codec\'s; 0: lossless with libx264)')
+    parser.add_argument('--fps', type=float,
+                        help='frame rate of a video made from PNG frames (default for a video '
+                             'input: its own rate and timestamps)')
     parser.add_argument('--padding', default='reflection_circle', choices=PADDINGS,
                         help='temporal padding at clip ends (default: reflection_circle)')
     parser.add_argument('--tile', type=int, default=None, help='tile size in input pixels')
     parser.add_argument('--tile_overlap', type=int, default=None,
                         help='context pixels around each tile (default: the receptive radius)')
+    parser.add_argument('--no_feature_cache', action='store_true',
+                        help='run the whole model on every window (each frame\'s features '
+                             'are otherwise computed once)')
     add_thread_flags(parser)
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_run_config(args.config, args.checkpoint)
         threads = threads_from_flags(args, config['threads'])
         written = restore_clip(config['model'], args.checkpoint, args.input, args.output,
-                               args.padding, args.tile, args.tile_overlap, threads=threads)
-    except (ConfigError, CheckpointError, InferenceError) as e:
+                               args.padding, args.tile, args.tile_overlap, threads=threads,
+                               feature_cache=not args.no_feature_cache, codec=args.codec,
+                               crf=args.crf, fps=args.fps)
+    except (ConfigError, CheckpointError, InferenceError, VideoError) as e:
         print(f'edvr.infer: {e}', file=sys.stderr)
         return 1
-    print(f'edvr.infer: wrote {len(written)} frames to {args.output}')
+    except KeyboardInterrupt:
+        print(f'edvr.infer: interrupted; nothing written to {args.output}', file=sys.stderr)
+        return 130
+    if len(written) == 1 and written[0] == args.output:
+        print(f'edvr.infer: wrote {args.output}')
+    else:
+        print(f'edvr.infer: wrote {len(written)} frames to {args.output}')
     return 0
 
 

@@ -48,36 +48,65 @@ def build_edvr(frames, cfg, scope='edvr', reuse=None):
     if t != cfg['num_frame'] or c != cfg['num_in_ch']:
         raise ValueError(f'frames must be (b, t={cfg["num_frame"]}, h, w, c={cfg["num_in_ch"]}) '
                          f'for this config, got shape {frames.shape}')
-    center = center_frame_index(cfg)
-    num_feat = cfg['num_feat']
-    endpoints = collections.OrderedDict()
     with tf.compat.v1.variable_scope(scope, reuse=reuse):
         b, h, w = dim(frames, 0), dim(frames, 2), dim(frames, 3)
-        feats = feature_extraction(tf.reshape(frames, [-1, h, w, c]), cfg)  # frames folded into batch
-        endpoints['features'] = feats
-
-        # Every frame, the reference included, is aligned to the reference.
-        ref_feats = []
-        for feat in feats:
-            fh, fw = dim(feat, 1), dim(feat, 2)
-            per_clip = tf.reshape(feat, [b, t, fh, fw, num_feat])
-            ref = tf.tile(per_clip[:, center:center + 1], [1, t, 1, 1, 1])
-            ref_feats.append(tf.reshape(ref, [-1, fh, fw, num_feat]))
-        aligned, offsets = pcd_alignment(feats, ref_feats, num_feat, cfg['deformable_groups'])
-        aligned = tf.reshape(aligned, [b, t, dim(aligned, 1), dim(aligned, 2), num_feat])
-        endpoints['aligned'] = aligned
-        endpoints['dcn_offsets'] = offsets
-
-        if cfg['with_tsa']:
-            fused = tsa_fusion(aligned, center, num_feat)
-        else:
-            fused = plain_fusion(aligned, num_feat)
-        endpoints['fused'] = fused
-
-        residual = reconstruction(fused, cfg)
-        endpoints['residual'] = residual
-        base = frames[:, center]
-        if not cfg['hr_in']:
-            base = upsample_bilinear(base, SCALE)
-        output = residual + base
+        feats = feature_extraction(tf.reshape(frames, [-1, h, w, c]), cfg)  # frames in the batch
+        output, endpoints = _restore_from_features(feats, frames[:, center_frame_index(cfg)], b,
+                                                   cfg)
     return output, endpoints
+
+
+def build_frame_features(frames, cfg, scope='edvr', reuse=None):
+    """The per-frame half of ``build_edvr``: each frame's [l1, l2, l3] features.
+
+    A frame's features do not depend on its neighbours, so a sliding window can compute them
+    once per frame and feed ``build_window_from_features`` from a cache (edvr.model.feature_cache).
+    frames: (n, h, w, c), h and w multiples of ``size_multiple(cfg)``.
+    Returns [l1, l2, l3]: (n, h', w', f), (n, h'/2, w'/2, f), (n, h'/4, w'/4, f), h' = h (h / 4
+    with hr_in), the same variables (pre-deblur included) as ``build_edvr`` in ``scope``.
+    """
+    with tf.compat.v1.variable_scope(scope, reuse=reuse):
+        return feature_extraction(frames, cfg)
+
+
+def build_window_from_features(feats, center_frame, cfg, scope='edvr', reuse=None):
+    """The per-window half of ``build_edvr``: PCD alignment, fusion and reconstruction.
+
+    feats: [l1, l2, l3] of (b * t, h', w', f) ... (b * t, h'/4, w'/4, f), frame-major within
+      each window (the rows of ``build_frame_features`` for the window's frames, in order).
+    center_frame: (b, h, w, c) the window's reference frame (the base the residual is added to).
+    Returns (output, endpoints) as ``build_edvr`` (without 'features' computed here).
+    """
+    with tf.compat.v1.variable_scope(scope, reuse=reuse):
+        return _restore_from_features(feats, center_frame, dim(center_frame, 0), cfg)
+
+
+def _restore_from_features(feats, base, b, cfg):
+    """Alignment, fusion, reconstruction and the upsampled base; inside the model's scope."""
+    t, num_feat, center = cfg['num_frame'], cfg['num_feat'], center_frame_index(cfg)
+    endpoints = collections.OrderedDict()
+    endpoints['features'] = feats
+
+    # Every frame, the reference included, is aligned to the reference.
+    ref_feats = []
+    for feat in feats:
+        fh, fw = dim(feat, 1), dim(feat, 2)
+        per_clip = tf.reshape(feat, [b, t, fh, fw, num_feat])
+        ref = tf.tile(per_clip[:, center:center + 1], [1, t, 1, 1, 1])
+        ref_feats.append(tf.reshape(ref, [-1, fh, fw, num_feat]))
+    aligned, offsets = pcd_alignment(feats, ref_feats, num_feat, cfg['deformable_groups'])
+    aligned = tf.reshape(aligned, [b, t, dim(aligned, 1), dim(aligned, 2), num_feat])
+    endpoints['aligned'] = aligned
+    endpoints['dcn_offsets'] = offsets
+
+    if cfg['with_tsa']:
+        fused = tsa_fusion(aligned, center, num_feat)
+    else:
+        fused = plain_fusion(aligned, num_feat)
+    endpoints['fused'] = fused
+
+    residual = reconstruction(fused, cfg)
+    endpoints['residual'] = residual
+    if not cfg['hr_in']:
+        base = upsample_bilinear(base, SCALE)
+    return residual + base, endpoints

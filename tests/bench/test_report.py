@@ -123,6 +123,23 @@ def test_floor_and_headroom_arithmetic():
     # A rate timed between the rounds of the work itself takes precedence.
     results[floor.TRAIN_STEP]['conv_rate'] = 100e9
     assert floor.model_summary(results)['train_step']['floor_ratio'] == pytest.approx(1.5)
+    assert 'feature_cache' not in summary  # no cached frame measured
+
+
+def test_feature_cache_ratios():
+    results = {floor.INFER_FRAME: {'seconds': 4.0, 'samples': 1, 'flops': {'total': 400e9},
+                                   'conv_rate': 100e9},
+               floor.INFER_FRAME_CACHED: {'seconds': 1.0, 'samples': 1,
+                                          'flops': {'total': 300e9}, 'conv_rate': 200e9}}
+    summary = floor.model_summary(results)
+    # the cached frame ran while conv2d was 2x faster: at equal rate it would take 2 s, not 1
+    assert summary['feature_cache'] == {'time_ratio': pytest.approx(0.25),
+                                        'flops_ratio': pytest.approx(0.75),
+                                        'time_ratio_at_equal_conv_rate': pytest.approx(0.5)}
+    lines = floor.format_model_table(summary)
+    assert any(line.startswith('feature cache: a streamed frame takes 0.25x the time and 0.75x')
+               for line in lines)
+    assert any(line.endswith('cancelled): 0.50x') for line in lines)
 
 
 def test_profile_aggregates_a_traced_run_by_op_type():
@@ -152,9 +169,12 @@ def test_quick_report_writes_the_expected_keys(tmp_path):
     assert {'quick', 'machine', 'ops', 'op_times', 'conv_rate_gflops', 'train_step',
             'infer_frame', 'input_pipeline', 'targets'} <= set(report)
     assert report['quick'] is True and report['conv_rate_gflops'] > 0
-    for key in ('train_step', 'infer_frame'):
+    for key in ('train_step', 'infer_frame', 'infer_frame_cached'):
         assert {'seconds', 'flops', 'floor_seconds', 'floor_ratio'} <= set(report[key])
         assert report[key]['flops']['total'] > 0
+    # a streamed frame computes the features of 1 frame, not num_frame: fewer FLOPs
+    assert 0 < report['feature_cache']['flops_ratio'] < 1
+    assert report['feature_cache']['time_ratio'] > 0
     assert report['train_step']['flops']['backward'] > report['train_step']['flops']['forward']
     assert report['input_pipeline']['headroom'] > 0
     assert {'shape', 'pass', 'native_vs_conv2d', 'reference_vs_conv2d',
