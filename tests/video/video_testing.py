@@ -14,7 +14,7 @@ def synthetic_frames(count, height=32, width=48, seed=0):
                                          object_probability=1.0)
     photo = synthetic.prepare_source(synthetic.load_photo('astronaut'), options.gt_height,
                                      options.gt_width)
-    gt = synthetic.render_clip(np.random.default_rng(seed), photo, [photo], options, count)
+    gt = synthetic.render_clip(np.random.RandomState(seed), photo, [photo], options, count)
     return np.stack([synthetic.bicubic_downscale(frame) for frame in gt])
 
 
