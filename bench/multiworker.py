@@ -1,6 +1,8 @@
 """Several edvr.train workers in one process (one thread, server and session each), for the
 multi-worker tests and the all-reduce share of a step in ``bench.report --multiworker``.
 
+    python -m bench.multiworker [--quick] [--workers 2]
+
 Each worker builds the graph ``edvr.train`` builds for it (placed on its task, gradients
 all-reduced by ``edvr.training.distributed``, its shard of the sample stream), on servers at
 free 127.0.0.1 ports. The workers share this process's CPU thread pools, as local worker
@@ -11,14 +13,17 @@ processes would share the cores.
     values = workers.variables()   # one {name: array} per worker
     workers.close()
 """
+import argparse
 import socket
+import sys
+import tempfile
 import threading
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from bench import profile
+from bench import profile, workloads
 from edvr import train as train_module
 from edvr.data import reds
 from edvr.session import session_config
@@ -169,3 +174,28 @@ def format_measure(result):
             f'gradients all-reduced per step; collective ops {result["collective_seconds"]:.3f} '
             f's of a {result["step_seconds"]:.3f} s step ({100 * result["share"]:.1f}%, median '
             f'of traced steps; includes waiting for the other worker)')
+
+
+def measure_size(size, count=2):
+    """``measure`` on the model and sizes of ``bench.workloads.SIZES[size]`` (per worker),
+    on a synthetic dataset in a temporary folder."""
+    config = workloads.load_sized_config(size)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = workloads.ensure_synthetic(f'{tmp}/data', workloads.SIZES[size]['gt_frame'])
+        result = measure(config, data_dir, count)
+    result['size'] = size
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m bench.multiworker',
+                                     description=__doc__.split('\n\n')[0])
+    parser.add_argument('--quick', action='store_true', help='the tiny model at tiny sizes')
+    parser.add_argument('--workers', type=int, default=2)
+    args = parser.parse_args(argv)
+    print(format_measure(measure_size('quick' if args.quick else 'full', args.workers)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

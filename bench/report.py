@@ -1,13 +1,16 @@
 """Performance report: runs the benchmark suites of bench/ once and prints the ratios
 measured in that run.
 
-    python -m bench.report [--quick] [--json FILE] [--plot FILE.png]
+    python -m bench.report [--quick] [--json FILE] [--plot FILE.png] [--multiworker]
 
 - each deformable op (deform_conv2d forward and forward+backward, native and reference)
   against tf.nn.conv2d of the same shape, and native against reference
   (bench/test_deform_conv2d_bench.py);
 - the EDVR-M training step and one inferred frame against their FLOP floor, and the input
   pipeline's headroom over training (bench/test_edvr_bench.py, bench.floor).
+
+- with ``--multiworker``, the all-reduce's share of a training step of 2 local workers
+  (bench/multiworker.py): gradient bytes all-reduced per step, time in collective ops.
 
 ``--quick`` runs the smallest op shape and the tiny model at tiny sizes (seconds; for tests).
 The measurements are those of the pytest-benchmark suites (pytest runs in this process);
@@ -93,6 +96,9 @@ def format_report(report):
                 verdict = 'quick sizes: not comparable'
             lines.append(f'target {key}: <= {target}x floor, measured {item["floor_ratio"]:.2f}x '
                          f'({verdict})')
+    if report.get('multiworker'):
+        from bench import multiworker
+        lines.append(multiworker.format_measure(report['multiworker']))
     machine = report['machine']
     lines.append(f'{"quick sizes" if report["quick"] else "full sizes"}, {report["date"]}, '
                  f'{machine["cpus"]} CPUs, TF {machine["tensorflow"]}, ops backend '
@@ -143,9 +149,14 @@ def main(argv=None):
                         help='tiny shapes and the tiny model: seconds, for tests')
     parser.add_argument('--json', help='write the report here as JSON')
     parser.add_argument('--plot', help='write the op ratios across shapes here (PNG)')
+    parser.add_argument('--multiworker', action='store_true',
+                        help='also measure the all-reduce share of a step of 2 local workers')
     args = parser.parse_args(argv)
     op_times, model_results = run_suites(args.quick)
     report = build_report(op_times, model_results, args.quick)
+    if args.multiworker:
+        from bench import multiworker
+        report['multiworker'] = multiworker.measure_size('quick' if args.quick else 'full')
     print()
     print('\n'.join(format_report(report)))
     if args.json:
