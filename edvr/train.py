@@ -275,6 +275,8 @@ def train(args, log=print):
                 log(f'resumed from {latest} at step {start_step}')
             else:
                 sess.run(graph.init)
+            if workers is not None:
+                distributed.wait_for_workers(workers, collectives.startup_timeout)
             if broadcast is not None:
                 sess.run(broadcast)  # every rank starts from rank 0's variables
             if workers is not None:

@@ -28,6 +28,7 @@ has no collective timeout and wants its own replica-context training loop.
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,6 +126,24 @@ def unreachable_workers(cluster, timeout=PROBE_SECONDS):
         except OSError:
             lost.append(index)
     return lost
+
+
+def wait_for_workers(cluster, seconds, poll=0.5):
+    """Waits until every other worker's server accepts connections; WorkerLostError naming
+    those that do not within ``seconds``. Run before the first collective: a worker whose
+    group leader (worker 0) never starts would otherwise retry forever (TensorFlow bounds
+    the collective itself, not the search for the leader)."""
+    deadline = time.monotonic() + seconds
+    missing = unreachable_workers(cluster, timeout=min(PROBE_SECONDS, seconds))
+    while missing and time.monotonic() < deadline:
+        time.sleep(poll)
+        missing = unreachable_workers(cluster, timeout=min(PROBE_SECONDS, seconds))
+    if missing:
+        raise WorkerLostError(
+            f'{", ".join(cluster.describe(i) for i in missing)} did not start: '
+            f'{cluster.describe(cluster.index)} waited {seconds:g} s '
+            f'(distributed.startup_timeout) for its server. Start every worker of TF_CONFIG '
+            f'with the same arguments, and check the addresses')
 
 
 def error_summary(error):

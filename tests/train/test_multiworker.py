@@ -142,7 +142,9 @@ def test_lost_worker_stops_the_other_and_resume_continues_exactly(tiny_data, tmp
     stopped = int(tf.train.latest_checkpoint(output).rsplit('-', 1)[1])
     assert stopped >= 2
 
-    resumed = launch(2, common + ['--resume', '--max_steps', str(stopped + 2)], logs)
+    # A time limit reached during the first resumed step: every worker votes to stop in the
+    # second, so all stop after it together (each on its own clock would stop after one).
+    resumed = launch(2, common + ['--resume', '--max_minutes', '1e-6'], logs)
     out = resumed.communicate(timeout=300)[0]
     worker_logs = [(logs / f'worker_{i}.log').read_text() for i in (0, 1)]
     assert resumed.returncode == 0, out + worker_logs[0][-3000:] + worker_logs[1][-3000:]
@@ -204,6 +206,18 @@ def test_lost_worker_error_names_the_unreachable_worker():
     assert str(lost).startswith(f'lost worker 1 (127.0.0.1:{closed[1]}): worker 0 '
                                 f'(127.0.0.1:{closed[0]}) waited for it')
     assert 'timeout 7 s' in str(lost) and 'Collective has timed out' in str(lost)
+
+
+def test_a_worker_that_never_starts_is_named_after_the_startup_timeout():
+    closed = free_ports(3)
+    cluster = distributed.WorkerCluster(tuple(f'127.0.0.1:{p}' for p in closed), 1)
+    start = time.monotonic()
+    with pytest.raises(distributed.WorkerLostError,
+                       match=rf'^worker 0 \(127.0.0.1:{closed[0]}\), worker 2 '
+                             rf'\(127.0.0.1:{closed[2]}\) did not start: worker 1 '
+                             rf'\(127.0.0.1:{closed[1]}\) waited 1 s'):
+        distributed.wait_for_workers(cluster, 1.0, poll=0.1)
+    assert time.monotonic() - start < 5
 
 
 def test_collective_timeout_must_be_positive():
