@@ -12,6 +12,9 @@
 # worker succeeded, else the first failing worker's. Ctrl-C (or TERM) is passed to all
 # workers (the chief saves a checkpoint), then the script waits for them.
 set -uo pipefail
+# Job control: each worker in its own process group, so a Ctrl-C at the terminal reaches the
+# workers once, from the trap below, not twice (a second interrupt could cut the chief's save).
+set -m
 
 if [ $# -lt 1 ] || ! [ "$1" -ge 1 ] 2>/dev/null; then
   sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -67,7 +70,7 @@ for index in $(seq 0 $((count - 1))); do
     export TF_CONFIG="{\"cluster\": {\"worker\": [$workers]}, \"task\": {\"type\": \"worker\", \"index\": $index}}"
     export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-$index}
     export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-    trap - INT TERM  # background jobs start with SIGINT ignored; the worker needs it
+    trap - INT TERM
     exec "$python" -m edvr.train --no_progress "$@"
   ) >"$LOG_DIR/worker_$index.log" 2>&1 &
   pids+=($!)

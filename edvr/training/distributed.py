@@ -159,7 +159,13 @@ def error_summary(error):
 def lost_worker_error(cluster, error, timeout):
     """A WorkerLostError for a collective that failed with ``error``, naming the workers that
     cannot be reached (or, when all can, the ones that may be stalled)."""
+    # A killed worker's connections can be reset (failing our collective) a moment before its
+    # listening port closes: look again for a few seconds before calling everyone reachable.
+    deadline = time.monotonic() + PROBE_SECONDS
     lost = unreachable_workers(cluster)
+    while not lost and time.monotonic() < deadline:
+        time.sleep(0.25)
+        lost = unreachable_workers(cluster)
     reason = f'{type(error).__name__}: {error_summary(error)}'
     if lost:
         names = ', '.join(cluster.describe(i) for i in lost)

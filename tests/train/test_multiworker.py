@@ -97,12 +97,27 @@ def launch(count, args, log_dir, **popen):
                             **popen)
 
 
-def worker_pid(launcher, index):
+def worker_pids(launcher, count):
+    """The workers' pids, as the launcher prints them."""
+    pids = []
     for line in launcher.stdout:
-        match = re.match(rf'worker {index}: pid (\d+),', line)
+        match = re.match(rf'worker {len(pids)}: pid (\d+),', line)
         if match:
-            return int(match.group(1))
-    raise AssertionError(f'the launcher never printed worker {index}\'s pid')
+            pids.append(int(match.group(1)))
+            if len(pids) == count:
+                return pids
+    raise AssertionError(f'the launcher printed {len(pids)} of {count} worker pids')
+
+
+def stop(launcher, pids):
+    """Kills what is left of a launch (the workers run in their own process groups)."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if launcher.poll() is None:
+        launcher.kill()
 
 
 def wait_for(path, launcher, seconds):
@@ -122,16 +137,16 @@ def test_lost_worker_stops_the_other_and_resume_continues_exactly(tiny_data, tmp
               '--collective_timeout', str(timeout)]
     logs = tmp_path / 'logs'
     launcher = launch(2, common, logs)
+    pids = []
     try:
-        victim = worker_pid(launcher, 1)
+        pids = worker_pids(launcher, 2)
         wait_for(os.path.join(output, 'model.ckpt-2.index'), launcher, 240)
-        os.kill(victim, signal.SIGKILL)
+        os.kill(pids[1], signal.SIGKILL)
         killed = time.monotonic()
         rest = launcher.communicate(timeout=timeout + 60)[0]
         stopped_after = time.monotonic() - killed
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
+        stop(launcher, pids)
     chief_log = (logs / 'worker_0.log').read_text()
     assert launcher.returncode == train_module.EXIT_WORKER_LOST, rest + chief_log[-3000:]
     # The error comes within the collective timeout (here at once: the peer's connection is
@@ -145,7 +160,12 @@ def test_lost_worker_stops_the_other_and_resume_continues_exactly(tiny_data, tmp
     # A time limit reached during the first resumed step: every worker votes to stop in the
     # second, so all stop after it together (each on its own clock would stop after one).
     resumed = launch(2, common + ['--resume', '--max_minutes', '1e-6'], logs)
-    out = resumed.communicate(timeout=300)[0]
+    pids = []
+    try:
+        pids = worker_pids(resumed, 2)
+        out = resumed.communicate(timeout=300)[0]
+    finally:
+        stop(resumed, pids)
     worker_logs = [(logs / f'worker_{i}.log').read_text() for i in (0, 1)]
     assert resumed.returncode == 0, out + worker_logs[0][-3000:] + worker_logs[1][-3000:]
     for log in worker_logs:
