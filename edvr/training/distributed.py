@@ -35,13 +35,13 @@ import numpy as np
 import tensorflow as tf
 
 JOB = 'worker'
-GROUP_KEY = 1  # one group: all workers, one CPU device each
+GROUP_KEY = 1  # one group: all workers, one device each
 ENV = 'TF_CONFIG'
 # Errors with which a collective fails when a peer is gone: timed out (the attribute below),
 # connection refused or reset, or aborted because another collective of the step failed.
 LOST_PEER_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
                     tf.errors.AbortedError, tf.errors.CancelledError)
-PROBE_SECONDS = 3.0  # per peer, when naming the lost worker
+PROBE_SECONDS = 3.0  # connect timeout per peer, and how long to keep looking for a lost one
 
 
 class WorkerLostError(RuntimeError):
