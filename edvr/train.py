@@ -242,7 +242,7 @@ def train(args, log=print):
                                               collectives.wrap_optimizer if collectives else None))
         broadcast = (setup.broadcast_variables() if setup else
                      collectives.broadcast_variables() if collectives else None)
-        stop_vote = collectives.stop_vote() if collectives else None
+        agreement = collectives.step_agreement(graph.loss) if collectives else None
         # Each rank reads its own shard of the one sample stream; batch_size is per rank.
         cluster = (setup.cluster if setup else
                    npu.ClusterInfo(rank_size=workers.size, rank_id=workers.index) if workers
@@ -283,7 +283,7 @@ def train(args, log=print):
                 distributed.check_start_step(workers, int(sess.run(graph.global_step)),
                                              start_step, output)
             return run_loop(sess, graph, next_batch, checkpoints, writer, config, start_step,
-                            log, progress=not args.no_progress, chief=chief, stop_vote=stop_vote)
+                            log, progress=not args.no_progress, chief=chief, agreement=agreement)
         except distributed.LOST_PEER_ERRORS as error:
             if workers is None:
                 raise
@@ -298,16 +298,16 @@ def train(args, log=print):
 
 
 def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, progress=True,
-             chief=True, stop_vote=None):
+             chief=True, agreement=None):
     """The training steps; checkpoints are saved only by the ``chief`` (rank 0). With several
-    workers, ``stop_vote`` (``Collectives.stop_vote``) makes them stop at the same step when
-    one reaches ``max_minutes``."""
+    workers, ``agreement`` (``Collectives.step_agreement``) makes them all stop at the same
+    step when one reaches ``max_minutes`` or has a non-finite loss; the loss shown is then the
+    workers' mean."""
     train_cfg = config['train']
     max_steps, tsa_iter = train_cfg['max_steps'], train_cfg['tsa_iter']
     limit = train_cfg['max_minutes'] * 60 if train_cfg['max_minutes'] else math.inf
     wait_time = step_time = 0.0
     last_saved, results, validated_at = None, None, None
-    vote = stop_vote if stop_vote is not None and limit < math.inf else None
     time_up = False
     if tsa_iter and fusion_warmup_active(step, tsa_iter):
         log(f'training only the fusion module until step {tsa_iter - 1} (train.tsa_iter)')
@@ -327,15 +327,15 @@ def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, pr
             if (step + 1) % train_cfg['image_summary_every'] == 0:
                 fetches['images'] = graph.image_summary
             feed = {graph.lr_frames: batch['lr'], graph.gt: batch['gt']}
-            if vote is not None:  # all workers stop after the step in which one ran out
-                feed[vote[0]] = step_time >= limit
-                fetches['time_up'] = vote[1]
+            if agreement is not None:  # all workers stop after the step in which one ran out
+                feed[agreement[0]] = step_time >= limit
+                fetches['time_up'], fetches['loss'] = agreement[1:]
             got = sess.run(fetches, feed)
             done = time.perf_counter()
             wait_time += fetched - start
             step_time += done - start
             step += 1
-            time_up = bool(got['time_up']) if vote is not None else step_time >= limit
+            time_up = bool(got['time_up']) if agreement is not None else step_time >= limit
             if not np.isfinite(got['loss']):
                 kept = checkpoints.latest()
                 raise FloatingPointError(

@@ -9,7 +9,8 @@ the graph is placed on the worker's own task, and workers meet only in collectiv
   summed or averaged so that a step equals a single-process step on the global batch;
 - ``CollectiveBcastSend``/``Recv`` of every variable from the chief (worker 0) after its
   initialisation or restore;
-- a one-element ``CollectiveReduce`` (max) by which workers agree to stop (``max_minutes``).
+- a two-element ``CollectiveReduce`` per step by which workers agree to stop (``max_minutes``)
+  and on the loss (a NaN on one worker stops all at the same step).
 
 Every collective carries ``timeout_seconds``: a worker that dies or cannot be reached makes
 the others fail within the timeout, and ``lost_worker_error`` turns TensorFlow's error into
@@ -282,12 +283,15 @@ class Collectives:
                     assigns.append(tf.compat.v1.assign(v, tf.reshape(part, v.shape)).op)
         return tf.group(*assigns, name='broadcast_variables')
 
-    def stop_vote(self):
-        """(vote, agreed): feed ``vote`` True on a worker that wants to stop after this step;
-        ``agreed`` is True on every worker when any of them voted."""
+    def step_agreement(self, loss):
+        """(vote, stop, mean_loss), one small all-reduce to fetch with each step: feed
+        ``vote`` True on a worker that wants to stop after this step (its time limit);
+        ``stop`` is True on every worker when any voted, and ``mean_loss`` is the workers'
+        mean loss (NaN everywhere when one worker's is), so that all stop at the same step."""
         vote = tf.compat.v1.placeholder_with_default(False, [], name='stop_vote')
-        agreed = self.reduce(tf.cast(vote, tf.float32), 'Max', 'Id') > 0
-        return vote, agreed
+        packed = tf.stack([tf.cast(vote, tf.float32), tf.cast(loss, tf.float32)])
+        summed = self.reduce(packed, 'Add', 'Id')
+        return vote, summed[0] > 0, summed[1] / self.cluster.size
 
     def start_server(self, config):
         """Starts this worker's server (the session's target) with ``config`` (ConfigProto)."""

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -238,6 +239,45 @@ def test_a_worker_that_never_starts_is_named_after_the_startup_timeout():
                              rf'\(127.0.0.1:{closed[1]}\) waited 1 s'):
         distributed.wait_for_workers(cluster, 1.0, poll=0.1)
     assert time.monotonic() - start < 5
+
+
+def test_workers_agree_to_stop_and_on_a_non_finite_loss():
+    """Two servers in this process, each feeding its own loss and vote to step_agreement."""
+    addresses = tuple(f'127.0.0.1:{port}' for port in free_ports(2))
+    sessions = []
+    for index in range(2):
+        collectives = distributed.Collectives(distributed.WorkerCluster(addresses, index),
+                                              timeout=30)
+        graph = tf.Graph()
+        with graph.as_default(), tf.device(collectives.cluster.device):
+            loss = tf.compat.v1.placeholder(tf.float32, [])
+            vote, stop, mean_loss = collectives.step_agreement(loss)
+        proto = collectives.session_config(tf.compat.v1.ConfigProto())
+        server = collectives.start_server(proto)
+        sessions.append((tf.compat.v1.Session(server.target, graph=graph, config=proto),
+                         loss, vote, (stop, mean_loss)))
+
+    def run_both(feeds):
+        results = [None, None]
+
+        def run(i):
+            sess, loss, vote, fetches = sessions[i]
+            results[i] = sess.run(fetches, {loss: feeds[i][0], vote: feeds[i][1]})
+        threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return results
+
+    try:
+        assert run_both([(1.0, False), (3.0, False)]) == [(False, 2.0)] * 2
+        assert run_both([(1.0, False), (3.0, True)]) == [(True, 2.0)] * 2
+        for stop, mean_loss in run_both([(1.0, False), (np.nan, False)]):
+            assert not stop and np.isnan(mean_loss)
+    finally:
+        for sess, *_ in sessions:
+            sess.close()
 
 
 def test_collective_timeout_must_be_positive():
