@@ -186,7 +186,8 @@ def test_lost_worker_stops_the_other_and_resume_continues_exactly(tiny_data, tmp
     single = one_process_checkpoint(tiny_data, tmp_path, stopped + 2,
                                     scheduler_periods=[1000], checkpoint_every=1000)
     move, slot = compare_with_one_process(values, single, stopped + 2)
-    print(f'killed at step {stopped}, resumed to {stopped + 2}: largest weight difference '
+    print(f'worker 1 killed after step {stopped}: the launcher returned {stopped_after:.1f} s '
+          f'later; resumed to {stopped + 2}: largest weight difference '
           f'{move[0]:.2e} x (steps * lr), Adam moments {slot[0]:.2e} relative')
 
 
