@@ -175,12 +175,14 @@ def lost_worker_error(cluster, error, timeout):
             f'all-reduce (timeout {timeout:g} s, distributed.collective_timeout) and its server '
             f'no longer accepts connections; it has stopped or its host is unreachable. Restart '
             f'all workers with --resume. ({reason})')
-    others = ', '.join(cluster.describe(i) for i in range(cluster.size) if i != cluster.index)
+    others = [cluster.describe(i) for i in range(cluster.size) if i != cluster.index]
+    suspects = (f'{others[0]} still accepts connections, so it is' if len(others) == 1 else
+                f'every other worker ({", ".join(others)}) still accepts connections, so one '
+                f'of them is')
     return WorkerLostError(
-        f'a collective all-reduce on {cluster.describe(cluster.index)} failed; every other '
-        f'worker ({others}) still accepts connections, so one of them is stalled or slower than '
-        f'the timeout ({timeout:g} s, distributed.collective_timeout), or runs with different '
-        f'arguments. Restart all workers with --resume. ({reason})')
+        f'a collective all-reduce on {cluster.describe(cluster.index)} failed; {suspects} '
+        f'stalled or slower than the timeout ({timeout:g} s, distributed.collective_timeout), '
+        f'or runs with different arguments. Restart all workers with --resume. ({reason})')
 
 
 def _supports_timeout():

@@ -5,6 +5,7 @@ worker stopping the other with an error naming it, an exact --resume, chief-only
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -228,6 +229,20 @@ def test_lost_worker_error_names_the_unreachable_worker():
     assert str(lost).startswith(f'lost worker 1 (127.0.0.1:{closed[1]}): worker 0 '
                                 f'(127.0.0.1:{closed[0]}) waited for it')
     assert 'timeout 7 s' in str(lost) and 'Collective has timed out' in str(lost)
+
+
+def test_a_stalled_worker_is_named_when_its_server_still_answers():
+    with socket.socket() as listening:  # a peer whose server is up but never answers in time
+        listening.bind(('127.0.0.1', 0))
+        listening.listen()
+        peer = f'127.0.0.1:{listening.getsockname()[1]}'
+        cluster = distributed.WorkerCluster(('127.0.0.1:1', peer), 0)
+        error = tf.errors.DeadlineExceededError(None, None, 'Collective has timed out during '
+                                                'execution.')
+        lost = distributed.lost_worker_error(cluster, error, 10)
+    assert str(lost).startswith(f'a collective all-reduce on worker 0 (127.0.0.1:1) failed; '
+                                f'worker 1 ({peer}) still accepts connections, so it is stalled '
+                                f'or slower than the timeout (10 s')
 
 
 def test_a_worker_that_never_starts_is_named_after_the_startup_timeout():
