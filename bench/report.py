@@ -1,7 +1,7 @@
 """Performance report: runs the benchmark suites of bench/ once and prints the ratios
 measured in that run.
 
-    python -m bench.report [--quick] [--json FILE] [--plot FILE.png]
+    python -m bench.report [--quick] [--json FILE] [--plot FILE.png] [--multiworker]
 
 - each deformable op (deform_conv2d forward and forward+backward, native and reference)
   against tf.nn.conv2d of the same shape, and native against reference
@@ -10,6 +10,9 @@ measured in that run.
   pipeline's headroom over training (bench/test_edvr_bench.py, bench.floor);
 - a frame of a streamed clip with the feature cache against one without it (time and conv
   FLOPs, same run); peak memory of 30 and 300 streamed frames is bench.video_memory.
+
+- with ``--multiworker``, the all-reduce's share of a training step of 2 local workers
+  (bench/multiworker.py): gradient bytes all-reduced per step, time in collective ops.
 
 ``--quick`` runs the smallest op shape and the tiny model at tiny sizes (seconds; for tests).
 The measurements are those of the pytest-benchmark suites (pytest runs in this process);
@@ -97,6 +100,9 @@ def format_report(report):
                 verdict = 'quick sizes: not comparable'
             lines.append(f'target {key}: <= {target}x floor, measured {item["floor_ratio"]:.2f}x '
                          f'({verdict})')
+    if report.get('multiworker'):
+        from bench import multiworker
+        lines.append(multiworker.format_measure(report['multiworker']))
     machine = report['machine']
     lines.append(f'{"quick sizes" if report["quick"] else "full sizes"}, {report["date"]}, '
                  f'{machine["cpus"]} CPUs, TF {machine["tensorflow"]}, ops backend '
@@ -147,9 +153,14 @@ def main(argv=None):
                         help='tiny shapes and the tiny model: seconds, for tests')
     parser.add_argument('--json', help='write the report here as JSON')
     parser.add_argument('--plot', help='write the op ratios across shapes here (PNG)')
+    parser.add_argument('--multiworker', action='store_true',
+                        help='also measure the all-reduce share of a step of 2 local workers')
     args = parser.parse_args(argv)
     op_times, model_results = run_suites(args.quick)
     report = build_report(op_times, model_results, args.quick)
+    if args.multiworker:
+        from bench import multiworker
+        report['multiworker'] = multiworker.measure_size('quick' if args.quick else 'full')
     print()
     print('\n'.join(format_report(report)))
     if args.json:

@@ -186,17 +186,24 @@ class InferFrame(_Session):
         return self.sess.run(self.output, self.feed, **kwargs)
 
 
+def ensure_synthetic(data_dir, gt_frame):
+    """A small synthetic dataset in ``data_dir`` (generated on first use), GT frames of
+    ``gt_frame`` (h, w): two training clips of 8 frames, one validation clip."""
+    from edvr.data import synthetic
+    options = synthetic.SyntheticOptions(
+        gt_height=gt_frame[0], gt_width=gt_frame[1], train_photos=('astronaut', 'brick'),
+        val_photos=('chelsea',), train_clips_per_photo=1, train_frames=8, val_frames=5)
+    return synthetic.ensure_dataset(data_dir, options, log=lambda message: None)
+
+
 class InputPipeline(_Session):
     """``pipeline.training_dataset`` batches from a synthetic dataset in ``data_dir``
     (generated there first, GT ``gt_frame`` as REDS' 720x1280). ``run()`` takes
     ``batches`` batches (``samples`` samples) from the running pipeline."""
 
     def __init__(self, config, data_dir, gt_frame, batches):
-        from edvr.data import pipeline, reds, synthetic
-        options = synthetic.SyntheticOptions(
-            gt_height=gt_frame[0], gt_width=gt_frame[1], train_photos=('astronaut', 'brick'),
-            val_photos=('chelsea',), train_clips_per_photo=1, train_frames=8, val_frames=5)
-        synthetic.ensure_dataset(data_dir, options, log=lambda message: None)
+        from edvr.data import pipeline, reds
+        ensure_synthetic(data_dir, gt_frame)
         spec = reds.read_split(data_dir, 'train')
         train_cfg, data_cfg = config['train'], config['data']
         self.graph = tf.Graph()

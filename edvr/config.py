@@ -102,6 +102,13 @@ SCHEMA = {
         'intra_op': (0, _INT),            # threads one op splits its work over
         'inter_op': (0, _INT),            # ops run at the same time
     },
+    # Multi-worker training from TF_CONFIG (edvr.training.distributed): seconds a collective
+    # waits for the other workers before this worker stops with an error naming the lost one
+    # (--collective_timeout overrides); the first collective waits for all workers to start.
+    'distributed': {
+        'collective_timeout': (60.0, float),
+        'startup_timeout': (600.0, float),
+    },
 }
 
 

@@ -14,6 +14,12 @@ config, ``train.mixed_precision``, ``train.loss_scale``, HCCL data parallelism f
 RANK_SIZE/RANK_ID/DEVICE_ID/RANK_TABLE_FILE); each rank trains on its own shard of the sample
 stream (``train.batch_size`` is per rank), and only rank 0 writes checkpoints, summaries and
 validation.
+
+With ``TF_CONFIG`` naming several workers (``scripts/run_multiworker.sh N ...`` sets it), each
+worker process trains data-parallel on TensorFlow's collective all-reduce
+(``edvr.training.distributed``), with the same sharding, per-worker batch and chief-only
+writes; a lost worker stops the others within ``distributed.collective_timeout`` seconds
+(``--collective_timeout``) with an error naming it (exit status 4).
 """
 
 import argparse
@@ -36,7 +42,7 @@ from edvr.data import pipeline, reds, synthetic
 from edvr.evaluation import Evaluator, format_table
 from edvr.model import build_edvr, center_frame_index
 from edvr.session import add_thread_flags, session_config, threads_from_flags
-from edvr.training import monitor
+from edvr.training import distributed, monitor
 from edvr.training.checkpoints import CheckpointManager, CheckpointSaveError, checkpoint_step
 from edvr.training.losses import pixel_loss
 from edvr.training.optimizer import build_train_ops, fusion_warmup_active
@@ -49,6 +55,7 @@ DEFAULT_DATA = os.path.join(REPO, 'data', 'synthetic')
 EXIT_CHECKPOINT = 1  # a damaged checkpoint with no intact one to resume from, a failed save
 EXIT_USAGE = 2
 EXIT_NONFINITE = 3
+EXIT_WORKER_LOST = 4
 
 
 class TrainingGraph:
@@ -101,6 +108,10 @@ def parse_args(argv):
                         help='continue from the latest checkpoint in --output')
     parser.add_argument('--device', default='cpu', choices=('cpu', 'npu'))
     parser.add_argument('--no_progress', action='store_true', help='no tqdm bar (logs only)')
+    parser.add_argument('--collective_timeout', type=float,
+                        help='multi-worker (TF_CONFIG): seconds to wait for the other workers '
+                             'in an all-reduce before stopping with an error naming the lost '
+                             'one (default distributed.collective_timeout of the config, 60)')
     add_thread_flags(parser)
     return parser.parse_args(argv)
 
@@ -111,6 +122,8 @@ def prepare_config(args):
         if getattr(args, key) is not None:
             config['train'][key] = getattr(args, key)
     config['threads'] = threads_from_flags(args, config['threads'])
+    if getattr(args, 'collective_timeout', None) is not None:
+        config['distributed']['collective_timeout'] = args.collective_timeout
     check_train_config(config, args.config)
     return config
 
@@ -135,8 +148,10 @@ def prepare_data(data_dir, config, log):
 def prepare_output(output, config, resume, chief=True, log=print):
     """Creates the run folder; refuses to overwrite a run unless resuming. Returns the newest
     intact checkpoint to resume from (or None), warning through ``log`` about damaged ones
-    skipped. Only the ``chief`` (rank 0) writes the config copy."""
-    os.makedirs(output, exist_ok=True)
+    skipped. Only the ``chief`` (rank 0) creates the folder and writes the config copy; the
+    other workers only read it."""
+    if chief:
+        os.makedirs(output, exist_ok=True)
     saved_config = os.path.join(output, 'config.yaml')
     if not resume:
         existing = sorted(glob.glob(os.path.join(output, '*.index'))) or \
@@ -157,6 +172,20 @@ def prepare_output(output, config, resume, chief=True, log=print):
         with open(saved_config, 'w') as f:
             yaml.safe_dump({k: dict(v) for k, v in config.items()}, f, sort_keys=False)
     return latest
+
+
+def training_dataset(config, data_dir, train_spec, start_step, rank_size=1, rank_id=0):
+    """The batches of this rank (of ``rank_size``) from step ``start_step`` on, as the config
+    says; ``train.batch_size`` is per rank."""
+    train_cfg, data_cfg = config['train'], config['data']
+    return pipeline.training_dataset(
+        data_dir, train_spec, num_frames=config['model']['num_frame'],
+        lr_crop=data_cfg['lr_crop'], batch_size=train_cfg['batch_size'],
+        seed=train_cfg['seed'], start_sample=start_step * train_cfg['batch_size'] * rank_size,
+        use_flip=data_cfg['use_flip'], use_rotation=data_cfg['use_rotation'],
+        use_temporal_reverse=data_cfg['use_temporal_reverse'],
+        num_parallel_calls=data_cfg['num_parallel_calls'], prefetch=data_cfg['prefetch'],
+        rank_size=rank_size, rank_id=rank_id)
 
 
 def validate(sess, graph, writer, step, log):
@@ -183,7 +212,7 @@ class _NoSummaries:
 def train(args, log=print):
     """Runs training as ``args`` say; returns (last step, final validation results or None)."""
     config = prepare_config(args)
-    train_cfg, data_cfg = config['train'], config['data']
+    train_cfg = config['train']
     setup = None  # --device cpu: plain optimisers, default session
     if args.device == 'npu':  # first: without npu_bridge, stop before touching the data
         setup = npu.NpuTraining.from_env(mixed_precision=train_cfg['mixed_precision'],
@@ -191,7 +220,21 @@ def train(args, log=print):
         log(f'npu: rank {setup.cluster.rank_id} of {setup.cluster.rank_size}, device '
             f'{setup.cluster.device_id}, precision_mode {setup.precision_mode}, loss scale '
             f'{setup.loss_scale}')
-    chief = setup is None or setup.cluster.rank_id == 0
+    workers = distributed.WorkerCluster.from_env()
+    workers = workers if workers is not None and workers.size > 1 else None
+    collectives = None
+    if workers is not None:
+        if setup is not None:
+            raise ValueError('--device npu trains over HCCL (RANK_SIZE, RANK_TABLE_FILE); unset '
+                             'TF_CONFIG, which is for multi-worker training on CPU or GPU')
+        collectives = distributed.Collectives(
+            workers, config['distributed']['collective_timeout'],
+            config['distributed']['startup_timeout'],
+            average=train_cfg['loss_reduction'] == 'mean')
+        log(f'multi-worker: {workers.describe(workers.index)} of {workers.size}'
+            f'{" (chief)" if workers.chief else ""}; collective timeout '
+            f'{collectives.timeout:g} s')
+    chief = (setup is None or setup.cluster.rank_id == 0) and (workers is None or workers.chief)
     data_dir, train_spec, val_spec = prepare_data(args.data_dir, config, log)
     output = args.output or os.path.join(
         REPO, 'runs', os.path.splitext(os.path.basename(args.config))[0])
@@ -199,22 +242,22 @@ def train(args, log=print):
     start_step = checkpoint_step(latest) if latest else 0
 
     graph_obj = tf.Graph()
-    with graph_obj.as_default():
-        graph = TrainingGraph(config, data_dir,
-                              val_spec if train_cfg['validate_every'] and chief else None,
-                              wrap_optimizer=setup.wrap_optimizer if setup else None)
-        broadcast = setup.broadcast_variables() if setup else None
+    # Multi-worker: the whole graph on this worker's task; every worker validates (only the
+    # chief writes the results), so none waits in an all-reduce while the chief validates.
+    with graph_obj.as_default(), tf.device(workers.device if workers else None):
+        validates = train_cfg['validate_every'] and (chief or workers is not None)
+        graph = TrainingGraph(config, data_dir, val_spec if validates else None,
+                              wrap_optimizer=(setup.wrap_optimizer if setup else
+                                              collectives.wrap_optimizer if collectives else None))
+        broadcast = (setup.broadcast_variables() if setup else
+                     collectives.broadcast_variables() if collectives else None)
+        agreement = collectives.step_agreement(graph.loss) if collectives else None
         # Each rank reads its own shard of the one sample stream; batch_size is per rank.
-        cluster = setup.cluster if setup else npu.ClusterInfo()
-        dataset = pipeline.training_dataset(
-            data_dir, train_spec, num_frames=config['model']['num_frame'],
-            lr_crop=data_cfg['lr_crop'], batch_size=train_cfg['batch_size'],
-            seed=train_cfg['seed'],
-            start_sample=start_step * train_cfg['batch_size'] * cluster.rank_size,
-            use_flip=data_cfg['use_flip'], use_rotation=data_cfg['use_rotation'],
-            use_temporal_reverse=data_cfg['use_temporal_reverse'],
-            num_parallel_calls=data_cfg['num_parallel_calls'], prefetch=data_cfg['prefetch'],
-            rank_size=cluster.rank_size, rank_id=cluster.rank_id)
+        cluster = (setup.cluster if setup else
+                   npu.ClusterInfo(rank_size=workers.size, rank_id=workers.index) if workers
+                   else npu.ClusterInfo())
+        dataset = training_dataset(config, data_dir, train_spec, start_step,
+                                   cluster.rank_size, cluster.rank_id)
         next_batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
         writer = (tf.compat.v1.summary.FileWriter(os.path.join(output, 'logs'), graph_obj)
                   if chief else _NoSummaries())
@@ -224,9 +267,13 @@ def train(args, log=print):
     if setup:
         config_proto.allow_soft_placement = True
         config_proto = setup.session_config(config_proto)
+    target = ''
+    if collectives:
+        config_proto = collectives.session_config(config_proto)
+        target = collectives.start_server(config_proto).target
     # Saver and FileWriter refuse to work in eager mode: stay inside the graph context.
     with graph_obj.as_default(), \
-            tf.compat.v1.Session(graph=graph_obj, config=config_proto) as sess:
+            tf.compat.v1.Session(target, graph=graph_obj, config=config_proto) as sess:
         try:
             if latest:
                 graph.saver.restore(sess, latest)
@@ -237,13 +284,28 @@ def train(args, log=print):
                 log(f'resumed from {latest} at step {start_step}')
             else:
                 sess.run(graph.init)
+            if workers is not None:
+                distributed.wait_for_workers(workers, collectives.startup_timeout)
             if broadcast is not None:
                 sess.run(broadcast)  # every rank starts from rank 0's variables
+            if workers is not None:
+                distributed.check_start_step(workers, int(sess.run(graph.global_step)),
+                                             start_step, output)
             with StopSignals(log) as stop:
                 return run_loop(sess, graph, next_batch, checkpoints, writer, config, start_step,
                                 log, progress=not args.no_progress, chief=chief, stop=stop,
                                 last_saved=latest,
-                                resume_command=resume_command(args, data_dir, output))
+                                resume_command=resume_command(args, data_dir, output),
+                                agreement=agreement)
+        except distributed.LOST_PEER_ERRORS as error:
+            if workers is None:
+                raise
+            lost = distributed.lost_worker_error(workers, error, collectives.timeout)
+            if chief:  # a failed all-reduce applies no update: the variables are a whole step
+                step, saved = int(sess.run(graph.global_step)), checkpoints.latest()
+                if step > 0 and (saved is None or checkpoint_step(saved) != step):
+                    log(f'saved {checkpoints.save(sess, step)} before stopping')
+            raise lost from error
         finally:
             writer.close()
 
@@ -282,11 +344,14 @@ def save_checkpoint(checkpoints, sess, step, keep_going, log):
 
 
 def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, progress=True,
-             chief=True, stop=None, last_saved=None, resume_command=None):
+             chief=True, stop=None, last_saved=None, resume_command=None, agreement=None):
     """The training steps; checkpoints are saved only by the ``chief`` (rank 0).
 
     ``stop``: a StopSignals; once it is requested the loop ends after the current step and
-    saves. ``last_saved``: the checkpoint the run resumed from (not saved again).
+    saves. ``last_saved``: the checkpoint the run resumed from (not saved again). With several
+    workers, ``agreement`` (``Collectives.step_agreement``) makes them all stop at the same
+    step when one reaches ``max_minutes``, is asked to stop by a signal, or has a non-finite
+    loss; the loss shown is then the workers' mean.
     """
     train_cfg = config['train']
     max_steps, tsa_iter = train_cfg['max_steps'], train_cfg['tsa_iter']
@@ -294,12 +359,13 @@ def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, pr
     limit = train_cfg['max_minutes'] * 60 if train_cfg['max_minutes'] else math.inf
     wait_time = step_time = 0.0
     results, validated_at = None, None
+    time_up = False
     if tsa_iter and fusion_warmup_active(step, tsa_iter):
         log(f'training only the fusion module until step {tsa_iter - 1} (train.tsa_iter)')
     bar = tqdm(total=max_steps, initial=step, desc='train', unit='step', dynamic_ncols=True,
                disable=not progress, smoothing=0.1)
     try:
-        while step < max_steps and step_time < limit:
+        while step < max_steps and not time_up:
             start = time.perf_counter()
             batch = sess.run(next_batch)
             fetched = time.perf_counter()
@@ -311,11 +377,17 @@ def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, pr
                 fetches.update(scalars=graph.scalar_summaries, max_offset=graph.max_offset)
             if (step + 1) % train_cfg['image_summary_every'] == 0:
                 fetches['images'] = graph.image_summary
-            got = sess.run(fetches, {graph.lr_frames: batch['lr'], graph.gt: batch['gt']})
+            feed = {graph.lr_frames: batch['lr'], graph.gt: batch['gt']}
+            if agreement is not None:  # all workers stop after the step in which one ran out
+                stopping = stop is not None and stop.requested.is_set()
+                feed[agreement[0]] = step_time >= limit or stopping
+                fetches['time_up'], fetches['loss'] = agreement[1:]
+            got = sess.run(fetches, feed)
             done = time.perf_counter()
             wait_time += fetched - start
             step_time += done - start
             step += 1
+            time_up = bool(got['time_up']) if agreement is not None else step_time >= limit
             if not np.isfinite(got['loss']):
                 kept = checkpoints.latest()
                 raise FloatingPointError(
@@ -345,7 +417,9 @@ def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, pr
             if train_cfg['validate_every'] and step % train_cfg['validate_every'] == 0 \
                     and graph.evaluator is not None:
                 results, validated_at = validate(sess, graph, writer, step, bar.write), step
-            if stop is not None and stop.requested.is_set():
+            # With several workers a signal stops this worker through the agreement above, at
+            # the same step as the others; breaking alone would leave them in an all-reduce.
+            if stop is not None and stop.requested.is_set() and agreement is None:
                 break
     except KeyboardInterrupt:
         bar.close()
@@ -378,6 +452,9 @@ def main(argv=None):
     except (CheckpointDamagedError, CheckpointSaveError) as e:
         print(f'error: {e}', file=sys.stderr)
         return EXIT_CHECKPOINT
+    except distributed.WorkerLostError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return EXIT_WORKER_LOST
     except (ValueError, OSError, npu.NpuUnavailableError) as e:  # bad config, data, folders
         print(f'error: {e}', file=sys.stderr)
         return EXIT_USAGE
