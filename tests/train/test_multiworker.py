@@ -301,3 +301,33 @@ def test_collective_timeout_must_be_positive():
     with pytest.raises(ValueError, match=r'distributed.collective_timeout: expected a positive '
                                          r'number of seconds, got 0'):
         distributed.Collectives(cluster, timeout=0)
+
+
+def test_a_signal_to_one_worker_stops_all_at_the_same_step_and_the_chief_saves(tiny_data,
+                                                                                 tmp_path):
+    """SIGTERM to worker 1 alone: its stop request travels in the per-step agreement, so both
+    workers stop after the same step (neither waits in an all-reduce for the timeout) and the
+    chief saves that step."""
+    config = write_config(tmp_path / 'tiny.yaml', tiny_config(
+        batch_size=2, max_steps=1000, scheduler_periods=[1000], checkpoint_every=1))
+    output = str(tmp_path / 'run')
+    logs = tmp_path / 'logs'
+    launcher = launch(2, ['--config', config, '--data_dir', tiny_data, '--output', output,
+                          '--collective_timeout', '60'], logs)
+    pids = []
+    try:
+        pids = worker_pids(launcher, 2)
+        wait_for(os.path.join(output, 'model.ckpt-2.index'), launcher, 240)
+        os.kill(pids[1], signal.SIGTERM)
+        signalled = time.monotonic()
+        out = launcher.communicate(timeout=120)[0]
+        stopped_after = time.monotonic() - signalled
+    finally:
+        stop(launcher, pids)
+    worker_logs = [(logs / f'worker_{i}.log').read_text() for i in (0, 1)]
+    assert launcher.returncode == 0, out + worker_logs[0][-3000:] + worker_logs[1][-3000:]
+    assert stopped_after < 60, stopped_after  # well inside the collective timeout
+    steps = [int(re.search(r'stopped at step (\d+) ', log).group(1)) for log in worker_logs]
+    assert steps[0] == steps[1] >= 2, steps
+    assert 'stopped by SIGTERM' in worker_logs[1]
+    assert tf.train.latest_checkpoint(output).endswith(f'model.ckpt-{steps[0]}')
