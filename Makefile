@@ -3,7 +3,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: venv build test test-ops bench demo clean
+.PHONY: venv build test test-ops test-install bench demo clean
 
 venv: $(STAMP)
 
@@ -13,8 +13,11 @@ $(STAMP): requirements.txt
 	$(PYTHON) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-ops/_edvr_ops.so: $(STAMP) CMakeLists.txt $(wildcard kernels/cpu/*) $(wildcard ops/cc/*)
+# One CMake build makes ops/_edvr_ops.so and the edvr_kernels module (kernels/python).
+ops/_edvr_ops.so: $(STAMP) CMakeLists.txt $(wildcard kernels/cpu/*) $(wildcard ops/cc/*) \
+    $(wildcard kernels/python/*)
 	$(PYTHON) setup.py build_ext --inplace
+	@touch $@  # CMake leaves it alone when only edvr_kernels changed
 
 build: ops/_edvr_ops.so
 
@@ -23,6 +26,11 @@ test: build
 
 test-ops: build
 	$(PYTHON) -m pytest -q tests/ops
+
+# pip install of a copy of this clone into a fresh venv; the console scripts and the
+# imports, from another directory (scripts/check_installed_package.sh).
+test-install:
+	scripts/check_installed_package.sh
 
 bench: build
 	$(PYTHON) -m pytest -q bench
@@ -37,4 +45,4 @@ demo: build
 	    --data_dir data/synthetic --split val --json runs/demo/val.json --comparison runs/demo/comparison.png
 
 clean:
-	rm -rf build ops/_edvr_ops.so
+	rm -rf build ops/_edvr_ops.so edvr_kernels.*.so
