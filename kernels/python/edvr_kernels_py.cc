@@ -59,12 +59,13 @@ int64_t Threads(int64_t threads) {
 }
 
 // Splits [0, total) into up to `threads` contiguous ranges, one per std::thread
-// (the calling thread runs the first). Work too small to pay for a thread start
-// (~10 us) runs on the calling thread. An exception in a range is rethrown here.
+// (the calling thread runs the first), each of at least 10000 units of cost, the
+// minimum of TensorFlow's Shard (so the op and this module split work alike; less
+// would not pay for starting a thread). An exception in a range is rethrown here.
 ParallelFor ThreadParallelFor(int64_t threads) {
   return [threads](int64_t total, int64_t cost_per_unit,
                    const std::function<void(int64_t, int64_t)>& work) {
-    const int64_t min_cost_per_range = 100000;
+    const int64_t min_cost_per_range = 10000;
     const int64_t by_cost = std::max<int64_t>(1, total * std::max<int64_t>(cost_per_unit, 1) /
                                                      min_cost_per_range);
     const int64_t ranges = std::min({threads, total, by_cost});
