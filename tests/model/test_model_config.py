@@ -77,9 +77,10 @@ def test_presets_resolve_outside_a_clone(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for path in ('configs/edvr_tiny.yaml', 'edvr_tiny.yaml', 'edvr_tiny'):
         assert load_config(path) == expected, path
-    with pytest.raises(FileNotFoundError, match='nope.yaml'):
+    # (OSError or ConfigError: how a missing file is reported is not this test's concern.)
+    with pytest.raises((OSError, ConfigError), match='nope.yaml'):
         load_config('configs/nope.yaml')
-    with pytest.raises(FileNotFoundError, match='elsewhere'):
+    with pytest.raises((OSError, ConfigError), match='elsewhere'):
         load_config('elsewhere/edvr_tiny.yaml')  # only configs/ and bare names are presets
     (tmp_path / 'configs').mkdir()
     (tmp_path / 'configs' / 'edvr_tiny.yaml').write_text('model:\n  num_feat: 8\n')
