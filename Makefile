@@ -3,7 +3,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: venv build test test-ops test-tbe-coverage test-asan bench demo clean
+.PHONY: venv build test test-ops test-tbe-coverage test-asan test-install bench demo clean
 
 venv: $(STAMP)
 
@@ -13,8 +13,11 @@ $(STAMP): requirements.txt
 	$(PYTHON) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-ops/_edvr_ops.so: $(STAMP) CMakeLists.txt $(wildcard kernels/cpu/*) $(wildcard ops/cc/*)
+# One CMake build makes ops/_edvr_ops.so and the edvr_kernels module (kernels/python).
+ops/_edvr_ops.so: $(STAMP) CMakeLists.txt $(wildcard kernels/cpu/*) $(wildcard ops/cc/*) \
+    $(wildcard kernels/python/*)
 	$(PYTHON) setup.py build_ext --inplace
+	@touch $@  # CMake leaves it alone when only edvr_kernels changed
 
 build: ops/_edvr_ops.so
 
@@ -45,12 +48,17 @@ ASAN_LIBRARY := $(ASAN_DIR)/_edvr_ops.so
 $(ASAN_LIBRARY): $(STAMP) CMakeLists.txt $(wildcard kernels/cpu/*) $(wildcard ops/cc/*)
 	$(VENV)/bin/cmake -S . -B $(ASAN_DIR)/cmake -DPython3_EXECUTABLE=$(abspath $(PYTHON)) \
 	    -DCMAKE_BUILD_TYPE=Release -DEDVR_SANITIZE=address -DEDVR_OPS_OUTPUT_DIR=$(abspath $(ASAN_DIR))
-	$(VENV)/bin/cmake --build $(ASAN_DIR)/cmake --parallel 2
+	$(VENV)/bin/cmake --build $(ASAN_DIR)/cmake --target edvr_ops --parallel 2
 
 test-asan: $(ASAN_LIBRARY)
 	LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libstdc++.so)" \
 	ASAN_OPTIONS=detect_leaks=0 TF_CPP_MIN_LOG_LEVEL=2 EDVR_OPS_LIBRARY=$(abspath $(ASAN_LIBRARY)) EDVR_OPS_SANITIZER=address \
 	    $(PYTHON) -m pytest -q --capture=sys -p tests.asan_session -k "not numerical" $(ASAN_PYTEST_ARGS) tests/ops tests/tbe
+
+# pip install of a copy of this clone into a fresh venv; the console scripts and the
+# imports, from another directory (scripts/check_installed_package.sh).
+test-install:
+	scripts/check_installed_package.sh
 
 bench: build
 	$(PYTHON) -m pytest -q bench
@@ -65,4 +73,4 @@ demo: build
 	    --data_dir data/synthetic --split val --json runs/demo/val.json --comparison runs/demo/comparison.png
 
 clean:
-	rm -rf build $(ASAN_DIR) ops/_edvr_ops.so
+	rm -rf build $(ASAN_DIR) ops/_edvr_ops.so edvr_kernels.*.so

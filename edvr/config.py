@@ -9,7 +9,8 @@ sections registered in ``SCHEMA`` are allowed, and only their keys::
 
 API:
 
-- ``load_config(path)`` reads a YAML file and returns ``Config`` (a dict of section dicts,
+- ``load_config(path)`` reads a YAML file (or a preset named as ``configs/edvr_tiny.yaml`` or
+  ``edvr_tiny``, also when installed) and returns ``Config`` (a dict of section dicts,
   every registered section present and every key filled with its default when absent).
 - ``parse_config(mapping, source='<dict>')`` does the same for an in-memory mapping.
 - ``load_run_config(path, checkpoint)``: ``load_config(path)``, or without a path the
@@ -205,8 +206,33 @@ def check_model_config(model, source='<dict>'):
              'got with_predeblur: false')
 
 
+# Where the presets (configs/*.yaml of the repository) are found: inside the installed
+# package (`pip install .` copies them there), then a clone's configs/ beside edvr/.
+PRESET_DIRS = (os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs'),
+               os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs'))
+
+
+def resolve_config_path(path):
+    """``path`` itself if it exists. Otherwise, when it names a preset as the README writes
+    it (``configs/edvr_tiny.yaml``, ``edvr_tiny.yaml`` or ``edvr_tiny``), the preset of that
+    name from ``PRESET_DIRS``, so that the README's commands also work outside a clone.
+    Anything else is returned unchanged (and fails to open, naming it)."""
+    path = str(path)
+    folder, name = os.path.split(path)
+    if os.path.exists(path) or os.path.basename(folder) not in ('', 'configs'):
+        return path
+    if not name.endswith(('.yaml', '.yml')):
+        name += '.yaml'
+    for presets in PRESET_DIRS:
+        if os.path.isfile(os.path.join(presets, name)):
+            return os.path.join(presets, name)
+    return path
+
+
 def load_config(path):
-    """Read and validate the YAML config at ``path``."""
+    """Read and validate the YAML config at ``path`` (or the preset it names, see
+    ``resolve_config_path``)."""
+    path = resolve_config_path(path)
     try:
         with open(path, encoding='utf-8') as f:
             try:

@@ -68,3 +68,20 @@ def test_sections_can_be_registered(monkeypatch):
     assert cfg.extra == {'learning_rate': 1.0, 'steps': 100}
     with pytest.raises(ConfigError, match=r"unknown key in section 'extra': 'step'"):
         parse_config({'extra': {'step': 3}})
+
+
+def test_presets_resolve_outside_a_clone(tmp_path, monkeypatch):
+    """The README's `--config configs/edvr_tiny.yaml` (or a bare preset name) also works
+    from another directory, as it must for an installed package; a file that exists wins."""
+    expected = load_config(os.path.join(CONFIGS, 'edvr_tiny.yaml'))
+    monkeypatch.chdir(tmp_path)
+    for path in ('configs/edvr_tiny.yaml', 'edvr_tiny.yaml', 'edvr_tiny'):
+        assert load_config(path) == expected, path
+    # (OSError or ConfigError: how a missing file is reported is not this test's concern.)
+    with pytest.raises((OSError, ConfigError), match='nope.yaml'):
+        load_config('configs/nope.yaml')
+    with pytest.raises((OSError, ConfigError), match='elsewhere'):
+        load_config('elsewhere/edvr_tiny.yaml')  # only configs/ and bare names are presets
+    (tmp_path / 'configs').mkdir()
+    (tmp_path / 'configs' / 'edvr_tiny.yaml').write_text('model:\n  num_feat: 8\n')
+    assert load_config('configs/edvr_tiny.yaml')['model']['num_feat'] == 8

@@ -8,6 +8,8 @@ from hypothesis import HealthCheck, settings
 
 from ops import _native
 
+from .cases import tolerance  # noqa: F401 (the op tests import it from here)
+
 # The one hypothesis profile of the property tests (test_properties.py), loaded here so every
 # run draws the same examples: derandomize (examples follow from the test's source, not from
 # a random seed), no example database (a local .hypothesis/ folder cannot change what CI runs),
@@ -52,6 +54,3 @@ def assert_backends_agree(monkeypatch, op, inputs):
         np.testing.assert_allclose(native, reference, rtol=1e-5, atol=1e-5)
 
 
-def tolerance(dtype):
-    """(rtol, atol) for comparing a result of `dtype` with a float64 reference of magnitude ~1."""
-    return (1e-5, 2e-6) if np.dtype(dtype) == np.float32 else (1e-12, 1e-12)
