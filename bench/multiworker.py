@@ -150,13 +150,13 @@ def measure(config, data_dir, count=2, warmup=2, steps=3):
         traced = []
         for _ in range(steps):
             def traced_step(worker):
-                metadata = tf.compat.v1.RunMetadata() if worker.cluster.chief else None
-                options = None
-                if metadata is not None:
-                    options = tf.compat.v1.RunOptions(
-                        trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
-                wall = worker.step(options, metadata)
-                return collective_share(metadata, wall) if metadata is not None else None
+                if not worker.cluster.chief:
+                    worker.step(None, None)
+                    return None
+                walls = []
+                metadata = profile.traced_run(lambda options, run_metadata: walls.append(
+                    worker.step(options, run_metadata)))
+                return collective_share(metadata, walls[0])
             traced.append(workers.run_all(traced_step)[0])
         chief = workers.workers[0]
         result = {key: float(np.median([t[key] for t in traced])) for key in traced[0]}
