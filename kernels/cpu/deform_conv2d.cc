@@ -16,6 +16,7 @@
 #include "bilinear.h"
 #include "deformable_taps.h"
 #include "gemm.h"
+#include "gemm_bf16.h"
 
 namespace edvr {
 namespace {
@@ -69,6 +70,27 @@ std::vector<GroupBlock<T>> MakeGroupBlocks(const DeformableOffsetsGeometry& geo,
   return blocks;
 }
 
+// Samples the columns of output pixels [p_begin, p_begin + p_count), pixel p's K*C values
+// at columns + (p - p_begin) * row.
+template <int kChannels, typename T>
+void SampleColumns(const DeformableOffsetsGeometry& geo, const Taps& taps, const T* x,
+                   const T* offsets, const T* ones, const T* zeros, int64_t p_begin,
+                   int64_t p_count, int64_t row, PointTable<T>* table, T* columns) {
+  const int64_t cg = geo.channels / geo.groups;
+  const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
+  const int64_t out_pixels = geo.out_height * geo.out_width;
+  for (int64_t p = p_begin; p < p_begin + p_count; ++p) {
+    const int64_t n = p / out_pixels;
+    const int64_t ho = p % out_pixels / geo.out_width, wo = p % geo.out_width;
+    const T* off_pixel = offsets + p * 3 * taps.count;
+    LocatePixelTaps(geo, taps, off_pixel, ho, wo, 0, taps.count, table);
+    SampleTablePoints<kChannels>(x + n * image_size, *table, taps.count,
+                                 geo.modulated ? off_pixel + 2 * taps.count : ones,
+                                 taps.group_channel.data(), taps.out_offset.data(), cg, zeros,
+                                 columns + (p - p_begin) * row);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -76,9 +98,7 @@ void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features,
                          const T* offsets, const T* filters, T* y,
                          const ParallelFor& parallel_for) {
   const int64_t cg = geo.channels / geo.groups;
-  const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
-  const int64_t out_pixels = geo.out_height * geo.out_width;
-  const int64_t total_pixels = geo.batch * out_pixels;
+  const int64_t total_pixels = geo.batch * geo.out_height * geo.out_width;
   const int64_t width = geo.kernel_h * geo.kernel_w * geo.channels;  // K*C: one pixel's columns
   const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
   const int64_t tiles = (total_pixels + kForwardTilePixels - 1) / kForwardTilePixels;
@@ -92,18 +112,50 @@ void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features,
       for (int64_t tile = begin; tile < end; ++tile) {
         const int64_t p_begin = tile * kForwardTilePixels;
         const int64_t p_count = std::min(kForwardTilePixels, total_pixels - p_begin);
-        for (int64_t p = p_begin; p < p_begin + p_count; ++p) {
-          const int64_t n = p / out_pixels;
-          const int64_t ho = p % out_pixels / geo.out_width, wo = p % geo.out_width;
-          const T* off_pixel = offsets + p * 3 * taps.count;
-          LocatePixelTaps(geo, taps, off_pixel, ho, wo, 0, taps.count, &table);
-          SampleTablePoints<kChannels>(x + n * image_size, table, taps.count,
-                                       geo.modulated ? off_pixel + 2 * taps.count : ones.data(),
-                                       taps.group_channel.data(), taps.out_offset.data(), cg,
-                                       zeros.data(), columns.data() + (p - p_begin) * width);
-        }
+        SampleColumns<kChannels>(geo, taps, x, offsets, ones.data(), zeros.data(), p_begin,
+                                 p_count, width, &table, columns.data());
         Gemm<T>(p_count, features, width, {columns.data(), width, 1}, filters, features,
                 y + p_begin * features, features, /*accumulate=*/false);
+      }
+    });
+  });
+}
+
+// x is widened once up front rather than in the sampling loop: every element is read by
+// about K taps. A tile's columns are rounded to bfloat16 (rows padded to an even length,
+// the pad 0, for the pairs of vdpbf16ps) and its y is rounded as it is written.
+template <>
+void DeformConv2DForward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
+                                   const BFloat16* x, const BFloat16* offsets,
+                                   const BFloat16* filters, BFloat16* y,
+                                   const ParallelFor& parallel_for) {
+  const int64_t cg = geo.channels / geo.groups;
+  const int64_t total_pixels = geo.batch * geo.out_height * geo.out_width;
+  const int64_t width = geo.kernel_h * geo.kernel_w * geo.channels;
+  const int64_t row = width + width % 2;
+  const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
+  const std::vector<float> x32 =
+      WidenAll(x, geo.batch * geo.in_height * geo.in_width * geo.channels, parallel_for);
+  const std::vector<float> offsets32 = WidenAll(offsets, total_pixels * 3 * taps.count, parallel_for);
+  const PackedPairs packed =
+      PackPairs(width, features, [&](int64_t k, int64_t f) { return filters[k * features + f]; });
+  const int64_t tiles = (total_pixels + kForwardTilePixels - 1) / kForwardTilePixels;
+  const int64_t cost = kForwardTilePixels * (taps.count * (cg * 2 + 30) + width * features);
+  parallel_for(tiles, cost, [&](int64_t begin, int64_t end) {
+    PointTable<float> table(taps.count);
+    const std::vector<float> zeros(cg, 0.0f), ones(taps.count, 1.0f);
+    std::vector<float> columns(kForwardTilePixels * row, 0.0f), y_tile(kForwardTilePixels * features);
+    std::vector<BFloat16> columns16(kForwardTilePixels * row);
+    DispatchChannels(cg, [&](auto fixed_channels) {
+      constexpr int kChannels = decltype(fixed_channels)::value;
+      for (int64_t tile = begin; tile < end; ++tile) {
+        const int64_t p_begin = tile * kForwardTilePixels;
+        const int64_t p_count = std::min(kForwardTilePixels, total_pixels - p_begin);
+        SampleColumns<kChannels>(geo, taps, x32.data(), offsets32.data(), ones.data(),
+                                 zeros.data(), p_begin, p_count, row, &table, columns.data());
+        NarrowToBFloat16(columns.data(), p_count * row, columns16.data());
+        GemmBF16(p_count, columns16.data(), row, packed, y_tile.data(), features);
+        NarrowToBFloat16(y_tile.data(), p_count * features, y + p_begin * features);
       }
     });
   });
@@ -191,6 +243,30 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
   for (const auto& range_sum : sums) {
     for (int64_t i = 0; i < filters_size; ++i) grad_filters[i] += range_sum.second[i];
   }
+}
+
+template <>
+void DeformConv2DBackward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
+                                    const BFloat16* x, const BFloat16* offsets,
+                                    const BFloat16* filters, const BFloat16* grad_y,
+                                    BFloat16* grad_x, BFloat16* grad_offsets,
+                                    BFloat16* grad_filters, int64_t threads,
+                                    const ParallelFor& parallel_for) {
+  const int64_t x_size = geo.batch * geo.in_height * geo.in_width * geo.channels;
+  const int64_t out_pixels = geo.batch * geo.out_height * geo.out_width;
+  const int64_t offsets_size = out_pixels * 3 * geo.groups * geo.kernel_h * geo.kernel_w;
+  const int64_t filters_size = geo.kernel_h * geo.kernel_w * geo.channels * features;
+  const std::vector<float> x32 = WidenAll(x, x_size, parallel_for);
+  const std::vector<float> offsets32 = WidenAll(offsets, offsets_size, parallel_for);
+  const std::vector<float> filters32 = WidenAll(filters, filters_size, parallel_for);
+  const std::vector<float> grad_y32 = WidenAll(grad_y, out_pixels * features, parallel_for);
+  std::vector<float> grad_x32(x_size), grad_offsets32(offsets_size), grad_filters32(filters_size);
+  DeformConv2DBackward<float>(geo, features, x32.data(), offsets32.data(), filters32.data(),
+                              grad_y32.data(), grad_x32.data(), grad_offsets32.data(),
+                              grad_filters32.data(), threads, parallel_for);
+  NarrowAll(grad_x32.data(), x_size, grad_x, parallel_for);
+  NarrowAll(grad_offsets32.data(), offsets_size, grad_offsets, parallel_for);
+  NarrowAll(grad_filters32.data(), filters_size, grad_filters, parallel_for);
 }
 
 #define EDVR_INSTANTIATE(T)                                                                   \
