@@ -160,21 +160,23 @@ class Restorer:
     can be counted (bench.flops). For EDVR-M the frame time is the same within noise.
     """
 
-    def __init__(self, cfg, checkpoint, threads=None):
-        """``cfg``: the model section; ``threads``: the config's threads section (or None)."""
+    def __init__(self, cfg, checkpoint, threads=None, compute_dtype=None):
+        """``cfg``: the model section; ``threads``: the config's threads section (or None);
+        ``compute_dtype``: the model's (edvr.precision.compute_dtype; None: float32)."""
         import tensorflow as tf
 
         from edvr.checkpoint import resolve_checkpoint, restore
         from edvr.model import build_edvr, output_scale, size_multiple
         from edvr.session import session_config
         self.cfg = cfg
+        self.compute_dtype = compute_dtype or tf.float32
         self.scale, self.multiple = output_scale(cfg), size_multiple(cfg)
         self.graph = tf.Graph()
         self._towers = {}
         with self.graph.as_default():
             self.frames = tf.compat.v1.placeholder(
                 tf.float32, [1, cfg['num_frame'], None, None, cfg['num_in_ch']], name='frames')
-            self.output, _ = build_edvr(self.frames, cfg)
+            self.output, _ = build_edvr(self.frames, cfg, compute_dtype=self.compute_dtype)
             self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(threads))
             restore(self.sess, resolve_checkpoint(checkpoint), tf.compat.v1.global_variables())
 
@@ -193,7 +195,8 @@ class Restorer:
                 frames = tf.compat.v1.placeholder(
                     tf.float32, [1, self.cfg['num_frame'], key[0], key[1], self.cfg['num_in_ch']],
                     name=f'frames_{key[0]}x{key[1]}')
-                output, _ = build_edvr(frames, self.cfg, reuse=True)
+                output, _ = build_edvr(frames, self.cfg, reuse=True,
+                                       compute_dtype=self.compute_dtype)
             self._towers[key] = (frames, output)
         return self._towers[key]
 
@@ -218,10 +221,11 @@ class Restorer:
 
 
 def restore_clip(cfg, checkpoint, input_dir, output_dir, padding='reflection_circle', tile=None,
-                 overlap=None, progress=True, threads=None):
+                 overlap=None, progress=True, threads=None, compute_dtype=None):
     """Restore every frame of ``input_dir`` into ``output_dir``; returns the written paths.
 
-    ``threads``: the config's threads section (thread pools, see ``edvr.session``)."""
+    ``threads``: the config's threads section (thread pools, see ``edvr.session``);
+    ``compute_dtype``: the model's (edvr.precision.compute_dtype; None: float32)."""
     from edvr.model import size_multiple
     paths = list_frames(input_dir)
     multiple = size_multiple(cfg)
@@ -234,7 +238,7 @@ def restore_clip(cfg, checkpoint, input_dir, output_dir, padding='reflection_cir
     windows = clip_windows(len(paths), cfg['num_frame'], padding)
     clip = read_clip(paths)
     os.makedirs(output_dir, exist_ok=True)
-    restorer = Restorer(cfg, checkpoint, threads)
+    restorer = Restorer(cfg, checkpoint, threads, compute_dtype)
     written = []
     try:
         for path, window in tqdm(list(zip(paths, windows)), desc='edvr.infer', unit='frame',
@@ -251,6 +255,7 @@ def restore_clip(cfg, checkpoint, input_dir, output_dir, padding='reflection_cir
 def main(argv=None):
     from edvr.checkpoint import CheckpointError
     from edvr.config import ConfigError, load_config
+    from edvr import precision
     from edvr.session import add_thread_flags, threads_from_flags
     parser = argparse.ArgumentParser(prog='python -m edvr.infer',
                                      description='Restore a clip of PNG frames with EDVR.')
@@ -264,12 +269,15 @@ def main(argv=None):
     parser.add_argument('--tile_overlap', type=int, default=None,
                         help='context pixels around each tile (default: the receptive radius)')
     add_thread_flags(parser)
+    precision.add_precision_flag(parser)
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
         threads = threads_from_flags(args, config['threads'])
+        compute_dtype = precision.compute_dtype(precision.mixed_from_flags(args, config['train']))
         written = restore_clip(config['model'], args.checkpoint, args.input, args.output,
-                               args.padding, args.tile, args.tile_overlap, threads=threads)
+                               args.padding, args.tile, args.tile_overlap, threads=threads,
+                               compute_dtype=compute_dtype)
     except (ConfigError, CheckpointError, InferenceError) as e:
         print(f'edvr.infer: {e}', file=sys.stderr)
         return 1

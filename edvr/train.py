@@ -31,6 +31,7 @@ from edvr import npu
 from edvr.config import load_config
 from edvr.data import pipeline, reds, synthetic
 from edvr.evaluation import Evaluator, format_table
+from edvr import precision
 from edvr.model import build_edvr, center_frame_index
 from edvr.session import add_thread_flags, session_config, threads_from_flags
 from edvr.training import monitor
@@ -49,7 +50,9 @@ EXIT_NONFINITE = 3
 class TrainingGraph:
     """The training graph: fed batches, the model, loss, train ops, monitors, validation."""
 
-    def __init__(self, config, data_dir, val_spec, wrap_optimizer=None):
+    def __init__(self, config, data_dir, val_spec, wrap_optimizer=None, compute_dtype=tf.float32):
+        """compute_dtype: the model's (edvr.precision.compute_dtype); loss and optimizer are
+        float32 either way."""
         model_cfg, train_cfg, data_cfg = config['model'], config['train'], config['data']
         batch, crop, frames = train_cfg['batch_size'], data_cfg['lr_crop'], model_cfg['num_frame']
         tf.compat.v1.set_random_seed(train_cfg['seed'])
@@ -57,7 +60,7 @@ class TrainingGraph:
         self.lr_frames = tf.compat.v1.placeholder(tf.float32, [batch, frames, crop, crop, 3],
                                                   'lr_frames')
         self.gt = tf.compat.v1.placeholder(tf.float32, [batch, 4 * crop, 4 * crop, 3], 'gt')
-        self.output, endpoints = build_edvr(self.lr_frames, model_cfg)
+        self.output, endpoints = build_edvr(self.lr_frames, model_cfg, compute_dtype=compute_dtype)
         self.loss = pixel_loss(self.output, self.gt, train_cfg['loss'],
                                train_cfg['loss_reduction'], train_cfg['charbonnier_eps'])
         self.train_ops = build_train_ops(self.loss, self.global_step, train_cfg,
@@ -73,7 +76,8 @@ class TrainingGraph:
         strip = monitor.sample_strip(self.lr_frames[:, center], self.output, self.gt)
         self.image_summary = tf.compat.v1.summary.image('train/bicubic_edvr_gt', strip)
         self.evaluator = (Evaluator(data_dir, val_spec, config,
-                                    crop_border=train_cfg['val_crop_border'], reuse=True)
+                                    crop_border=train_cfg['val_crop_border'], reuse=True,
+                                    compute_dtype=compute_dtype)
                           if val_spec is not None else None)
         self.saver = tf.compat.v1.train.Saver(max_to_keep=None)
         self.init = tf.compat.v1.global_variables_initializer()
@@ -97,6 +101,7 @@ def parse_args(argv):
     parser.add_argument('--device', default='cpu', choices=('cpu', 'npu'))
     parser.add_argument('--no_progress', action='store_true', help='no tqdm bar (logs only)')
     add_thread_flags(parser)
+    precision.add_precision_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -106,6 +111,7 @@ def prepare_config(args):
         if getattr(args, key) is not None:
             config['train'][key] = getattr(args, key)
     config['threads'] = threads_from_flags(args, config['threads'])
+    config['train']['mixed_precision'] = precision.mixed_from_flags(args, config['train'])
     check_train_config(config, args.config)
     return config
 
@@ -191,9 +197,13 @@ def train(args, log=print):
 
     graph_obj = tf.Graph()
     with graph_obj.as_default():
+        compute_dtype = precision.compute_dtype(train_cfg['mixed_precision'], args.device)
+        log(f'precision: {"mixed" if train_cfg["mixed_precision"] else "fp32"}, model computes '
+            f'in {compute_dtype.name}')
         graph = TrainingGraph(config, data_dir,
                               val_spec if train_cfg['validate_every'] and chief else None,
-                              wrap_optimizer=setup.wrap_optimizer if setup else None)
+                              wrap_optimizer=setup.wrap_optimizer if setup else None,
+                              compute_dtype=compute_dtype)
         broadcast = setup.broadcast_variables() if setup else None
         # Each rank reads its own shard of the one sample stream; batch_size is per rank.
         cluster = setup.cluster if setup else npu.ClusterInfo()

@@ -8,6 +8,7 @@ from edvr.model.layers import dim, upsample_bilinear
 from edvr.model.pcd_alignment import pcd_alignment
 from edvr.model.reconstruction import reconstruction
 from edvr.model.tsa_fusion import plain_fusion, tsa_fusion
+from edvr.precision import master_variable_getter
 
 SCALE = 4
 
@@ -28,7 +29,7 @@ def output_scale(cfg):
     return 1 if cfg['hr_in'] else SCALE
 
 
-def build_edvr(frames, cfg, scope='edvr', reuse=None):
+def build_edvr(frames, cfg, scope='edvr', reuse=None, compute_dtype=tf.float32):
     """Build the EDVR graph.
 
     Args:
@@ -36,6 +37,9 @@ def build_edvr(frames, cfg, scope='edvr', reuse=None):
         multiples of ``size_multiple(cfg)`` (4, or 16 with hr_in). h, w may be dynamic.
       cfg: the ``model`` config section (dict).
       scope, reuse: the outer variable scope and its reuse flag (True to share weights).
+      compute_dtype: tf.float32, or tf.bfloat16 for mixed precision (edvr.precision): the
+        network between the input frames and the output runs in bfloat16 on float32 master
+        variables; frames, the bilinear base and the output stay float32.
     Returns:
       (output, endpoints). output: (b, 4h, 4w, c) (or (b, h, w, c) with hr_in), the
       restored centre frame. endpoints: OrderedDict with 'features' ([l1, l2, l3] of
@@ -51,9 +55,12 @@ def build_edvr(frames, cfg, scope='edvr', reuse=None):
     center = center_frame_index(cfg)
     num_feat = cfg['num_feat']
     endpoints = collections.OrderedDict()
-    with tf.compat.v1.variable_scope(scope, reuse=reuse):
+    mixed = tf.as_dtype(compute_dtype) != tf.float32
+    getter = master_variable_getter if mixed else None
+    with tf.compat.v1.variable_scope(scope, reuse=reuse, custom_getter=getter):
         b, h, w = dim(frames, 0), dim(frames, 2), dim(frames, 3)
-        feats = feature_extraction(tf.reshape(frames, [-1, h, w, c]), cfg)  # frames folded into batch
+        lr = tf.cast(frames, compute_dtype) if mixed else frames
+        feats = feature_extraction(tf.reshape(lr, [-1, h, w, c]), cfg)  # frames folded into batch
         endpoints['features'] = feats
 
         # Every frame, the reference included, is aligned to the reference.
@@ -75,6 +82,8 @@ def build_edvr(frames, cfg, scope='edvr', reuse=None):
         endpoints['fused'] = fused
 
         residual = reconstruction(fused, cfg)
+        if mixed:
+            residual = tf.cast(residual, tf.float32)
         endpoints['residual'] = residual
         base = frames[:, center]
         if not cfg['hr_in']:

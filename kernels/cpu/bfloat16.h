@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <vector>
+#include <memory>
 
 #include "parallel.h"
 
@@ -92,14 +92,18 @@ inline void RoundToBFloat16InPlace(float* data, int64_t count) {
 // Whole tensors, converted on the thread pool in chunks of whole vectors.
 constexpr int64_t kConvertChunk = 1 << 14;
 
-inline std::vector<float> WidenAll(const BFloat16* in, int64_t count,
-                                   const ParallelFor& parallel_for) {
-  std::vector<float> out(count);
+// A float32 buffer left uninitialised: zero-filling tens of MB on one thread costs more than
+// the conversion that fills it. Users must write every element.
+using FloatBuffer = std::unique_ptr<float[]>;
+inline FloatBuffer NewFloatBuffer(int64_t count) { return FloatBuffer(new float[count]); }
+
+inline FloatBuffer WidenAll(const BFloat16* in, int64_t count, const ParallelFor& parallel_for) {
+  FloatBuffer out = NewFloatBuffer(count);
   parallel_for((count + kConvertChunk - 1) / kConvertChunk, kConvertChunk,
                [&](int64_t begin, int64_t end) {
                  const int64_t first = begin * kConvertChunk;
                  WidenBFloat16(in + first, std::min(end * kConvertChunk, count) - first,
-                               out.data() + first);
+                               out.get() + first);
                });
   return out;
 }

@@ -81,10 +81,10 @@ template <>
 void BilinearSampleForward<BFloat16>(const BilinearSampleGeometry& geo, const BFloat16* x,
                                      const BFloat16* coords, BFloat16* y,
                                      const ParallelFor& parallel_for) {
-  const std::vector<float> x32 =
+  const FloatBuffer x32 =
       WidenAll(x, geo.batch * geo.in_height * geo.in_width * geo.channels, parallel_for);
-  const std::vector<float> coords32 = WidenAll(coords, geo.batch * geo.points * 2, parallel_for);
-  Forward(geo, x32.data(), coords32.data(), y, parallel_for);
+  const FloatBuffer coords32 = WidenAll(coords, geo.batch * geo.points * 2, parallel_for);
+  Forward(geo, x32.get(), coords32.get(), y, parallel_for);
 }
 
 template <typename T>
@@ -143,14 +143,14 @@ void BilinearSampleBackward<BFloat16>(const BilinearSampleGeometry& geo, const B
   const int64_t x_size = geo.batch * geo.in_height * geo.in_width * geo.channels;
   const int64_t coords_size = geo.batch * geo.points * 2;
   const int64_t y_size = geo.batch * geo.points * geo.channels;
-  const std::vector<float> x32 = WidenAll(x, x_size, parallel_for);
-  const std::vector<float> coords32 = WidenAll(coords, coords_size, parallel_for);
-  const std::vector<float> grad_y32 = WidenAll(grad_y, y_size, parallel_for);
-  std::vector<float> grad_x32(x_size), grad_coords32(coords_size);
-  BilinearSampleBackward<float>(geo, x32.data(), coords32.data(), grad_y32.data(),
-                                grad_x32.data(), grad_coords32.data(), parallel_for);
-  NarrowAll(grad_x32.data(), x_size, grad_x, parallel_for);
-  NarrowAll(grad_coords32.data(), coords_size, grad_coords, parallel_for);
+  const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
+  const FloatBuffer coords32 = WidenAll(coords, coords_size, parallel_for);
+  const FloatBuffer grad_y32 = WidenAll(grad_y, y_size, parallel_for);
+  const FloatBuffer grad_x32 = NewFloatBuffer(x_size), grad_coords32 = NewFloatBuffer(coords_size);
+  BilinearSampleBackward<float>(geo, x32.get(), coords32.get(), grad_y32.get(),
+                                grad_x32.get(), grad_coords32.get(), parallel_for);
+  NarrowAll(grad_x32.get(), x_size, grad_x, parallel_for);
+  NarrowAll(grad_coords32.get(), coords_size, grad_coords, parallel_for);
 }
 
 #define EDVR_INSTANTIATE(T)                                                                     \

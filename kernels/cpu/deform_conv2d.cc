@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -71,18 +72,26 @@ std::vector<GroupBlock<T>> MakeGroupBlocks(const DeformableOffsetsGeometry& geo,
 }
 
 // Samples the columns of output pixels [p_begin, p_begin + p_count), pixel p's K*C values
-// at columns + (p - p_begin) * row.
-template <int kChannels, typename T>
+// at columns + (p - p_begin) * row. Offsets of another type than T (bfloat16) are widened a
+// pixel at a time into pixel_offsets (3*G*K values): each is read once.
+template <int kChannels, typename T, typename O>
 void SampleColumns(const DeformableOffsetsGeometry& geo, const Taps& taps, const T* x,
-                   const T* offsets, const T* ones, const T* zeros, int64_t p_begin,
-                   int64_t p_count, int64_t row, PointTable<T>* table, T* columns) {
+                   const O* offsets, const T* ones, const T* zeros, int64_t p_begin,
+                   int64_t p_count, int64_t row, PointTable<T>* table, T* pixel_offsets,
+                   T* columns) {
   const int64_t cg = geo.channels / geo.groups;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t out_pixels = geo.out_height * geo.out_width;
   for (int64_t p = p_begin; p < p_begin + p_count; ++p) {
     const int64_t n = p / out_pixels;
     const int64_t ho = p % out_pixels / geo.out_width, wo = p % geo.out_width;
-    const T* off_pixel = offsets + p * 3 * taps.count;
+    const T* off_pixel;
+    if constexpr (std::is_same<T, O>::value) {
+      off_pixel = offsets + p * 3 * taps.count;
+    } else {
+      WidenBFloat16(offsets + p * 3 * taps.count, 3 * taps.count, pixel_offsets);
+      off_pixel = pixel_offsets;
+    }
     LocatePixelTaps(geo, taps, off_pixel, ho, wo, 0, taps.count, table);
     SampleTablePoints<kChannels>(x + n * image_size, *table, taps.count,
                                  geo.modulated ? off_pixel + 2 * taps.count : ones,
@@ -113,7 +122,7 @@ void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features,
         const int64_t p_begin = tile * kForwardTilePixels;
         const int64_t p_count = std::min(kForwardTilePixels, total_pixels - p_begin);
         SampleColumns<kChannels>(geo, taps, x, offsets, ones.data(), zeros.data(), p_begin,
-                                 p_count, width, &table, columns.data());
+                                 p_count, width, &table, static_cast<T*>(nullptr), columns.data());
         Gemm<T>(p_count, features, width, {columns.data(), width, 1}, filters, features,
                 y + p_begin * features, features, /*accumulate=*/false);
       }
@@ -122,7 +131,7 @@ void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features,
 }
 
 // x is widened once up front rather than in the sampling loop: every element is read by
-// about K taps. A tile's columns are rounded to bfloat16 (rows padded to an even length,
+// about K taps; the offsets, read once, a pixel at a time. A tile's columns are rounded to bfloat16 (rows padded to an even length,
 // the pad 0, for the pairs of vdpbf16ps) and its y is rounded as it is written.
 template <>
 void DeformConv2DForward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
@@ -134,9 +143,8 @@ void DeformConv2DForward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t
   const int64_t width = geo.kernel_h * geo.kernel_w * geo.channels;
   const int64_t row = width + width % 2;
   const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
-  const std::vector<float> x32 =
+  const FloatBuffer x32 =
       WidenAll(x, geo.batch * geo.in_height * geo.in_width * geo.channels, parallel_for);
-  const std::vector<float> offsets32 = WidenAll(offsets, total_pixels * 3 * taps.count, parallel_for);
   const PackedPairs packed =
       PackPairs(width, features, [&](int64_t k, int64_t f) { return filters[k * features + f]; });
   const int64_t tiles = (total_pixels + kForwardTilePixels - 1) / kForwardTilePixels;
@@ -146,13 +154,15 @@ void DeformConv2DForward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t
     const std::vector<float> zeros(cg, 0.0f), ones(taps.count, 1.0f);
     std::vector<float> columns(kForwardTilePixels * row, 0.0f), y_tile(kForwardTilePixels * features);
     std::vector<BFloat16> columns16(kForwardTilePixels * row);
+    std::vector<float> pixel_offsets(3 * taps.count);
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t tile = begin; tile < end; ++tile) {
         const int64_t p_begin = tile * kForwardTilePixels;
         const int64_t p_count = std::min(kForwardTilePixels, total_pixels - p_begin);
-        SampleColumns<kChannels>(geo, taps, x32.data(), offsets32.data(), ones.data(),
-                                 zeros.data(), p_begin, p_count, row, &table, columns.data());
+        SampleColumns<kChannels>(geo, taps, x32.get(), offsets, ones.data(), zeros.data(),
+                                 p_begin, p_count, row, &table, pixel_offsets.data(),
+                                 columns.data());
         NarrowToBFloat16(columns.data(), p_count * row, columns16.data());
         GemmBF16(p_count, columns16.data(), row, packed, y_tile.data(), features);
         NarrowToBFloat16(y_tile.data(), p_count * features, y + p_begin * features);
@@ -256,17 +266,18 @@ void DeformConv2DBackward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_
   const int64_t out_pixels = geo.batch * geo.out_height * geo.out_width;
   const int64_t offsets_size = out_pixels * 3 * geo.groups * geo.kernel_h * geo.kernel_w;
   const int64_t filters_size = geo.kernel_h * geo.kernel_w * geo.channels * features;
-  const std::vector<float> x32 = WidenAll(x, x_size, parallel_for);
-  const std::vector<float> offsets32 = WidenAll(offsets, offsets_size, parallel_for);
-  const std::vector<float> filters32 = WidenAll(filters, filters_size, parallel_for);
-  const std::vector<float> grad_y32 = WidenAll(grad_y, out_pixels * features, parallel_for);
-  std::vector<float> grad_x32(x_size), grad_offsets32(offsets_size), grad_filters32(filters_size);
-  DeformConv2DBackward<float>(geo, features, x32.data(), offsets32.data(), filters32.data(),
-                              grad_y32.data(), grad_x32.data(), grad_offsets32.data(),
-                              grad_filters32.data(), threads, parallel_for);
-  NarrowAll(grad_x32.data(), x_size, grad_x, parallel_for);
-  NarrowAll(grad_offsets32.data(), offsets_size, grad_offsets, parallel_for);
-  NarrowAll(grad_filters32.data(), filters_size, grad_filters, parallel_for);
+  const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
+  const FloatBuffer offsets32 = WidenAll(offsets, offsets_size, parallel_for);
+  const FloatBuffer filters32 = WidenAll(filters, filters_size, parallel_for);
+  const FloatBuffer grad_y32 = WidenAll(grad_y, out_pixels * features, parallel_for);
+  const FloatBuffer grad_x32 = NewFloatBuffer(x_size), grad_offsets32 = NewFloatBuffer(offsets_size),
+      grad_filters32 = NewFloatBuffer(filters_size);
+  DeformConv2DBackward<float>(geo, features, x32.get(), offsets32.get(), filters32.get(),
+                              grad_y32.get(), grad_x32.get(), grad_offsets32.get(),
+                              grad_filters32.get(), threads, parallel_for);
+  NarrowAll(grad_x32.get(), x_size, grad_x, parallel_for);
+  NarrowAll(grad_offsets32.get(), offsets_size, grad_offsets, parallel_for);
+  NarrowAll(grad_filters32.get(), filters_size, grad_filters, parallel_for);
 }
 
 #define EDVR_INSTANTIATE(T)                                                                   \

@@ -18,12 +18,13 @@ namespace edvr {
 
 namespace {
 
-// The forward computed in T and written as Out: directly when they are the same type, else
-// a unit's kh output rows at a time through a buffer of T.
-template <typename T, typename Out>
-void Forward(const DeformableOffsetsGeometry& geo, const T* x, const T* offsets, Out* y,
+// The forward computed in T, with offsets and y stored as S: when S is not T (bfloat16),
+// a pixel's offsets are widened as they are read and a unit's kh output rows go through a
+// buffer of T.
+template <typename T, typename S>
+void Forward(const DeformableOffsetsGeometry& geo, const T* x, const S* offsets, S* y,
              const ParallelFor& parallel_for) {
-  constexpr bool kDirect = std::is_same<T, Out>::value;
+  constexpr bool kDirect = std::is_same<T, S>::value;
   const int64_t cg = geo.channels / geo.groups;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t y_row = geo.out_width * geo.kernel_w * geo.channels;
@@ -33,13 +34,13 @@ void Forward(const DeformableOffsetsGeometry& geo, const T* x, const T* offsets,
   parallel_for(geo.batch * geo.out_height, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(taps.count);
     const std::vector<T> zeros(cg, T(0)), ones(taps.count, T(1));
-    std::vector<T> rows(kDirect ? 0 : geo.kernel_h * y_row);
+    std::vector<T> rows(kDirect ? 0 : geo.kernel_h * y_row), pixel_offsets(3 * taps.count);
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t unit = begin; unit < end; ++unit) {
         const int64_t n = unit / geo.out_height, ho = unit % geo.out_height;
         const T* image = x + n * image_size;
-        Out* y_rows = y + n * y_batch + ho * geo.kernel_h * y_row;
+        S* y_rows = y + n * y_batch + ho * geo.kernel_h * y_row;
         T* rows_out;
         if constexpr (kDirect) {
           rows_out = y_rows;
@@ -48,7 +49,14 @@ void Forward(const DeformableOffsetsGeometry& geo, const T* x, const T* offsets,
         }
         for (int64_t wo = 0; wo < geo.out_width; ++wo) {
           const int64_t pixel_index = (n * geo.out_height + ho) * geo.out_width + wo;
-          const T* off_pixel = offsets + pixel_index * 3 * taps.count;
+          const T* off_pixel;
+          if constexpr (kDirect) {
+            off_pixel = offsets + pixel_index * 3 * taps.count;
+          } else {
+            WidenBFloat16(offsets + pixel_index * 3 * taps.count, 3 * taps.count,
+                          pixel_offsets.data());
+            off_pixel = pixel_offsets.data();
+          }
           LocatePixelTaps(geo, taps, off_pixel, ho, wo, 0, taps.count, &table);
           SampleTablePoints<kChannels>(image, table, taps.count,
                                        geo.modulated ? off_pixel + 2 * taps.count : ones.data(),
@@ -70,17 +78,14 @@ void DeformableOffsetsForward(const DeformableOffsetsGeometry& geo, const T* x, 
 }
 
 // x is widened once up front rather than in the sampling loop: every element is read by
-// about K taps. y is narrowed as it is written, a unit's rows at a time.
+// about K taps. Offsets are widened and y narrowed as they are read and written.
 template <>
 void DeformableOffsetsForward<BFloat16>(const DeformableOffsetsGeometry& geo, const BFloat16* x,
                                         const BFloat16* offsets, BFloat16* y,
                                         const ParallelFor& parallel_for) {
   const int64_t x_size = geo.batch * geo.in_height * geo.in_width * geo.channels;
-  const int64_t offsets_size = geo.batch * geo.out_height * geo.out_width * 3 * geo.groups *
-                               geo.kernel_h * geo.kernel_w;
-  const std::vector<float> x32 = WidenAll(x, x_size, parallel_for);
-  const std::vector<float> offsets32 = WidenAll(offsets, offsets_size, parallel_for);
-  Forward(geo, x32.data(), offsets32.data(), y, parallel_for);
+  const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
+  Forward(geo, x32.get(), offsets, y, parallel_for);
 }
 
 template <typename T>
@@ -150,14 +155,14 @@ void DeformableOffsetsBackward<BFloat16>(const DeformableOffsetsGeometry& geo,
   const int64_t out_pixels = geo.batch * geo.out_height * geo.out_width;
   const int64_t offsets_size = out_pixels * 3 * geo.groups * k_points;
   const int64_t y_size = out_pixels * k_points * geo.channels;
-  const std::vector<float> x32 = WidenAll(x, x_size, parallel_for);
-  const std::vector<float> offsets32 = WidenAll(offsets, offsets_size, parallel_for);
-  const std::vector<float> grad_y32 = WidenAll(grad_y, y_size, parallel_for);
-  std::vector<float> grad_x32(x_size), grad_offsets32(offsets_size);
-  DeformableOffsetsBackward<float>(geo, x32.data(), offsets32.data(), grad_y32.data(),
-                                   grad_x32.data(), grad_offsets32.data(), threads, parallel_for);
-  NarrowAll(grad_x32.data(), x_size, grad_x, parallel_for);
-  NarrowAll(grad_offsets32.data(), offsets_size, grad_offsets, parallel_for);
+  const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
+  const FloatBuffer offsets32 = WidenAll(offsets, offsets_size, parallel_for);
+  const FloatBuffer grad_y32 = WidenAll(grad_y, y_size, parallel_for);
+  const FloatBuffer grad_x32 = NewFloatBuffer(x_size), grad_offsets32 = NewFloatBuffer(offsets_size);
+  DeformableOffsetsBackward<float>(geo, x32.get(), offsets32.get(), grad_y32.get(),
+                                   grad_x32.get(), grad_offsets32.get(), threads, parallel_for);
+  NarrowAll(grad_x32.get(), x_size, grad_x, parallel_for);
+  NarrowAll(grad_offsets32.get(), offsets_size, grad_offsets, parallel_for);
 }
 
 #define EDVR_INSTANTIATE(T)                                                                    \

@@ -48,9 +48,10 @@ namespace gemm_bf16_detail {
 
 constexpr int kLanes = 16;  // float32 lanes of one 512-bit accumulator
 
-// Stores `valid` (<= kLanes) leading lanes of acc at out.
+// Stores `valid` (<= kLanes) leading lanes of acc at out. acc is taken by value: a reference
+// to the accumulator array would make the compiler keep it in memory through the k loop.
 template <typename V>
-inline void StoreLanes(float* out, const V& acc, int64_t valid) {
+inline void StoreLanes(float* out, V acc, int64_t valid) {
   if (valid == kLanes) {
     std::memcpy(out, &acc, sizeof(acc));
   } else {
@@ -107,9 +108,15 @@ inline void Block(int64_t pairs, const BFloat16* a, int64_t lda, const BFloat16*
     }
   }
 #endif
+  // Fully unrolled, so that acc stays in registers (an indexed loop keeps a copy in memory).
+#pragma GCC unroll 8
   for (int r = 0; r < kRows; ++r) {
-    for (int v = 0; v < kVectors && v * kLanes < valid; ++v) {
-      StoreLanes(c + r * ldc + v * kLanes, acc[r][v], std::min<int64_t>(kLanes, valid - v * kLanes));
+#pragma GCC unroll 8
+    for (int v = 0; v < kVectors; ++v) {
+      if (v * kLanes < valid) {
+        StoreLanes(c + r * ldc + v * kLanes, acc[r][v],
+                   std::min<int64_t>(kLanes, valid - v * kLanes));
+      }
     }
   }
 }
