@@ -7,7 +7,9 @@ measured in that run.
   against tf.nn.conv2d of the same shape, and native against reference
   (bench/test_deform_conv2d_bench.py);
 - the EDVR-M training step and one inferred frame against their FLOP floor, and the input
-  pipeline's headroom over training (bench/test_edvr_bench.py, bench.floor).
+  pipeline's headroom over training (bench/test_edvr_bench.py, bench.floor);
+- mixed precision: deform_conv2d in bfloat16 against bfloat16 tf.nn.conv2d, and the training
+  step and the frame in mixed precision against float32, rounds side by side.
 
 ``--quick`` runs the smallest op shape and the tiny model at tiny sizes (seconds; for tests).
 The measurements are those of the pytest-benchmark suites (pytest runs in this process);
@@ -23,6 +25,9 @@ import sys
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 TARGETS = {'train_step': 1.5, 'infer_frame': 1.3}  # time / FLOP floor the project aims for
 OP_TARGETS = {'fwd': 2.0, 'fwd+bwd': 3.0}  # native deform_conv2d / conv2d the project aims for
+# Mixed precision (issue 14): mixed / float32 time, and bfloat16 deform_conv2d / bfloat16 conv2d.
+MIXED_TARGETS = {'train_step': 0.7, 'infer_frame': 0.7}
+BF16_OP_TARGETS = {'fwd': 2.5, 'fwd+bwd': 2.5}
 
 
 def run_suites(quick, pytest_args=()):
@@ -52,6 +57,7 @@ def build_report(op_times, model_results, quick):
 
     import ops
     from bench import conftest, floor
+    from edvr import precision
     from edvr.session import thread_counts
     summary = floor.model_summary(model_results)
     intra, inter = thread_counts()
@@ -69,6 +75,13 @@ def build_report(op_times, model_results, quick):
         'conv_rate_shape': summary.get('conv_rate_shape'),
         'targets': TARGETS,
         'op_targets': OP_TARGETS,
+        'bf16_ops': [{'shape': shape, 'pass': phase, 'native_vs_conv2d_bf16': to_conv,
+                      'bf16_vs_fp32_native': to_fp32}
+                     for shape, phase, to_conv, to_fp32 in conftest.bfloat16_ratios(op_times)],
+        'mixed_precision': floor.mixed_summary(model_results),
+        'mixed_targets': MIXED_TARGETS,
+        'bf16_op_targets': BF16_OP_TARGETS,
+        'cpu_flags_bf16': sorted(precision.cpu_flags() & set(precision.NATIVE_BFLOAT16_FLAGS)),
     }
     for key in ('train_step', 'infer_frame', 'input_pipeline'):
         report[key] = summary.get(key)
@@ -85,6 +98,12 @@ def format_report(report):
         summary.update(conv_rate=report['conv_rate_gflops'] * 1e9,
                        conv_rate_shape=report['conv_rate_shape'])
     lines += [''] + floor.format_model_table(summary)
+    bf16_rows = [(r['shape'], r['pass'], r['native_vs_conv2d_bf16'], r['bf16_vs_fp32_native'])
+                 for r in report.get('bf16_ops', [])]
+    if bf16_rows:
+        lines += [''] + conftest.format_bfloat16_table(bf16_rows)
+    if report.get('mixed_precision'):
+        lines += [''] + floor.format_mixed_table(report['mixed_precision'])
     for key, target in TARGETS.items():
         item = report[key]
         if item and 'floor_ratio' in item:
@@ -93,6 +112,22 @@ def format_report(report):
                 verdict = 'quick sizes: not comparable'
             lines.append(f'target {key}: <= {target}x floor, measured {item["floor_ratio"]:.2f}x '
                          f'({verdict})')
+    for key, target in MIXED_TARGETS.items():
+        item = report.get('mixed_precision', {}).get(key)
+        if item:
+            verdict = 'met' if item['ratio'] <= target else 'not met'
+            if report['quick']:
+                verdict = 'quick sizes: not comparable'
+            lines.append(f'target {key} mixed: <= {target}x float32, measured '
+                         f'{item["ratio"]:.2f}x ({verdict})')
+    for row in report.get('bf16_ops', []):
+        target = BF16_OP_TARGETS[row['pass']]
+        verdict = 'met' if row['native_vs_conv2d_bf16'] <= target else 'not met'
+        if not report['quick']:
+            lines.append(f'target bf16 deform_conv2d {row["shape"]} {row["pass"]}: <= {target}x '
+                         f'bf16 conv2d, measured {row["native_vs_conv2d_bf16"]:.2f}x ({verdict})')
+    lines.append('CPU bfloat16 flags: ' + (', '.join(report.get('cpu_flags_bf16') or [])
+                                           or 'none (bfloat16 is emulated)'))
     machine = report['machine']
     lines.append(f'{"quick sizes" if report["quick"] else "full sizes"}, {report["date"]}, '
                  f'{machine["cpus"]} CPUs, TF {machine["tensorflow"]}, ops backend '
