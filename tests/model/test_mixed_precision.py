@@ -133,3 +133,25 @@ def test_mixed_output_close_to_fp32(tmp_path):
     psnr = 10 * np.log10(1.0 / np.mean(difference ** 2))
     assert psnr >= 49.4, psnr
     assert np.abs(difference).max() <= 2.0 ** -8 * np.abs(outputs[tf.float32]).max()
+
+
+def test_tools_pass_the_precision_on(monkeypatch, tmp_path):
+    """--precision reaches the model of edvr.infer, edvr.evaluate and edvr.train; without it the
+    config's train.mixed_precision decides."""
+    from edvr import evaluate, infer, train
+    native = precision.cpu_has_native_bfloat16()
+    seen = {}
+    monkeypatch.setattr(infer, 'restore_clip',
+                        lambda *a, **kw: seen.__setitem__('infer', kw['compute_dtype']) or [])
+    monkeypatch.setattr(evaluate, 'evaluate', lambda config, *a, **kw: seen.__setitem__(
+        'evaluate', config['train']['mixed_precision']) or {'checkpoint': ''})
+    monkeypatch.setattr(evaluate, 'format_table', lambda results: '')
+    common = ['--config', TINY, '--checkpoint', str(tmp_path)]
+    for flag, mixed in ((['--precision', 'fp32'], False), (['--precision', 'mixed'], True),
+                        ([], True)):  # edvr_tiny.yaml leaves train.mixed_precision at true
+        infer.main(common + ['--input', str(tmp_path), '--output', str(tmp_path)] + flag)
+        assert seen['infer'] == (tf.bfloat16 if mixed and native else tf.float32), flag
+        evaluate.main(common + ['--data_dir', str(tmp_path)] + flag)
+        assert seen['evaluate'] is mixed, flag
+        config = train.prepare_config(train.parse_args(['--config', TINY] + flag))
+        assert config['train']['mixed_precision'] is mixed, flag
