@@ -171,11 +171,16 @@ void DeformConv2DForward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t
   });
 }
 
-template <typename T>
-void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
-                          const T* offsets, const T* filters, const T* grad_y, T* grad_x,
-                          T* grad_offsets, T* grad_filters, int64_t threads,
-                          const ParallelFor& parallel_for) {
+namespace {
+
+// The backward computed in T, with offsets and grad_offsets stored as S: when S is not T
+// (bfloat16), a pixel's offsets are widened as they are read and its offsets' gradient is
+// rounded as it is written (each is touched once), rather than through whole-tensor copies.
+template <typename T, typename S>
+void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
+              const S* offsets, const T* filters, const T* grad_y, T* grad_x, S* grad_offsets,
+              T* grad_filters, int64_t threads, const ParallelFor& parallel_for) {
+  constexpr bool kDirect = std::is_same<T, S>::value;
   const int64_t k_points = geo.kernel_h * geo.kernel_w;
   const int64_t cg = geo.channels / geo.groups;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
@@ -196,6 +201,7 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
     const std::vector<T> zeros(cg, T(0)), ones(taps.count, T(1));
     std::vector<T> sinks(4 * cg), sum(filters_size, T(0));
     std::vector<T> grad_columns(kBackwardTilePixels * max_width), columns(kBackwardTilePixels * max_width);
+    std::vector<T> pixel_offsets(kDirect ? 0 : 3 * taps.count), pixel_grad(pixel_offsets.size());
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t unit = begin; unit < end; ++unit) {
@@ -218,8 +224,17 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
           for (int64_t p = p_begin; p < p_begin + p_count; ++p) {
             const int64_t ho = p / geo.out_width, wo = p % geo.out_width;
             const int64_t pixel_index = n * out_pixels + p;
-            const T* off_pixel = offsets + pixel_index * 3 * taps.count;
-            T* grad_off_pixel = grad_offsets + pixel_index * 3 * taps.count;
+            const T* off_pixel;
+            T* grad_off_pixel;
+            if constexpr (kDirect) {
+              off_pixel = offsets + pixel_index * 3 * taps.count;
+              grad_off_pixel = grad_offsets + pixel_index * 3 * taps.count;
+            } else {
+              WidenBFloat16(offsets + pixel_index * 3 * taps.count, 3 * taps.count,
+                            pixel_offsets.data());
+              off_pixel = pixel_offsets.data();
+              grad_off_pixel = pixel_grad.data();
+            }
             LocatePixelTaps(geo, taps, off_pixel, ho, wo, q_begin, q_count, &table);
             const int64_t tile_offset = (p - p_begin) * width;
             AccumulateTablePoints<kChannels, /*kStoreSamples=*/true>(
@@ -231,6 +246,13 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
                 grad_off_pixel + 2 * taps.count + q_begin, columns.data() + tile_offset);
             if (!geo.modulated) {
               std::fill_n(grad_off_pixel + 2 * taps.count + q_begin, q_count, T(0));
+            }
+            if constexpr (!kDirect) {  // this unit's taps of the dx, dy and mask blocks
+              for (int64_t part = 0; part < 3; ++part) {
+                const int64_t first = part * taps.count + q_begin;
+                NarrowToBFloat16(pixel_grad.data() + first, q_count,
+                                 grad_offsets + pixel_index * 3 * taps.count + first);
+              }
             }
           }
           // The block's rows of grad_filters, [channels, F] for each kernel point k.
@@ -255,6 +277,17 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
   }
 }
 
+}  // namespace
+
+template <typename T>
+void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
+                          const T* offsets, const T* filters, const T* grad_y, T* grad_x,
+                          T* grad_offsets, T* grad_filters, int64_t threads,
+                          const ParallelFor& parallel_for) {
+  Backward(geo, features, x, offsets, filters, grad_y, grad_x, grad_offsets, grad_filters,
+           threads, parallel_for);
+}
+
 template <>
 void DeformConv2DBackward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
                                     const BFloat16* x, const BFloat16* offsets,
@@ -264,19 +297,14 @@ void DeformConv2DBackward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_
                                     const ParallelFor& parallel_for) {
   const int64_t x_size = geo.batch * geo.in_height * geo.in_width * geo.channels;
   const int64_t out_pixels = geo.batch * geo.out_height * geo.out_width;
-  const int64_t offsets_size = out_pixels * 3 * geo.groups * geo.kernel_h * geo.kernel_w;
   const int64_t filters_size = geo.kernel_h * geo.kernel_w * geo.channels * features;
   const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
-  const FloatBuffer offsets32 = WidenAll(offsets, offsets_size, parallel_for);
   const FloatBuffer filters32 = WidenAll(filters, filters_size, parallel_for);
   const FloatBuffer grad_y32 = WidenAll(grad_y, out_pixels * features, parallel_for);
-  const FloatBuffer grad_x32 = NewFloatBuffer(x_size), grad_offsets32 = NewFloatBuffer(offsets_size),
-      grad_filters32 = NewFloatBuffer(filters_size);
-  DeformConv2DBackward<float>(geo, features, x32.get(), offsets32.get(), filters32.get(),
-                              grad_y32.get(), grad_x32.get(), grad_offsets32.get(),
-                              grad_filters32.get(), threads, parallel_for);
+  const FloatBuffer grad_x32 = NewFloatBuffer(x_size), grad_filters32 = NewFloatBuffer(filters_size);
+  Backward(geo, features, x32.get(), offsets, filters32.get(), grad_y32.get(), grad_x32.get(),
+           grad_offsets, grad_filters32.get(), threads, parallel_for);
   NarrowAll(grad_x32.get(), x_size, grad_x, parallel_for);
-  NarrowAll(grad_offsets32.get(), offsets_size, grad_offsets, parallel_for);
   NarrowAll(grad_filters32.get(), filters_size, grad_filters, parallel_for);
 }
 
