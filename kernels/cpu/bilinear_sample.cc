@@ -146,7 +146,8 @@ void BilinearSampleBackward<BFloat16>(const BilinearSampleGeometry& geo, const B
   const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
   const FloatBuffer coords32 = WidenAll(coords, coords_size, parallel_for);
   const FloatBuffer grad_y32 = WidenAll(grad_y, y_size, parallel_for);
-  const FloatBuffer grad_x32 = NewFloatBuffer(x_size), grad_coords32 = NewFloatBuffer(coords_size);
+  const FloatBuffer grad_x32 = NewFloatBuffer(x_size);
+  const FloatBuffer grad_coords32 = NewFloatBuffer(coords_size);
   BilinearSampleBackward<float>(geo, x32.get(), coords32.get(), grad_y32.get(),
                                 grad_x32.get(), grad_coords32.get(), parallel_for);
   NarrowAll(grad_x32.get(), x_size, grad_x, parallel_for);

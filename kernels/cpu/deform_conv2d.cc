@@ -131,8 +131,9 @@ void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features,
 }
 
 // x is widened once up front rather than in the sampling loop: every element is read by
-// about K taps; the offsets, read once, a pixel at a time. A tile's columns are rounded to bfloat16 (rows padded to an even length,
-// the pad 0, for the pairs of vdpbf16ps) and its y is rounded as it is written.
+// about K taps; the offsets, read once, a pixel at a time. A tile's columns are rounded to
+// bfloat16 (rows padded to an even length, the pad 0, for the pairs of vdpbf16ps) and its y
+// is rounded as it is written.
 template <>
 void DeformConv2DForward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
                                    const BFloat16* x, const BFloat16* offsets,
@@ -152,7 +153,8 @@ void DeformConv2DForward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t
   parallel_for(tiles, cost, [&](int64_t begin, int64_t end) {
     PointTable<float> table(taps.count);
     const std::vector<float> zeros(cg, 0.0f), ones(taps.count, 1.0f);
-    std::vector<float> columns(kForwardTilePixels * row, 0.0f), y_tile(kForwardTilePixels * features);
+    std::vector<float> columns(kForwardTilePixels * row, 0.0f);
+    std::vector<float> y_tile(kForwardTilePixels * features);
     std::vector<BFloat16> columns16(kForwardTilePixels * row);
     std::vector<float> pixel_offsets(3 * taps.count);
     DispatchChannels(cg, [&](auto fixed_channels) {
@@ -301,7 +303,8 @@ void DeformConv2DBackward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_
   const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
   const FloatBuffer filters32 = WidenAll(filters, filters_size, parallel_for);
   const FloatBuffer grad_y32 = WidenAll(grad_y, out_pixels * features, parallel_for);
-  const FloatBuffer grad_x32 = NewFloatBuffer(x_size), grad_filters32 = NewFloatBuffer(filters_size);
+  const FloatBuffer grad_x32 = NewFloatBuffer(x_size);
+  const FloatBuffer grad_filters32 = NewFloatBuffer(filters_size);
   Backward(geo, features, x32.get(), offsets, filters32.get(), grad_y32.get(), grad_x32.get(),
            grad_offsets, grad_filters32.get(), threads, parallel_for);
   NarrowAll(grad_x32.get(), x_size, grad_x, parallel_for);

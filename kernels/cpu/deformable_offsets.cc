@@ -34,7 +34,8 @@ void Forward(const DeformableOffsetsGeometry& geo, const T* x, const S* offsets,
   parallel_for(geo.batch * geo.out_height, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(taps.count);
     const std::vector<T> zeros(cg, T(0)), ones(taps.count, T(1));
-    std::vector<T> rows(kDirect ? 0 : geo.kernel_h * y_row), pixel_offsets(3 * taps.count);
+    std::vector<T> rows(kDirect ? 0 : geo.kernel_h * y_row);
+    std::vector<T> pixel_offsets(kDirect ? 0 : 3 * taps.count);
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t unit = begin; unit < end; ++unit) {
@@ -158,7 +159,8 @@ void DeformableOffsetsBackward<BFloat16>(const DeformableOffsetsGeometry& geo,
   const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
   const FloatBuffer offsets32 = WidenAll(offsets, offsets_size, parallel_for);
   const FloatBuffer grad_y32 = WidenAll(grad_y, y_size, parallel_for);
-  const FloatBuffer grad_x32 = NewFloatBuffer(x_size), grad_offsets32 = NewFloatBuffer(offsets_size);
+  const FloatBuffer grad_x32 = NewFloatBuffer(x_size);
+  const FloatBuffer grad_offsets32 = NewFloatBuffer(offsets_size);
   DeformableOffsetsBackward<float>(geo, x32.get(), offsets32.get(), grad_y32.get(),
                                    grad_x32.get(), grad_offsets32.get(), threads, parallel_for);
   NarrowAll(grad_x32.get(), x_size, grad_x, parallel_for);

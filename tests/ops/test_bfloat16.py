@@ -59,7 +59,8 @@ def sampling_inputs(name, kind, seed=0):
 def sampling_bound(exact, x64, n_terms):
     """u * |exact| + (1 + u) * (n + 8 + 2(H + W)) * e * max|x| for samples of x (|weights| <= 1)."""
     h, w = x64.shape[1:3]
-    return U * np.abs(exact) + (1 + U) * (n_terms + 8 + 2 * (h + w)) * E * np.abs(x64).max(initial=0)
+    slack = (1 + U) * (n_terms + 8 + 2 * (h + w)) * E
+    return U * np.abs(exact) + slack * np.abs(x64).max(initial=0)
 
 
 @pytest.mark.parametrize("kind", ["random", "far", "integer"])
@@ -174,7 +175,8 @@ def as64(*arrays):
 def test_deformable_offsets_gradients(backend, name):
     """grad_x[pixel] = sum of m * w * grad_y over the taps that read it, at most 4 per tap (all
     factors but grad_y non-negative, so the float64 gradient at |grad_y| is A); grad_offsets of
-    one tap sums Cg terms each at most 2 * max|x| * |grad_y| (dx, dy) or max|x| * |grad_y| (mask)."""
+    one tap sums Cg terms, each at most 2 * max|x| * |grad_y| (dx, dy) or max|x| * |grad_y|
+    (the mask)."""
     (x, x64), (offsets, offsets64), geo = sampling_inputs(name, "random", seed=4)
     rng = np.random.default_rng(5)
     y_shape = ops.deformable_offsets(x, offsets, **geo).shape
