@@ -224,3 +224,24 @@ def test_deform_conv2d_gradients(backend, case):
     magnitude_offsets = 2 * np.abs(x64).max() * grad_columns
     assert_within(got[1], exact[1], U * np.abs(exact[1]) + slack * magnitude_offsets,
                   "grad_offsets")
+
+
+def test_bilinear_sample_gradients(backend):
+    """grad_x[pixel] = sum of w * grad_y over the points that read it (w >= 0: A is the float64
+    gradient at |grad_y|); grad_coords of a point sums C terms, each at most
+    2 * max|x| * |grad_y|."""
+    rng = np.random.default_rng(8)
+    x, x64 = bf16(rng.normal(size=(2, 5, 6, 19)))
+    coords, coords64 = bf16(np.stack([rng.uniform(-2, 7, (2, 4, 7)),
+                                      rng.uniform(-2, 6, (2, 4, 7))], -1))
+    grad_y, grad_y64 = bf16(rng.normal(size=(2, 4, 7, 19)))
+    got = gradients(ops.bilinear_sample, [x, coords], grad_y)
+    exact = gradients(ops.bilinear_sample, as64(x64, coords64), grad_y64)
+    magnitude_x = gradients(ops.bilinear_sample, as64(x64, coords64), np.abs(grad_y64))[0]
+    h, w, c = x64.shape[1:]
+    slack = (1 + U) * (4 * 7 + 8 + 2 * (h + w)) * E  # a pixel: at most one term per point
+    assert_within(got[0], exact[0], U * np.abs(exact[0]) + slack * magnitude_x, "grad_x")
+    magnitude_coords = 2 * c * np.abs(x64).max() * np.abs(grad_y64).max()
+    slack = (1 + U) * (c + 8 + 2 * (h + w)) * E
+    assert_within(got[1], exact[1], U * np.abs(exact[1]) + slack * magnitude_coords,
+                  "grad_coords")
