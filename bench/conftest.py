@@ -91,6 +91,29 @@ def ratios(results=None):
     return rows
 
 
+def bfloat16_ratios(results=None):
+    """(shape, pass, native bf16 / bf16 conv2d beside it, native bf16 / native float32) for
+    every shape whose bfloat16 op was measured."""
+    rows = []
+    for shape_name, times in (RESULTS if results is None else results).items():
+        for phase in ("fwd", "fwd+bwd"):
+            native = times.get(f"native bf16 {phase}")
+            conv = times.get(f"conv2d beside native bf16 {phase}")
+            if native and conv:
+                fp32 = times.get(f"native {phase}")
+                rows.append((shape_name, phase, native / conv, native / fp32 if fp32 else None))
+    return rows
+
+
+def format_bfloat16_table(rows):
+    fmt = lambda r: f"{r:6.2f}x" if r else "     -"
+    lines = ["deform_conv2d in bfloat16 (minimum of rounds, measured in this run)",
+             f"{'shape':<28}{'pass':<9}{'native/conv2d bf16':>20}{'bf16/fp32 native':>18}"]
+    for shape, phase, to_conv, to_fp32 in rows:
+        lines.append(f"{shape:<28}{phase:<9}{fmt(to_conv):>20}{fmt(to_fp32):>18}")
+    return lines
+
+
 def ratio_rows(results=None):
     """``ratios`` formatted: (shape, pass, '  2.69x', ...), '     -' where not measured."""
     fmt = lambda r: f"{r:6.2f}x" if r else "     -"
@@ -114,8 +137,18 @@ def pytest_terminal_summary(terminalreporter):
         write("")
         for line in format_op_table(rows):
             write(line)
+    bf16_rows = bfloat16_ratios()
+    if bf16_rows:
+        write("")
+        for line in format_bfloat16_table(bf16_rows):
+            write(line)
     summary = floor.model_summary(MODEL_RESULTS)
     if summary:
         write("")
         for line in floor.format_model_table(summary):
+            write(line)
+    mixed = floor.mixed_summary(MODEL_RESULTS)
+    if mixed:
+        write("")
+        for line in floor.format_mixed_table(mixed):
             write(line)

@@ -19,6 +19,33 @@ CONV_RATE, TRAIN_STEP, INFER_FRAME, INFER_FRAME_CACHED, INPUT_PIPELINE = (
 MODEL_ITEMS = ((TRAIN_STEP, 'train_step', 'train step'),
                (INFER_FRAME, 'infer_frame', 'infer frame'),
                (INFER_FRAME_CACHED, 'infer_frame_cached', 'cached frame'))
+# Mixed precision (bfloat16 on CPU), each recorded with the float32 rounds run beside it.
+TRAIN_STEP_MIXED, INFER_FRAME_MIXED = 'train step mixed', 'infer frame mixed'
+
+
+def mixed_summary(results):
+    """{'train_step' | 'infer_frame': {mixed_seconds, fp32_seconds, ratio}} for the mixed
+    precision benchmarks in ``results``: each against the float32 rounds run beside it."""
+    summary = {}
+    for name, key in ((TRAIN_STEP_MIXED, 'train_step'), (INFER_FRAME_MIXED, 'infer_frame')):
+        entry = results.get(name)
+        if entry and entry.get('beside_seconds'):
+            summary[key] = {'mixed_seconds': entry['seconds'],
+                            'fp32_seconds': entry['beside_seconds'],
+                            'ratio': entry['seconds'] / entry['beside_seconds']}
+    return summary
+
+
+def format_mixed_table(summary):
+    """Text lines of ``mixed_summary``."""
+    lines = ['Mixed precision (bfloat16) against float32, rounds side by side (minimum, this run)',
+             f'{"work":<14}{"fp32 s":>9}{"mixed s":>9}{"mixed/fp32":>12}']
+    for key, label in (('train_step', 'train step'), ('infer_frame', 'infer frame')):
+        if key in summary:
+            item = summary[key]
+            lines.append(f'{label:<14}{item["fp32_seconds"]:9.3f}{item["mixed_seconds"]:9.3f}'
+                         f'{item["ratio"]:11.2f}x')
+    return lines
 
 
 def model_summary(results):

@@ -1,7 +1,7 @@
 """Where EDVR's time goes: one traced run (RunOptions FULL_TRACE) aggregated by op type.
 
     python -m bench.profile --what train|infer [--size full|quick] [--top 25] [--depth 2]
-        [--trace FILE.json] [--intra_op_threads N] [--inter_op_threads N]
+        [--trace FILE.json] [--intra_op_threads N] [--inter_op_threads N] [--precision mixed|fp32]
 
 Prints, per runtime op type (after grappler and oneDNN rewrites, e.g. ``_MklConv2D``), the
 summed op time, its share and its count, grouped into the fused deformable convolution
@@ -168,17 +168,21 @@ def format_profile(profile, top=25):
     return '\n'.join(lines)
 
 
-def build_workload(what, size, threads, tmp_dir):
-    """The ``bench.workloads`` object for ``what`` ('train' or 'infer') at ``size``."""
+def build_workload(what, size, threads, tmp_dir, mixed_precision=False):
+    """The ``bench.workloads`` object for ``what`` ('train' or 'infer') at ``size``, in mixed
+    precision (edvr.precision) or float32."""
     from bench import workloads
+    from edvr.precision import compute_dtype
     config = workloads.load_sized_config(size, threads)
+    dtype = compute_dtype(mixed_precision)
     if what == 'train':
-        return workloads.TrainStep(config)
+        return workloads.TrainStep(config, compute_dtype=dtype)
     height, width = workloads.SIZES[size]['frame']
-    return workloads.InferFrame(config, height, width, tmp_dir)
+    return workloads.InferFrame(config, height, width, tmp_dir, compute_dtype=dtype)
 
 
 def main(argv=None):
+    from edvr import precision
     from edvr.session import add_thread_flags, threads_from_flags
     parser = argparse.ArgumentParser(prog='python -m bench.profile',
                                      description=__doc__.split('\n\n')[0])
@@ -190,16 +194,21 @@ def main(argv=None):
                         help='name-scope depth of the per-component table')
     parser.add_argument('--trace', help='write a Chrome trace of the run here')
     add_thread_flags(parser)
+    precision.add_precision_flag(parser)
     args = parser.parse_args(argv)
+    from bench import workloads
+    mixed = precision.mixed_from_flags(
+        args, workloads.load_sized_config(args.size)['train'])
     with tempfile.TemporaryDirectory() as tmp_dir:
-        workload = build_workload(args.what, args.size, threads_from_flags(args), tmp_dir)
+        workload = build_workload(args.what, args.size, threads_from_flags(args), tmp_dir, mixed)
         try:
             workload.run()  # warm-up: graph optimisation, allocations, oneDNN primitives
             metadata = traced_run(workload.run)
         finally:
             workload.close()
     profile = time_by_op_type(metadata)
-    print(f'{args.what} ({args.size}): time by op type of one traced run')
+    print(f'{args.what} ({args.size}, {"mixed precision" if mixed else "float32"}): time by op '
+          f'type of one traced run')
     print(format_profile(profile, args.top))
     print()
     print(f'{args.what} ({args.size}): time by model component')

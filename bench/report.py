@@ -10,7 +10,8 @@ measured in that run.
   pipeline's headroom over training (bench/test_edvr_bench.py, bench.floor);
 - a frame of a streamed clip with the feature cache against one without it (time and conv
   FLOPs, same run); peak memory of 30 and 300 streamed frames is bench.video_memory.
-
+- mixed precision: deform_conv2d in bfloat16 against bfloat16 tf.nn.conv2d, and the training
+  step and the frame in mixed precision against float32, rounds side by side.
 - with ``--multiworker``, the all-reduce's share of a training step of 2 local workers
   (bench/multiworker.py): gradient bytes all-reduced per step, time in collective ops.
 
@@ -30,6 +31,9 @@ TARGETS = {'train_step': 1.5, 'infer_frame': 1.3}  # time / FLOP floor the proje
 OP_TARGETS = {'fwd': 2.0, 'fwd+bwd': 3.0}  # native deform_conv2d / conv2d the project aims for
 REPORT_ITEMS = ('train_step', 'infer_frame', 'infer_frame_cached', 'feature_cache',
                 'input_pipeline')
+# Mixed precision (issue 14): mixed / float32 time, and bfloat16 deform_conv2d / bfloat16 conv2d.
+MIXED_TARGETS = {'train_step': 0.7, 'infer_frame': 0.7}
+BF16_OP_TARGETS = {'fwd': 2.5, 'fwd+bwd': 2.5}
 
 
 def run_suites(quick, pytest_args=()):
@@ -59,6 +63,7 @@ def build_report(op_times, model_results, quick):
 
     import ops
     from bench import conftest, floor
+    from edvr import precision
     from edvr.session import thread_counts
     summary = floor.model_summary(model_results)
     intra, inter = thread_counts()
@@ -76,6 +81,13 @@ def build_report(op_times, model_results, quick):
         'conv_rate_shape': summary.get('conv_rate_shape'),
         'targets': TARGETS,
         'op_targets': OP_TARGETS,
+        'bf16_ops': [{'shape': shape, 'pass': phase, 'native_vs_conv2d_bf16': to_conv,
+                      'bf16_vs_fp32_native': to_fp32}
+                     for shape, phase, to_conv, to_fp32 in conftest.bfloat16_ratios(op_times)],
+        'mixed_precision': floor.mixed_summary(model_results),
+        'mixed_targets': MIXED_TARGETS,
+        'bf16_op_targets': BF16_OP_TARGETS,
+        'cpu_flags_bf16': sorted(precision.cpu_flags() & set(precision.NATIVE_BFLOAT16_FLAGS)),
     }
     for key in REPORT_ITEMS:
         report[key] = summary.get(key)
@@ -92,6 +104,12 @@ def format_report(report):
         summary.update(conv_rate=report['conv_rate_gflops'] * 1e9,
                        conv_rate_shape=report['conv_rate_shape'])
     lines += [''] + floor.format_model_table(summary)
+    bf16_rows = [(r['shape'], r['pass'], r['native_vs_conv2d_bf16'], r['bf16_vs_fp32_native'])
+                 for r in report.get('bf16_ops', [])]
+    if bf16_rows:
+        lines += [''] + conftest.format_bfloat16_table(bf16_rows)
+    if report.get('mixed_precision'):
+        lines += [''] + floor.format_mixed_table(report['mixed_precision'])
     for key, target in TARGETS.items():
         item = report[key]
         if item and 'floor_ratio' in item:
@@ -103,6 +121,22 @@ def format_report(report):
     if report.get('multiworker'):
         from bench import multiworker
         lines.append(multiworker.format_measure(report['multiworker']))
+    for key, target in MIXED_TARGETS.items():
+        item = report.get('mixed_precision', {}).get(key)
+        if item:
+            verdict = 'met' if item['ratio'] <= target else 'not met'
+            if report['quick']:
+                verdict = 'quick sizes: not comparable'
+            lines.append(f'target {key} mixed: <= {target}x float32, measured '
+                         f'{item["ratio"]:.2f}x ({verdict})')
+    for row in report.get('bf16_ops', []):
+        target = BF16_OP_TARGETS[row['pass']]
+        verdict = 'met' if row['native_vs_conv2d_bf16'] <= target else 'not met'
+        if not report['quick']:
+            lines.append(f'target bf16 deform_conv2d {row["shape"]} {row["pass"]}: <= {target}x '
+                         f'bf16 conv2d, measured {row["native_vs_conv2d_bf16"]:.2f}x ({verdict})')
+    lines.append('CPU bfloat16 flags: ' + (', '.join(report.get('cpu_flags_bf16') or [])
+                                           or 'none (bfloat16 is emulated)'))
     machine = report['machine']
     lines.append(f'{"quick sizes" if report["quick"] else "full sizes"}, {report["date"]}, '
                  f'{machine["cpus"]} CPUs, TF {machine["tensorflow"]}, ops backend '

@@ -26,14 +26,15 @@ SHAPES = {  # name: [N, H, W, C]
     "infer [5,180,320,64]": (5, 180, 320, 64),
 }
 GROUPS = 8
-ROUNDS = {"conv2d": 10, "native": 5, "reference": 2}
+ROUNDS = {"conv2d": 10, "native": 5, "reference": 2, "native bf16": 5}
 
 
-def build(variant, shape):
-    """Graph with the forward op and its gradients w.r.t. every input; returns (fwd, fwd+bwd) targets."""
+def build(variant, shape, dtype=tf.float32):
+    """Graph with the forward op and its gradients w.r.t. every input, inputs of ``dtype``;
+    returns (fwd, fwd+bwd) targets."""
     n, h, w, c = shape
     rng = np.random.default_rng(0)
-    variable = lambda a: tf.compat.v1.Variable(a.astype(np.float32))
+    variable = lambda a: tf.compat.v1.Variable(tf.cast(a.astype(np.float32), dtype))
     x = variable(rng.normal(size=shape))
     filters = variable(rng.normal(size=(3, 3, c, c)) * 0.05)
     grad_y = variable(rng.normal(size=(n, h, w, c)))
@@ -43,7 +44,7 @@ def build(variant, shape):
     else:
         offsets = variable(np.concatenate([rng.normal(0, 2, (n, h, w, 2 * GROUPS * 9)),
                                            rng.uniform(0, 1, (n, h, w, GROUPS * 9))], axis=-1))
-        os.environ["EDVR_OPS_BACKEND"] = variant
+        os.environ["EDVR_OPS_BACKEND"] = variant.split()[0]
         try:
             y = ops.deform_conv2d(x, offsets, filters, pads=(1, 1, 1, 1), deformable_groups=GROUPS)
         finally:
@@ -78,3 +79,29 @@ def test_deform_conv2d(benchmark, shape_name, variant, phase):
     record(benchmark, shape_name, f"{variant} {phase}")
     if baseline_times:
         record_beside(shape_name, f"{variant} {phase}", min(baseline_times))
+
+
+@pytest.mark.parametrize("phase", ["fwd", "fwd+bwd"])
+@pytest.mark.parametrize("shape_name", list(SHAPES))
+def test_deform_conv2d_bfloat16(benchmark, shape_name, phase):
+    """The native op in bfloat16 against bfloat16 tf.nn.conv2d (oneDNN) run beside it."""
+    if not os.path.exists(_native.LIBRARY_PATH):
+        pytest.skip("native op library not built: run `python setup.py build_ext --inplace`")
+    benchmark.group = f"{shape_name} {phase} bfloat16"
+    pick = lambda targets: targets[0] if phase == "fwd" else targets[1]
+    with tf.Graph().as_default():
+        target = pick(build("native", SHAPES[shape_name], tf.bfloat16))
+        baseline = pick(build("conv2d", SHAPES[shape_name], tf.bfloat16))
+        baseline_times = []
+
+        def run_baseline():
+            start = time.perf_counter()
+            sess.run(baseline)
+            baseline_times.append(time.perf_counter() - start)
+
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            benchmark.pedantic(sess.run, args=(target,), rounds=ROUNDS["native bf16"],
+                               warmup_rounds=1, setup=run_baseline)
+    record(benchmark, shape_name, f"native bf16 {phase}")
+    record_beside(shape_name, f"native bf16 {phase}", min(baseline_times))

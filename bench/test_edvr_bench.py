@@ -11,6 +11,7 @@ import os
 import time
 
 import pytest
+import tensorflow as tf
 
 from bench import floor, workloads
 from bench.conftest import record_model
@@ -18,9 +19,11 @@ from ops import _native
 
 # Full-size rounds are few: an EDVR-M training step takes seconds on 2 cores.
 ROUNDS = {'full': {floor.CONV_RATE: 10, floor.TRAIN_STEP: 3, floor.INFER_FRAME: 3,
-                   floor.INFER_FRAME_CACHED: 3, floor.INPUT_PIPELINE: 3},
+                   floor.INFER_FRAME_CACHED: 3, floor.INPUT_PIPELINE: 3,
+                   floor.TRAIN_STEP_MIXED: 3, floor.INFER_FRAME_MIXED: 3},
           'quick': {floor.CONV_RATE: 5, floor.TRAIN_STEP: 3, floor.INFER_FRAME: 3,
-                    floor.INFER_FRAME_CACHED: 3, floor.INPUT_PIPELINE: 2}}
+                    floor.INFER_FRAME_CACHED: 3, floor.INPUT_PIPELINE: 2,
+                    floor.TRAIN_STEP_MIXED: 3, floor.INFER_FRAME_MIXED: 3}}
 
 
 CONV_BATCH_SECONDS = {'full': 0.5, 'quick': 0.05}
@@ -33,20 +36,26 @@ def size(request):
     return 'quick' if request.config.getoption('--bench-quick') else 'full'
 
 
-def measure(benchmark, workload, name, size, interleave_conv=False, **measured):
+def measure(benchmark, workload, name, size, interleave_conv=False, beside=None, **measured):
     """Times ``workload.run`` (one warm-up round) and records it under ``name``.
 
     With ``interleave_conv``, the floor's ``tf.nn.conv2d`` runs for about half a second (at
     full size) before every round (untimed, in pytest-benchmark's setup), and the best of
     those batches is recorded as ``conv_rate``: the floor comes from the same minutes and
     load as the work, and from stretches long enough that a short lull on a shared machine
-    cannot flatter it.
+    cannot flatter it. With ``beside`` (another workload: float32 next to mixed precision),
+    that workload runs once before every round instead (timed here, untimed by
+    pytest-benchmark), and its best round is recorded as ``beside_seconds``.
     """
     benchmark.group = 'edvr model'
     conv = workloads.ConvRate(workloads.SIZES[size]['conv_shape']) if interleave_conv else None
-    batch_rates = []
+    batch_rates, beside_times = [], []
 
     def time_conv():
+        if beside is not None:
+            start = time.perf_counter()
+            beside.run()
+            beside_times.append(time.perf_counter() - start)
         if conv is None:
             return
         runs, start = 0, time.perf_counter()
@@ -60,10 +69,13 @@ def measure(benchmark, workload, name, size, interleave_conv=False, **measured):
                            warmup_rounds=1)
     finally:
         workload.close()
-        if conv:
-            conv.close()
+        for other in (conv, beside):
+            if other:
+                other.close()
     if conv:
         measured['conv_rate'] = max(batch_rates)
+    if beside_times:
+        measured['beside_seconds'] = min(beside_times)
     record_model(benchmark, name, **measured)
 
 
@@ -103,3 +115,25 @@ def test_input_pipeline(benchmark, size, tmp_path_factory):
                                        str(tmp_path_factory.mktemp('synthetic') / 'data'),
                                        settings['gt_frame'], settings['pipeline_batches'])
     measure(benchmark, workload, floor.INPUT_PIPELINE, size, samples=workload.samples)
+
+
+# Mixed precision (edvr.precision) against float32: each round of the bfloat16 workload follows
+# a round of the float32 one, so that their ratio compares rounds taken side by side.
+def test_train_step_mixed(benchmark, size):
+    config = workloads.load_sized_config(size)
+    fp32 = workloads.TrainStep(config)
+    fp32.run()  # warm-up, as pytest-benchmark's for the timed workload
+    workload = workloads.TrainStep(config, compute_dtype=tf.bfloat16)
+    measure(benchmark, workload, floor.TRAIN_STEP_MIXED, size, beside=fp32,
+            samples=workload.samples)
+
+
+def test_infer_frame_mixed(benchmark, size, tmp_path):
+    height, width = workloads.SIZES[size]['frame']
+    config = workloads.load_sized_config(size)
+    fp32 = workloads.InferFrame(config, height, width, str(tmp_path / 'fp32'))
+    fp32.run()
+    workload = workloads.InferFrame(config, height, width, str(tmp_path / 'mixed'),
+                                    compute_dtype=tf.bfloat16)
+    measure(benchmark, workload, floor.INFER_FRAME_MIXED, size, beside=fp32,
+            samples=workload.samples, frame=[height, width])

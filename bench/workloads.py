@@ -2,7 +2,8 @@
 (bench.profile) and the report (bench.report) share, built from the project's own code:
 
 - ``TrainStep``: one step of ``edvr.train`` (its TrainingGraph: model, loss, Adam train op),
-  fed a (b, t, crop, crop, 3) LR batch and its (b, 4crop, 4crop, 3) GT;
+  fed a (b, t, crop, crop, 3) LR batch and its (b, 4crop, 4crop, 3) GT; float32, or with
+  ``compute_dtype=tf.bfloat16`` mixed precision (edvr.precision), as ``InferFrame``;
 - ``InferFrame``: one frame of ``edvr.infer`` (its Restorer on a (t, h, w, 3) window, from a
   checkpoint written here) -> (4h, 4w, 3); ``cached=True``: one frame as a video streams
   through the feature cache (the new frame's features, then the window from cached ones);
@@ -81,14 +82,15 @@ class TrainStep(_Session):
     ``flops``: ``graph_conv_flops`` of them (forward and backward).
     """
 
-    def __init__(self, config):
+    def __init__(self, config, compute_dtype=tf.float32):
         from edvr.train import TrainingGraph  # heavy imports only for this workload
         self.config = config
         batch, crop = config['train']['batch_size'], config['data']['lr_crop']
         frames = config['model']['num_frame']
         self.graph = tf.Graph()
         with self.graph.as_default():
-            self.model = TrainingGraph(config, data_dir=None, val_spec=None)
+            self.model = TrainingGraph(config, data_dir=None, val_spec=None,
+                                       compute_dtype=compute_dtype)
             self.fetches = {'op': self.model.train_ops.full, 'loss': self.model.loss,
                             'lr': self.model.train_ops.lr}
             self.traced_fetches = list(self.fetches.values())
@@ -149,11 +151,13 @@ class InferFrame(_Session):
     ``flops``: the forward convolution FLOPs of that work at this frame size.
     """
 
-    def __init__(self, config, height, width, checkpoint_dir, cached=False):
+    def __init__(self, config, height, width, checkpoint_dir, cached=False,
+                 compute_dtype=tf.float32):
         from edvr.infer import Restorer
         model_cfg = config['model']
         checkpoint = write_random_checkpoint(model_cfg, checkpoint_dir)
-        self.restorer = Restorer(model_cfg, checkpoint, threads=config['threads'])
+        self.restorer = Restorer(model_cfg, checkpoint, threads=config['threads'],
+                                 compute_dtype=compute_dtype)
         self.sess = self.restorer.sess
         self.cached = cached
         rng = np.random.default_rng(0)

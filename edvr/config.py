@@ -82,8 +82,10 @@ SCHEMA = {
         'validate_every': (5000, _INT),   # 0: no validation, not even at the end
         'val_crop_border': (0, _INT),
         'offset_warning_threshold': (100.0, float),
-        # --device npu only (edvr.npu): precision_mode allow_mix_precision, and the loss scale:
-        # 'dynamic', a positive number (fixed) or null (none).
+        # Mixed precision (edvr.precision; --precision overrides): on the NPU precision_mode
+        # allow_mix_precision (float16); on a CPU with native bfloat16, bfloat16 compute on
+        # float32 variables. The loss scale, --device npu only: 'dynamic', a positive number
+        # (fixed) or null (none).
         'mixed_precision': (True, bool),
         'loss_scale': ('dynamic', (str, float, type(None))),
     },

@@ -15,6 +15,7 @@ import sys
 
 import tensorflow as tf
 
+from edvr import precision
 from edvr.checkpoint import CheckpointDamagedError, resolve_checkpoint, restore
 from edvr.comparison import save_comparison
 from edvr.config import load_run_config
@@ -32,7 +33,8 @@ def model_variables(scope='edvr'):
 def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_images=None,
              comparison=None, verify_pixels=False):
     """Restores ``checkpoint`` (prefix or folder) and evaluates ``split`` of ``data_dir``,
-    with the thread pools of ``config['threads']``.
+    with the thread pools of ``config['threads']``, in the precision of
+    ``config['train']['mixed_precision']`` (edvr.precision).
 
     Returns the results dict of ``Evaluator.run`` plus 'checkpoint' and 'step'. With
     ``comparison`` writes the bicubic / EDVR / GT figure of the middle frame of the first clip.
@@ -41,7 +43,9 @@ def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_imag
     spec = reds.check_dataset(data_dir, split, verify_pixels=verify_pixels)
     graph = tf.Graph()
     with graph.as_default():
-        evaluator = Evaluator(data_dir, spec, config, crop_border=crop_border)
+        evaluator = Evaluator(data_dir, spec, config, crop_border=crop_border,
+                              compute_dtype=precision.compute_dtype(
+                                  config['train']['mixed_precision']))
         kept = {}
         first = spec.videos[0]
 
@@ -83,10 +87,12 @@ def main(argv=None):
     parser.add_argument('--verify_pixels', action='store_true',
                         help='check every PNG fully before starting, not only its header')
     add_thread_flags(parser)
+    precision.add_precision_flag(parser)
     args = parser.parse_args(argv)
     try:
         config = load_run_config(args.config, args.checkpoint)
         config['threads'] = threads_from_flags(args, config['threads'])
+        config['train']['mixed_precision'] = precision.mixed_from_flags(args, config['train'])
         crop_border = (config['train']['val_crop_border'] if args.crop_border is None
                        else args.crop_border)
         results = evaluate(config, args.checkpoint, args.data_dir, args.split, crop_border,

@@ -42,7 +42,8 @@ class Evaluator:
     'average': {'edvr': {...}, 'bicubic': {...}}}``; the average is over clips, as BasicSR.
     """
 
-    def __init__(self, data_dir, spec, config, crop_border=0, reuse=None, scope='edvr'):
+    def __init__(self, data_dir, spec, config, crop_border=0, reuse=None, scope='edvr',
+                 compute_dtype=tf.float32):
         model_cfg = config['model']
         if output_scale(model_cfg) != reds.SCALE:
             raise ValueError('evaluation needs an x4 model (model.hr_in: false)')
@@ -55,7 +56,8 @@ class Evaluator:
         self.iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
         item = self.iterator.get_next()
         padded, h, w = pad_to_multiple(item['lr'], size_multiple(model_cfg))
-        output, _ = build_edvr(padded, model_cfg, scope=scope, reuse=reuse)
+        output, _ = build_edvr(padded, model_cfg, scope=scope, reuse=reuse,
+                               compute_dtype=compute_dtype)
         output = output[:, :h * reds.SCALE, :w * reds.SCALE, :]
         self.fetches = {'edvr': metrics.to_uint8(output), 'gt': metrics.to_uint8(item['gt']),
                         'lr_center': metrics.to_uint8(item['lr'][:, self.center]),

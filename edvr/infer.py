@@ -120,8 +120,9 @@ class Restorer:
     can be counted (bench.flops). For EDVR-M the frame time is the same within noise.
     """
 
-    def __init__(self, cfg, checkpoint, threads=None):
-        """``cfg``: the model section; ``threads``: the config's threads section (or None)."""
+    def __init__(self, cfg, checkpoint, threads=None, compute_dtype=None):
+        """``cfg``: the model section; ``threads``: the config's threads section (or None);
+        ``compute_dtype``: the model's (edvr.precision.compute_dtype; None: float32)."""
         import tensorflow as tf
 
         from edvr.checkpoint import resolve_checkpoint, restore
@@ -129,13 +130,14 @@ class Restorer:
         from edvr.session import session_config
         self.cfg = cfg
         self.center = center_frame_index(cfg)
+        self.compute_dtype = compute_dtype or tf.float32
         self.scale, self.multiple = output_scale(cfg), size_multiple(cfg)
         self.graph = tf.Graph()
         self._towers = {}
         with self.graph.as_default():
             self.frames = tf.compat.v1.placeholder(
                 tf.float32, [1, cfg['num_frame'], None, None, cfg['num_in_ch']], name='frames')
-            self.output, _ = build_edvr(self.frames, cfg)
+            self.output, _ = build_edvr(self.frames, cfg, compute_dtype=self.compute_dtype)
             self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(threads))
             restore(self.sess, resolve_checkpoint(checkpoint), tf.compat.v1.global_variables())
 
@@ -154,7 +156,8 @@ class Restorer:
                 frames = tf.compat.v1.placeholder(
                     tf.float32, [1, self.cfg['num_frame'], key[0], key[1], self.cfg['num_in_ch']],
                     name=f'frames_{key[0]}x{key[1]}')
-                output, _ = build_edvr(frames, self.cfg, reuse=True)
+                output, _ = build_edvr(frames, self.cfg, reuse=True,
+                                       compute_dtype=self.compute_dtype)
             self._towers[key] = (frames, output)
         return self._towers[key]
 
@@ -172,7 +175,8 @@ class Restorer:
                     name=f'frame_{key[1]}x{key[2]}')
                 # Fetched through Identity: grappler's remapper fails on a fetched IdentityN
                 # (lrelu's custom gradient) whose input it fuses, and skips the whole graph.
-                feats = [tf.identity(f) for f in build_frame_features(frame, self.cfg, reuse=True)]
+                feats = [tf.identity(f) for f in build_frame_features(
+                    frame, self.cfg, reuse=True, compute_dtype=self.compute_dtype)]
                 self._towers[key] = (frame, feats)
         return self._towers[key]
 
@@ -189,7 +193,7 @@ class Restorer:
             t = self.cfg['num_frame']
             with self.graph.as_default():
                 placeholders = [
-                    tf.compat.v1.placeholder(tf.float32, [t] + f.shape.as_list()[1:],
+                    tf.compat.v1.placeholder(f.dtype, [t] + f.shape.as_list()[1:],
                                              name=f'window_l{level + 1}_{key[1]}x{key[2]}')
                     for level, f in enumerate(feats)]
                 center = tf.compat.v1.placeholder(
@@ -291,12 +295,13 @@ def restore_stream(restorer, source, sink, padding='reflection_circle', tile=Non
 
 def restore_clip(cfg, checkpoint, input_path, output_path, padding='reflection_circle', tile=None,
                  overlap=None, progress=True, threads=None, feature_cache=True, codec=None,
-                 crf=None, fps=None):
+                 crf=None, fps=None, compute_dtype=None):
     """Restore every frame of ``input_path`` (PNG folder or video) into ``output_path`` (PNG
     folder or video file, see edvr.video); returns the written paths. Nothing appears under
     ``output_path`` unless the whole clip was restored.
 
-    ``threads``: the config's threads section (thread pools, see ``edvr.session``)."""
+    ``threads``: the config's threads section (thread pools, see ``edvr.session``);
+    ``compute_dtype``: the model's (edvr.precision.compute_dtype; None: float32)."""
     from edvr import video
     from edvr.model import output_scale
     overlap = check_tiling(cfg, tile, overlap)
@@ -310,7 +315,7 @@ def restore_clip(cfg, checkpoint, input_path, output_path, padding='reflection_c
         sink = video.open_sink(output_path, source,
                                (source.size[0] * scale, source.size[1] * scale), codec, crf, fps)
         try:
-            restorer = Restorer(cfg, checkpoint, threads)
+            restorer = Restorer(cfg, checkpoint, threads, compute_dtype)
             try:
                 restore_stream(restorer, source, sink, padding, tile, overlap, feature_cache,
                                progress)
@@ -326,6 +331,7 @@ def restore_clip(cfg, checkpoint, input_path, output_path, padding='reflection_c
 
 def main(argv=None):
     from edvr.checkpoint import CheckpointError
+    from edvr import precision
     from edvr.config import ConfigError, load_run_config
     from edvr.session import add_thread_flags, threads_from_flags
     from edvr.video import VideoError
@@ -353,14 +359,16 @@ def main(argv=None):
                         help='run the whole model on every window (each frame\'s features '
                              'are otherwise computed once)')
     add_thread_flags(parser)
+    precision.add_precision_flag(parser)
     args = parser.parse_args(argv)
     try:
         config = load_run_config(args.config, args.checkpoint)
         threads = threads_from_flags(args, config['threads'])
+        compute_dtype = precision.compute_dtype(precision.mixed_from_flags(args, config['train']))
         written = restore_clip(config['model'], args.checkpoint, args.input, args.output,
                                args.padding, args.tile, args.tile_overlap, threads=threads,
                                feature_cache=not args.no_feature_cache, codec=args.codec,
-                               crf=args.crf, fps=args.fps)
+                               crf=args.crf, fps=args.fps, compute_dtype=compute_dtype)
     except (ConfigError, CheckpointError, InferenceError, VideoError) as e:
         print(f'edvr.infer: {e}', file=sys.stderr)
         return 1

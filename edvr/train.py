@@ -40,6 +40,7 @@ from edvr.checkpoint import STATE_FILE, CheckpointDamagedError, newest_intact_ch
 from edvr.config import load_config
 from edvr.data import pipeline, reds, synthetic
 from edvr.evaluation import Evaluator, format_table
+from edvr import precision
 from edvr.model import build_edvr, center_frame_index
 from edvr.session import add_thread_flags, session_config, threads_from_flags
 from edvr.training import distributed, monitor
@@ -61,7 +62,9 @@ EXIT_WORKER_LOST = 4
 class TrainingGraph:
     """The training graph: fed batches, the model, loss, train ops, monitors, validation."""
 
-    def __init__(self, config, data_dir, val_spec, wrap_optimizer=None):
+    def __init__(self, config, data_dir, val_spec, wrap_optimizer=None, compute_dtype=tf.float32):
+        """compute_dtype: the model's (edvr.precision.compute_dtype); loss and optimizer are
+        float32 either way."""
         model_cfg, train_cfg, data_cfg = config['model'], config['train'], config['data']
         batch, crop, frames = train_cfg['batch_size'], data_cfg['lr_crop'], model_cfg['num_frame']
         tf.compat.v1.set_random_seed(train_cfg['seed'])
@@ -69,7 +72,7 @@ class TrainingGraph:
         self.lr_frames = tf.compat.v1.placeholder(tf.float32, [batch, frames, crop, crop, 3],
                                                   'lr_frames')
         self.gt = tf.compat.v1.placeholder(tf.float32, [batch, 4 * crop, 4 * crop, 3], 'gt')
-        self.output, endpoints = build_edvr(self.lr_frames, model_cfg)
+        self.output, endpoints = build_edvr(self.lr_frames, model_cfg, compute_dtype=compute_dtype)
         self.loss = pixel_loss(self.output, self.gt, train_cfg['loss'],
                                train_cfg['loss_reduction'], train_cfg['charbonnier_eps'])
         self.train_ops = build_train_ops(self.loss, self.global_step, train_cfg,
@@ -85,7 +88,8 @@ class TrainingGraph:
         strip = monitor.sample_strip(self.lr_frames[:, center], self.output, self.gt)
         self.image_summary = tf.compat.v1.summary.image('train/bicubic_edvr_gt', strip)
         self.evaluator = (Evaluator(data_dir, val_spec, config,
-                                    crop_border=train_cfg['val_crop_border'], reuse=True)
+                                    crop_border=train_cfg['val_crop_border'], reuse=True,
+                                    compute_dtype=compute_dtype)
                           if val_spec is not None else None)
         self.saver = tf.compat.v1.train.Saver(max_to_keep=None)
         self.init = tf.compat.v1.global_variables_initializer()
@@ -113,6 +117,7 @@ def parse_args(argv):
                              'in an all-reduce before stopping with an error naming the lost '
                              'one (default distributed.collective_timeout of the config, 60)')
     add_thread_flags(parser)
+    precision.add_precision_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -124,6 +129,7 @@ def prepare_config(args):
     config['threads'] = threads_from_flags(args, config['threads'])
     if getattr(args, 'collective_timeout', None) is not None:
         config['distributed']['collective_timeout'] = args.collective_timeout
+    config['train']['mixed_precision'] = precision.mixed_from_flags(args, config['train'])
     check_train_config(config, args.config)
     return config
 
@@ -245,10 +251,14 @@ def train(args, log=print):
     # Multi-worker: the whole graph on this worker's task; every worker validates (only the
     # chief writes the results), so none waits in an all-reduce while the chief validates.
     with graph_obj.as_default(), tf.device(workers.device if workers else None):
+        compute_dtype = precision.compute_dtype(train_cfg['mixed_precision'], args.device)
+        log(f'precision: {"mixed" if train_cfg["mixed_precision"] else "fp32"}, model computes '
+            f'in {compute_dtype.name}')
         validates = train_cfg['validate_every'] and (chief or workers is not None)
         graph = TrainingGraph(config, data_dir, val_spec if validates else None,
                               wrap_optimizer=(setup.wrap_optimizer if setup else
-                                              collectives.wrap_optimizer if collectives else None))
+                                              collectives.wrap_optimizer if collectives else None),
+                              compute_dtype=compute_dtype)
         broadcast = (setup.broadcast_variables() if setup else
                      collectives.broadcast_variables() if collectives else None)
         agreement = collectives.step_agreement(graph.loss) if collectives else None
@@ -316,7 +326,7 @@ def resume_command(args, data_dir, output):
     parts = ['python', '-m', 'edvr.train', '--config', args.config, '--data_dir', data_dir,
              '--output', output, '--resume']
     for flag in ('max_steps', 'batch_size', 'max_minutes', 'intra_op_threads',
-                 'inter_op_threads'):
+                 'inter_op_threads', 'precision', 'collective_timeout'):
         if getattr(args, flag, None) is not None:
             parts += [f'--{flag}', str(getattr(args, flag))]
     if args.device != 'cpu':

@@ -4,7 +4,8 @@ All tensors are NHWC; semantics are those of SPEC section 2. Two backends give
 the same results to float32 rounding:
 
 - ``native``: C++ CPU kernels (ops/_edvr_ops.so, built by
-  ``python setup.py build_ext --inplace``), float32 and float64;
+  ``python setup.py build_ext --inplace``), float32, float64 and bfloat16 (bfloat16 is
+  located, weighted and summed in float32 and rounded once; kernels/cpu/bfloat16.h);
 - ``reference``: pure TF gathers, differentiated by autodiff.
 
 ``EDVR_OPS_BACKEND`` = ``auto`` (default: native if it loads, else reference with

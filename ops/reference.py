@@ -2,6 +2,8 @@
 
 The fallback when the native library is not built, and an oracle for it.
 Semantics: SPEC section 2 (NHWC, zero-outside bilinear rule, NaN gives NaN).
+bfloat16 inputs are sampled in float32 and the result rounded once, as the native kernels do:
+positions in bfloat16 would be off by up to a pixel at a few hundred pixels.
 """
 import numpy as np
 import tensorflow as tf
@@ -84,6 +86,10 @@ def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dil
         x = tf.convert_to_tensor(x)
         offsets = tf.convert_to_tensor(offsets, dtype=x.dtype)
         _checks.deformable_offsets_shapes(op, x, offsets, geo)
+        if x.dtype == tf.bfloat16:
+            y = deformable_offsets(tf.cast(x, tf.float32), tf.cast(offsets, tf.float32), ksize,
+                                   strides, pads, dilations, deformable_groups, modulated)
+            return tf.cast(y, tf.bfloat16)
         n, h, w, c = (_dim(x, a) for a in range(4))
         ho, wo = _dim(offsets, 1), _dim(offsets, 2)
         kh, kw, g = geo.kernel_h, geo.kernel_w, geo.groups
@@ -115,6 +121,9 @@ def bilinear_sample(x, coords, name=None):
         x = tf.convert_to_tensor(x)
         coords = tf.convert_to_tensor(coords, dtype=x.dtype)
         _checks.bilinear_sample_shapes("bilinear_sample", x, coords)
+        if x.dtype == tf.bfloat16:
+            y = bilinear_sample(tf.cast(x, tf.float32), tf.cast(coords, tf.float32))
+            return tf.cast(y, tf.bfloat16)
         n, h, w, c = (_dim(x, a) for a in range(4))
         points = tf.reshape(coords, [n, -1, 2])
         px, py = points[:, :, 0:1], points[:, :, 1:2]  # [N, P, 1]

@@ -8,6 +8,7 @@ from edvr.model.layers import dim, upsample_bilinear
 from edvr.model.pcd_alignment import pcd_alignment
 from edvr.model.reconstruction import reconstruction
 from edvr.model.tsa_fusion import plain_fusion, tsa_fusion
+from edvr.precision import master_variable_getter
 
 SCALE = 4
 
@@ -28,7 +29,7 @@ def output_scale(cfg):
     return 1 if cfg['hr_in'] else SCALE
 
 
-def build_edvr(frames, cfg, scope='edvr', reuse=None):
+def build_edvr(frames, cfg, scope='edvr', reuse=None, compute_dtype=tf.float32):
     """Build the EDVR graph.
 
     Args:
@@ -36,6 +37,9 @@ def build_edvr(frames, cfg, scope='edvr', reuse=None):
         multiples of ``size_multiple(cfg)`` (4, or 16 with hr_in). h, w may be dynamic.
       cfg: the ``model`` config section (dict).
       scope, reuse: the outer variable scope and its reuse flag (True to share weights).
+      compute_dtype: tf.float32, or tf.bfloat16 for mixed precision (edvr.precision): the
+        network between the input frames and the output runs in bfloat16 on float32 master
+        variables; frames, the bilinear base and the output stay float32.
     Returns:
       (output, endpoints). output: (b, 4h, 4w, c) (or (b, h, w, c) with hr_in), the
       restored centre frame. endpoints: OrderedDict with 'features' ([l1, l2, l3] of
@@ -48,15 +52,24 @@ def build_edvr(frames, cfg, scope='edvr', reuse=None):
     if t != cfg['num_frame'] or c != cfg['num_in_ch']:
         raise ValueError(f'frames must be (b, t={cfg["num_frame"]}, h, w, c={cfg["num_in_ch"]}) '
                          f'for this config, got shape {frames.shape}')
-    with tf.compat.v1.variable_scope(scope, reuse=reuse):
+    with _model_scope(scope, reuse, compute_dtype):
         b, h, w = dim(frames, 0), dim(frames, 2), dim(frames, 3)
-        feats = feature_extraction(tf.reshape(frames, [-1, h, w, c]), cfg)  # frames in the batch
+        lr = tf.cast(frames, compute_dtype)  # no op in float32
+        feats = feature_extraction(tf.reshape(lr, [-1, h, w, c]), cfg)  # frames in the batch
         output, endpoints = _restore_from_features(feats, frames[:, center_frame_index(cfg)], b,
                                                    cfg)
     return output, endpoints
 
 
-def build_frame_features(frames, cfg, scope='edvr', reuse=None):
+def _model_scope(scope, reuse, compute_dtype):
+    """The model's variable scope; in bfloat16 its variables are float32 masters read through
+    a Cast (edvr.precision.master_variable_getter)."""
+    mixed = tf.as_dtype(compute_dtype) != tf.float32
+    return tf.compat.v1.variable_scope(scope, reuse=reuse,
+                                       custom_getter=master_variable_getter if mixed else None)
+
+
+def build_frame_features(frames, cfg, scope='edvr', reuse=None, compute_dtype=tf.float32):
     """The per-frame half of ``build_edvr``: each frame's [l1, l2, l3] features.
 
     A frame's features do not depend on its neighbours, so a sliding window can compute them
@@ -65,8 +78,8 @@ def build_frame_features(frames, cfg, scope='edvr', reuse=None):
     Returns [l1, l2, l3]: (n, h', w', f), (n, h'/2, w'/2, f), (n, h'/4, w'/4, f), h' = h (h / 4
     with hr_in), the same variables (pre-deblur included) as ``build_edvr`` in ``scope``.
     """
-    with tf.compat.v1.variable_scope(scope, reuse=reuse):
-        return feature_extraction(frames, cfg)
+    with _model_scope(scope, reuse, compute_dtype):  # the features are in compute_dtype
+        return feature_extraction(tf.cast(frames, compute_dtype), cfg)
 
 
 def build_window_from_features(feats, center_frame, cfg, scope='edvr', reuse=None):
@@ -77,7 +90,7 @@ def build_window_from_features(feats, center_frame, cfg, scope='edvr', reuse=Non
     center_frame: (b, h, w, c) the window's reference frame (the base the residual is added to).
     Returns (output, endpoints) as ``build_edvr`` (without 'features' computed here).
     """
-    with tf.compat.v1.variable_scope(scope, reuse=reuse):
+    with _model_scope(scope, reuse, feats[0].dtype):  # computes in the features' dtype
         return _restore_from_features(feats, center_frame, dim(center_frame, 0), cfg)
 
 
@@ -105,7 +118,7 @@ def _restore_from_features(feats, base, b, cfg):
         fused = plain_fusion(aligned, num_feat)
     endpoints['fused'] = fused
 
-    residual = reconstruction(fused, cfg)
+    residual = tf.cast(reconstruction(fused, cfg), tf.float32)  # no op in float32
     endpoints['residual'] = residual
     if not cfg['hr_in']:
         base = upsample_bilinear(base, SCALE)

@@ -102,7 +102,8 @@ def avg_pool_3x3_s2(x):
 def upsample_bilinear(x, factor=2):
     """Bilinear resize by ``factor`` with PyTorch's align_corners=False (half-pixel centres)."""
     size = [dim(x, 1) * factor, dim(x, 2) * factor]
-    return tf.compat.v1.image.resize_bilinear(x, size, align_corners=False, half_pixel_centers=True)
+    y = tf.compat.v1.image.resize_bilinear(x, size, align_corners=False, half_pixel_centers=True)
+    return tf.cast(y, x.dtype)  # ResizeBilinear returns float32 for bfloat16 input too
 
 
 def pixel_shuffle(x, factor=2):

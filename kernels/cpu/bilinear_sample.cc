@@ -2,6 +2,7 @@
 #include "bilinear_sample.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "bilinear.h"
@@ -34,11 +35,13 @@ struct BlockLayout {
   std::vector<T> ones;
   std::vector<int64_t> no_offsets, point_offsets;
 };
-}  // namespace
 
-template <typename T>
-void BilinearSampleForward(const BilinearSampleGeometry& geo, const T* x, const T* coords, T* y,
-                           const ParallelFor& parallel_for) {
+// The forward computed in T and written as Out: directly when they are the same type, else
+// a block of points at a time through a buffer of T.
+template <typename T, typename Out>
+void Forward(const BilinearSampleGeometry& geo, const T* x, const T* coords, Out* y,
+             const ParallelFor& parallel_for) {
+  constexpr bool kDirect = std::is_same<T, Out>::value;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t blocks = (geo.points + kPointBlock - 1) / kPointBlock;
   const int64_t cost = kPointBlock * (geo.channels * 2 + 30);
@@ -46,15 +49,42 @@ void BilinearSampleForward(const BilinearSampleGeometry& geo, const T* x, const 
     PointTable<T> table(kPointBlock);
     const BlockLayout<T> layout(geo.channels);
     const std::vector<T> zeros(geo.channels, T(0));
+    std::vector<T> block(kDirect ? 0 : kPointBlock * geo.channels);
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t n = unit / blocks, first = n * geo.points + unit % blocks * kPointBlock;
       const int64_t count = std::min(kPointBlock, (n + 1) * geo.points - first);
       LocatePoints(geo, coords, first, count, &table);
+      T* out;
+      if constexpr (kDirect) {
+        out = y + first * geo.channels;
+      } else {
+        out = block.data();
+      }
       SampleTablePoints<0>(x + n * image_size, table, count, layout.ones.data(),
                            layout.no_offsets.data(), layout.point_offsets.data(), geo.channels,
-                           zeros.data(), y + first * geo.channels);
+                           zeros.data(), out);
+      if constexpr (!kDirect) {
+        NarrowToBFloat16(block.data(), count * geo.channels, y + first * geo.channels);
+      }
     }
   });
+}
+}  // namespace
+
+template <typename T>
+void BilinearSampleForward(const BilinearSampleGeometry& geo, const T* x, const T* coords, T* y,
+                           const ParallelFor& parallel_for) {
+  Forward(geo, x, coords, y, parallel_for);
+}
+
+template <>
+void BilinearSampleForward<BFloat16>(const BilinearSampleGeometry& geo, const BFloat16* x,
+                                     const BFloat16* coords, BFloat16* y,
+                                     const ParallelFor& parallel_for) {
+  const FloatBuffer x32 =
+      WidenAll(x, geo.batch * geo.in_height * geo.in_width * geo.channels, parallel_for);
+  const FloatBuffer coords32 = WidenAll(coords, geo.batch * geo.points * 2, parallel_for);
+  Forward(geo, x32.get(), coords32.get(), y, parallel_for);
 }
 
 template <typename T>
@@ -102,6 +132,26 @@ void BilinearSampleBackward(const BilinearSampleGeometry& geo, const T* x, const
       grad_coords[v] = sum;
     }
   });
+}
+
+// The float32 backward on widened inputs, into float32 gradients rounded once at the end.
+template <>
+void BilinearSampleBackward<BFloat16>(const BilinearSampleGeometry& geo, const BFloat16* x,
+                                      const BFloat16* coords, const BFloat16* grad_y,
+                                      BFloat16* grad_x, BFloat16* grad_coords,
+                                      const ParallelFor& parallel_for) {
+  const int64_t x_size = geo.batch * geo.in_height * geo.in_width * geo.channels;
+  const int64_t coords_size = geo.batch * geo.points * 2;
+  const int64_t y_size = geo.batch * geo.points * geo.channels;
+  const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
+  const FloatBuffer coords32 = WidenAll(coords, coords_size, parallel_for);
+  const FloatBuffer grad_y32 = WidenAll(grad_y, y_size, parallel_for);
+  const FloatBuffer grad_x32 = NewFloatBuffer(x_size);
+  const FloatBuffer grad_coords32 = NewFloatBuffer(coords_size);
+  BilinearSampleBackward<float>(geo, x32.get(), coords32.get(), grad_y32.get(),
+                                grad_x32.get(), grad_coords32.get(), parallel_for);
+  NarrowAll(grad_x32.get(), x_size, grad_x, parallel_for);
+  NarrowAll(grad_coords32.get(), coords_size, grad_coords, parallel_for);
 }
 
 #define EDVR_INSTANTIATE(T)                                                                     \

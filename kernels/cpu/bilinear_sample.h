@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "bfloat16.h"
 #include "parallel.h"
 
 namespace edvr {
@@ -31,6 +32,18 @@ template <typename T>
 void BilinearSampleBackward(const BilinearSampleGeometry& geo, const T* x, const T* coords,
                             const T* grad_y, T* grad_x, T* grad_coords,
                             const ParallelFor& parallel_for);
+
+// bfloat16: located, weighted and summed in float32; y and the gradients rounded once, at
+// the end (the gradients are accumulated in float32 buffers of their full size).
+template <>
+void BilinearSampleForward<BFloat16>(const BilinearSampleGeometry& geo, const BFloat16* x,
+                                     const BFloat16* coords, BFloat16* y,
+                                     const ParallelFor& parallel_for);
+template <>
+void BilinearSampleBackward<BFloat16>(const BilinearSampleGeometry& geo, const BFloat16* x,
+                                      const BFloat16* coords, const BFloat16* grad_y,
+                                      BFloat16* grad_x, BFloat16* grad_coords,
+                                      const ParallelFor& parallel_for);
 
 }  // namespace edvr
 

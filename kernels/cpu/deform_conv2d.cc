@@ -10,12 +10,14 @@
 
 #include <algorithm>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "bilinear.h"
 #include "deformable_taps.h"
 #include "gemm.h"
+#include "gemm_bf16.h"
 
 namespace edvr {
 namespace {
@@ -69,6 +71,35 @@ std::vector<GroupBlock<T>> MakeGroupBlocks(const DeformableOffsetsGeometry& geo,
   return blocks;
 }
 
+// Samples the columns of output pixels [p_begin, p_begin + p_count), pixel p's K*C values
+// at columns + (p - p_begin) * row. Offsets of another type than T (bfloat16) are widened a
+// pixel at a time into pixel_offsets (3*G*K values): each is read once.
+template <int kChannels, typename T, typename O>
+void SampleColumns(const DeformableOffsetsGeometry& geo, const Taps& taps, const T* x,
+                   const O* offsets, const T* ones, const T* zeros, int64_t p_begin,
+                   int64_t p_count, int64_t row, PointTable<T>* table, T* pixel_offsets,
+                   T* columns) {
+  const int64_t cg = geo.channels / geo.groups;
+  const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
+  const int64_t out_pixels = geo.out_height * geo.out_width;
+  for (int64_t p = p_begin; p < p_begin + p_count; ++p) {
+    const int64_t n = p / out_pixels;
+    const int64_t ho = p % out_pixels / geo.out_width, wo = p % geo.out_width;
+    const T* off_pixel;
+    if constexpr (std::is_same<T, O>::value) {
+      off_pixel = offsets + p * 3 * taps.count;
+    } else {
+      WidenBFloat16(offsets + p * 3 * taps.count, 3 * taps.count, pixel_offsets);
+      off_pixel = pixel_offsets;
+    }
+    LocatePixelTaps(geo, taps, off_pixel, ho, wo, 0, taps.count, table);
+    SampleTablePoints<kChannels>(x + n * image_size, *table, taps.count,
+                                 geo.modulated ? off_pixel + 2 * taps.count : ones,
+                                 taps.group_channel.data(), taps.out_offset.data(), cg, zeros,
+                                 columns + (p - p_begin) * row);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -76,9 +107,7 @@ void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features,
                          const T* offsets, const T* filters, T* y,
                          const ParallelFor& parallel_for) {
   const int64_t cg = geo.channels / geo.groups;
-  const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
-  const int64_t out_pixels = geo.out_height * geo.out_width;
-  const int64_t total_pixels = geo.batch * out_pixels;
+  const int64_t total_pixels = geo.batch * geo.out_height * geo.out_width;
   const int64_t width = geo.kernel_h * geo.kernel_w * geo.channels;  // K*C: one pixel's columns
   const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
   const int64_t tiles = (total_pixels + kForwardTilePixels - 1) / kForwardTilePixels;
@@ -92,16 +121,8 @@ void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features,
       for (int64_t tile = begin; tile < end; ++tile) {
         const int64_t p_begin = tile * kForwardTilePixels;
         const int64_t p_count = std::min(kForwardTilePixels, total_pixels - p_begin);
-        for (int64_t p = p_begin; p < p_begin + p_count; ++p) {
-          const int64_t n = p / out_pixels;
-          const int64_t ho = p % out_pixels / geo.out_width, wo = p % geo.out_width;
-          const T* off_pixel = offsets + p * 3 * taps.count;
-          LocatePixelTaps(geo, taps, off_pixel, ho, wo, 0, taps.count, &table);
-          SampleTablePoints<kChannels>(x + n * image_size, table, taps.count,
-                                       geo.modulated ? off_pixel + 2 * taps.count : ones.data(),
-                                       taps.group_channel.data(), taps.out_offset.data(), cg,
-                                       zeros.data(), columns.data() + (p - p_begin) * width);
-        }
+        SampleColumns<kChannels>(geo, taps, x, offsets, ones.data(), zeros.data(), p_begin,
+                                 p_count, width, &table, static_cast<T*>(nullptr), columns.data());
         Gemm<T>(p_count, features, width, {columns.data(), width, 1}, filters, features,
                 y + p_begin * features, features, /*accumulate=*/false);
       }
@@ -109,11 +130,59 @@ void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features,
   });
 }
 
-template <typename T>
-void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
-                          const T* offsets, const T* filters, const T* grad_y, T* grad_x,
-                          T* grad_offsets, T* grad_filters, int64_t threads,
-                          const ParallelFor& parallel_for) {
+// x is widened once up front rather than in the sampling loop: every element is read by
+// about K taps; the offsets, read once, a pixel at a time. A tile's columns are rounded to
+// bfloat16 (rows padded to an even length, the pad 0, for the pairs of vdpbf16ps) and its y
+// is rounded as it is written.
+template <>
+void DeformConv2DForward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
+                                   const BFloat16* x, const BFloat16* offsets,
+                                   const BFloat16* filters, BFloat16* y,
+                                   const ParallelFor& parallel_for) {
+  const int64_t cg = geo.channels / geo.groups;
+  const int64_t total_pixels = geo.batch * geo.out_height * geo.out_width;
+  const int64_t width = geo.kernel_h * geo.kernel_w * geo.channels;
+  const int64_t row = width + width % 2;
+  const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
+  const FloatBuffer x32 =
+      WidenAll(x, geo.batch * geo.in_height * geo.in_width * geo.channels, parallel_for);
+  const PackedPairs packed =
+      PackPairs(width, features, [&](int64_t k, int64_t f) { return filters[k * features + f]; });
+  const int64_t tiles = (total_pixels + kForwardTilePixels - 1) / kForwardTilePixels;
+  const int64_t cost = kForwardTilePixels * (taps.count * (cg * 2 + 30) + width * features);
+  parallel_for(tiles, cost, [&](int64_t begin, int64_t end) {
+    PointTable<float> table(taps.count);
+    const std::vector<float> zeros(cg, 0.0f), ones(taps.count, 1.0f);
+    std::vector<float> columns(kForwardTilePixels * row, 0.0f);
+    std::vector<float> y_tile(kForwardTilePixels * features);
+    std::vector<BFloat16> columns16(kForwardTilePixels * row);
+    std::vector<float> pixel_offsets(3 * taps.count);
+    DispatchChannels(cg, [&](auto fixed_channels) {
+      constexpr int kChannels = decltype(fixed_channels)::value;
+      for (int64_t tile = begin; tile < end; ++tile) {
+        const int64_t p_begin = tile * kForwardTilePixels;
+        const int64_t p_count = std::min(kForwardTilePixels, total_pixels - p_begin);
+        SampleColumns<kChannels>(geo, taps, x32.get(), offsets, ones.data(), zeros.data(),
+                                 p_begin, p_count, row, &table, pixel_offsets.data(),
+                                 columns.data());
+        NarrowToBFloat16(columns.data(), p_count * row, columns16.data());
+        GemmBF16(p_count, columns16.data(), row, packed, y_tile.data(), features);
+        NarrowToBFloat16(y_tile.data(), p_count * features, y + p_begin * features);
+      }
+    });
+  });
+}
+
+namespace {
+
+// The backward computed in T, with offsets and grad_offsets stored as S: when S is not T
+// (bfloat16), a pixel's offsets are widened as they are read and its offsets' gradient is
+// rounded as it is written (each is touched once), rather than through whole-tensor copies.
+template <typename T, typename S>
+void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
+              const S* offsets, const T* filters, const T* grad_y, T* grad_x, S* grad_offsets,
+              T* grad_filters, int64_t threads, const ParallelFor& parallel_for) {
+  constexpr bool kDirect = std::is_same<T, S>::value;
   const int64_t k_points = geo.kernel_h * geo.kernel_w;
   const int64_t cg = geo.channels / geo.groups;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
@@ -134,6 +203,7 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
     const std::vector<T> zeros(cg, T(0)), ones(taps.count, T(1));
     std::vector<T> sinks(4 * cg), sum(filters_size, T(0));
     std::vector<T> grad_columns(kBackwardTilePixels * max_width), columns(kBackwardTilePixels * max_width);
+    std::vector<T> pixel_offsets(kDirect ? 0 : 3 * taps.count), pixel_grad(pixel_offsets.size());
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t unit = begin; unit < end; ++unit) {
@@ -156,8 +226,17 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
           for (int64_t p = p_begin; p < p_begin + p_count; ++p) {
             const int64_t ho = p / geo.out_width, wo = p % geo.out_width;
             const int64_t pixel_index = n * out_pixels + p;
-            const T* off_pixel = offsets + pixel_index * 3 * taps.count;
-            T* grad_off_pixel = grad_offsets + pixel_index * 3 * taps.count;
+            const T* off_pixel;
+            T* grad_off_pixel;
+            if constexpr (kDirect) {
+              off_pixel = offsets + pixel_index * 3 * taps.count;
+              grad_off_pixel = grad_offsets + pixel_index * 3 * taps.count;
+            } else {
+              WidenBFloat16(offsets + pixel_index * 3 * taps.count, 3 * taps.count,
+                            pixel_offsets.data());
+              off_pixel = pixel_offsets.data();
+              grad_off_pixel = pixel_grad.data();
+            }
             LocatePixelTaps(geo, taps, off_pixel, ho, wo, q_begin, q_count, &table);
             const int64_t tile_offset = (p - p_begin) * width;
             AccumulateTablePoints<kChannels, /*kStoreSamples=*/true>(
@@ -169,6 +248,13 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
                 grad_off_pixel + 2 * taps.count + q_begin, columns.data() + tile_offset);
             if (!geo.modulated) {
               std::fill_n(grad_off_pixel + 2 * taps.count + q_begin, q_count, T(0));
+            }
+            if constexpr (!kDirect) {  // this unit's taps of the dx, dy and mask blocks
+              for (int64_t part = 0; part < 3; ++part) {
+                const int64_t first = part * taps.count + q_begin;
+                NarrowToBFloat16(pixel_grad.data() + first, q_count,
+                                 grad_offsets + pixel_index * 3 * taps.count + first);
+              }
             }
           }
           // The block's rows of grad_filters, [channels, F] for each kernel point k.
@@ -191,6 +277,38 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
   for (const auto& range_sum : sums) {
     for (int64_t i = 0; i < filters_size; ++i) grad_filters[i] += range_sum.second[i];
   }
+}
+
+}  // namespace
+
+template <typename T>
+void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
+                          const T* offsets, const T* filters, const T* grad_y, T* grad_x,
+                          T* grad_offsets, T* grad_filters, int64_t threads,
+                          const ParallelFor& parallel_for) {
+  Backward(geo, features, x, offsets, filters, grad_y, grad_x, grad_offsets, grad_filters,
+           threads, parallel_for);
+}
+
+template <>
+void DeformConv2DBackward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
+                                    const BFloat16* x, const BFloat16* offsets,
+                                    const BFloat16* filters, const BFloat16* grad_y,
+                                    BFloat16* grad_x, BFloat16* grad_offsets,
+                                    BFloat16* grad_filters, int64_t threads,
+                                    const ParallelFor& parallel_for) {
+  const int64_t x_size = geo.batch * geo.in_height * geo.in_width * geo.channels;
+  const int64_t out_pixels = geo.batch * geo.out_height * geo.out_width;
+  const int64_t filters_size = geo.kernel_h * geo.kernel_w * geo.channels * features;
+  const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
+  const FloatBuffer filters32 = WidenAll(filters, filters_size, parallel_for);
+  const FloatBuffer grad_y32 = WidenAll(grad_y, out_pixels * features, parallel_for);
+  const FloatBuffer grad_x32 = NewFloatBuffer(x_size);
+  const FloatBuffer grad_filters32 = NewFloatBuffer(filters_size);
+  Backward(geo, features, x32.get(), offsets, filters32.get(), grad_y32.get(), grad_x32.get(),
+           grad_offsets, grad_filters32.get(), threads, parallel_for);
+  NarrowAll(grad_x32.get(), x_size, grad_x, parallel_for);
+  NarrowAll(grad_filters32.get(), filters_size, grad_filters, parallel_for);
 }
 
 #define EDVR_INSTANTIATE(T)                                                                   \

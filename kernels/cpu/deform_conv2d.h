@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "bfloat16.h"
 #include "deformable_offsets.h"
 #include "parallel.h"
 
@@ -32,6 +33,23 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
                           const T* offsets, const T* filters, const T* grad_y, T* grad_x,
                           T* grad_offsets, T* grad_filters, int64_t threads,
                           const ParallelFor& parallel_for);
+
+// bfloat16: the columns are sampled in float32 and rounded to bfloat16, multiplied by the
+// filters with float32 accumulation (vdpbf16ps where the build targets AVX512_BF16,
+// gemm_bf16.h), and y is rounded once. The backward runs in float32 on widened inputs and
+// rounds grad_x, grad_offsets and grad_filters once, at the end.
+template <>
+void DeformConv2DForward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
+                                   const BFloat16* x, const BFloat16* offsets,
+                                   const BFloat16* filters, BFloat16* y,
+                                   const ParallelFor& parallel_for);
+template <>
+void DeformConv2DBackward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
+                                    const BFloat16* x, const BFloat16* offsets,
+                                    const BFloat16* filters, const BFloat16* grad_y,
+                                    BFloat16* grad_x, BFloat16* grad_offsets,
+                                    BFloat16* grad_filters, int64_t threads,
+                                    const ParallelFor& parallel_for);
 
 }  // namespace edvr
 

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 
+#include "bfloat16.h"
 #include "parallel.h"
 
 namespace edvr {
@@ -39,6 +40,19 @@ template <typename T>
 void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x, const T* offsets,
                                const T* grad_y, T* grad_x, T* grad_offsets, int64_t threads,
                                const ParallelFor& parallel_for);
+
+// bfloat16: positions, weights and sums in float32; y and the gradients rounded once, at
+// the end (the gradients are accumulated in float32 buffers of their full size).
+template <>
+void DeformableOffsetsForward<BFloat16>(const DeformableOffsetsGeometry& geo, const BFloat16* x,
+                                        const BFloat16* offsets, BFloat16* y,
+                                        const ParallelFor& parallel_for);
+template <>
+void DeformableOffsetsBackward<BFloat16>(const DeformableOffsetsGeometry& geo,
+                                         const BFloat16* x, const BFloat16* offsets,
+                                         const BFloat16* grad_y, BFloat16* grad_x,
+                                         BFloat16* grad_offsets, int64_t threads,
+                                         const ParallelFor& parallel_for);
 
 }  // namespace edvr
 

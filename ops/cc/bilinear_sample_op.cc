@@ -61,7 +61,7 @@ REGISTER_OP("EdvrBilinearSample")
     .Input("x: T")
     .Input("coords: T")
     .Output("y: T")
-    .Attr("T: {float, double}")
+    .Attr("T: {float, double, bfloat16}")
     .SetShapeFn(ForwardShape)
     .Doc(R"doc(
 Zero-outside bilinear sampling (warping), NHWC.
@@ -74,7 +74,7 @@ REGISTER_OP("EdvrBilinearSampleGrad")
     .Input("coords: T")
     .Output("grad_x: T")
     .Output("grad_coords: T")
-    .Attr("T: {float, double}")
+    .Attr("T: {float, double, bfloat16}")
     .SetShapeFn(GradientShapes)
     .Doc("Gradients of EdvrBilinearSample with respect to x and coords.");
 
@@ -98,8 +98,8 @@ class BilinearSampleOp : public tf::OpKernel {
     OP_REQUIRES_OK(context,
                    context->allocate_output(0, OutputShape(coords.shape(), geo.channels), &y));
     if (y->NumElements() == 0) return;
-    BilinearSampleForward<T>(geo, x.flat<T>().data(), coords.flat<T>().data(),
-                             y->flat<T>().data(), TensorFlowParallelFor(context));
+    BilinearSampleForward<typename KernelType<T>::type>(geo, Data<T>(x), Data<T>(coords),
+                             MutableData<T>(y), TensorFlowParallelFor(context));
   }
 };
 
@@ -118,9 +118,9 @@ class BilinearSampleGradOp : public tf::OpKernel {
     tf::Tensor* grad_x = nullptr;
     tf::Tensor* grad_coords = nullptr;
     if (!AllocateGradients<T>(context, y_shape, &grad_x, &grad_coords)) return;
-    BilinearSampleBackward<T>(geo, x.flat<T>().data(), coords.flat<T>().data(),
-                              grad.flat<T>().data(), grad_x->flat<T>().data(),
-                              grad_coords->flat<T>().data(), TensorFlowParallelFor(context));
+    BilinearSampleBackward<typename KernelType<T>::type>(geo, Data<T>(x), Data<T>(coords),
+                              Data<T>(grad), MutableData<T>(grad_x),
+                              MutableData<T>(grad_coords), TensorFlowParallelFor(context));
   }
 };
 
@@ -134,6 +134,7 @@ class BilinearSampleGradOp : public tf::OpKernel {
 
 EDVR_REGISTER_KERNELS(float)
 EDVR_REGISTER_KERNELS(double)
+EDVR_REGISTER_KERNELS(tf::bfloat16)
 #undef EDVR_REGISTER_KERNELS
 
 }  // namespace

@@ -96,8 +96,8 @@ class DeformConv2DOp : public DeformableOpKernel {
                                                  features}),
                                 &y));
     if (y->NumElements() == 0) return;
-    DeformConv2DForward<T>(geo, features, x.flat<T>().data(), offsets.flat<T>().data(),
-                           filters.flat<T>().data(), y->flat<T>().data(),
+    DeformConv2DForward<typename KernelType<T>::type>(geo, features, Data<T>(x), Data<T>(offsets),
+                           Data<T>(filters), MutableData<T>(y),
                            TensorFlowParallelFor(context));
   }
 };
@@ -121,10 +121,10 @@ class DeformConv2DGradOp : public DeformableOpKernel {
     tf::Tensor* grad_offsets = nullptr;
     tf::Tensor* grad_filters = nullptr;
     if (!AllocateGradients<T>(context, y_shape, &grad_x, &grad_offsets, &grad_filters)) return;
-    DeformConv2DBackward<T>(geo, features, x.flat<T>().data(), offsets.flat<T>().data(),
-                            filters.flat<T>().data(), grad.flat<T>().data(),
-                            grad_x->flat<T>().data(), grad_offsets->flat<T>().data(),
-                            grad_filters->flat<T>().data(), CpuThreads(context),
+    DeformConv2DBackward<typename KernelType<T>::type>(geo, features, Data<T>(x), Data<T>(offsets),
+                            Data<T>(filters), Data<T>(grad),
+                            MutableData<T>(grad_x), MutableData<T>(grad_offsets),
+                            MutableData<T>(grad_filters), CpuThreads(context),
                             TensorFlowParallelFor(context));
   }
 };
@@ -139,6 +139,7 @@ class DeformConv2DGradOp : public DeformableOpKernel {
 
 EDVR_REGISTER_KERNELS(float)
 EDVR_REGISTER_KERNELS(double)
+EDVR_REGISTER_KERNELS(tf::bfloat16)
 #undef EDVR_REGISTER_KERNELS
 
 }  // namespace

@@ -171,7 +171,7 @@ class DeformableOpKernel : public tf::OpKernel {
 };
 
 #define EDVR_DEFORMABLE_OFFSETS_ATTRS                   \
-  Attr("T: {float, double}")                            \
+  Attr("T: {float, double, bfloat16}")                  \
       .Attr("ksize: list(int)")                         \
       .Attr("strides: list(int) = [1, 1]")              \
       .Attr("pads: list(int) = [0, 0, 0, 0]")           \

@@ -73,8 +73,8 @@ class DeformableOffsetsOp : public DeformableOpKernel {
                                                  geo.out_width * geo.kernel_w, geo.channels}),
                                 &y));
     if (y->NumElements() == 0) return;
-    DeformableOffsetsForward<T>(geo, x.flat<T>().data(), offsets.flat<T>().data(),
-                                y->flat<T>().data(), TensorFlowParallelFor(context));
+    DeformableOffsetsForward<typename KernelType<T>::type>(geo, Data<T>(x), Data<T>(offsets),
+                                MutableData<T>(y), TensorFlowParallelFor(context));
   }
 };
 
@@ -94,9 +94,9 @@ class DeformableOffsetsGradOp : public DeformableOpKernel {
     tf::Tensor* grad_x = nullptr;
     tf::Tensor* grad_offsets = nullptr;
     if (!AllocateGradients<T>(context, y_shape, &grad_x, &grad_offsets)) return;
-    DeformableOffsetsBackward<T>(geo, x.flat<T>().data(), offsets.flat<T>().data(),
-                                 grad.flat<T>().data(), grad_x->flat<T>().data(),
-                                 grad_offsets->flat<T>().data(), CpuThreads(context),
+    DeformableOffsetsBackward<typename KernelType<T>::type>(geo, Data<T>(x), Data<T>(offsets),
+                                 Data<T>(grad), MutableData<T>(grad_x),
+                                 MutableData<T>(grad_offsets), CpuThreads(context),
                                  TensorFlowParallelFor(context));
   }
 };
@@ -111,6 +111,7 @@ class DeformableOffsetsGradOp : public DeformableOpKernel {
 
 EDVR_REGISTER_KERNELS(float)
 EDVR_REGISTER_KERNELS(double)
+EDVR_REGISTER_KERNELS(tf::bfloat16)
 #undef EDVR_REGISTER_KERNELS
 
 }  // namespace

@@ -3,12 +3,36 @@
 #ifndef EDVR_OPS_CC_OP_UTIL_H_
 #define EDVR_OPS_CC_OP_UTIL_H_
 
+#include "kernels/cpu/bfloat16.h"
 #include "kernels/cpu/parallel.h"
+#include "tensorflow/core/framework/numeric_types.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/util/work_sharder.h"
 
 namespace edvr {
+
+// The kernels' element type of a TensorFlow element type: the framework-free BFloat16 for
+// tensorflow::bfloat16 (Eigen::bfloat16, the same 16 bits), else the type itself.
+template <typename T>
+struct KernelType {
+  using type = T;
+};
+template <>
+struct KernelType<::tensorflow::bfloat16> {
+  using type = BFloat16;
+};
+static_assert(sizeof(::tensorflow::bfloat16) == sizeof(BFloat16), "bfloat16 layouts differ");
+
+// A tensor's elements as the kernels' type.
+template <typename T>
+const typename KernelType<T>::type* Data(const ::tensorflow::Tensor& t) {
+  return reinterpret_cast<const typename KernelType<T>::type*>(t.flat<T>().data());
+}
+template <typename T>
+typename KernelType<T>::type* MutableData(::tensorflow::Tensor* t) {
+  return reinterpret_cast<typename KernelType<T>::type*>(t->flat<T>().data());
+}
 
 inline ParallelFor TensorFlowParallelFor(::tensorflow::OpKernelContext* context) {
   const auto* workers = context->device()->tensorflow_cpu_worker_threads();
