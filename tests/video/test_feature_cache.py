@@ -150,3 +150,24 @@ def test_the_two_halves_hold_every_convolution_once(variant):
         assert per_frame > 0
         assert (graph_conv_flops([whole])['total']
                 == 5 * per_frame + graph_conv_flops([window])['total'])
+
+
+def test_cached_stream_in_bfloat16_equals_window_by_window(tmp_path):
+    """--precision mixed: the cached halves run in bfloat16 (the cached features are bfloat16)
+    and give what the whole bfloat16 model gives on each window."""
+    import tensorflow as tf
+    cfg = parse_config({'model': dict(BASE)}).model
+    random_checkpoint(cfg, tmp_path / 'model', seed=5, offset_scale=2.0)
+    restorer = infer.Restorer(cfg, str(tmp_path / 'model'), compute_dtype=tf.bfloat16)
+    try:
+        clip = np.random.default_rng(3).uniform(0, 1, (FRAMES, 12, 20, 3)).astype(np.float32)
+        expected = [restorer(clip[w]) for w in infer.clip_windows(FRAMES, 5, 'reflection_circle')]
+        sink = ListSink()
+        infer.restore_stream(restorer, ListSource(clip), sink, progress=False)
+        _, feats = restorer.feature_tower(12, 20)
+        assert all(f.dtype == tf.bfloat16 for f in feats)
+        worst = max(np.abs(got - want).max() for (_, got), want in zip(sink.frames, expected))
+        print(f'bfloat16 cached vs window by window: max difference {worst:.3g}')
+        assert worst < 1e-5
+    finally:
+        restorer.close()
