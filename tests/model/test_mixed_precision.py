@@ -148,7 +148,7 @@ def test_tools_pass_the_precision_on(monkeypatch, tmp_path):
     monkeypatch.setattr(evaluate, 'format_table', lambda results: '')
     common = ['--config', TINY, '--checkpoint', str(tmp_path)]
     for flag, mixed in ((['--precision', 'fp32'], False), (['--precision', 'mixed'], True),
-                        ([], True)):  # edvr_tiny.yaml leaves train.mixed_precision at true
+                        ([], False)):  # edvr_tiny.yaml sets train.mixed_precision: false
         infer.main(common + ['--input', str(tmp_path), '--output', str(tmp_path)] + flag)
         assert seen['infer'] == (tf.bfloat16 if mixed and native else tf.float32), flag
         evaluate.main(common + ['--data_dir', str(tmp_path)] + flag)
