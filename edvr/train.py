@@ -252,6 +252,12 @@ def train(args, log=print):
     # chief writes the results), so none waits in an all-reduce while the chief validates.
     with graph_obj.as_default(), tf.device(workers.device if workers else None):
         compute_dtype = precision.compute_dtype(train_cfg['mixed_precision'], args.device)
+        if workers is not None and compute_dtype != tf.float32:
+            # In a session on a tf.distribute.Server, grappler fuses the bfloat16 convolutions
+            # into TF's own _FusedConv2D, which has no bfloat16 kernel (oneDNN's does).
+            log('multi-worker: bfloat16 is not supported on a distributed server session; '
+                'computing in float32')
+            compute_dtype = tf.float32
         log(f'precision: {"mixed" if train_cfg["mixed_precision"] else "fp32"}, model computes '
             f'in {compute_dtype.name}')
         validates = train_cfg['validate_every'] and (chief or workers is not None)

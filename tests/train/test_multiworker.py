@@ -66,8 +66,9 @@ def one_process_checkpoint(tiny_data, tmp_path, steps, **train):
     config = write_config(tmp_path / 'single.yaml',
                           tiny_config(**dict(train, batch_size=4, max_steps=steps)))
     output = str(tmp_path / 'single')
+    # float32, as the workers compute (edvr.train keeps them in float32)
     assert train_module.main(['--config', config, '--data_dir', tiny_data, '--output', output,
-                              '--no_progress']) == 0
+                              '--no_progress', '--precision', 'fp32']) == 0
     return os.path.join(output, f'model.ckpt-{steps}')
 
 
