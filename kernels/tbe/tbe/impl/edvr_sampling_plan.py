@@ -28,8 +28,11 @@ REPEAT_BYTES = 256  # one vector instruction repeat
 F32_LANES_PER_REPEAT = REPEAT_BYTES // 4
 MAX_BURSTS = 4095  # nburst limit of one data_move
 MAX_BURST_BLOCKS = 65535
-DTYPE_BYTES = {"float16": 2, "float32": 4}
+DTYPE_BYTES = {"float16": 2, "float32": 4, "int32": 4}
+DATA_DTYPES = ("float16", "float32")
 COMPUTE_DTYPE = "float32"
+INDEX_DTYPE = "int32"  # floors and pixel indices of the forward kernel's sample planes
+FLOAT32_EXACT_INTS = 2 ** 24  # float32 holds every integer up to this exactly
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,14 @@ def base_position(geo, ho, wo, i, j):
             wo * geo.stride_w - geo.pad_left + j * geo.dilation_w)
 
 
+def base_shift(geo, ho, wo):
+    """base_position(geo, ho, wo, i, j) - base_position(geo, 0, 0, i, j): the part of a tap's
+    undeformed position that depends on the point, not on the tap."""
+    if geo.absolute:
+        return 0, 0
+    return ho * geo.stride_h, wo * geo.stride_w
+
+
 def split_tap(geo, k):
     """Kernel row and column of tap k."""
     return k // geo.kernel_w, k % geo.kernel_w
@@ -336,7 +347,7 @@ def split_tasks(tasks, cores):
 
 
 def _check_channels(geo, dtype):
-    if dtype not in DTYPE_BYTES:
+    if dtype not in DATA_DTYPES:
         raise ValueError("dtype: expected float16 or float32, got %r" % (dtype,))
     lanes = block_lanes(dtype)
     if geo.channels % lanes:
@@ -375,9 +386,6 @@ class ForwardPlan:
     def needs_cast(self):
         return self.dtype != COMPUTE_DTYPE
 
-    def buffer(self, name):
-        return next(b for b in self.layout if b.name == name)
-
     def split_task(self, task):
         """(n, ho, tile index) of a task."""
         tile = task % self.tiles_per_row
@@ -392,26 +400,58 @@ class ForwardPlan:
         """Where tap (i, j) of the tile's local column sits in the staged output."""
         return i * self.row_elements() + (local_wo * self.geo.kernel_w + j) * self.geo.channels
 
-    def params_window(self, n, ho, wo_begin, width):
-        """Aligned load of the parameter rows of the tile's points (gm start, phase, blocks)."""
-        flat = (n * self.geo.out_h + ho) * self.geo.out_w + wo_begin
-        return aligned_window(param_offset(self.geo, flat), width * self.geo.param_stride,
-                              block_lanes(self.dtype))
-
     def store_blocks(self, width):
         """Blocks of one staged output row of a tile `width` columns wide (C fills whole blocks)."""
         return width * self.geo.kernel_w * self.geo.channels // block_lanes(self.dtype)
 
+    # Sample planes: lane local * slot + g * K + k of each plane holds one value of sample
+    # (point `local` of the tile, group g, tap k), so one vector instruction covers many samples.
+    @property
+    def slot(self):
+        """Plane lanes per point: its G*K samples, rounded up to a block of the op's dtype."""
+        return forward_slot(self.geo, self.dtype)
+
+    def plane_lanes(self, width):
+        """Lanes the vector instructions cover for a tile `width` points wide (whole repeats)."""
+        return round_up(width * self.slot, F32_LANES_PER_REPEAT)
+
+    @property
+    def param_rows(self):
+        """(plane, first channel) of the parameter rows loaded per point: dx, dy (and mask)."""
+        gk = self.geo.groups * self.geo.taps
+        rows = (("px", 0), ("py", gk))
+        return rows + (("mask", 2 * gk),) if self.geo.modulated else rows
+
+    @property
+    def first_careful_point(self):
+        """First flat point whose rows, loaded a whole slot long, could pass the parameter tensor's
+        last block: those points load each row through a block-aligned scratch instead."""
+        padded = round_up(self.geo.params_size, block_lanes(self.dtype))
+        room = padded - self.param_rows[-1][1] - self.slot
+        return 0 if room < 0 else room // self.geo.param_stride + 1
+
+
+def forward_slot(geo, dtype):
+    return round_up(geo.groups * geo.taps, block_lanes(dtype))
+
+
+FORWARD_PLANES = ("py", "px", "base_y", "base_x", "tmp", "ly", "lx", "hy", "hx", "w00", "w01", "w10", "w11",
+                  "margin")
+FORWARD_INDEX_PLANES = ("y0", "x0", "addr")
+
 
 def _forward_layout(geo, dtype, tile_w):
     lanes = block_lanes(dtype)
-    params = tile_w * geo.param_stride + lanes  # + one block: the window may start mid-block
+    plane = tile_w * forward_slot(geo, dtype)
     staged = geo.kernel_h * tile_w * geo.kernel_w * geo.channels
-    buffers = [("params", dtype, params), ("staged", COMPUTE_DTYPE, staged),
-               ("corner", dtype, geo.channels)]
+    floats = FORWARD_PLANES + (("mask",) if geo.modulated else ())
+    buffers = [(name, COMPUTE_DTYPE, plane) for name in floats]
+    buffers += [(name, INDEX_DTYPE, plane) for name in FORWARD_INDEX_PLANES]
+    buffers += [("staged", COMPUTE_DTYPE, staged), ("corner", dtype, geo.channels),
+                ("row_scratch", dtype, forward_slot(geo, dtype) + lanes)]
     if dtype != COMPUTE_DTYPE:
-        buffers += [("params_f32", COMPUTE_DTYPE, params), ("corner_f32", COMPUTE_DTYPE, geo.channels),
-                    ("staged_cast", dtype, staged)]
+        buffers += [(name + "_raw", dtype, plane) for name in ("py", "px") + (("mask",) if geo.modulated else ())]
+        buffers += [("corner_f32", COMPUTE_DTYPE, geo.channels), ("staged_cast", dtype, staged)]
     return tuple(ub_layout(buffers))
 
 
@@ -419,6 +459,9 @@ def plan_forward(geo, dtype, device, tile_limit=None):
     """Forward plan for `device` (a Device); tile_limit caps the tile width (tests use it to force
     many tiles and cores)."""
     _check_channels(geo, dtype)
+    if geo.height * geo.width > FLOAT32_EXACT_INTS:
+        raise ValueError("x: the forward kernel computes pixel indices y * W + x in float32 vector "
+                         "lanes, exact up to H * W = 2**24; got H=%d, W=%d" % (geo.height, geo.width))
     tile_w = _largest_fitting(lambda t: _forward_layout(geo, dtype, t), min(geo.out_w, tile_limit or geo.out_w),
                               device.ub_budget)
     tiles = ceil_div(geo.out_w, tile_w)

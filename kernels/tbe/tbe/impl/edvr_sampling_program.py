@@ -12,7 +12,10 @@ burst_blocks, src_gap=0, dst_gap=0); atomic_add(on) (UB->GM moves add into float
 fill(buf, off, lanes, value); fill_lanes(buf, off, segments, value) (value: a number or a scalar);
 cast(dst, src, chunks) (same lane offsets in both); axpy(dst, dst_off, src, src_off, scalar, segments);
 scale(dst, dst_off, src, src_off, scalar, segments); mul(dst, dst_off, a, a_off, b, b_off, segments);
-masked_sum(dst_scalar, src, off, segments); read(scalar, buf, index); write(buf, index, value).
+masked_sum(dst_scalar, src, off, segments); adds(dst, dst_off, src, src_off, scalar, segments);
+read(scalar, buf, index); write(buf, index, value). Whole 32-bit planes, lanes [0, lanes) in whole
+64-lane repeats: vadd, vsub, vmul, vmin(dst, a, b, lanes); vadds, vmuls(dst, src, scalar, lanes);
+vconv(dst, src, lanes, round_mode) (float32 -> int32 'floor' / 'round', int32 -> float32 '').
 """
 try:
     from . import edvr_sampling_plan as plan_lib
@@ -55,6 +58,8 @@ class Sample:
         self.nan = s("nan")
         self.numeric = s("numeric", "int32")
         self.row = s("row", "int32")
+        self.lane = s("lane", "int32")
+        self.margin = s("margin")
         self.pixel = s("pixel", "int32")
 
     def set_row(self, row):
@@ -160,10 +165,18 @@ def load_group_row(m, plan, gm, gm_row, g, name):
 
 # ----------------------------------------------------------------------------------------------
 def forward(m, plan, x, params, y):
-    """y[n, ho*kh+i, wo*kw+j, c] = mask * bilinear(x, py, px): one (n, ho, column tile) per task."""
+    """y[n, ho*kh+i, wo*kw+j, c] = mask * bilinear(x, py, px): one (n, ho, column tile) per task.
+
+    Vector work carries the sampling arithmetic: each point's parameter rows are loaded into
+    sample planes (lane local * slot + g * K + k, edvr_sampling_plan.ForwardPlan.slot), and whole
+    planes of positions, floors, fractions, pixel indices and the four corner weights (mask folded
+    in) are computed with multi-repeat vector instructions, in the same float32 operations and
+    order as the scalar rule. The scalar unit keeps, per sample, the range test (SPEC's rule and
+    NaN: vec_sel on Ascend 910 takes one mask for every repeat, so it cannot carry it) and, per
+    corner inside the image, the corner's address, its load and the weighted add."""
     geo = plan.geo
-    capacity = plan.buffer("params").elements
-    sample = staged = staged_at = None  # per core: TIK scalars and UB tensors live inside the core loop
+    gk = geo.groups * geo.taps
+    sample = staged = staged_at = image = start = None  # per core: TIK scalars live inside the core loop
 
     def task(t):
         n, ho, tile = plan.split_task(t)
@@ -172,10 +185,12 @@ def forward(m, plan, x, params, y):
                       lambda width: tile_body(n, ho, wo_begin, width))
 
     def tile_body(n, ho, wo_begin, width):
-        window = plan.params_window(n, ho, wo_begin, width)
-        values = load_params(m, plan, params, window, capacity)
+        lanes = plan.plane_lanes(width)
+        load_planes(n * geo.points + ho * geo.out_w + wo_begin, width, lanes)
+        sample_planes(ho, wo_begin, lanes)
+        image.set_as(plan_lib.x_pixel_offset(geo, n, 0, 0))
         m.fill(staged, 0, staged.elements, 0.0)
-        m.for_range(0, width, lambda local: column(n, ho, wo_begin, local, values, window[1]))
+        m.for_range(0, width, column)
         out = staged
         if plan.needs_cast:
             out = m.ub("staged_cast")
@@ -184,17 +199,118 @@ def forward(m, plan, x, params, y):
             m.dma(y, plan_lib.output_offset(geo, n, ho, i, wo_begin, 0), out, i * plan.row_elements(),
                   1, plan.store_blocks(width))
 
-    def column(n, ho, wo_begin, local, values, phase):
-        sample.set_row(phase + local * geo.param_stride)
+    def load_planes(flat_first, width, lanes):
+        """Each point's dx, dy (and mask) rows into its plane slots, as float32."""
+        raw = "_raw" if plan.needs_cast else ""
+        careful = plan.first_careful_point < geo.batch * geo.points
+
+        def point(local):
+            start.set_as(plan_lib.param_offset(geo, flat_first + local))
+            if careful:
+                m.if_(flat_first + local < plan.first_careful_point, lambda: rows(local, raw),
+                      lambda: careful_rows(local, raw))
+            else:
+                rows(local, raw)
+        m.for_range(0, width, point)
+        if plan.needs_cast:
+            for name, _ in plan.param_rows:
+                m.cast(m.ub(name), m.ub(name + raw), plan_lib.cast_chunks(0, lanes))
+
+    def rows(local, raw):
+        for name, channel in plan.param_rows:
+            m.dma(m.ub(name + raw), local * plan.slot, params, start + channel, 1,
+                  plan.slot // plan_lib.block_lanes(plan.dtype))
+
+    def careful_rows(local, raw):
+        """Rows near the tensor's end: loaded from their block-aligned start, copied by the scalar
+        unit (a few points per tensor), so no load passes the tensor's last block."""
+        lanes = plan_lib.block_lanes(plan.dtype)
+        scratch, value = m.ub("row_scratch"), m.scalar(plan.dtype, "row_value", 0)
+        for name, channel in plan.param_rows:
+            first = start + channel
+            phase = first % lanes
+            m.dma(scratch, 0, params, first - phase, 1, (phase + gk + lanes - 1) // lanes)
+            for e in range(gk):
+                m.read(value, scratch, phase + e)
+                m.write(m.ub(name + raw), local * plan.slot + e, value)
+
+    def sample_planes(ho, wo_begin, lanes):
+        """Positions, floors, fractions, pixel indices and weights of every sample of the tile:
+        py = dy + base_y, y0 = floor(py), ly = py - y0, hy = 1 - ly (likewise x), the index
+        y0 * W + x0, and weight(dy, dx) = mask * (h_or_l_y * h_or_l_x), as the scalar rule."""
+        py, px, tmp = m.ub("py"), m.ub("px"), m.ub("tmp")
+        y0, x0, addr = m.ub("y0"), m.ub("x0"), m.ub("addr")
+        ly, lx, hy, hx = m.ub("ly"), m.ub("lx"), m.ub("hy"), m.ub("hx")
+        shift_y, shift_x = plan_lib.base_shift(geo, ho, wo_begin)
+        m.to_float(sample.base_y, shift_y)
+        m.to_float(sample.base_x, shift_x)
+        m.vadds(tmp, m.ub("base_y"), sample.base_y, lanes)  # whole numbers: exact
+        m.vadd(py, py, tmp, lanes)
+        m.vadds(tmp, m.ub("base_x"), sample.base_x, lanes)
+        m.vadd(px, px, tmp, lanes)
+        m.vconv(y0, py, lanes, "floor")
+        m.vconv(x0, px, lanes, "floor")
+        margin = m.ub("margin")
+        m.vconv(tmp, y0, lanes)
+        m.vsub(ly, py, tmp, lanes)
+        distance_to_last(margin, tmp, geo.height, lanes)
+        m.vmuls(tmp, tmp, float(geo.width), lanes)
+        m.vconv(hx, x0, lanes)  # hx holds float(x0) until it is computed below
+        m.vsub(lx, px, hx, lanes)
+        m.vadd(tmp, tmp, hx, lanes)  # y0 * W + x0, exact below 2**24 (the plan checks H * W)
+        m.vconv(addr, tmp, lanes, "round")
+        distance_to_last(tmp, hx, geo.width, lanes)
+        m.vmin(margin, margin, tmp, lanes)  # >= 0: all four corners inside the image
+        for one_minus, frac in ((hy, ly), (hx, lx)):
+            m.vmuls(one_minus, frac, -1.0, lanes)
+            m.vadds(one_minus, one_minus, 1.0, lanes)
+        for (dy, dx, factors) in sample.corners():
+            weight = m.ub("w%d%d" % (dy, dx))
+            factor_y = hy if dy == 0 else ly
+            factor_x = hx if dx == 0 else lx
+            if geo.modulated:
+                m.vmul(tmp, factor_y, factor_x, lanes)
+                m.vmul(weight, m.ub("mask"), tmp, lanes)
+            else:
+                m.vmul(weight, factor_y, factor_x, lanes)
+
+    def distance_to_last(dst, first, size, lanes):
+        """dst = min(first, size - 2 - first): >= 0 when corners first and first + 1 are both
+        inside [0, size - 1] (first: a plane of floors, whole numbers, as float32)."""
+        m.vmuls(dst, first, -1.0, lanes)
+        m.vadds(dst, dst, float(size - 2), lanes)
+        m.vmin(dst, dst, first, lanes)
+
+    def base_planes():
+        """Per core: the tap part of every sample's undeformed position, base_position(0, local, i, j),
+        written for point 0 by the scalar unit and moved to the other points by vector adds."""
+        base_y, base_x = m.ub("base_y"), m.ub("base_x")
+        for g in range(geo.groups):
+            for k in range(geo.taps):
+                i, j = plan_lib.split_tap(geo, k)
+                first_y, first_x = plan_lib.base_position(geo, 0, 0, i, j)
+                m.write(base_y, g * geo.taps + k, float(first_y))
+                m.write(base_x, g * geo.taps + k, float(first_x))
+        segments = plan_lib.lane_segments(0, plan.slot)
+        step = plan_lib.base_shift(geo, 0, 1)[1]
+        for local in range(1, plan.tile_w):
+            m.adds(base_y, local * plan.slot, base_y, 0, 0.0, segments)
+            m.adds(base_x, local * plan.slot, base_x, 0, float(local * step), segments)
+
+    def column(local):
+        sample.set_row(local * plan.slot)
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
-            sample.set_base(m, plan_lib.base_position(geo, ho, wo_begin + local, i, j))
             dst = staged_at
             dst.set_as(plan.staged_offset(i, local, j))  # once per tap, for all groups and corners
             for g in range(geo.groups):
-                sample.load(m, geo, values, g, k)
-                m.if_(sample.in_range(m, geo), lambda g=g: accumulate(n, g, dst), lambda g=g: nan_or_zero(g, dst))
+                lane = sample.lane
+                lane.set_as(sample.row + (g * geo.taps + k))  # once per sample, for its up to 9 reads
+                m.read(sample.py, m.ub("py"), lane)
+                m.read(sample.px, m.ub("px"), lane)
+                m.if_(sample.in_range(m, geo), lambda g=g, lane=lane: accumulate(g, lane, dst),
+                      lambda g=g: nan_or_zero(g, dst))
         m.for_range(0, geo.taps, tap)
 
     def nan_or_zero(g, dst):
@@ -206,19 +322,33 @@ def forward(m, plan, x, params, y):
         m.if_(sample.numeric < 1, lambda: m.fill_lanes(
             staged, dst, plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)), sample.make_nan()))
 
-    def accumulate(n, g, dst):
-        sample.locate(m, geo, n)
+    def accumulate(g, lane, dst):
+        m.read(sample.pixel, m.ub("addr"), lane)
+        sample.pixel.set_as(image + sample.pixel * geo.channels)
+        m.read(sample.margin, m.ub("margin"), lane)
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
 
         def corner(pixel, c):
-            sample.weight.set_as(sample.mask * _product(*c[2]))
+            m.read(sample.weight, m.ub("w%d%d" % (c[0], c[1])), lane)
             src = load_group_row(m, plan, x, pixel, g, "corner")
             m.axpy(staged, dst, src, 0, sample.weight, segments)
-        sample.for_each_corner(m, geo, corner)
+
+        def interior():
+            for c in sample.corners():
+                step = (c[0] * geo.width + c[1]) * geo.channels
+                corner(sample.pixel + step if step else sample.pixel, c)
+
+        def border():  # some corner outside: test each (reads the floors)
+            m.read(sample.y0, m.ub("y0"), lane)
+            m.read(sample.x0, m.ub("x0"), lane)
+            sample.for_each_corner(m, geo, corner)
+        m.if_(sample.margin >= 0.0, interior, border)
 
     def core_body(core):
-        nonlocal sample, staged, staged_at
+        nonlocal sample, staged, staged_at, image, start
         sample, staged, staged_at = Sample(m), m.ub("staged"), m.scalar("int32", "staged_at", 0)
+        image, start = m.scalar("int32", "image", 0), m.scalar("int32", "param_start", 0)
+        base_planes()
         run_tasks(m, core, plan.split, task)
     m.launch(plan.split.cores, plan.layout, core_body)
 

@@ -25,7 +25,7 @@ Limits enforced (TikError on violation), from CANN's documents for the Atlas tra
   Loads stay inside the GM tensor rounded up to a 32-byte block (our assumption: GM tensors are
   allocated in whole blocks), stores inside the tensor itself.
 * vector instructions (vec_dup, vec_conv, vec_axpy, vec_muls, vec_adds, vec_mul, vec_add, vec_sub,
-  vec_reduce_add): operands
+  vec_min, vec_reduce_add): operands
   in UB, 32-byte aligned (the vec_reduce_add destination: element aligned); repeat_times in
   [1, 255] (the documents allow 0, a no-op; the double refuses it because a zero repeat in our
   kernels would be a planning bug); repeat strides in [0, 255] blocks; every lane touched inside
@@ -36,7 +36,7 @@ Limits enforced (TikError on violation), from CANN's documents for the Atlas tra
 * vec_conv(mask, round_mode, dst, src, repeat_times, dst_rep_stride, src_rep_stride):
   float16<->float32 ('', 'none'); float32->int32 ('round', 'floor', 'ceil', 'ceiling',
   'away-zero', 'to-zero'; overflow saturates, as documented; NaN is not documented: the double
-  gives INT32_MIN); int32->float32 ('', 'none'). vec_add / vec_sub / vec_mul (dst, src0, src1,
+  gives INT32_MIN); int32->float32 ('', 'none'). vec_add / vec_sub / vec_mul / vec_min (dst, src0, src1,
   three repeat strides) and vec_adds / vec_muls (dst, src, scalar, two strides): float16 or
   float32, one dtype for all operands, results rounded to it.
 * scalar_conv(round_mode, dst, src): int32->float32 ('', 'none'), float32->int32 ('round',
@@ -89,8 +89,8 @@ Sources (read, not copied; API names, argument orders and limits come from them)
   of at most 255 repeats, 64 float32 lanes per repeat.
 * vec_conv (conversions f322s32 with round modes, overflow saturating; s322f32)
   https://www.hiascend.com/document/detail/zh/CANNCommunityEdition/850/API/aicpuopapi/atlastikapi_07_0083.html
-  vec_add / vec_sub / vec_adds signatures: TIK API reference, "Vector computation" (Atlas training
-  series: float16/float32). vec_sel on the Atlas training series supports mode 0 only (one
+  vec_add / vec_sub / vec_min / vec_adds signatures: TIK API reference, "Vector computation"
+  (Atlas training series: float16/float32). vec_sel on the Atlas training series supports mode 0 only (one
   comparison mask for every repeat), atlastikapi_07_0081.html: why the kernels keep the range
   tests on the scalar unit.
 * Ascend C ReduceSum / RepeatReduceSum pages (mask ranges [1, 128] for 16-bit, [1, 64] for 32-bit).
@@ -821,6 +821,12 @@ class Tik:
 
     def vec_sub(self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride):
         self._binary("vec_sub", np.subtract, mask, dst, src0, src1, repeat_times, dst_rep_stride,
+                     src0_rep_stride, src1_rep_stride)
+
+    def vec_min(self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride):
+        """NaN operands are not documented; the double propagates them (our kernels read vec_min
+        results only where both operands are whole numbers)."""
+        self._binary("vec_min", np.minimum, mask, dst, src0, src1, repeat_times, dst_rep_stride,
                      src0_rep_stride, src1_rep_stride)
 
     def vec_reduce_add(self, mask, dst, src, work_tensor, repeat_times, src_rep_stride):
