@@ -217,7 +217,7 @@ def test_rejects_channels_that_do_not_fill_blocks():
      r"unified buffer: even one point needs \d+ bytes, budget 512"),
     (lambda: plan_lib.plan_forward(plan_lib.bilinear_sample_geometry((1, 4097, 4096, 8), (1, 5, 2)), "float32",
                                    ASCEND_910A),
-     r"x: the forward kernel computes pixel indices .* exact up to H \* W = 2\*\*24; got H=4097, W=4096"),
+     r"x: the kernels compute pixel indices .* exact up to H \* W = 2\*\*24; got H=4097, W=4096"),
     (lambda: plan_lib.plan_backward(plan_lib.bilinear_sample_geometry((1, 4, 4, 8), (1, 3, 2)), "float32", ASCEND_910A),
      r"offsets: the TBE gradient needs at least 32 bytes of offsets/coords, got 6 values"),
 ])

@@ -349,6 +349,9 @@ def split_tasks(tasks, cores):
 def _check_channels(geo, dtype):
     if dtype not in DATA_DTYPES:
         raise ValueError("dtype: expected float16 or float32, got %r" % (dtype,))
+    if geo.height * geo.width > FLOAT32_EXACT_INTS:
+        raise ValueError("x: the kernels compute pixel indices y * W + x in float32 vector lanes, "
+                         "exact up to H * W = 2**24; got H=%d, W=%d" % (geo.height, geo.width))
     lanes = block_lanes(dtype)
     if geo.channels % lanes:
         raise ValueError("x: the TBE kernels need C to fill whole 32-byte blocks: C %% %d == 0 for "
@@ -370,8 +373,38 @@ def _largest_fitting(build, upper, budget):
 # ----------------------------------------------------------------------------------------------
 # Forward plan.
 
+class SamplePlanes:
+    """Sample planes of a plan with `geo` and `dtype`: lane local * slot + g * K + k of each plane
+    holds one value of sample (point `local` of a tile, group g, tap k), so one vector instruction
+    covers many samples."""
+
+    @property
+    def slot(self):
+        """Plane lanes per point: its G*K samples, rounded up to a block of the op's dtype."""
+        return forward_slot(self.geo, self.dtype)
+
+    def plane_lanes(self, width):
+        """Lanes the vector instructions cover for a tile of `width` points (whole repeats)."""
+        return round_up(width * self.slot, F32_LANES_PER_REPEAT)
+
+    @property
+    def param_rows(self):
+        """(plane, first channel) of the parameter rows loaded per point: dx, dy (and mask)."""
+        gk = self.geo.groups * self.geo.taps
+        rows = (("px", 0), ("py", gk))
+        return rows + (("mask", 2 * gk),) if self.geo.modulated else rows
+
+    @property
+    def first_careful_point(self):
+        """First flat point whose rows, loaded a whole slot long, could pass the parameter tensor's
+        last block: those points load each row through a block-aligned scratch instead."""
+        padded = round_up(self.geo.params_size, block_lanes(self.dtype))
+        room = padded - self.param_rows[-1][1] - self.slot
+        return 0 if room < 0 else room // self.geo.param_stride + 1
+
+
 @dataclass(frozen=True)
-class ForwardPlan:
+class ForwardPlan(SamplePlanes):
     """Task = (n, ho, tile of `tile_w` output columns); the last tile of a row is `last_tile_w` wide."""
     geo: SamplingGeometry
     dtype: str
@@ -404,32 +437,6 @@ class ForwardPlan:
         """Blocks of one staged output row of a tile `width` columns wide (C fills whole blocks)."""
         return width * self.geo.kernel_w * self.geo.channels // block_lanes(self.dtype)
 
-    # Sample planes: lane local * slot + g * K + k of each plane holds one value of sample
-    # (point `local` of the tile, group g, tap k), so one vector instruction covers many samples.
-    @property
-    def slot(self):
-        """Plane lanes per point: its G*K samples, rounded up to a block of the op's dtype."""
-        return forward_slot(self.geo, self.dtype)
-
-    def plane_lanes(self, width):
-        """Lanes the vector instructions cover for a tile `width` points wide (whole repeats)."""
-        return round_up(width * self.slot, F32_LANES_PER_REPEAT)
-
-    @property
-    def param_rows(self):
-        """(plane, first channel) of the parameter rows loaded per point: dx, dy (and mask)."""
-        gk = self.geo.groups * self.geo.taps
-        rows = (("px", 0), ("py", gk))
-        return rows + (("mask", 2 * gk),) if self.geo.modulated else rows
-
-    @property
-    def first_careful_point(self):
-        """First flat point whose rows, loaded a whole slot long, could pass the parameter tensor's
-        last block: those points load each row through a block-aligned scratch instead."""
-        padded = round_up(self.geo.params_size, block_lanes(self.dtype))
-        room = padded - self.param_rows[-1][1] - self.slot
-        return 0 if room < 0 else room // self.geo.param_stride + 1
-
 
 def forward_slot(geo, dtype):
     return round_up(geo.groups * geo.taps, block_lanes(dtype))
@@ -440,17 +447,23 @@ FORWARD_PLANES = ("py", "px", "base_y", "base_x", "tmp", "ly", "lx", "hy", "hx",
 FORWARD_INDEX_PLANES = ("y0", "x0", "addr")
 
 
-def _forward_layout(geo, dtype, tile_w):
-    lanes = block_lanes(dtype)
-    plane = tile_w * forward_slot(geo, dtype)
-    staged = geo.kernel_h * tile_w * geo.kernel_w * geo.channels
-    floats = FORWARD_PLANES + (("mask",) if geo.modulated else ())
-    buffers = [(name, COMPUTE_DTYPE, plane) for name in floats]
+def _plane_buffers(geo, dtype, points):
+    """UB buffers of the sample planes of `points` points (and the scratch of careful rows)."""
+    plane = points * forward_slot(geo, dtype)
+    masks = ("mask",) if geo.modulated else ()
+    buffers = [(name, COMPUTE_DTYPE, plane) for name in FORWARD_PLANES + masks]
     buffers += [(name, INDEX_DTYPE, plane) for name in FORWARD_INDEX_PLANES]
-    buffers += [("staged", COMPUTE_DTYPE, staged), ("corner", dtype, geo.channels),
-                ("row_scratch", dtype, forward_slot(geo, dtype) + lanes)]
+    buffers.append(("row_scratch", dtype, forward_slot(geo, dtype) + block_lanes(dtype)))
     if dtype != COMPUTE_DTYPE:
-        buffers += [(name + "_raw", dtype, plane) for name in ("py", "px") + (("mask",) if geo.modulated else ())]
+        buffers += [(name + "_raw", dtype, plane) for name in ("py", "px") + masks]
+    return buffers
+
+
+def _forward_layout(geo, dtype, tile_w):
+    staged = geo.kernel_h * tile_w * geo.kernel_w * geo.channels
+    buffers = _plane_buffers(geo, dtype, tile_w)
+    buffers += [("staged", COMPUTE_DTYPE, staged), ("corner", dtype, geo.channels)]
+    if dtype != COMPUTE_DTYPE:
         buffers += [("corner_f32", COMPUTE_DTYPE, geo.channels), ("staged_cast", dtype, staged)]
     return tuple(ub_layout(buffers))
 
@@ -459,9 +472,6 @@ def plan_forward(geo, dtype, device, tile_limit=None):
     """Forward plan for `device` (a Device); tile_limit caps the tile width (tests use it to force
     many tiles and cores)."""
     _check_channels(geo, dtype)
-    if geo.height * geo.width > FLOAT32_EXACT_INTS:
-        raise ValueError("x: the forward kernel computes pixel indices y * W + x in float32 vector "
-                         "lanes, exact up to H * W = 2**24; got H=%d, W=%d" % (geo.height, geo.width))
     tile_w = _largest_fitting(lambda t: _forward_layout(geo, dtype, t), min(geo.out_w, tile_limit or geo.out_w),
                               device.ub_budget)
     tiles = ceil_div(geo.out_w, tile_w)
@@ -474,7 +484,7 @@ def plan_forward(geo, dtype, device, tile_limit=None):
 # Gradient plan.
 
 @dataclass(frozen=True)
-class BackwardPlan:
+class BackwardPlan(SamplePlanes):
     """Phase A: (n, channel unit) tasks accumulate grad_x over point tiles of `points_per_tile`.
     Phase B: tiles of `param_tile` flat points compute grad of offsets/coords."""
     geo: SamplingGeometry
@@ -513,10 +523,6 @@ class BackwardPlan:
     def last_point_tile(self):
         return self.geo.points - (self.point_tiles() - 1) * self.points_per_tile
 
-    def image_params_window(self, n, first_point, count):
-        return aligned_window(param_offset(self.geo, n * self.geo.points + first_point),
-                              count * self.geo.param_stride, block_lanes(self.dtype))
-
     def strided_runs(self):
         """(first pixel, pixels) runs of the strided DMAs that zero / convert a unit of one image."""
         pixels = self.geo.height * self.geo.width
@@ -552,9 +558,7 @@ class BackwardPlan:
 def _backward_layout(geo, dtype, points_per_tile, param_tile, zero_pixels, unit_lanes_max):
     lanes = block_lanes(dtype)
     c = geo.channels
-    a_params = points_per_tile * geo.param_stride + lanes
-    b_params = param_tile * geo.param_stride + lanes
-    params = max(a_params, b_params)
+    params = param_tile * geo.param_stride + lanes  # phase B's window (phase A loads sample planes)
     buffers = [("params", dtype, params), ("grad_in", dtype, c), ("corner", dtype, c),
                ("accum", COMPUTE_DTYPE, c), ("product", COMPUTE_DTYPE, c),
                ("grad_params", COMPUTE_DTYPE, param_tile * geo.param_stride),
@@ -565,6 +569,9 @@ def _backward_layout(geo, dtype, points_per_tile, param_tile, zero_pixels, unit_
                     ("grad_params_cast", dtype, param_tile * geo.param_stride),
                     ("strided_cast", dtype, zero_pixels * unit_lanes_max)]
     buffers.append(("tail", dtype, lanes))
+    buffers += _plane_buffers(geo, dtype, points_per_tile)
+    slot = forward_slot(geo, dtype)
+    buffers += [("pattern_y", COMPUTE_DTYPE, slot), ("pattern_x", COMPUTE_DTYPE, slot)]
     return tuple(ub_layout(buffers))
 
 

@@ -134,10 +134,6 @@ class Sample:
             m.if_(m.all_of(y_ok, x_ok), lambda pixel=pixel, corner=corner: body(pixel, corner))
 
 
-def _product(a, b):
-    return a * b
-
-
 def load_params(m, plan, gm_params, window, capacity):
     """DMA the parameter window into UB and widen it to float32 when the op runs in float16."""
     start, _, blocks = window
@@ -163,19 +159,133 @@ def load_group_row(m, plan, gm, gm_row, g, name):
     return wide
 
 
+# ---- sample planes (edvr_sampling_plan.SamplePlanes) ---------------------------------------------
+def load_planes(m, plan, params, start, flat_first, count, lanes):
+    """The dx, dy (and mask) rows of flat points [flat_first, flat_first + count) into their plane
+    slots, as float32. `start`: an int32 scalar for the current point's first parameter."""
+    geo = plan.geo
+    raw = "_raw" if plan.needs_cast else ""
+    careful = plan.first_careful_point < geo.batch * geo.points
+
+    def point(local):
+        start.set_as(plan_lib.param_offset(geo, flat_first + local))
+        if careful:
+            m.if_(flat_first + local < plan.first_careful_point, lambda: _rows(m, plan, params, start, local, raw),
+                  lambda: _careful_rows(m, plan, params, start, local, raw))
+        else:
+            _rows(m, plan, params, start, local, raw)
+    m.for_range(0, count, point)
+    if plan.needs_cast:
+        for name, _ in plan.param_rows:
+            m.cast(m.ub(name), m.ub(name + raw), plan_lib.cast_chunks(0, lanes))
+
+
+def _rows(m, plan, params, start, local, raw):
+    for name, channel in plan.param_rows:
+        m.dma(m.ub(name + raw), local * plan.slot, params, start + channel, 1,
+              plan.slot // plan_lib.block_lanes(plan.dtype))
+
+
+def _careful_rows(m, plan, params, start, local, raw):
+    """Rows near the tensor's end: loaded from their block-aligned start, copied by the scalar
+    unit (a few points per tensor), so no load passes the tensor's last block."""
+    gk = plan.geo.groups * plan.geo.taps
+    lanes = plan_lib.block_lanes(plan.dtype)
+    scratch, value = m.ub("row_scratch"), m.scalar(plan.dtype, "row_value", 0)
+    for name, channel in plan.param_rows:
+        first = start + channel
+        phase = first % lanes
+        m.dma(scratch, 0, params, first - phase, 1, (phase + gk + lanes - 1) // lanes)
+        for e in range(gk):
+            m.read(value, scratch, phase + e)
+            m.write(m.ub(name + raw), local * plan.slot + e, value)
+
+
+def write_base_pattern(m, geo, base_y, base_x):
+    """Lanes g * K + k of base_y / base_x: base_position(geo, 0, 0, i, j), the tap part of a
+    sample's undeformed position (the point part is plan_lib.base_shift)."""
+    for g in range(geo.groups):
+        for k in range(geo.taps):
+            i, j = plan_lib.split_tap(geo, k)
+            first_y, first_x = plan_lib.base_position(geo, 0, 0, i, j)
+            m.write(base_y, g * geo.taps + k, float(first_y))
+            m.write(base_x, g * geo.taps + k, float(first_x))
+
+
+def sample_planes(m, geo, sample, lanes):
+    """From the position planes py, px: floors, fractions, pixel indices, weights and the margin of
+    every sample: y0 = floor(py), ly = py - y0, hy = 1 - ly (likewise x), addr = y0 * W + x0,
+    w<dy><dx> = mask * (h_or_l_y * h_or_l_x) as the scalar rule computes them, and margin =
+    min(y0, H-2-y0, x0, W-2-x0), >= 0 when all four corners are inside the image."""
+    py, px, tmp, margin = m.ub("py"), m.ub("px"), m.ub("tmp"), m.ub("margin")
+    y0, x0, addr = m.ub("y0"), m.ub("x0"), m.ub("addr")
+    ly, lx, hy, hx = m.ub("ly"), m.ub("lx"), m.ub("hy"), m.ub("hx")
+    m.vconv(y0, py, lanes, "floor")
+    m.vconv(x0, px, lanes, "floor")
+    m.vconv(tmp, y0, lanes)
+    m.vsub(ly, py, tmp, lanes)
+    _distance_to_last(m, margin, tmp, geo.height, lanes)
+    m.vmuls(tmp, tmp, float(geo.width), lanes)
+    m.vconv(hx, x0, lanes)  # hx holds float(x0) until it is computed below
+    m.vsub(lx, px, hx, lanes)
+    m.vadd(tmp, tmp, hx, lanes)  # y0 * W + x0, exact below 2**24 (the plan checks H * W)
+    m.vconv(addr, tmp, lanes, "round")
+    _distance_to_last(m, tmp, hx, geo.width, lanes)
+    m.vmin(margin, margin, tmp, lanes)
+    for one_minus, frac in ((hy, ly), (hx, lx)):
+        m.vmuls(one_minus, frac, -1.0, lanes)
+        m.vadds(one_minus, one_minus, 1.0, lanes)
+    for (dy, dx, _) in sample.corners():
+        weight = m.ub("w%d%d" % (dy, dx))
+        factor_y = hy if dy == 0 else ly
+        factor_x = hx if dx == 0 else lx
+        if geo.modulated:
+            m.vmul(tmp, factor_y, factor_x, lanes)
+            m.vmul(weight, m.ub("mask"), tmp, lanes)
+        else:
+            m.vmul(weight, factor_y, factor_x, lanes)
+
+
+def _distance_to_last(m, dst, first, size, lanes):
+    """dst = min(first, size - 2 - first): >= 0 when corners first and first + 1 are both inside
+    [0, size - 1] (first: a plane of floors, whole numbers, as float32)."""
+    m.vmuls(dst, first, -1.0, lanes)
+    m.vadds(dst, dst, float(size - 2), lanes)
+    m.vmin(dst, dst, first, lanes)
+
+
+def each_corner(m, geo, sample, image, lane, body):
+    """body(pixel, corner) for each corner inside the image of the sample at plane lane `lane`
+    (in range); image: the first element of its image. All four when the margin says so, else
+    each tested on the floors (Sample.for_each_corner)."""
+    m.read(sample.pixel, m.ub("addr"), lane)
+    sample.pixel.set_as(image + sample.pixel * geo.channels)
+    m.read(sample.margin, m.ub("margin"), lane)
+
+    def interior():
+        for c in sample.corners():
+            step = (c[0] * geo.width + c[1]) * geo.channels
+            body(sample.pixel + step if step else sample.pixel, c)
+
+    def border():
+        m.read(sample.y0, m.ub("y0"), lane)
+        m.read(sample.x0, m.ub("x0"), lane)
+        sample.for_each_corner(m, geo, body)
+    m.if_(sample.margin >= 0.0, interior, border)
+
+
 # ----------------------------------------------------------------------------------------------
 def forward(m, plan, x, params, y):
     """y[n, ho*kh+i, wo*kw+j, c] = mask * bilinear(x, py, px): one (n, ho, column tile) per task.
 
     Vector work carries the sampling arithmetic: each point's parameter rows are loaded into
-    sample planes (lane local * slot + g * K + k, edvr_sampling_plan.ForwardPlan.slot), and whole
+    sample planes (lane local * slot + g * K + k, edvr_sampling_plan.SamplePlanes.slot), and whole
     planes of positions, floors, fractions, pixel indices and the four corner weights (mask folded
     in) are computed with multi-repeat vector instructions, in the same float32 operations and
     order as the scalar rule. The scalar unit keeps, per sample, the range test (SPEC's rule and
     NaN: vec_sel on Ascend 910 takes one mask for every repeat, so it cannot carry it) and, per
     corner inside the image, the corner's address, its load and the weighted add."""
     geo = plan.geo
-    gk = geo.groups * geo.taps
     sample = staged = staged_at = image = start = None  # per core: TIK scalars live inside the core loop
 
     def task(t):
@@ -186,8 +296,15 @@ def forward(m, plan, x, params, y):
 
     def tile_body(n, ho, wo_begin, width):
         lanes = plan.plane_lanes(width)
-        load_planes(n * geo.points + ho * geo.out_w + wo_begin, width, lanes)
-        sample_planes(ho, wo_begin, lanes)
+        load_planes(m, plan, params, start, n * geo.points + ho * geo.out_w + wo_begin, width, lanes)
+        shift_y, shift_x = plan_lib.base_shift(geo, ho, wo_begin)
+        m.to_float(sample.base_y, shift_y)
+        m.to_float(sample.base_x, shift_x)
+        tmp = m.ub("tmp")
+        for plane, base, shift in (("py", "base_y", sample.base_y), ("px", "base_x", sample.base_x)):
+            m.vadds(tmp, m.ub(base), shift, lanes)  # whole numbers: exact
+            m.vadd(m.ub(plane), m.ub(plane), tmp, lanes)
+        sample_planes(m, geo, sample, lanes)
         image.set_as(plan_lib.x_pixel_offset(geo, n, 0, 0))
         m.fill(staged, 0, staged.elements, 0.0)
         m.for_range(0, width, column)
@@ -199,98 +316,11 @@ def forward(m, plan, x, params, y):
             m.dma(y, plan_lib.output_offset(geo, n, ho, i, wo_begin, 0), out, i * plan.row_elements(),
                   1, plan.store_blocks(width))
 
-    def load_planes(flat_first, width, lanes):
-        """Each point's dx, dy (and mask) rows into its plane slots, as float32."""
-        raw = "_raw" if plan.needs_cast else ""
-        careful = plan.first_careful_point < geo.batch * geo.points
-
-        def point(local):
-            start.set_as(plan_lib.param_offset(geo, flat_first + local))
-            if careful:
-                m.if_(flat_first + local < plan.first_careful_point, lambda: rows(local, raw),
-                      lambda: careful_rows(local, raw))
-            else:
-                rows(local, raw)
-        m.for_range(0, width, point)
-        if plan.needs_cast:
-            for name, _ in plan.param_rows:
-                m.cast(m.ub(name), m.ub(name + raw), plan_lib.cast_chunks(0, lanes))
-
-    def rows(local, raw):
-        for name, channel in plan.param_rows:
-            m.dma(m.ub(name + raw), local * plan.slot, params, start + channel, 1,
-                  plan.slot // plan_lib.block_lanes(plan.dtype))
-
-    def careful_rows(local, raw):
-        """Rows near the tensor's end: loaded from their block-aligned start, copied by the scalar
-        unit (a few points per tensor), so no load passes the tensor's last block."""
-        lanes = plan_lib.block_lanes(plan.dtype)
-        scratch, value = m.ub("row_scratch"), m.scalar(plan.dtype, "row_value", 0)
-        for name, channel in plan.param_rows:
-            first = start + channel
-            phase = first % lanes
-            m.dma(scratch, 0, params, first - phase, 1, (phase + gk + lanes - 1) // lanes)
-            for e in range(gk):
-                m.read(value, scratch, phase + e)
-                m.write(m.ub(name + raw), local * plan.slot + e, value)
-
-    def sample_planes(ho, wo_begin, lanes):
-        """Positions, floors, fractions, pixel indices and weights of every sample of the tile:
-        py = dy + base_y, y0 = floor(py), ly = py - y0, hy = 1 - ly (likewise x), the index
-        y0 * W + x0, and weight(dy, dx) = mask * (h_or_l_y * h_or_l_x), as the scalar rule."""
-        py, px, tmp = m.ub("py"), m.ub("px"), m.ub("tmp")
-        y0, x0, addr = m.ub("y0"), m.ub("x0"), m.ub("addr")
-        ly, lx, hy, hx = m.ub("ly"), m.ub("lx"), m.ub("hy"), m.ub("hx")
-        shift_y, shift_x = plan_lib.base_shift(geo, ho, wo_begin)
-        m.to_float(sample.base_y, shift_y)
-        m.to_float(sample.base_x, shift_x)
-        m.vadds(tmp, m.ub("base_y"), sample.base_y, lanes)  # whole numbers: exact
-        m.vadd(py, py, tmp, lanes)
-        m.vadds(tmp, m.ub("base_x"), sample.base_x, lanes)
-        m.vadd(px, px, tmp, lanes)
-        m.vconv(y0, py, lanes, "floor")
-        m.vconv(x0, px, lanes, "floor")
-        margin = m.ub("margin")
-        m.vconv(tmp, y0, lanes)
-        m.vsub(ly, py, tmp, lanes)
-        distance_to_last(margin, tmp, geo.height, lanes)
-        m.vmuls(tmp, tmp, float(geo.width), lanes)
-        m.vconv(hx, x0, lanes)  # hx holds float(x0) until it is computed below
-        m.vsub(lx, px, hx, lanes)
-        m.vadd(tmp, tmp, hx, lanes)  # y0 * W + x0, exact below 2**24 (the plan checks H * W)
-        m.vconv(addr, tmp, lanes, "round")
-        distance_to_last(tmp, hx, geo.width, lanes)
-        m.vmin(margin, margin, tmp, lanes)  # >= 0: all four corners inside the image
-        for one_minus, frac in ((hy, ly), (hx, lx)):
-            m.vmuls(one_minus, frac, -1.0, lanes)
-            m.vadds(one_minus, one_minus, 1.0, lanes)
-        for (dy, dx, factors) in sample.corners():
-            weight = m.ub("w%d%d" % (dy, dx))
-            factor_y = hy if dy == 0 else ly
-            factor_x = hx if dx == 0 else lx
-            if geo.modulated:
-                m.vmul(tmp, factor_y, factor_x, lanes)
-                m.vmul(weight, m.ub("mask"), tmp, lanes)
-            else:
-                m.vmul(weight, factor_y, factor_x, lanes)
-
-    def distance_to_last(dst, first, size, lanes):
-        """dst = min(first, size - 2 - first): >= 0 when corners first and first + 1 are both
-        inside [0, size - 1] (first: a plane of floors, whole numbers, as float32)."""
-        m.vmuls(dst, first, -1.0, lanes)
-        m.vadds(dst, dst, float(size - 2), lanes)
-        m.vmin(dst, dst, first, lanes)
-
     def base_planes():
         """Per core: the tap part of every sample's undeformed position, base_position(0, local, i, j),
         written for point 0 by the scalar unit and moved to the other points by vector adds."""
         base_y, base_x = m.ub("base_y"), m.ub("base_x")
-        for g in range(geo.groups):
-            for k in range(geo.taps):
-                i, j = plan_lib.split_tap(geo, k)
-                first_y, first_x = plan_lib.base_position(geo, 0, 0, i, j)
-                m.write(base_y, g * geo.taps + k, float(first_y))
-                m.write(base_x, g * geo.taps + k, float(first_x))
+        write_base_pattern(m, geo, base_y, base_x)
         segments = plan_lib.lane_segments(0, plan.slot)
         step = plan_lib.base_shift(geo, 0, 1)[1]
         for local in range(1, plan.tile_w):
@@ -323,26 +353,13 @@ def forward(m, plan, x, params, y):
             staged, dst, plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)), sample.make_nan()))
 
     def accumulate(g, lane, dst):
-        m.read(sample.pixel, m.ub("addr"), lane)
-        sample.pixel.set_as(image + sample.pixel * geo.channels)
-        m.read(sample.margin, m.ub("margin"), lane)
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
 
         def corner(pixel, c):
             m.read(sample.weight, m.ub("w%d%d" % (c[0], c[1])), lane)
             src = load_group_row(m, plan, x, pixel, g, "corner")
             m.axpy(staged, dst, src, 0, sample.weight, segments)
-
-        def interior():
-            for c in sample.corners():
-                step = (c[0] * geo.width + c[1]) * geo.channels
-                corner(sample.pixel + step if step else sample.pixel, c)
-
-        def border():  # some corner outside: test each (reads the floors)
-            m.read(sample.y0, m.ub("y0"), lane)
-            m.read(sample.x0, m.ub("x0"), lane)
-            sample.for_each_corner(m, geo, corner)
-        m.if_(sample.margin >= 0.0, interior, border)
+        each_corner(m, geo, sample, image, lane, corner)
 
     def core_body(core):
         nonlocal sample, staged, staged_at, image, start
@@ -357,7 +374,7 @@ def forward(m, plan, x, params, y):
 def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
     """Gradients of `forward`. `accumulator` is grad_x (float32) or a float32 workspace (float16)."""
     geo = plan.geo
-    sample = dots = d_mask = d_ly = d_lx = grad_at = None  # per core, created inside the core loop
+    sample = dots = d_mask = d_ly = d_lx = grad_at = image = start = None  # per core, inside the core loop
     capacity = plan.buffer("params").elements
 
     # Phase A: grad_x. One core owns (n, channel unit): zero, accumulate, (convert).
@@ -392,14 +409,29 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         m.for_range(0, tiles, tile)
 
     def point_tile_a(n, unit, first, count):
-        window = plan.image_params_window(n, first, count)
-        values = load_params(m, plan, params, window, capacity)
-        m.for_range(0, count, lambda local: point_a(n, unit, first + local, values,
-                                                    window[1] + local * geo.param_stride))
+        """Sample planes of `count` points from point `first` of image n, then their scatter."""
+        lanes = plan.plane_lanes(count)
+        load_planes(m, plan, params, start, n * geo.points + first, count, lanes)
+        m.for_range(0, count, lambda local: point_base(first + local, local))
+        for plane, base in (("py", "base_y"), ("px", "base_x")):
+            m.vadd(m.ub(plane), m.ub(plane), m.ub(base), lanes)
+        sample_planes(m, geo, sample, lanes)
+        image.set_as(plan_lib.x_pixel_offset(geo, n, 0, 0))
+        m.for_range(0, count, lambda local: point_a(n, unit, first + local, local))
 
-    def point_a(n, unit, p, values, row):
+    def point_base(p, local):
+        """The undeformed positions of point p's samples: the per-core tap pattern + its shift
+        (a tile spans several output rows, so one shift per point)."""
+        shift_y, shift_x = plan_lib.base_shift(geo, p // geo.out_w, p % geo.out_w)
+        m.to_float(sample.base_y, shift_y)
+        m.to_float(sample.base_x, shift_x)
+        segments = plan_lib.lane_segments(0, plan.slot)
+        m.adds(m.ub("base_y"), local * plan.slot, m.ub("pattern_y"), 0, sample.base_y, segments)
+        m.adds(m.ub("base_x"), local * plan.slot, m.ub("pattern_x"), 0, sample.base_x, segments)
+
+    def point_a(n, unit, p, local):
         ho, wo = p // geo.out_w, p % geo.out_w
-        sample.set_row(row)
+        sample.set_row(local * plan.slot)
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
@@ -411,14 +443,14 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
             if plan.needs_cast:
                 g_in = m.ub("grad_in_f32")
                 m.cast(g_in, raw, plan_lib.cast_chunks(unit.lane_lo, unit.lanes))
-            sample.set_base(m, plan_lib.base_position(geo, ho, wo, i, j))
             for g in range(unit.first_group, unit.end_group):
-                sample.load(m, geo, values, g, k)
-                m.if_(sample.in_range(m, geo), lambda g=g: scatter(n, g, g_in))
+                sample.lane.set_as(sample.row + (g * geo.taps + k))  # once per sample, for its reads
+                m.read(sample.py, m.ub("py"), sample.lane)
+                m.read(sample.px, m.ub("px"), sample.lane)
+                m.if_(sample.in_range(m, geo), lambda g=g: scatter(g, g_in))
         m.for_range(0, geo.taps, tap)
 
-    def scatter(n, g, g_in):
-        sample.locate(m, geo, n)
+    def scatter(g, g_in):
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
         first, blocks = plan_lib.group_window(geo, g, F32)
         contribution = m.ub("accum")
@@ -426,10 +458,10 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         m.fill(contribution, first, blocks * plan_lib.block_lanes(F32), 0.0)
 
         def corner(pixel, c):
-            sample.weight.set_as(sample.mask * _product(*c[2]))
+            m.read(sample.weight, m.ub("w%d%d" % (c[0], c[1])), sample.lane)
             m.scale(contribution, 0, g_in, 0, sample.weight, segments)
             m.dma(accumulator, pixel + first, contribution, first, 1, blocks)  # atomic add
-        sample.for_each_corner(m, geo, corner)
+        each_corner(m, geo, sample, image, sample.lane, corner)
 
     def convert_unit(image, unit, f32_gap):
         strided, narrow = m.ub("strided"), m.ub("strided_cast")
@@ -515,9 +547,11 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
     cores = max(plan.split_a.cores, plan.split_b.cores)
 
     def core_body(core):
-        nonlocal sample, dots, d_mask, d_ly, d_lx, grad_at
+        nonlocal sample, dots, d_mask, d_ly, d_lx, grad_at, image, start
         grad_at = m.scalar("int32", "grad_at", 0)
+        image, start = m.scalar("int32", "image", 0), m.scalar("int32", "param_start", 0)
         sample = Sample(m)
+        write_base_pattern(m, geo, m.ub("pattern_y"), m.ub("pattern_x"))
         dots = [m.scalar(F32, "dot%d" % c, 0) for c in range(4)]
         d_mask, d_ly, d_lx = (m.scalar(F32, name, 0) for name in ("d_mask", "d_ly", "d_lx"))
         run_tasks(m, core, plan.split_a, task_a)

@@ -56,9 +56,10 @@ Instruction trace (read by bench/ascend_estimate.py): `tik_instance.trace` is a 
 TraceRecord, one per executed instruction, reset by every start_debug. Fields:
   core       block index (0 when the kernel has no multi-block loop)
   unit       "vector", "scalar", "dma" (or "cube": none of our kernels use it)
-  op         TIK name: vec_dup, vec_conv, vec_axpy, vec_muls, vec_mul, vec_reduce_add, data_move,
-             set_as (scalar <- expression), ub_to_scalar, scalar_to_ub, scalar_conv, set_atomic_add,
-             for_range (one record per iteration: increment and compare), if_scope (one per test)
+  op         TIK name: vec_dup, vec_conv, vec_axpy, vec_muls, vec_adds, vec_mul, vec_add, vec_sub,
+             vec_min, vec_reduce_add, data_move, set_as (scalar <- expression), ub_to_scalar,
+             scalar_to_ub, scalar_conv, set_atomic_add, for_range (one record per iteration:
+             increment and compare), if_scope (one per test)
   repeat     vector: repeat_times; dma: nburst; scalar: scalar ALU operations the statement
              evaluates (at least 1: the move or compare itself, plus one per operator in its
              expressions)
