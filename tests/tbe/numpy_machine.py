@@ -147,9 +147,6 @@ class NumpyMachine:
     def any_of(self, *conds):
         return any(bool(c) for c in conds)
 
-    def floor(self, dst, src):
-        dst.set_as(math.floor(_value(src)))
-
     def to_float(self, dst, value):
         dst.set_as(float(_value(value)))
 

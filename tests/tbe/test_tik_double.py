@@ -144,7 +144,7 @@ def test_nan_and_huge_positions(case, dtype, cores):
     check_blocks(tik_instance, cores)
 
 
-@pytest.mark.parametrize("backward,ub_kib", [(False, 26), (True, 52)], ids=("forward", "backward"))
+@pytest.mark.parametrize("backward,ub_kib", [(False, 26), (True, 64)], ids=("forward", "backward"))
 def test_small_unified_buffer_gives_tiles_and_tails(backward, ub_kib):
     """With a small UB (a profile value read at compile time) the same entry files split rows into
     several tiles (forward) or the offsets gradient into a ragged last tile, and stay correct."""

@@ -509,9 +509,6 @@ class BackwardPlan(SamplePlanes):
         """float16 grad_x is accumulated in a float32 workspace and converted at the end."""
         return self.needs_cast
 
-    def buffer(self, name):
-        return next(b for b in self.layout if b.name == name)
-
     # phase A
     def split_task_a(self, task):
         """(n, unit index) of a phase-A task."""
@@ -558,18 +555,17 @@ class BackwardPlan(SamplePlanes):
 def _backward_layout(geo, dtype, points_per_tile, param_tile, zero_pixels, unit_lanes_max):
     lanes = block_lanes(dtype)
     c = geo.channels
-    params = param_tile * geo.param_stride + lanes  # phase B's window (phase A loads sample planes)
-    buffers = [("params", dtype, params), ("grad_in", dtype, c), ("corner", dtype, c),
+    buffers = [("grad_in", dtype, c), ("corner", dtype, c),
                ("accum", COMPUTE_DTYPE, c), ("product", COMPUTE_DTYPE, c),
                ("grad_params", COMPUTE_DTYPE, param_tile * geo.param_stride),
                ("strided", COMPUTE_DTYPE, zero_pixels * unit_lanes_max)]
     if dtype != COMPUTE_DTYPE:
-        buffers += [("params_f32", COMPUTE_DTYPE, params), ("grad_in_f32", COMPUTE_DTYPE, c),
+        buffers += [("grad_in_f32", COMPUTE_DTYPE, c),
                     ("corner_f32", COMPUTE_DTYPE, c),
                     ("grad_params_cast", dtype, param_tile * geo.param_stride),
                     ("strided_cast", dtype, zero_pixels * unit_lanes_max)]
     buffers.append(("tail", dtype, lanes))
-    buffers += _plane_buffers(geo, dtype, points_per_tile)
+    buffers += _plane_buffers(geo, dtype, max(points_per_tile, param_tile))
     slot = forward_slot(geo, dtype)
     buffers += [("pattern_y", COMPUTE_DTYPE, slot), ("pattern_x", COMPUTE_DTYPE, slot)]
     return tuple(ub_layout(buffers))

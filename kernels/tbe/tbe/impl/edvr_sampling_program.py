@@ -7,7 +7,7 @@ Every tile, window and address comes from edvr_sampling_plan. No CANN import her
 
 Machine interface (m): gm/ub handles with `.dtype`; scalar(dtype, name, init); for_range(begin,
 end, body(i)); if_(cond, then, otherwise=None); all_of(*conds); any_of(*conds); launch(cores, ub_layout, body(core));
-floor(dst_int, src_float); to_float(dst, int_expr); dma(dst, dst_off, src, src_off, nburst,
+to_float(dst, int_expr); dma(dst, dst_off, src, src_off, nburst,
 burst_blocks, src_gap=0, dst_gap=0); atomic_add(on) (UB->GM moves add into float32 GM while on);
 fill(buf, off, lanes, value); fill_lanes(buf, off, segments, value) (value: a number or a scalar);
 cast(dst, src, chunks) (same lane offsets in both); axpy(dst, dst_off, src, src_off, scalar, segments);
@@ -51,7 +51,6 @@ class Sample:
         s = lambda name, dtype=F32: m.scalar(dtype, name, 0)
         self.py, self.px, self.mask = s("py"), s("px"), s("mask")
         self.y0, self.x0 = s("y0", "int32"), s("x0", "int32")
-        self.fy0, self.fx0 = s("fy0"), s("fx0")
         self.ly, self.lx, self.hy, self.hx = s("ly"), s("lx"), s("hy"), s("hx")
         self.base_y, self.base_x = s("base_y"), s("base_x")
         self.weight = s("weight")
@@ -65,24 +64,6 @@ class Sample:
     def set_row(self, row):
         """The UB index of the current point's parameter row, computed once per point."""
         self.row.set_as(row)
-
-    def set_base(self, m, base):
-        """The undeformed position of the current tap, converted once for all its groups."""
-        m.to_float(self.base_y, base[0])
-        m.to_float(self.base_x, base[1])
-
-    def load(self, m, geo, params, g, k):
-        """Read dx, dy (and mask) of group g, tap k from the parameter row at `row`; add the base."""
-        dx_ch, dy_ch, mask_ch = plan_lib.param_channels(geo, g, k)
-        row = self.row
-        m.read(self.py, params, row + dy_ch)
-        m.read(self.px, params, row + dx_ch)
-        self.py.set_as(self.py + self.base_y)
-        self.px.set_as(self.px + self.base_x)
-        if mask_ch is None:
-            self.mask.set_as(1.0)
-        else:
-            m.read(self.mask, params, row + mask_ch)
 
     def in_range(self, m, geo):
         """SPEC's range rule: zero (and zero gradient) when py <= -1, py >= H, px <= -1 or px >= W."""
@@ -101,20 +82,6 @@ class Sample:
         self.nan.set_as(self.py + self.px)
         return self.nan
 
-    def locate(self, m, geo, n):
-        """Corner indices, fractional parts and the first element of corner (y0, x0) of image n
-        (an address, not read when that corner is outside). Only called in range, so floor()
-        cannot overflow."""
-        m.floor(self.y0, self.py)
-        m.floor(self.x0, self.px)
-        self.pixel.set_as(plan_lib.x_pixel_offset(geo, n, self.y0, self.x0))
-        m.to_float(self.fy0, self.y0)
-        m.to_float(self.fx0, self.x0)
-        self.ly.set_as(self.py - self.fy0)
-        self.lx.set_as(self.px - self.fx0)
-        self.hy.set_as(1.0 - self.ly)
-        self.hx.set_as(1.0 - self.lx)
-
     def corners(self):
         """(dy, dx, the two factors of the corner's weight) of the four corners, in the order
         (0, 0), (0, 1), (1, 0), (1, 1): corner index 2 * dy + dx."""
@@ -132,18 +99,6 @@ class Sample:
             step = (dy * geo.width + dx) * geo.channels
             pixel = self.pixel + step if step else self.pixel
             m.if_(m.all_of(y_ok, x_ok), lambda pixel=pixel, corner=corner: body(pixel, corner))
-
-
-def load_params(m, plan, gm_params, window, capacity):
-    """DMA the parameter window into UB and widen it to float32 when the op runs in float16."""
-    start, _, blocks = window
-    ub = m.ub("params")
-    m.dma(ub, 0, gm_params, start, 1, blocks)
-    if not plan.needs_cast:
-        return ub
-    wide = m.ub("params_f32")
-    m.cast(wide, ub, plan_lib.cast_chunks(0, capacity))
-    return wide
 
 
 def load_group_row(m, plan, gm, gm_row, g, name):
@@ -374,8 +329,7 @@ def forward(m, plan, x, params, y):
 def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
     """Gradients of `forward`. `accumulator` is grad_x (float32) or a float32 workspace (float16)."""
     geo = plan.geo
-    sample = dots = d_mask = d_ly = d_lx = grad_at = image = start = None  # per core, inside the core loop
-    capacity = plan.buffer("params").elements
+    sample = dots = d_mask = d_ly = d_lx = grad_at = image = start = param_row = None  # per core
 
     # Phase A: grad_x. One core owns (n, channel unit): zero, accumulate, (convert).
     def task_a(t):
@@ -479,14 +433,17 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
                       lambda count: param_tile_b(first, count))
 
     def param_tile_b(first, count):
-        window = plan_lib.aligned_window(plan_lib.param_offset(geo, first), count * geo.param_stride,
-                                         plan_lib.block_lanes(plan.dtype))
-        values = load_params(m, plan, params, window, capacity)
+        lanes = plan.plane_lanes(count)
+        load_planes(m, plan, params, start, first, count, lanes)
+        m.for_range(0, count, lambda local: point_base((first + local) % geo.points, local))
+        for plane, base in (("py", "base_y"), ("px", "base_x")):
+            m.vadd(m.ub(plane), m.ub(plane), m.ub(base), lanes)
+        sample_planes(m, geo, sample, lanes)
         staged = m.ub("grad_params")
         m.fill(staged, 0, staged.elements, 0.0)
-        # Tiles start on a block (plan: multiples of the point quantum), so the window's phase is 0
-        # and one row offset serves the loaded parameters and the staged gradients alike.
-        m.for_range(0, count, lambda local: point_b(first + local, local * geo.param_stride, values, staged))
+        # Tiles start on a block (plan: multiples of the point quantum), so the staged gradients'
+        # rows start at local * param_stride and their stores on whole blocks.
+        m.for_range(0, count, lambda local: point_b(first + local, local, staged))
         out = staged
         if plan.needs_cast:
             out = m.ub("grad_params_cast")
@@ -505,24 +462,31 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
             m.write(tail, e, value)
         return tail
 
-    def point_b(q, row, values, staged):
+    def point_b(q, local, staged):
         n, ho, wo = plan_lib.split_point(geo, q)
-        sample.set_row(row)
+        image.set_as(plan_lib.x_pixel_offset(geo, n, 0, 0))
+        sample.set_row(local * plan.slot)
+        param_row.set_as(local * geo.param_stride)
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
             grad_at.set_as(plan_lib.output_offset(geo, n, ho, i, wo, j))  # once per tap, for all groups
-            grad_row = grad_at
-            sample.set_base(m, plan_lib.base_position(geo, ho, wo, i, j))
             for g in range(geo.groups):
-                sample.load(m, geo, values, g, k)
-                m.if_(sample.in_range(m, geo), lambda g=g: param_grads(n, g, k, grad_row, sample.row, staged))
+                sample.lane.set_as(sample.row + (g * geo.taps + k))  # once per sample, for its reads
+                m.read(sample.py, m.ub("py"), sample.lane)
+                m.read(sample.px, m.ub("px"), sample.lane)
+                m.if_(sample.in_range(m, geo), lambda g=g: param_grads(g, k, staged))
         m.for_range(0, geo.taps, tap)
 
-    def param_grads(n, g, k, grad_row, row, staged):
-        sample.locate(m, geo, n)
+    def param_grads(g, k, staged):
+        for name in ("hy", "hx", "ly", "lx"):
+            m.read(getattr(sample, name), m.ub(name), sample.lane)
+        if geo.modulated:
+            m.read(sample.mask, m.ub("mask"), sample.lane)
+        else:
+            sample.mask.set_as(1.0)
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
-        g_in = load_group_row(m, plan, grad, grad_row, g, "grad_in")
+        g_in = load_group_row(m, plan, grad, grad_at, g, "grad_in")
         product = m.ub("product")
         for d in dots:  # corners outside the image keep 0
             d.set_as(0.0)
@@ -531,7 +495,7 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
             src = load_group_row(m, plan, x, pixel, g, "corner")
             m.mul(product, 0, g_in, 0, src, 0, segments)
             m.masked_sum(dots[2 * c[0] + c[1]], product, 0, segments)
-        sample.for_each_corner(m, geo, corner)
+        each_corner(m, geo, sample, image, sample.lane, corner)
         # d/d(ly, lx, mask) of sum_c weight_c * dot_c, the weights' derivatives grouped by corner pair.
         d00, d01, d10, d11 = dots
         hy, hx, ly, lx = sample.hy, sample.hx, sample.ly, sample.lx
@@ -539,16 +503,16 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         d_lx.set_as(hy * (d01 - d00) + ly * (d11 - d10))
         d_mask.set_as(hy * (hx * d00 + lx * d01) + ly * (hx * d10 + lx * d11))
         dx_ch, dy_ch, mask_ch = plan_lib.param_channels(geo, g, k)
-        m.write(staged, row + dx_ch, sample.mask * d_lx)
-        m.write(staged, row + dy_ch, sample.mask * d_ly)
+        m.write(staged, param_row + dx_ch, sample.mask * d_lx)
+        m.write(staged, param_row + dy_ch, sample.mask * d_ly)
         if mask_ch is not None:
-            m.write(staged, row + mask_ch, d_mask)
+            m.write(staged, param_row + mask_ch, d_mask)
 
     cores = max(plan.split_a.cores, plan.split_b.cores)
 
     def core_body(core):
-        nonlocal sample, dots, d_mask, d_ly, d_lx, grad_at, image, start
-        grad_at = m.scalar("int32", "grad_at", 0)
+        nonlocal sample, dots, d_mask, d_ly, d_lx, grad_at, image, start, param_row
+        grad_at, param_row = m.scalar("int32", "grad_at", 0), m.scalar("int32", "param_row", 0)
         image, start = m.scalar("int32", "image", 0), m.scalar("int32", "param_start", 0)
         sample = Sample(m)
         write_base_pattern(m, geo, m.ub("pattern_y"), m.ub("pattern_x"))

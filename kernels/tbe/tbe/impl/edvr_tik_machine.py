@@ -89,9 +89,6 @@ class TikMachine:
     def any_of(self, *conds):
         return self.tik.any(*conds)
 
-    def floor(self, dst, src):
-        self.tik_instance.scalar_conv("floor", dst, src)
-
     def to_float(self, dst, value):
         if isinstance(value, int):
             dst.set_as(float(value))
