@@ -31,7 +31,7 @@ MAX_BURST_BLOCKS = 65535
 DTYPE_BYTES = {"float16": 2, "float32": 4, "int32": 4}
 DATA_DTYPES = ("float16", "float32")
 COMPUTE_DTYPE = "float32"
-INDEX_DTYPE = "int32"  # floors and pixel indices of the forward kernel's sample planes
+INDEX_DTYPE = "int32"  # floors and pixel indices in the sample planes
 FLOAT32_EXACT_INTS = 2 ** 24  # float32 holds every integer up to this exactly
 
 
@@ -371,7 +371,7 @@ def _largest_fitting(build, upper, budget):
 
 
 # ----------------------------------------------------------------------------------------------
-# Forward plan.
+# Sample planes (both kernels).
 
 class SamplePlanes:
     """Sample planes of a plan with `geo` and `dtype`: lane local * slot + g * K + k of each plane
@@ -381,7 +381,7 @@ class SamplePlanes:
     @property
     def slot(self):
         """Plane lanes per point: its G*K samples, rounded up to a block of the op's dtype."""
-        return forward_slot(self.geo, self.dtype)
+        return plane_slot(self.geo, self.dtype)
 
     def plane_lanes(self, width):
         """Lanes the vector instructions cover for a tile of `width` points (whole repeats)."""
@@ -402,6 +402,31 @@ class SamplePlanes:
         room = padded - self.param_rows[-1][1] - self.slot
         return 0 if room < 0 else room // self.geo.param_stride + 1
 
+
+def plane_slot(geo, dtype):
+    """Plane lanes per point: its G*K samples, rounded up to a block of `dtype`."""
+    return round_up(geo.groups * geo.taps, block_lanes(dtype))
+
+
+SAMPLE_PLANES = ("py", "px", "base_y", "base_x", "tmp", "ly", "lx", "hy", "hx", "w00", "w01", "w10", "w11",
+                 "margin")
+SAMPLE_INDEX_PLANES = ("y0", "x0", "addr")
+
+
+def _plane_buffers(geo, dtype, points):
+    """UB buffers of the sample planes of `points` points (and the scratch of careful rows)."""
+    plane = points * plane_slot(geo, dtype)
+    masks = ("mask",) if geo.modulated else ()
+    buffers = [(name, COMPUTE_DTYPE, plane) for name in SAMPLE_PLANES + masks]
+    buffers += [(name, INDEX_DTYPE, plane) for name in SAMPLE_INDEX_PLANES]
+    buffers.append(("row_scratch", dtype, plane_slot(geo, dtype) + block_lanes(dtype)))
+    if dtype != COMPUTE_DTYPE:
+        buffers += [(name + "_raw", dtype, plane) for name in ("py", "px") + masks]
+    return buffers
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward plan.
 
 @dataclass(frozen=True)
 class ForwardPlan(SamplePlanes):
@@ -436,27 +461,6 @@ class ForwardPlan(SamplePlanes):
     def store_blocks(self, width):
         """Blocks of one staged output row of a tile `width` columns wide (C fills whole blocks)."""
         return width * self.geo.kernel_w * self.geo.channels // block_lanes(self.dtype)
-
-
-def forward_slot(geo, dtype):
-    return round_up(geo.groups * geo.taps, block_lanes(dtype))
-
-
-FORWARD_PLANES = ("py", "px", "base_y", "base_x", "tmp", "ly", "lx", "hy", "hx", "w00", "w01", "w10", "w11",
-                  "margin")
-FORWARD_INDEX_PLANES = ("y0", "x0", "addr")
-
-
-def _plane_buffers(geo, dtype, points):
-    """UB buffers of the sample planes of `points` points (and the scratch of careful rows)."""
-    plane = points * forward_slot(geo, dtype)
-    masks = ("mask",) if geo.modulated else ()
-    buffers = [(name, COMPUTE_DTYPE, plane) for name in FORWARD_PLANES + masks]
-    buffers += [(name, INDEX_DTYPE, plane) for name in FORWARD_INDEX_PLANES]
-    buffers.append(("row_scratch", dtype, forward_slot(geo, dtype) + block_lanes(dtype)))
-    if dtype != COMPUTE_DTYPE:
-        buffers += [(name + "_raw", dtype, plane) for name in ("py", "px") + masks]
-    return buffers
 
 
 def _forward_layout(geo, dtype, tile_w):
@@ -566,7 +570,7 @@ def _backward_layout(geo, dtype, points_per_tile, param_tile, zero_pixels, unit_
                     ("strided_cast", dtype, zero_pixels * unit_lanes_max)]
     buffers.append(("tail", dtype, lanes))
     buffers += _plane_buffers(geo, dtype, max(points_per_tile, param_tile))
-    slot = forward_slot(geo, dtype)
+    slot = plane_slot(geo, dtype)
     buffers += [("pattern_y", COMPUTE_DTYPE, slot), ("pattern_x", COMPUTE_DTYPE, slot)]
     return tuple(ub_layout(buffers))
 

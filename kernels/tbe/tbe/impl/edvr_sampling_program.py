@@ -327,7 +327,9 @@ def forward(m, plan, x, params, y):
 
 # ----------------------------------------------------------------------------------------------
 def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
-    """Gradients of `forward`. `accumulator` is grad_x (float32) or a float32 workspace (float16)."""
+    """Gradients of `forward`. `accumulator` is grad_x (float32) or a float32 workspace (float16).
+    Both phases take positions, weights, fractions and corner indices from sample planes, as
+    `forward` does; a tile spans several output rows, so each point adds its own base shift."""
     geo = plan.geo
     sample = dots = d_mask = d_ly = d_lx = grad_at = image = start = param_row = None  # per core
 
