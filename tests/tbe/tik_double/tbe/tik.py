@@ -90,8 +90,10 @@ Sources (read, not copied; API names, argument orders and limits come from them)
   of at most 255 repeats, 64 float32 lanes per repeat.
 * vec_conv (conversions f322s32 with round modes, overflow saturating; s322f32)
   https://www.hiascend.com/document/detail/zh/CANNCommunityEdition/850/API/aicpuopapi/atlastikapi_07_0083.html
-  vec_add / vec_sub / vec_min / vec_adds signatures: TIK API reference, "Vector computation"
-  (Atlas training series: float16/float32). vec_sel on the Atlas training series supports mode 0 only (one
+  vec_add(mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride)
+  https://www.hiascend.com/document/detail/zh/CANNCommunityEdition/850/API/aicpuopapi/atlastikapi_07_0065.html
+  vec_sub (same arguments) .../atlastikapi_07_0066.html; vec_min and vec_adds from the same
+  chapter (Atlas training series: float16/float32/int32; the double models the float types). vec_sel on the Atlas training series supports mode 0 only (one
   comparison mask for every repeat), atlastikapi_07_0081.html: why the kernels keep the range
   tests on the scalar unit.
 * Ascend C ReduceSum / RepeatReduceSum pages (mask ranges [1, 128] for 16-bit, [1, 64] for 32-bit).
