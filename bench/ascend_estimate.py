@@ -6,8 +6,9 @@ trace of our TIK double, next to the same training step's convolutions at the Cu
 Nothing here ran on Ascend hardware. The TBE entry files (kernels/tbe/tbe/impl) are built and run
 on the TIK double (tests/tbe/tik_double: ours, written from CANN's documents, not CANN), whose
 trace lists every executed instruction with its core, unit, repeats and DMA bytes. This module
-counts, per AI core: vector instructions weighted by their repeats, scalar operations, and GM
-bytes moved; the cost model `Ascend910` turns them into cycles. Its figures and their sources:
+counts, per AI core: vector instructions weighted by their repeats, scalar operations (those of
+scalar statements and those that evaluate the operands of vector and DMA instructions, the
+trace's `address_ops`), and GM bytes moved; the cost model `Ascend910` turns them into cycles. Its figures and their sources:
 
 * 1.0 GHz AI core clock, 32 AI cores, Cube 16x16x16: CANN's platform file for the 910
   (hicann/runtime, src/platform/platform_config/cann/Ascend910A.ini: cube_freq=1000,
@@ -86,19 +87,23 @@ class Ascend910:
 
 
 def count_trace(trace):
-    """{core: Counts} of a TIK double trace (records with core, unit, repeat, nbytes)."""
+    """{core: Counts} of a TIK double trace (records with core, unit, repeat, nbytes, address_ops).
+    scalar_ops counts the scalar statements' operations and the address_ops of vector and DMA
+    instructions: the scalar unit evaluates their addresses, repeats and bursts before issuing them."""
     totals = collections.defaultdict(collections.Counter)
     for record in trace:
         core = totals[record.core]
         if record.unit == "vector":
             core["vector_instructions"] += 1
             core["vector_repeats"] += record.repeat
+            core["scalar_ops"] += record.address_ops
         elif record.unit == "scalar":
             core["scalar_instructions"] += 1
             core["scalar_ops"] += record.repeat
         elif record.unit == "dma":
             core["dma_instructions"] += 1
             core["dma_bytes"] += record.nbytes
+            core["scalar_ops"] += record.address_ops
         else:
             raise ValueError("trace: unit %r of %s is not counted (expected vector, scalar or dma)"
                              % (record.unit, record.op))

@@ -9,53 +9,55 @@ import pytest
 from bench import ascend_estimate as est
 
 # The TIK double's record fields (tests/tbe/tik_double/tbe/tik.py, TraceRecord).
-Record = collections.namedtuple("Record", "core unit op repeat dtype mask elements nbytes direction atomic")
+Record = collections.namedtuple("Record", "core unit op repeat dtype mask elements nbytes direction atomic "
+                                          "address_ops")
 ATTRS = dict(ksize=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), deformable_groups=2)
 
 
-def vector(core, op, repeat):
-    return Record(core, "vector", op, repeat, "float32", 64, 64 * repeat, 0, None, False)
+def vector(core, op, repeat, address_ops=0):
+    return Record(core, "vector", op, repeat, "float32", 64, 64 * repeat, 0, None, False, address_ops)
 
 
 def scalar(core, op, ops):
-    return Record(core, "scalar", op, ops, None, None, 1, 0, None, False)
+    return Record(core, "scalar", op, ops, None, None, 1, 0, None, False, 0)
 
 
-def dma(core, nbytes, direction="gm->ub"):
-    return Record(core, "dma", "data_move", 1, "float32", None, nbytes // 4, nbytes, direction, False)
+def dma(core, nbytes, direction="gm->ub", address_ops=0):
+    return Record(core, "dma", "data_move", 1, "float32", None, nbytes // 4, nbytes, direction, False, address_ops)
 
 
-HAND_TRACE = [vector(0, "vec_axpy", 10), vector(0, "vec_dup", 2), scalar(0, "set_as", 3),
-              scalar(0, "for_range", 2), dma(0, 640), dma(0, 320, "ub->gm")] + \
+# Core 0: 3 + 2 scalar statement ops, and 2 + 1 operand ops of a vector and a DMA instruction.
+HAND_TRACE = [vector(0, "vec_axpy", 10, address_ops=2), vector(0, "vec_dup", 2), scalar(0, "set_as", 3),
+              scalar(0, "for_range", 2), dma(0, 640, address_ops=1), dma(0, 320, "ub->gm")] + \
              [scalar(1, "set_as", 1)] * 100
 
 
 def test_counts_per_core():
     per_core = est.count_trace(HAND_TRACE)
     assert per_core == {0: est.Counts(vector_instructions=2, vector_repeats=12, scalar_instructions=2,
-                                      scalar_ops=5, dma_instructions=2, dma_bytes=960),
+                                      scalar_ops=8, dma_instructions=2, dma_bytes=960),
                         1: est.Counts(0, 0, 100, 100, 0, 0)}
-    assert est.total(per_core) == est.Counts(2, 12, 102, 105, 2, 960)
+    assert est.total(per_core) == est.Counts(2, 12, 102, 108, 2, 960)
 
 
 def test_cycles_and_kernel_time():
     model = est.Ascend910()
     per_core = est.count_trace(HAND_TRACE)
-    # core 0: vector 12 repeats; scalar 5 ops + 4 issued instructions; DMA 960 B / 32 B a cycle
-    assert model.cycles(per_core[0]) == {"vector": 12, "scalar": 9, "dma": 30}
+    # core 0: vector 12 repeats; scalar 8 ops + 4 issued instructions; DMA 960 B / 32 B a cycle
+    assert model.cycles(per_core[0]) == {"vector": 12, "scalar": 12, "dma": 30}
     assert model.cycles(per_core[1]) == {"vector": 0, "scalar": 100, "dma": 0}
     overlapped, serial, bound = model.kernel_seconds(per_core)
     assert (overlapped, serial, bound) == (100e-9, 100e-9, "scalar")
-    # Without core 1, core 0 decides: 30 cycles of DMA overlapped, 12 + 9 + 30 in series.
+    # Without core 1, core 0 decides: 30 cycles of DMA overlapped, 12 + 12 + 30 in series.
     overlapped, serial, bound = model.kernel_seconds({0: per_core[0]})
-    assert (overlapped, serial, bound) == (pytest.approx(30e-9), pytest.approx(51e-9), "dma")
+    assert (overlapped, serial, bound) == (pytest.approx(30e-9), pytest.approx(54e-9), "dma")
     slower = est.Ascend910(clock_hz=0.5e9, gm_bytes_per_cycle=16)
-    assert slower.kernel_seconds({0: per_core[0]})[:2] == (pytest.approx(120e-9), pytest.approx(162e-9))
+    assert slower.kernel_seconds({0: per_core[0]})[:2] == (pytest.approx(120e-9), pytest.approx(168e-9))
 
 
 def test_unknown_unit_is_named():
     with pytest.raises(ValueError, match="unit 'cube' of mmad is not counted"):
-        est.count_trace([Record(0, "cube", "mmad", 1, None, None, 1, 0, None, False)])
+        est.count_trace([Record(0, "cube", "mmad", 1, None, None, 1, 0, None, False, 0)])
 
 
 def test_extrapolation_and_even_split():

@@ -147,9 +147,6 @@ class NumpyMachine:
     def any_of(self, *conds):
         return any(bool(c) for c in conds)
 
-    def floor(self, dst, src):
-        dst.set_as(math.floor(_value(src)))
-
     def to_float(self, dst, value):
         dst.set_as(float(_value(value)))
 
@@ -260,6 +257,53 @@ class NumpyMachine:
     def masked_sum(self, dst, src, off, segments):
         lanes = self._segment_lanes(segments, (src, off))
         dst.set_as(float(np.sum(self._f32(src.data[off + lanes]))))
+
+    def adds(self, dst, dst_off, src, src_off, scalar, segments):
+        dst_off, src_off = int(_value(dst_off)), int(_value(src_off))
+        lanes = self._segment_lanes(segments, (dst, dst_off), (src, src_off))
+        dst.data[dst_off + lanes] = self._f32(src.data[src_off + lanes] + float(_value(scalar)))
+
+    # whole planes: lanes [0, lanes) of 32-bit buffers, whole 64-lane repeats
+    def _planes(self, lanes, *bufs):
+        if lanes % plan_lib.F32_LANES_PER_REPEAT:
+            raise MachineError("plane instruction over %d lanes: not whole repeats" % lanes)
+        for buf in bufs:
+            if plan_lib.DTYPE_BYTES[buf.dtype] != 4:
+                raise MachineError("plane instruction on %s of %s: 32-bit planes only" % (buf.name, buf.dtype))
+            self._check_vector(buf, 0, lanes)
+        return slice(0, lanes)
+
+    def vadd(self, dst, a, b, lanes):
+        s = self._planes(lanes, dst, a, b)
+        dst.data[s] = self._f32(a.data[s] + b.data[s])
+
+    def vsub(self, dst, a, b, lanes):
+        s = self._planes(lanes, dst, a, b)
+        dst.data[s] = self._f32(a.data[s] - b.data[s])
+
+    def vmin(self, dst, a, b, lanes):
+        s = self._planes(lanes, dst, a, b)
+        dst.data[s] = np.minimum(a.data[s], b.data[s])
+
+    def vmul(self, dst, a, b, lanes):
+        s = self._planes(lanes, dst, a, b)
+        dst.data[s] = self._f32(a.data[s] * b.data[s])
+
+    def vadds(self, dst, src, scalar, lanes):
+        s = self._planes(lanes, dst, src)
+        dst.data[s] = self._f32(src.data[s] + float(_value(scalar)))
+
+    def vmuls(self, dst, src, scalar, lanes):
+        s = self._planes(lanes, dst, src)
+        dst.data[s] = self._f32(src.data[s] * float(_value(scalar)))
+
+    def vconv(self, dst, src, lanes, round_mode=""):
+        """Integer planes hold float64 here: NaN stays NaN (reading it into a scalar raises)."""
+        s = self._planes(lanes, dst, src)
+        to_int = {"floor": np.floor, "round": np.rint, "": None}[round_mode]
+        if (to_int is None) != (dst.dtype == "float32"):
+            raise MachineError("vconv %s -> %s with round_mode %r" % (src.dtype, dst.dtype, round_mode))
+        dst.data[s] = src.data[s] if to_int is None else to_int(src.data[s])
 
     def read(self, scalar, buf, index):
         index = int(_value(index))

@@ -144,7 +144,7 @@ def test_nan_and_huge_positions(case, dtype, cores):
     check_blocks(tik_instance, cores)
 
 
-@pytest.mark.parametrize("backward,ub_kib", [(False, 18), (True, 44)], ids=("forward", "backward"))
+@pytest.mark.parametrize("backward,ub_kib", [(False, 26), (True, 64)], ids=("forward", "backward"))
 def test_small_unified_buffer_gives_tiles_and_tails(backward, ub_kib):
     """With a small UB (a profile value read at compile time) the same entry files split rows into
     several tiles (forward) or the offsets gradient into a ragged last tile, and stay correct."""
@@ -271,6 +271,44 @@ def test_double_instructions_on_hand_computed_values():
 
 
 @double_only
+def test_double_vector_sampling_instructions_on_hand_computed_values():
+    """vec_add, vec_sub, vec_min, vec_adds and vec_conv float32 <-> int32 (the forward kernel's position,
+    floor and weight planes), on values whose results are known by hand."""
+    values = np.array([2.5, -0.5, -1.0, 3.0, 1e10, -1e10, np.nan, 0.75], np.float32)
+
+    def body(ti, t):
+        a = ti.Tensor("float32", (64,), name="a", scope=tik.scope_ubuf)
+        b = ti.Tensor("float32", (64,), name="b", scope=tik.scope_ubuf)
+        c = ti.Tensor("float32", (64,), name="c", scope=tik.scope_ubuf)
+        i = ti.Tensor("int32", (64,), name="i", scope=tik.scope_ubuf)
+        ti.data_move(a, t["v"], 0, 1, 1, 0, 0)
+        ti.vec_conv(8, "floor", i, a, 1, 8, 8)     # floor, saturating; NaN -> INT32_MIN
+        ti.vec_conv(8, "", b, i, 1, 8, 8)          # back to float32
+        ti.vec_sub(8, c, a, b, 1, 8, 8, 8)         # fractional parts
+        ti.vec_adds(8, b, b, 1.0, 1, 8, 8)         # floor + 1
+        ti.vec_add(8, a, b, c, 1, 8, 8, 8)         # (floor + 1) + fraction
+        d = ti.Tensor("float32", (64,), name="d", scope=tik.scope_ubuf)
+        ti.vec_min(8, d, b, c, 1, 8, 8, 8)         # min(floor + 1, fraction)
+        ti.data_move(t["mins"], d, 0, 1, 1, 0, 0)
+        ti.data_move(t["floors"], b, 0, 1, 1, 0, 0)
+        ti.data_move(t["fractions"], c, 0, 1, 1, 0, 0)
+        ti.data_move(t["sums"], a, 0, 1, 1, 0, 0)
+
+    ti = _kernel(body, {"v": 8}, {"floors": 8, "fractions": 8, "sums": 8, "mins": 8})
+    floors, fractions, sums, mins = ti.tikdb.start_debug(feed_dict={"v": values}, interactive=False)
+    int_min, int_max = float(np.float32(-2 ** 31)), float(np.float32(2 ** 31 - 1))
+    np.testing.assert_array_equal(floors[[0, 1, 2, 3, 7]], [3.0, 0.0, 0.0, 4.0, 1.0])
+    assert floors[4] == np.float32(int_max + 1.0) and floors[5] == np.float32(int_min + 1.0)  # saturated
+    assert floors[6] == np.float32(int_min + 1.0)  # NaN: the double's INT32_MIN
+    np.testing.assert_array_equal(fractions[[0, 1, 2, 3, 7]], [0.5, 0.5, 0.0, 0.0, 0.75])
+    np.testing.assert_array_equal(mins[[0, 1, 2, 3, 7]], [0.5, 0.0, 0.0, 0.0, 0.75])
+    np.testing.assert_array_equal(sums[[0, 1, 2, 3, 7]], [3.5, 0.5, 0.0, 4.0, 1.75])
+    assert [r.op for r in ti.trace if r.unit == "vector"] == ["vec_conv", "vec_conv", "vec_sub", "vec_adds",
+                                                              "vec_add", "vec_min"]
+    assert [r.dtype for r in ti.trace if r.op == "vec_conv"] == ["float32->int32", "int32->float32"]
+
+
+@double_only
 def test_double_atomic_add_across_blocks():
     """Two blocks atomically adding into one element is no conflict; a plain store is."""
     def body(ti, t, plain):
@@ -310,6 +348,10 @@ def test_double_atomic_add_across_blocks():
     (lambda ti, t, ub: ti.scalar_conv("floor", ti.Scalar("float32"), ti.Scalar("int32", init_value=1)),
      "scalar_conv int32 -> float32 with round_mode 'floor'"),
     (lambda ti, t, ub: ti.Scalar("int32", init_value=1) + 0.5, "a float immediate with an int32 expression"),
+    (lambda ti, t, ub: ti.vec_conv(64, "", ti.Tensor("int32", (64,), name="i", scope=tik.scope_ubuf), ub, 1, 8, 8),
+     "vec_conv float32 -> int32 with round_mode ''"),
+    (lambda ti, t, ub: ti.vec_add(64, ub, ub, ti.Tensor("float16", (64,), name="h", scope=tik.scope_ubuf),
+                                  1, 8, 8, 4), "operands must share float16 or float32"),
 ])
 def test_double_refuses_what_tik_documents_as_invalid(body, message):
     def kernel(ti, t):

@@ -28,8 +28,11 @@ REPEAT_BYTES = 256  # one vector instruction repeat
 F32_LANES_PER_REPEAT = REPEAT_BYTES // 4
 MAX_BURSTS = 4095  # nburst limit of one data_move
 MAX_BURST_BLOCKS = 65535
-DTYPE_BYTES = {"float16": 2, "float32": 4}
+DTYPE_BYTES = {"float16": 2, "float32": 4, "int32": 4}
+DATA_DTYPES = ("float16", "float32")
 COMPUTE_DTYPE = "float32"
+INDEX_DTYPE = "int32"  # floors and pixel indices in the sample planes
+FLOAT32_EXACT_INTS = 2 ** 24  # float32 holds every integer up to this exactly
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,14 @@ def base_position(geo, ho, wo, i, j):
             wo * geo.stride_w - geo.pad_left + j * geo.dilation_w)
 
 
+def base_shift(geo, ho, wo):
+    """base_position(geo, ho, wo, i, j) - base_position(geo, 0, 0, i, j): the part of a tap's
+    undeformed position that depends on the point, not on the tap."""
+    if geo.absolute:
+        return 0, 0
+    return ho * geo.stride_h, wo * geo.stride_w
+
+
 def split_tap(geo, k):
     """Kernel row and column of tap k."""
     return k // geo.kernel_w, k % geo.kernel_w
@@ -336,8 +347,11 @@ def split_tasks(tasks, cores):
 
 
 def _check_channels(geo, dtype):
-    if dtype not in DTYPE_BYTES:
+    if dtype not in DATA_DTYPES:
         raise ValueError("dtype: expected float16 or float32, got %r" % (dtype,))
+    if geo.height * geo.width > FLOAT32_EXACT_INTS:
+        raise ValueError("x: the kernels compute pixel indices y * W + x in float32 vector lanes, "
+                         "exact up to H * W = 2**24; got H=%d, W=%d" % (geo.height, geo.width))
     lanes = block_lanes(dtype)
     if geo.channels % lanes:
         raise ValueError("x: the TBE kernels need C to fill whole 32-byte blocks: C %% %d == 0 for "
@@ -357,10 +371,65 @@ def _largest_fitting(build, upper, budget):
 
 
 # ----------------------------------------------------------------------------------------------
+# Sample planes (both kernels).
+
+class SamplePlanes:
+    """Sample planes of a plan with `geo` and `dtype`: lane local * slot + g * K + k of each plane
+    holds one value of sample (point `local` of a tile, group g, tap k), so one vector instruction
+    covers many samples."""
+
+    @property
+    def slot(self):
+        """Plane lanes per point: its G*K samples, rounded up to a block of the op's dtype."""
+        return plane_slot(self.geo, self.dtype)
+
+    def plane_lanes(self, width):
+        """Lanes the vector instructions cover for a tile of `width` points (whole repeats)."""
+        return round_up(width * self.slot, F32_LANES_PER_REPEAT)
+
+    @property
+    def param_rows(self):
+        """(plane, first channel) of the parameter rows loaded per point: dx, dy (and mask)."""
+        gk = self.geo.groups * self.geo.taps
+        rows = (("px", 0), ("py", gk))
+        return rows + (("mask", 2 * gk),) if self.geo.modulated else rows
+
+    @property
+    def first_careful_point(self):
+        """First flat point whose rows, loaded a whole slot long, could pass the parameter tensor's
+        last block: those points load each row through a block-aligned scratch instead."""
+        padded = round_up(self.geo.params_size, block_lanes(self.dtype))
+        room = padded - self.param_rows[-1][1] - self.slot
+        return 0 if room < 0 else room // self.geo.param_stride + 1
+
+
+def plane_slot(geo, dtype):
+    """Plane lanes per point: its G*K samples, rounded up to a block of `dtype`."""
+    return round_up(geo.groups * geo.taps, block_lanes(dtype))
+
+
+SAMPLE_PLANES = ("py", "px", "base_y", "base_x", "tmp", "ly", "lx", "hy", "hx", "w00", "w01", "w10", "w11",
+                 "margin")
+SAMPLE_INDEX_PLANES = ("y0", "x0", "addr")
+
+
+def _plane_buffers(geo, dtype, points):
+    """UB buffers of the sample planes of `points` points (and the scratch of careful rows)."""
+    plane = points * plane_slot(geo, dtype)
+    masks = ("mask",) if geo.modulated else ()
+    buffers = [(name, COMPUTE_DTYPE, plane) for name in SAMPLE_PLANES + masks]
+    buffers += [(name, INDEX_DTYPE, plane) for name in SAMPLE_INDEX_PLANES]
+    buffers.append(("row_scratch", dtype, plane_slot(geo, dtype) + block_lanes(dtype)))
+    if dtype != COMPUTE_DTYPE:
+        buffers += [(name + "_raw", dtype, plane) for name in ("py", "px") + masks]
+    return buffers
+
+
+# ----------------------------------------------------------------------------------------------
 # Forward plan.
 
 @dataclass(frozen=True)
-class ForwardPlan:
+class ForwardPlan(SamplePlanes):
     """Task = (n, ho, tile of `tile_w` output columns); the last tile of a row is `last_tile_w` wide."""
     geo: SamplingGeometry
     dtype: str
@@ -374,9 +443,6 @@ class ForwardPlan:
     @property
     def needs_cast(self):
         return self.dtype != COMPUTE_DTYPE
-
-    def buffer(self, name):
-        return next(b for b in self.layout if b.name == name)
 
     def split_task(self, task):
         """(n, ho, tile index) of a task."""
@@ -392,26 +458,17 @@ class ForwardPlan:
         """Where tap (i, j) of the tile's local column sits in the staged output."""
         return i * self.row_elements() + (local_wo * self.geo.kernel_w + j) * self.geo.channels
 
-    def params_window(self, n, ho, wo_begin, width):
-        """Aligned load of the parameter rows of the tile's points (gm start, phase, blocks)."""
-        flat = (n * self.geo.out_h + ho) * self.geo.out_w + wo_begin
-        return aligned_window(param_offset(self.geo, flat), width * self.geo.param_stride,
-                              block_lanes(self.dtype))
-
     def store_blocks(self, width):
         """Blocks of one staged output row of a tile `width` columns wide (C fills whole blocks)."""
         return width * self.geo.kernel_w * self.geo.channels // block_lanes(self.dtype)
 
 
 def _forward_layout(geo, dtype, tile_w):
-    lanes = block_lanes(dtype)
-    params = tile_w * geo.param_stride + lanes  # + one block: the window may start mid-block
     staged = geo.kernel_h * tile_w * geo.kernel_w * geo.channels
-    buffers = [("params", dtype, params), ("staged", COMPUTE_DTYPE, staged),
-               ("corner", dtype, geo.channels)]
+    buffers = _plane_buffers(geo, dtype, tile_w)
+    buffers += [("staged", COMPUTE_DTYPE, staged), ("corner", dtype, geo.channels)]
     if dtype != COMPUTE_DTYPE:
-        buffers += [("params_f32", COMPUTE_DTYPE, params), ("corner_f32", COMPUTE_DTYPE, geo.channels),
-                    ("staged_cast", dtype, staged)]
+        buffers += [("corner_f32", COMPUTE_DTYPE, geo.channels), ("staged_cast", dtype, staged)]
     return tuple(ub_layout(buffers))
 
 
@@ -431,7 +488,7 @@ def plan_forward(geo, dtype, device, tile_limit=None):
 # Gradient plan.
 
 @dataclass(frozen=True)
-class BackwardPlan:
+class BackwardPlan(SamplePlanes):
     """Phase A: (n, channel unit) tasks accumulate grad_x over point tiles of `points_per_tile`.
     Phase B: tiles of `param_tile` flat points compute grad of offsets/coords."""
     geo: SamplingGeometry
@@ -456,9 +513,6 @@ class BackwardPlan:
         """float16 grad_x is accumulated in a float32 workspace and converted at the end."""
         return self.needs_cast
 
-    def buffer(self, name):
-        return next(b for b in self.layout if b.name == name)
-
     # phase A
     def split_task_a(self, task):
         """(n, unit index) of a phase-A task."""
@@ -469,10 +523,6 @@ class BackwardPlan:
 
     def last_point_tile(self):
         return self.geo.points - (self.point_tiles() - 1) * self.points_per_tile
-
-    def image_params_window(self, n, first_point, count):
-        return aligned_window(param_offset(self.geo, n * self.geo.points + first_point),
-                              count * self.geo.param_stride, block_lanes(self.dtype))
 
     def strided_runs(self):
         """(first pixel, pixels) runs of the strided DMAs that zero / convert a unit of one image."""
@@ -509,19 +559,19 @@ class BackwardPlan:
 def _backward_layout(geo, dtype, points_per_tile, param_tile, zero_pixels, unit_lanes_max):
     lanes = block_lanes(dtype)
     c = geo.channels
-    a_params = points_per_tile * geo.param_stride + lanes
-    b_params = param_tile * geo.param_stride + lanes
-    params = max(a_params, b_params)
-    buffers = [("params", dtype, params), ("grad_in", dtype, c), ("corner", dtype, c),
+    buffers = [("grad_in", dtype, c), ("corner", dtype, c),
                ("accum", COMPUTE_DTYPE, c), ("product", COMPUTE_DTYPE, c),
                ("grad_params", COMPUTE_DTYPE, param_tile * geo.param_stride),
                ("strided", COMPUTE_DTYPE, zero_pixels * unit_lanes_max)]
     if dtype != COMPUTE_DTYPE:
-        buffers += [("params_f32", COMPUTE_DTYPE, params), ("grad_in_f32", COMPUTE_DTYPE, c),
+        buffers += [("grad_in_f32", COMPUTE_DTYPE, c),
                     ("corner_f32", COMPUTE_DTYPE, c),
                     ("grad_params_cast", dtype, param_tile * geo.param_stride),
                     ("strided_cast", dtype, zero_pixels * unit_lanes_max)]
     buffers.append(("tail", dtype, lanes))
+    buffers += _plane_buffers(geo, dtype, max(points_per_tile, param_tile))
+    slot = plane_slot(geo, dtype)
+    buffers += [("pattern_y", COMPUTE_DTYPE, slot), ("pattern_x", COMPUTE_DTYPE, slot)]
     return tuple(ub_layout(buffers))
 
 

@@ -7,12 +7,15 @@ Every tile, window and address comes from edvr_sampling_plan. No CANN import her
 
 Machine interface (m): gm/ub handles with `.dtype`; scalar(dtype, name, init); for_range(begin,
 end, body(i)); if_(cond, then, otherwise=None); all_of(*conds); any_of(*conds); launch(cores, ub_layout, body(core));
-floor(dst_int, src_float); to_float(dst, int_expr); dma(dst, dst_off, src, src_off, nburst,
+to_float(dst, int_expr); dma(dst, dst_off, src, src_off, nburst,
 burst_blocks, src_gap=0, dst_gap=0); atomic_add(on) (UB->GM moves add into float32 GM while on);
 fill(buf, off, lanes, value); fill_lanes(buf, off, segments, value) (value: a number or a scalar);
 cast(dst, src, chunks) (same lane offsets in both); axpy(dst, dst_off, src, src_off, scalar, segments);
 scale(dst, dst_off, src, src_off, scalar, segments); mul(dst, dst_off, a, a_off, b, b_off, segments);
-masked_sum(dst_scalar, src, off, segments); read(scalar, buf, index); write(buf, index, value).
+masked_sum(dst_scalar, src, off, segments); adds(dst, dst_off, src, src_off, scalar, segments);
+read(scalar, buf, index); write(buf, index, value). Whole 32-bit planes, lanes [0, lanes) in whole
+64-lane repeats: vadd, vsub, vmul, vmin(dst, a, b, lanes); vadds, vmuls(dst, src, scalar, lanes);
+vconv(dst, src, lanes, round_mode) (float32 -> int32 'floor' / 'round', int32 -> float32 '').
 """
 try:
     from . import edvr_sampling_plan as plan_lib
@@ -48,36 +51,19 @@ class Sample:
         s = lambda name, dtype=F32: m.scalar(dtype, name, 0)
         self.py, self.px, self.mask = s("py"), s("px"), s("mask")
         self.y0, self.x0 = s("y0", "int32"), s("x0", "int32")
-        self.fy0, self.fx0 = s("fy0"), s("fx0")
         self.ly, self.lx, self.hy, self.hx = s("ly"), s("lx"), s("hy"), s("hx")
         self.base_y, self.base_x = s("base_y"), s("base_x")
         self.weight = s("weight")
         self.nan = s("nan")
         self.numeric = s("numeric", "int32")
         self.row = s("row", "int32")
+        self.lane = s("lane", "int32")
+        self.margin = s("margin")
         self.pixel = s("pixel", "int32")
 
     def set_row(self, row):
         """The UB index of the current point's parameter row, computed once per point."""
         self.row.set_as(row)
-
-    def set_base(self, m, base):
-        """The undeformed position of the current tap, converted once for all its groups."""
-        m.to_float(self.base_y, base[0])
-        m.to_float(self.base_x, base[1])
-
-    def load(self, m, geo, params, g, k):
-        """Read dx, dy (and mask) of group g, tap k from the parameter row at `row`; add the base."""
-        dx_ch, dy_ch, mask_ch = plan_lib.param_channels(geo, g, k)
-        row = self.row
-        m.read(self.py, params, row + dy_ch)
-        m.read(self.px, params, row + dx_ch)
-        self.py.set_as(self.py + self.base_y)
-        self.px.set_as(self.px + self.base_x)
-        if mask_ch is None:
-            self.mask.set_as(1.0)
-        else:
-            m.read(self.mask, params, row + mask_ch)
 
     def in_range(self, m, geo):
         """SPEC's range rule: zero (and zero gradient) when py <= -1, py >= H, px <= -1 or px >= W."""
@@ -95,20 +81,6 @@ class Sample:
         (py + px is NaN when either is), not written as an immediate."""
         self.nan.set_as(self.py + self.px)
         return self.nan
-
-    def locate(self, m, geo, n):
-        """Corner indices, fractional parts and the first element of corner (y0, x0) of image n
-        (an address, not read when that corner is outside). Only called in range, so floor()
-        cannot overflow."""
-        m.floor(self.y0, self.py)
-        m.floor(self.x0, self.px)
-        self.pixel.set_as(plan_lib.x_pixel_offset(geo, n, self.y0, self.x0))
-        m.to_float(self.fy0, self.y0)
-        m.to_float(self.fx0, self.x0)
-        self.ly.set_as(self.py - self.fy0)
-        self.lx.set_as(self.px - self.fx0)
-        self.hy.set_as(1.0 - self.ly)
-        self.hx.set_as(1.0 - self.lx)
 
     def corners(self):
         """(dy, dx, the two factors of the corner's weight) of the four corners, in the order
@@ -129,22 +101,6 @@ class Sample:
             m.if_(m.all_of(y_ok, x_ok), lambda pixel=pixel, corner=corner: body(pixel, corner))
 
 
-def _product(a, b):
-    return a * b
-
-
-def load_params(m, plan, gm_params, window, capacity):
-    """DMA the parameter window into UB and widen it to float32 when the op runs in float16."""
-    start, _, blocks = window
-    ub = m.ub("params")
-    m.dma(ub, 0, gm_params, start, 1, blocks)
-    if not plan.needs_cast:
-        return ub
-    wide = m.ub("params_f32")
-    m.cast(wide, ub, plan_lib.cast_chunks(0, capacity))
-    return wide
-
-
 def load_group_row(m, plan, gm, gm_row, g, name):
     """DMA group g's whole blocks of one C-lane row into UB (lane = channel), as float32."""
     geo = plan.geo
@@ -158,12 +114,134 @@ def load_group_row(m, plan, gm, gm_row, g, name):
     return wide
 
 
+# ---- sample planes (edvr_sampling_plan.SamplePlanes) ---------------------------------------------
+def load_planes(m, plan, params, start, flat_first, count, lanes):
+    """The dx, dy (and mask) rows of flat points [flat_first, flat_first + count) into their plane
+    slots, as float32. `start`: an int32 scalar for the current point's first parameter."""
+    geo = plan.geo
+    raw = "_raw" if plan.needs_cast else ""
+    careful = plan.first_careful_point < geo.batch * geo.points
+
+    def point(local):
+        start.set_as(plan_lib.param_offset(geo, flat_first + local))
+        if careful:
+            m.if_(flat_first + local < plan.first_careful_point, lambda: _rows(m, plan, params, start, local, raw),
+                  lambda: _careful_rows(m, plan, params, start, local, raw))
+        else:
+            _rows(m, plan, params, start, local, raw)
+    m.for_range(0, count, point)
+    if plan.needs_cast:
+        for name, _ in plan.param_rows:
+            m.cast(m.ub(name), m.ub(name + raw), plan_lib.cast_chunks(0, lanes))
+
+
+def _rows(m, plan, params, start, local, raw):
+    for name, channel in plan.param_rows:
+        m.dma(m.ub(name + raw), local * plan.slot, params, start + channel, 1,
+              plan.slot // plan_lib.block_lanes(plan.dtype))
+
+
+def _careful_rows(m, plan, params, start, local, raw):
+    """Rows near the tensor's end: loaded from their block-aligned start, copied by the scalar
+    unit (a few points per tensor), so no load passes the tensor's last block."""
+    gk = plan.geo.groups * plan.geo.taps
+    lanes = plan_lib.block_lanes(plan.dtype)
+    scratch, value = m.ub("row_scratch"), m.scalar(plan.dtype, "row_value", 0)
+    for name, channel in plan.param_rows:
+        first = start + channel
+        phase = first % lanes
+        m.dma(scratch, 0, params, first - phase, 1, (phase + gk + lanes - 1) // lanes)
+        for e in range(gk):
+            m.read(value, scratch, phase + e)
+            m.write(m.ub(name + raw), local * plan.slot + e, value)
+
+
+def write_base_pattern(m, geo, base_y, base_x):
+    """Lanes g * K + k of base_y / base_x: base_position(geo, 0, 0, i, j), the tap part of a
+    sample's undeformed position (the point part is plan_lib.base_shift)."""
+    for g in range(geo.groups):
+        for k in range(geo.taps):
+            i, j = plan_lib.split_tap(geo, k)
+            first_y, first_x = plan_lib.base_position(geo, 0, 0, i, j)
+            m.write(base_y, g * geo.taps + k, float(first_y))
+            m.write(base_x, g * geo.taps + k, float(first_x))
+
+
+def sample_planes(m, geo, sample, lanes):
+    """From the position planes py, px: floors, fractions, pixel indices, weights and the margin of
+    every sample: y0 = floor(py), ly = py - y0, hy = 1 - ly (likewise x), addr = y0 * W + x0,
+    w<dy><dx> = mask * (h_or_l_y * h_or_l_x) as the scalar rule computes them, and margin =
+    min(y0, H-2-y0, x0, W-2-x0), >= 0 when all four corners are inside the image."""
+    py, px, tmp, margin = m.ub("py"), m.ub("px"), m.ub("tmp"), m.ub("margin")
+    y0, x0, addr = m.ub("y0"), m.ub("x0"), m.ub("addr")
+    ly, lx, hy, hx = m.ub("ly"), m.ub("lx"), m.ub("hy"), m.ub("hx")
+    m.vconv(y0, py, lanes, "floor")
+    m.vconv(x0, px, lanes, "floor")
+    m.vconv(tmp, y0, lanes)
+    m.vsub(ly, py, tmp, lanes)
+    _distance_to_last(m, margin, tmp, geo.height, lanes)
+    m.vmuls(tmp, tmp, float(geo.width), lanes)
+    m.vconv(hx, x0, lanes)  # hx holds float(x0) until it is computed below
+    m.vsub(lx, px, hx, lanes)
+    m.vadd(tmp, tmp, hx, lanes)  # y0 * W + x0, exact below 2**24 (the plan checks H * W)
+    m.vconv(addr, tmp, lanes, "round")
+    _distance_to_last(m, tmp, hx, geo.width, lanes)
+    m.vmin(margin, margin, tmp, lanes)
+    for one_minus, frac in ((hy, ly), (hx, lx)):
+        m.vmuls(one_minus, frac, -1.0, lanes)
+        m.vadds(one_minus, one_minus, 1.0, lanes)
+    for (dy, dx, _) in sample.corners():
+        weight = m.ub("w%d%d" % (dy, dx))
+        factor_y = hy if dy == 0 else ly
+        factor_x = hx if dx == 0 else lx
+        if geo.modulated:
+            m.vmul(tmp, factor_y, factor_x, lanes)
+            m.vmul(weight, m.ub("mask"), tmp, lanes)
+        else:
+            m.vmul(weight, factor_y, factor_x, lanes)
+
+
+def _distance_to_last(m, dst, first, size, lanes):
+    """dst = min(first, size - 2 - first): >= 0 when corners first and first + 1 are both inside
+    [0, size - 1] (first: a plane of floors, whole numbers, as float32)."""
+    m.vmuls(dst, first, -1.0, lanes)
+    m.vadds(dst, dst, float(size - 2), lanes)
+    m.vmin(dst, dst, first, lanes)
+
+
+def each_corner(m, geo, sample, image, lane, body):
+    """body(pixel, corner) for each corner inside the image of the sample at plane lane `lane`
+    (in range); image: the first element of its image. All four when the margin says so, else
+    each tested on the floors (Sample.for_each_corner)."""
+    m.read(sample.pixel, m.ub("addr"), lane)
+    sample.pixel.set_as(image + sample.pixel * geo.channels)
+    m.read(sample.margin, m.ub("margin"), lane)
+
+    def interior():
+        for c in sample.corners():
+            step = (c[0] * geo.width + c[1]) * geo.channels
+            body(sample.pixel + step if step else sample.pixel, c)
+
+    def border():
+        m.read(sample.y0, m.ub("y0"), lane)
+        m.read(sample.x0, m.ub("x0"), lane)
+        sample.for_each_corner(m, geo, body)
+    m.if_(sample.margin >= 0.0, interior, border)
+
+
 # ----------------------------------------------------------------------------------------------
 def forward(m, plan, x, params, y):
-    """y[n, ho*kh+i, wo*kw+j, c] = mask * bilinear(x, py, px): one (n, ho, column tile) per task."""
+    """y[n, ho*kh+i, wo*kw+j, c] = mask * bilinear(x, py, px): one (n, ho, column tile) per task.
+
+    Vector work carries the sampling arithmetic: each point's parameter rows are loaded into
+    sample planes (lane local * slot + g * K + k, edvr_sampling_plan.SamplePlanes.slot), and whole
+    planes of positions, floors, fractions, pixel indices and the four corner weights (mask folded
+    in) are computed with multi-repeat vector instructions, in the same float32 operations and
+    order as the scalar rule. The scalar unit keeps, per sample, the range test (SPEC's rule and
+    NaN: vec_sel on Ascend 910 takes one mask for every repeat, so it cannot carry it) and, per
+    corner inside the image, the corner's address, its load and the weighted add."""
     geo = plan.geo
-    capacity = plan.buffer("params").elements
-    sample = staged = staged_at = None  # per core: TIK scalars and UB tensors live inside the core loop
+    sample = staged = staged_at = image = start = None  # per core: TIK scalars live inside the core loop
 
     def task(t):
         n, ho, tile = plan.split_task(t)
@@ -172,10 +250,19 @@ def forward(m, plan, x, params, y):
                       lambda width: tile_body(n, ho, wo_begin, width))
 
     def tile_body(n, ho, wo_begin, width):
-        window = plan.params_window(n, ho, wo_begin, width)
-        values = load_params(m, plan, params, window, capacity)
+        lanes = plan.plane_lanes(width)
+        load_planes(m, plan, params, start, n * geo.points + ho * geo.out_w + wo_begin, width, lanes)
+        shift_y, shift_x = plan_lib.base_shift(geo, ho, wo_begin)
+        m.to_float(sample.base_y, shift_y)
+        m.to_float(sample.base_x, shift_x)
+        tmp = m.ub("tmp")
+        for plane, base, shift in (("py", "base_y", sample.base_y), ("px", "base_x", sample.base_x)):
+            m.vadds(tmp, m.ub(base), shift, lanes)  # whole numbers: exact
+            m.vadd(m.ub(plane), m.ub(plane), tmp, lanes)
+        sample_planes(m, geo, sample, lanes)
+        image.set_as(plan_lib.x_pixel_offset(geo, n, 0, 0))
         m.fill(staged, 0, staged.elements, 0.0)
-        m.for_range(0, width, lambda local: column(n, ho, wo_begin, local, values, window[1]))
+        m.for_range(0, width, column)
         out = staged
         if plan.needs_cast:
             out = m.ub("staged_cast")
@@ -184,17 +271,31 @@ def forward(m, plan, x, params, y):
             m.dma(y, plan_lib.output_offset(geo, n, ho, i, wo_begin, 0), out, i * plan.row_elements(),
                   1, plan.store_blocks(width))
 
-    def column(n, ho, wo_begin, local, values, phase):
-        sample.set_row(phase + local * geo.param_stride)
+    def base_planes():
+        """Per core: the tap part of every sample's undeformed position, base_position(0, local, i, j),
+        written for point 0 by the scalar unit and moved to the other points by vector adds."""
+        base_y, base_x = m.ub("base_y"), m.ub("base_x")
+        write_base_pattern(m, geo, base_y, base_x)
+        segments = plan_lib.lane_segments(0, plan.slot)
+        step = plan_lib.base_shift(geo, 0, 1)[1]
+        for local in range(1, plan.tile_w):
+            m.adds(base_y, local * plan.slot, base_y, 0, 0.0, segments)
+            m.adds(base_x, local * plan.slot, base_x, 0, float(local * step), segments)
+
+    def column(local):
+        sample.set_row(local * plan.slot)
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
-            sample.set_base(m, plan_lib.base_position(geo, ho, wo_begin + local, i, j))
             dst = staged_at
             dst.set_as(plan.staged_offset(i, local, j))  # once per tap, for all groups and corners
             for g in range(geo.groups):
-                sample.load(m, geo, values, g, k)
-                m.if_(sample.in_range(m, geo), lambda g=g: accumulate(n, g, dst), lambda g=g: nan_or_zero(g, dst))
+                lane = sample.lane
+                lane.set_as(sample.row + (g * geo.taps + k))  # once per sample, for its up to 9 reads
+                m.read(sample.py, m.ub("py"), lane)
+                m.read(sample.px, m.ub("px"), lane)
+                m.if_(sample.in_range(m, geo), lambda g=g, lane=lane: accumulate(g, lane, dst),
+                      lambda g=g: nan_or_zero(g, dst))
         m.for_range(0, geo.taps, tap)
 
     def nan_or_zero(g, dst):
@@ -206,29 +307,31 @@ def forward(m, plan, x, params, y):
         m.if_(sample.numeric < 1, lambda: m.fill_lanes(
             staged, dst, plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)), sample.make_nan()))
 
-    def accumulate(n, g, dst):
-        sample.locate(m, geo, n)
+    def accumulate(g, lane, dst):
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
 
         def corner(pixel, c):
-            sample.weight.set_as(sample.mask * _product(*c[2]))
+            m.read(sample.weight, m.ub("w%d%d" % (c[0], c[1])), lane)
             src = load_group_row(m, plan, x, pixel, g, "corner")
             m.axpy(staged, dst, src, 0, sample.weight, segments)
-        sample.for_each_corner(m, geo, corner)
+        each_corner(m, geo, sample, image, lane, corner)
 
     def core_body(core):
-        nonlocal sample, staged, staged_at
+        nonlocal sample, staged, staged_at, image, start
         sample, staged, staged_at = Sample(m), m.ub("staged"), m.scalar("int32", "staged_at", 0)
+        image, start = m.scalar("int32", "image", 0), m.scalar("int32", "param_start", 0)
+        base_planes()
         run_tasks(m, core, plan.split, task)
     m.launch(plan.split.cores, plan.layout, core_body)
 
 
 # ----------------------------------------------------------------------------------------------
 def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
-    """Gradients of `forward`. `accumulator` is grad_x (float32) or a float32 workspace (float16)."""
+    """Gradients of `forward`. `accumulator` is grad_x (float32) or a float32 workspace (float16).
+    Both phases take positions, weights, fractions and corner indices from sample planes, as
+    `forward` does; a tile spans several output rows, so each point adds its own base shift."""
     geo = plan.geo
-    sample = dots = d_mask = d_ly = d_lx = grad_at = None  # per core, created inside the core loop
-    capacity = plan.buffer("params").elements
+    sample = dots = d_mask = d_ly = d_lx = grad_at = image = start = param_row = None  # per core
 
     # Phase A: grad_x. One core owns (n, channel unit): zero, accumulate, (convert).
     def task_a(t):
@@ -262,14 +365,29 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         m.for_range(0, tiles, tile)
 
     def point_tile_a(n, unit, first, count):
-        window = plan.image_params_window(n, first, count)
-        values = load_params(m, plan, params, window, capacity)
-        m.for_range(0, count, lambda local: point_a(n, unit, first + local, values,
-                                                    window[1] + local * geo.param_stride))
+        """Sample planes of `count` points from point `first` of image n, then their scatter."""
+        lanes = plan.plane_lanes(count)
+        load_planes(m, plan, params, start, n * geo.points + first, count, lanes)
+        m.for_range(0, count, lambda local: point_base(first + local, local))
+        for plane, base in (("py", "base_y"), ("px", "base_x")):
+            m.vadd(m.ub(plane), m.ub(plane), m.ub(base), lanes)
+        sample_planes(m, geo, sample, lanes)
+        image.set_as(plan_lib.x_pixel_offset(geo, n, 0, 0))
+        m.for_range(0, count, lambda local: point_a(n, unit, first + local, local))
 
-    def point_a(n, unit, p, values, row):
+    def point_base(p, local):
+        """The undeformed positions of point p's samples: the per-core tap pattern + its shift
+        (a tile spans several output rows, so one shift per point)."""
+        shift_y, shift_x = plan_lib.base_shift(geo, p // geo.out_w, p % geo.out_w)
+        m.to_float(sample.base_y, shift_y)
+        m.to_float(sample.base_x, shift_x)
+        segments = plan_lib.lane_segments(0, plan.slot)
+        m.adds(m.ub("base_y"), local * plan.slot, m.ub("pattern_y"), 0, sample.base_y, segments)
+        m.adds(m.ub("base_x"), local * plan.slot, m.ub("pattern_x"), 0, sample.base_x, segments)
+
+    def point_a(n, unit, p, local):
         ho, wo = p // geo.out_w, p % geo.out_w
-        sample.set_row(row)
+        sample.set_row(local * plan.slot)
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
@@ -281,14 +399,14 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
             if plan.needs_cast:
                 g_in = m.ub("grad_in_f32")
                 m.cast(g_in, raw, plan_lib.cast_chunks(unit.lane_lo, unit.lanes))
-            sample.set_base(m, plan_lib.base_position(geo, ho, wo, i, j))
             for g in range(unit.first_group, unit.end_group):
-                sample.load(m, geo, values, g, k)
-                m.if_(sample.in_range(m, geo), lambda g=g: scatter(n, g, g_in))
+                sample.lane.set_as(sample.row + (g * geo.taps + k))  # once per sample, for its reads
+                m.read(sample.py, m.ub("py"), sample.lane)
+                m.read(sample.px, m.ub("px"), sample.lane)
+                m.if_(sample.in_range(m, geo), lambda g=g: scatter(g, g_in))
         m.for_range(0, geo.taps, tap)
 
-    def scatter(n, g, g_in):
-        sample.locate(m, geo, n)
+    def scatter(g, g_in):
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
         first, blocks = plan_lib.group_window(geo, g, F32)
         contribution = m.ub("accum")
@@ -296,10 +414,10 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         m.fill(contribution, first, blocks * plan_lib.block_lanes(F32), 0.0)
 
         def corner(pixel, c):
-            sample.weight.set_as(sample.mask * _product(*c[2]))
+            m.read(sample.weight, m.ub("w%d%d" % (c[0], c[1])), sample.lane)
             m.scale(contribution, 0, g_in, 0, sample.weight, segments)
             m.dma(accumulator, pixel + first, contribution, first, 1, blocks)  # atomic add
-        sample.for_each_corner(m, geo, corner)
+        each_corner(m, geo, sample, image, sample.lane, corner)
 
     def convert_unit(image, unit, f32_gap):
         strided, narrow = m.ub("strided"), m.ub("strided_cast")
@@ -317,14 +435,17 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
                       lambda count: param_tile_b(first, count))
 
     def param_tile_b(first, count):
-        window = plan_lib.aligned_window(plan_lib.param_offset(geo, first), count * geo.param_stride,
-                                         plan_lib.block_lanes(plan.dtype))
-        values = load_params(m, plan, params, window, capacity)
+        lanes = plan.plane_lanes(count)
+        load_planes(m, plan, params, start, first, count, lanes)
+        m.for_range(0, count, lambda local: point_base((first + local) % geo.points, local))
+        for plane, base in (("py", "base_y"), ("px", "base_x")):
+            m.vadd(m.ub(plane), m.ub(plane), m.ub(base), lanes)
+        sample_planes(m, geo, sample, lanes)
         staged = m.ub("grad_params")
         m.fill(staged, 0, staged.elements, 0.0)
-        # Tiles start on a block (plan: multiples of the point quantum), so the window's phase is 0
-        # and one row offset serves the loaded parameters and the staged gradients alike.
-        m.for_range(0, count, lambda local: point_b(first + local, local * geo.param_stride, values, staged))
+        # Tiles start on a block (plan: multiples of the point quantum), so the staged gradients'
+        # rows start at local * param_stride and their stores on whole blocks.
+        m.for_range(0, count, lambda local: point_b(first + local, local, staged))
         out = staged
         if plan.needs_cast:
             out = m.ub("grad_params_cast")
@@ -343,24 +464,31 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
             m.write(tail, e, value)
         return tail
 
-    def point_b(q, row, values, staged):
+    def point_b(q, local, staged):
         n, ho, wo = plan_lib.split_point(geo, q)
-        sample.set_row(row)
+        image.set_as(plan_lib.x_pixel_offset(geo, n, 0, 0))
+        sample.set_row(local * plan.slot)
+        param_row.set_as(local * geo.param_stride)
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
             grad_at.set_as(plan_lib.output_offset(geo, n, ho, i, wo, j))  # once per tap, for all groups
-            grad_row = grad_at
-            sample.set_base(m, plan_lib.base_position(geo, ho, wo, i, j))
             for g in range(geo.groups):
-                sample.load(m, geo, values, g, k)
-                m.if_(sample.in_range(m, geo), lambda g=g: param_grads(n, g, k, grad_row, sample.row, staged))
+                sample.lane.set_as(sample.row + (g * geo.taps + k))  # once per sample, for its reads
+                m.read(sample.py, m.ub("py"), sample.lane)
+                m.read(sample.px, m.ub("px"), sample.lane)
+                m.if_(sample.in_range(m, geo), lambda g=g: param_grads(g, k, staged))
         m.for_range(0, geo.taps, tap)
 
-    def param_grads(n, g, k, grad_row, row, staged):
-        sample.locate(m, geo, n)
+    def param_grads(g, k, staged):
+        for name in ("hy", "hx", "ly", "lx"):
+            m.read(getattr(sample, name), m.ub(name), sample.lane)
+        if geo.modulated:
+            m.read(sample.mask, m.ub("mask"), sample.lane)
+        else:
+            sample.mask.set_as(1.0)
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
-        g_in = load_group_row(m, plan, grad, grad_row, g, "grad_in")
+        g_in = load_group_row(m, plan, grad, grad_at, g, "grad_in")
         product = m.ub("product")
         for d in dots:  # corners outside the image keep 0
             d.set_as(0.0)
@@ -369,7 +497,7 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
             src = load_group_row(m, plan, x, pixel, g, "corner")
             m.mul(product, 0, g_in, 0, src, 0, segments)
             m.masked_sum(dots[2 * c[0] + c[1]], product, 0, segments)
-        sample.for_each_corner(m, geo, corner)
+        each_corner(m, geo, sample, image, sample.lane, corner)
         # d/d(ly, lx, mask) of sum_c weight_c * dot_c, the weights' derivatives grouped by corner pair.
         d00, d01, d10, d11 = dots
         hy, hx, ly, lx = sample.hy, sample.hx, sample.ly, sample.lx
@@ -377,17 +505,19 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         d_lx.set_as(hy * (d01 - d00) + ly * (d11 - d10))
         d_mask.set_as(hy * (hx * d00 + lx * d01) + ly * (hx * d10 + lx * d11))
         dx_ch, dy_ch, mask_ch = plan_lib.param_channels(geo, g, k)
-        m.write(staged, row + dx_ch, sample.mask * d_lx)
-        m.write(staged, row + dy_ch, sample.mask * d_ly)
+        m.write(staged, param_row + dx_ch, sample.mask * d_lx)
+        m.write(staged, param_row + dy_ch, sample.mask * d_ly)
         if mask_ch is not None:
-            m.write(staged, row + mask_ch, d_mask)
+            m.write(staged, param_row + mask_ch, d_mask)
 
     cores = max(plan.split_a.cores, plan.split_b.cores)
 
     def core_body(core):
-        nonlocal sample, dots, d_mask, d_ly, d_lx, grad_at
-        grad_at = m.scalar("int32", "grad_at", 0)
+        nonlocal sample, dots, d_mask, d_ly, d_lx, grad_at, image, start, param_row
+        grad_at, param_row = m.scalar("int32", "grad_at", 0), m.scalar("int32", "param_row", 0)
+        image, start = m.scalar("int32", "image", 0), m.scalar("int32", "param_start", 0)
         sample = Sample(m)
+        write_base_pattern(m, geo, m.ub("pattern_y"), m.ub("pattern_x"))
         dots = [m.scalar(F32, "dot%d" % c, 0) for c in range(4)]
         d_mask, d_ly, d_lx = (m.scalar(F32, name, 0) for name in ("d_mask", "d_ly", "d_lx"))
         run_tasks(m, core, plan.split_a, task_a)

@@ -89,9 +89,6 @@ class TikMachine:
     def any_of(self, *conds):
         return self.tik.any(*conds)
 
-    def floor(self, dst, src):
-        self.tik_instance.scalar_conv("floor", dst, src)
-
     def to_float(self, dst, value):
         if isinstance(value, int):
             dst.set_as(float(value))
@@ -165,6 +162,50 @@ class TikMachine:
             self.tik_instance.vec_reduce_add(seg.tik_mask, reduce_dst, src.tensor[off + seg.offset], work, 1, 8)
             part.set_as(reduce_dst[0])
             dst.set_as(dst + part)
+
+    def adds(self, dst, dst_off, src, src_off, scalar, segments):
+        for seg in segments:
+            self.tik_instance.vec_adds(seg.tik_mask, dst.tensor[dst_off + seg.offset],
+                                       src.tensor[src_off + seg.offset], scalar, 1, 8, 8)
+
+    # ---- whole planes: lanes [0, lanes) of 32-bit UB planes, lanes a multiple of 64
+    def _plane_repeats(self, lanes, emit):
+        """emit(first lane, repeats) over instructions of at most 255 repeats of 64 lanes."""
+        per_repeat = plan_lib.F32_LANES_PER_REPEAT
+        done, repeats = 0, lanes // per_repeat
+        while repeats:
+            step = min(repeats, 255)
+            emit(done, step)
+            done, repeats = done + step * per_repeat, repeats - step
+
+    def vadd(self, dst, a, b, lanes):
+        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_add(
+            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], a.tensor[o], b.tensor[o], r, 8, 8, 8))
+
+    def vsub(self, dst, a, b, lanes):
+        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_sub(
+            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], a.tensor[o], b.tensor[o], r, 8, 8, 8))
+
+    def vmin(self, dst, a, b, lanes):
+        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_min(
+            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], a.tensor[o], b.tensor[o], r, 8, 8, 8))
+
+    def vmul(self, dst, a, b, lanes):
+        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_mul(
+            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], a.tensor[o], b.tensor[o], r, 8, 8, 8))
+
+    def vadds(self, dst, src, scalar, lanes):
+        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_adds(
+            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], src.tensor[o], scalar, r, 8, 8))
+
+    def vmuls(self, dst, src, scalar, lanes):
+        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_muls(
+            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], src.tensor[o], scalar, r, 8, 8))
+
+    def vconv(self, dst, src, lanes, round_mode=""):
+        """float32 -> int32 with round_mode ('floor', 'round'), or int32 -> float32 ('')."""
+        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_conv(
+            plan_lib.F32_LANES_PER_REPEAT, round_mode, dst.tensor[o], src.tensor[o], r, 8, 8))
 
     # ---- scalar access
     def read(self, scalar, buf, index):

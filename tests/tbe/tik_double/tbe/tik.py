@@ -24,7 +24,8 @@ Limits enforced (TikError on violation), from CANN's documents for the Atlas tra
   blocks; the UB address 32-byte aligned (a GM address need not be); dst and src of one dtype.
   Loads stay inside the GM tensor rounded up to a 32-byte block (our assumption: GM tensors are
   allocated in whole blocks), stores inside the tensor itself.
-* vector instructions (vec_dup, vec_conv, vec_axpy, vec_muls, vec_mul, vec_reduce_add): operands
+* vector instructions (vec_dup, vec_conv, vec_axpy, vec_muls, vec_adds, vec_mul, vec_add, vec_sub,
+  vec_min, vec_reduce_add): operands
   in UB, 32-byte aligned (the vec_reduce_add destination: element aligned); repeat_times in
   [1, 255] (the documents allow 0, a no-op; the double refuses it because a zero repeat in our
   kernels would be a planning bug); repeat strides in [0, 255] blocks; every lane touched inside
@@ -32,6 +33,12 @@ Limits enforced (TikError on violation), from CANN's documents for the Atlas tra
   [high, low] bit pair of 64-bit words, lanes = 128 for float16 and 64 for float32 (for mixed
   dtypes, those of the wider type); dtypes per instruction as documented (below). Counter mask
   mode is not modelled.
+* vec_conv(mask, round_mode, dst, src, repeat_times, dst_rep_stride, src_rep_stride):
+  float16<->float32 ('', 'none'); float32->int32 ('round', 'floor', 'ceil', 'ceiling',
+  'away-zero', 'to-zero'; overflow saturates, as documented; NaN is not documented: the double
+  gives INT32_MIN); int32->float32 ('', 'none'). vec_add / vec_sub / vec_mul / vec_min (dst, src0, src1,
+  three repeat strides) and vec_adds / vec_muls (dst, src, scalar, two strides): float16 or
+  float32, one dtype for all operands, results rounded to it.
 * scalar_conv(round_mode, dst, src): int32->float32 ('', 'none'), float32->int32 ('round',
   'away-zero', 'to-zero', 'floor', 'ceil', 'ceiling'), float16<->float32 ('', 'none'; 'odd' to
   float16). Scalars: int32 results outside int32 raise; float results round to the dtype after
@@ -49,9 +56,10 @@ Instruction trace (read by bench/ascend_estimate.py): `tik_instance.trace` is a 
 TraceRecord, one per executed instruction, reset by every start_debug. Fields:
   core       block index (0 when the kernel has no multi-block loop)
   unit       "vector", "scalar", "dma" (or "cube": none of our kernels use it)
-  op         TIK name: vec_dup, vec_conv, vec_axpy, vec_muls, vec_mul, vec_reduce_add, data_move,
-             set_as (scalar <- expression), ub_to_scalar, scalar_to_ub, scalar_conv, set_atomic_add,
-             for_range (one record per iteration: increment and compare), if_scope (one per test)
+  op         TIK name: vec_dup, vec_conv, vec_axpy, vec_muls, vec_adds, vec_mul, vec_add, vec_sub,
+             vec_min, vec_reduce_add, data_move, set_as (scalar <- expression), ub_to_scalar,
+             scalar_to_ub, scalar_conv, set_atomic_add, for_range (one record per iteration:
+             increment and compare), if_scope (one per test)
   repeat     vector: repeat_times; dma: nburst; scalar: scalar ALU operations the statement
              evaluates (at least 1: the move or compare itself, plus one per operator in its
              expressions)
@@ -80,6 +88,14 @@ Sources (read, not copied; API names, argument orders and limits come from them)
   (opp built-in): core count and UB size read with tbe_platform.get_soc_spec(CORE_NUM / UB_SIZE),
   a 30-core variant noted, grad_x a float32 GM tensor with is_atomic_add=True, vec_dup/vconv loops
   of at most 255 repeats, 64 float32 lanes per repeat.
+* vec_conv (conversions f322s32 with round modes, overflow saturating; s322f32)
+  https://www.hiascend.com/document/detail/zh/CANNCommunityEdition/850/API/aicpuopapi/atlastikapi_07_0083.html
+  vec_add(mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride)
+  https://www.hiascend.com/document/detail/zh/CANNCommunityEdition/850/API/aicpuopapi/atlastikapi_07_0065.html
+  vec_sub (same arguments) .../atlastikapi_07_0066.html; vec_min and vec_adds from the same
+  chapter (Atlas training series: float16/float32/int32; the double models the float types). vec_sel on the Atlas training series supports mode 0 only (one
+  comparison mask for every repeat), atlastikapi_07_0081.html: why the kernels keep the range
+  tests on the scalar unit.
 * Ascend C ReduceSum / RepeatReduceSum pages (mask ranges [1, 128] for 16-bit, [1, 64] for 32-bit).
 """
 import builtins
@@ -489,6 +505,21 @@ def _run(body):
         statement()
 
 
+# vec_conv: the conversions the kernels use, with the round modes CANN documents for them.
+_VEC_CONV_MODES = {("float16", "float32"): ("", "none"), ("float32", "float16"): ("", "none"),
+                   ("float32", "int32"): ("round", "floor", "ceil", "ceiling", "away-zero", "to-zero"),
+                   ("int32", "float32"): ("", "none")}
+_TO_INT = {"round": np.rint, "floor": np.floor, "ceil": np.ceil, "ceiling": np.ceil, "to-zero": np.trunc,
+           "away-zero": lambda v: np.sign(v) * np.ceil(np.abs(v))}
+
+
+def _saturate_int32(values):
+    """float32 -> int32 as vec_conv documents it: overflow saturates. NaN is not documented; the
+    double gives INT32_MIN (our kernels convert NaN positions but never read the result)."""
+    values = np.where(np.isnan(values), INT32_RANGE[0], values)
+    return np.clip(values, INT32_RANGE[0], INT32_RANGE[1] - 1)
+
+
 # ---- the instance ----------------------------------------------------------------------------
 class Tik:
     def __init__(self, profiling=None, disable_debug=False, err_msg_level=0):
@@ -729,13 +760,18 @@ class Tik:
                  deqscale=None, ldst_high_half=False):
         out, a = _Operand(dst, dst_rep_stride, "vec_conv dst"), _Operand(src, src_rep_stride, "vec_conv src")
         pair = (a.tensor.dtype, out.tensor.dtype)
-        modes = {("float16", "float32"): ("", "none"), ("float32", "float16"): ("", "none")}.get(pair)
+        modes = _VEC_CONV_MODES.get(pair)
         if modes is None or round_mode not in modes or deqscale is not None or ldst_high_half:
-            raise TikError("vec_conv %s -> %s with round_mode %r: the double models float16<->float32 "
-                           "with '' or 'none'" % (pair + (round_mode,)))
+            raise TikError("vec_conv %s -> %s with round_mode %r: the double models %s"
+                           % (pair + (round_mode, ", ".join("%s->%s %r" % (k + (v,)) for k, v in
+                                                           sorted(_VEC_CONV_MODES.items())))))
+        to_int = _TO_INT.get(round_mode) if pair == ("float32", "int32") else None
 
         def compute(idx, repeat):
-            out.tensor.buffer()[idx[0]] = a.tensor.buffer()[idx[1]].astype(out.tensor.dtype)
+            values = a.tensor.buffer()[idx[1]]
+            if to_int is not None:
+                values = _saturate_int32(to_int(values.astype(np.float64)))
+            out.tensor.buffer()[idx[0]] = values.astype(out.tensor.dtype)
         self._vector("vec_conv", mask, repeat_times, list(pair), [out, a], compute)
 
     def vec_axpy(self, mask, dst, src, scalar, repeat_times, dst_rep_stride, src_rep_stride):
@@ -751,23 +787,50 @@ class Tik:
             d[idx[0]] = (d[idx[0]] + a.tensor.buffer()[idx[1]].astype(acc) * np.dtype(acc).type(value())).astype(acc)
         self._vector("vec_axpy", mask, repeat_times, list(pair), [out, a], compute, scalar)
 
-    def vec_muls(self, mask, dst, src, scalar, repeat_times, dst_rep_stride, src_rep_stride):
-        out, a = _Operand(dst, dst_rep_stride, "vec_muls dst"), _Operand(src, src_rep_stride, "vec_muls src")
-        dtype = self._same_float_dtype("vec_muls", out, a)
-        value = self._scalar_value(scalar, dtype, "vec_muls")
+    def _with_scalar(self, name, op, mask, dst, src, scalar, repeat_times, dst_rep_stride, src_rep_stride):
+        out, a = _Operand(dst, dst_rep_stride, name + " dst"), _Operand(src, src_rep_stride, name + " src")
+        dtype = self._same_float_dtype(name, out, a)
+        value = self._scalar_value(scalar, dtype, name)
 
         def compute(idx, repeat):
-            out.tensor.buffer()[idx[0]] = a.tensor.buffer()[idx[1]] * np.dtype(dtype).type(value())
-        self._vector("vec_muls", mask, repeat_times, [dtype], [out, a], compute, scalar)
+            out.tensor.buffer()[idx[0]] = op(a.tensor.buffer()[idx[1]], np.dtype(dtype).type(value()))
+        self._vector(name, mask, repeat_times, [dtype], [out, a], compute, scalar)
+
+    def vec_muls(self, mask, dst, src, scalar, repeat_times, dst_rep_stride, src_rep_stride):
+        self._with_scalar("vec_muls", np.multiply, mask, dst, src, scalar, repeat_times, dst_rep_stride,
+                          src_rep_stride)
+
+    def vec_adds(self, mask, dst, src, scalar, repeat_times, dst_rep_stride, src_rep_stride):
+        self._with_scalar("vec_adds", np.add, mask, dst, src, scalar, repeat_times, dst_rep_stride,
+                          src_rep_stride)
+
+    def _binary(self, name, op, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride,
+                src1_rep_stride):
+        out = _Operand(dst, dst_rep_stride, name + " dst")
+        a, b = _Operand(src0, src0_rep_stride, name + " src0"), _Operand(src1, src1_rep_stride, name + " src1")
+        dtype = self._same_float_dtype(name, out, a, b)
+
+        def compute(idx, repeat):
+            out.tensor.buffer()[idx[0]] = op(a.tensor.buffer()[idx[1]], b.tensor.buffer()[idx[2]])
+        self._vector(name, mask, repeat_times, [dtype], [out, a, b], compute)
 
     def vec_mul(self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride):
-        out = _Operand(dst, dst_rep_stride, "vec_mul dst")
-        a, b = _Operand(src0, src0_rep_stride, "vec_mul src0"), _Operand(src1, src1_rep_stride, "vec_mul src1")
-        dtype = self._same_float_dtype("vec_mul", out, a, b)
+        self._binary("vec_mul", np.multiply, mask, dst, src0, src1, repeat_times, dst_rep_stride,
+                     src0_rep_stride, src1_rep_stride)
 
-        def compute(idx, repeat):
-            out.tensor.buffer()[idx[0]] = a.tensor.buffer()[idx[1]] * b.tensor.buffer()[idx[2]]
-        self._vector("vec_mul", mask, repeat_times, [dtype], [out, a, b], compute)
+    def vec_add(self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride):
+        self._binary("vec_add", np.add, mask, dst, src0, src1, repeat_times, dst_rep_stride,
+                     src0_rep_stride, src1_rep_stride)
+
+    def vec_sub(self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride):
+        self._binary("vec_sub", np.subtract, mask, dst, src0, src1, repeat_times, dst_rep_stride,
+                     src0_rep_stride, src1_rep_stride)
+
+    def vec_min(self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride):
+        """NaN operands are not documented; the double propagates them (our kernels read vec_min
+        results only where both operands are whole numbers)."""
+        self._binary("vec_min", np.minimum, mask, dst, src0, src1, repeat_times, dst_rep_stride,
+                     src0_rep_stride, src1_rep_stride)
 
     def vec_reduce_add(self, mask, dst, src, work_tensor, repeat_times, src_rep_stride):
         out = _Operand(dst, 0, "vec_reduce_add dst", aligned=False)
