@@ -65,20 +65,28 @@ def test_deform_conv2d(benchmark, shape_name, variant, phase):
     with tf.Graph().as_default():
         target = pick(build(variant, SHAPES[shape_name]))
         baseline = None if variant == "conv2d" else pick(build("conv2d", SHAPES[shape_name]))
-        baseline_times = []
-
-        def run_baseline():
-            start = time.perf_counter()
-            sess.run(baseline)
-            baseline_times.append(time.perf_counter() - start)
-
-        with tf.compat.v1.Session() as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            benchmark.pedantic(sess.run, args=(target,), rounds=ROUNDS[variant], warmup_rounds=1,
-                               setup=run_baseline if baseline else None)
+        baseline_times = run_beside(benchmark, target, baseline, ROUNDS[variant])
     record(benchmark, shape_name, f"{variant} {phase}")
     if baseline_times:
         record_beside(shape_name, f"{variant} {phase}", min(baseline_times))
+
+
+def run_beside(benchmark, target, baseline, rounds):
+    """Times ``target`` for ``rounds`` rounds, running ``baseline`` (if any) once before each
+    as untimed set-up; returns the baseline's times, so load on the shared machine falls on
+    both sides of their ratio."""
+    baseline_times = []
+
+    def run_baseline():
+        start = time.perf_counter()
+        sess.run(baseline)
+        baseline_times.append(time.perf_counter() - start)
+
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        benchmark.pedantic(sess.run, args=(target,), rounds=rounds, warmup_rounds=1,
+                           setup=run_baseline if baseline is not None else None)
+    return baseline_times
 
 
 @pytest.mark.parametrize("phase", ["fwd", "fwd+bwd"])
@@ -92,16 +100,6 @@ def test_deform_conv2d_bfloat16(benchmark, shape_name, phase):
     with tf.Graph().as_default():
         target = pick(build("native", SHAPES[shape_name], tf.bfloat16))
         baseline = pick(build("conv2d", SHAPES[shape_name], tf.bfloat16))
-        baseline_times = []
-
-        def run_baseline():
-            start = time.perf_counter()
-            sess.run(baseline)
-            baseline_times.append(time.perf_counter() - start)
-
-        with tf.compat.v1.Session() as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            benchmark.pedantic(sess.run, args=(target,), rounds=ROUNDS["native bf16"],
-                               warmup_rounds=1, setup=run_baseline)
+        baseline_times = run_beside(benchmark, target, baseline, ROUNDS["native bf16"])
     record(benchmark, shape_name, f"native bf16 {phase}")
     record_beside(shape_name, f"native bf16 {phase}", min(baseline_times))
