@@ -1,6 +1,6 @@
 """Deformable sampling ops for EDVR: deformable_offsets, deform_conv2d, bilinear_sample.
 
-All tensors are NHWC; semantics are those of SPEC section 2. Two backends give
+All tensors are NHWC; semantics are those of docs/ops.md. Two backends give
 the same results to float32 rounding:
 
 - ``native``: C++ CPU kernels (ops/_edvr_ops.so, built by

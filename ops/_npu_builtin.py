@@ -4,7 +4,7 @@ EdvrDeformableOffsets, whose TBE kernels are in kernels/tbe).
 
 The built-in is a TIK kernel that CANN's TF adapter exposes as the TF op ``DeformableOffsets``
 of its op library ``_tf_adapter.so``, reached through ``npu_bridge.helper.helper.get_gen_ops()``.
-Its offsets layout, pads and sampling rule are SPEC's; only ``strides`` and ``dilations`` are
+Its offsets layout, pads and sampling rule are docs/ops.md's; only ``strides`` and ``dilations`` are
 4-long, in NHWC order. It takes one deformable group, float16 or float32, and modulated=True
 only; other calls keep our op, with one warning per reason.
 
@@ -73,7 +73,7 @@ def usable_for(dtype, geo):
 
 
 def builtin_attrs(geo):
-    """The built-in's attributes for SPEC's geometry (ksize (kh, kw), pads (top, bottom, left,
+    """The built-in's attributes for docs/ops.md's geometry (ksize (kh, kw), pads (top, bottom, left,
     right) as ours; strides and dilations 4-long in NHWC order)."""
     return dict(strides=[1, geo.stride_h, geo.stride_w, 1],
                 pads=[geo.pad_top, geo.pad_bottom, geo.pad_left, geo.pad_right],

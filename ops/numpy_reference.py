@@ -1,4 +1,4 @@
-"""Float64 NumPy loop references of the ops, written straight from SPEC section 2.
+"""Float64 NumPy loop references of the ops, written straight from docs/ops.md.
 
 Slow and plain on purpose: an oracle for both backends in tests/ops. Loops over
 every sampling point; vectorised only over the channels of one group.

@@ -1,7 +1,7 @@
 """Pure-TF reference backend: plain gathers, differentiated by TF's autodiff.
 
 The fallback when the native library is not built, and an oracle for it.
-Semantics: SPEC section 2 (NHWC, zero-outside bilinear rule, NaN gives NaN).
+Semantics: docs/ops.md (NHWC, zero-outside bilinear rule, NaN gives NaN).
 bfloat16 inputs are sampled in float32 and the result rounded once, as the native kernels do:
 positions in bfloat16 would be off by up to a pixel at a few hundred pixels.
 """

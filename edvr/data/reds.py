@@ -1,4 +1,4 @@
-"""Reader and checker for the seed's dataset layout (SPEC section 4).
+"""Reader and checker for the seed's dataset layout (docs/data.md).
 
 Layout::
 

@@ -1,4 +1,4 @@
-"""Turns an original REDS download into the seed's layout (SPEC section 4).
+"""Turns an original REDS download into the seed's layout (docs/data.md).
 
 Input (as unzipped by ``edvr.data.download_reds``; the ``train/`` and ``val/`` levels are
 optional)::

@@ -1,7 +1,7 @@
 // Zero-outside bilinear sampling in NHWC: the arithmetic that deformable_offsets
 // and bilinear_sample share, forward and backward.
 //
-// Rule (SPEC section 2): the value at (py, px) is 0 when py <= -1, py >= H,
+// Rule (docs/ops.md): the value at (py, px) is 0 when py <= -1, py >= H,
 // px <= -1 or px >= W; otherwise the four corners of the cell containing the
 // point are weighted bilinearly, each counted only if it lies inside the image.
 // NaN positions give NaN.

@@ -1,4 +1,4 @@
-// Framework-free CPU kernels of bilinear_sample (warping) in NHWC. SPEC section 2.
+// Framework-free CPU kernels of bilinear_sample (warping) in NHWC. docs/ops.md.
 //
 //   x       [N, H, W, C]
 //   coords  [N, P, 2]   (x, y) pixel positions, x first; P = product of the middle dims

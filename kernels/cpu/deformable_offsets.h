@@ -1,5 +1,5 @@
 // Framework-free CPU kernels of deformable_offsets, the sampling half of a
-// modulated deformable convolution (DCNv2), in NHWC. Semantics: SPEC section 2.
+// modulated deformable convolution (DCNv2), in NHWC. Semantics: docs/ops.md.
 //
 //   x        [N, H, W, C]            C % G == 0, Cg = C / G
 //   offsets  [N, Ho, Wo, 3 * G * K]  dx block, dy block, mask block; channel g*K + k

@@ -377,7 +377,7 @@ PYBIND11_MODULE(edvr_kernels, m) {
   using namespace edvr;
   using py::arg;
   m.doc() = "EDVR's framework-free CPU sampling kernels for NumPy arrays (float32, float64), "
-            "without TensorFlow. Semantics: SPEC section 2; arguments as in the `ops` package.";
+            "without TensorFlow. Semantics: docs/ops.md; arguments as in the `ops` package.";
   const Shape one = {1, 1}, no_pads = {0, 0, 0, 0};
 
   m.def(

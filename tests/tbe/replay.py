@@ -43,7 +43,7 @@ class Case:
 
     def inputs(self, seed=0):
         """x, params, upstream grad (float64). Positions reach past every border; a few land
-        exactly on integers, -1 and H/W (the edges of SPEC's range rule)."""
+        exactly on integers, -1 and H/W (the edges of docs/ops.md's range rule)."""
         rng = np.random.default_rng(seed)
         geo = self.geometry()
         x = rng.uniform(-1, 1, self.x_shape)

@@ -1,7 +1,7 @@
-"""Float64 NumPy loops of SPEC section 2: the forward ops (those of ops/numpy_reference.py, the
+"""Float64 NumPy loops of docs/ops.md: the forward ops (those of ops/numpy_reference.py, the
 oracle of tests/ops) and their analytic gradients.
 
-Written straight from the SPEC formulas, independent of the kernel plans; the test oracle.
+Written straight from the formulas of docs/ops.md, independent of the kernel plans; the test oracle.
 """
 import math
 

@@ -268,7 +268,7 @@ def test_replay_equals_ops_reference(case):
 
 @pytest.mark.parametrize("case", [CASES[2], CASES[3]], ids=_ids)
 def test_nan_positions_give_nan_samples(case):
-    """SPEC: NaN in gives NaN out, and no out-of-bounds access (the machine checks every access)."""
+    """docs/ops.md: NaN in gives NaN out, and no out-of-bounds access (the machine checks every access)."""
     tf = pytest.importorskip("tensorflow")
     reference = pytest.importorskip("ops.reference")
     x, params, _ = case.inputs(seed=5)

@@ -129,7 +129,7 @@ def test_entry_files_match_float64_oracle(case, dtype, backward, cores):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", [PLAN_CASES[2], PLAN_CASES[3]], ids=lambda c: c.name)
 def test_nan_and_huge_positions(case, dtype, cores):
-    """SPEC: NaN in x or in a position gives NaN out (x, y positions of a few taps; both kinds of
+    """docs/ops.md: NaN in x or in a position gives NaN out (x, y positions of a few taps; both kinds of
     NaN check run); a huge position (inf in float16) samples zero. NaN lands where the oracle's does."""
     x, params, grad = case.inputs(seed=5)
     flat = params.reshape(-1)

@@ -1,5 +1,5 @@
 /* InferShape and Verify of the EDVR sampling ops for the graph engine.
- * Shapes follow SPEC section 2; error messages say what was got and what was expected. */
+ * Shapes follow docs/ops.md; error messages say what was got and what was expected. */
 #include "edvr_sampling_ops.h"
 
 #include <vector>
@@ -25,7 +25,7 @@ bool ReadDeformableAttrs(const Operator& op, DeformableAttrs* a) {
          a->dilations[0] > 0 && a->dilations[1] > 0 && a->groups > 0;
 }
 
-/* Ho and Wo of SPEC section 2: (H + top + bottom - (dh*(kh-1) + 1)) // sh + 1. */
+/* Ho and Wo of docs/ops.md: (H + top + bottom - (dh*(kh-1) + 1)) // sh + 1. */
 int64_t OutSize(int64_t in, int64_t pad_a, int64_t pad_b, int64_t k, int64_t stride, int64_t dilation) {
   return (in + pad_a + pad_b - (dilation * (k - 1) + 1)) / stride + 1;
 }

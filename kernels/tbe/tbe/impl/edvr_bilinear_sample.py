@@ -1,6 +1,6 @@
 """EdvrBilinearSample on Ascend 910 (TIK): zero-outside bilinear warping, NHWC, float16/float32.
 
-Semantics: SPEC section 2 `bilinear_sample`; coords [N, ..., 2] hold (x, y) pixel positions.
+Semantics: docs/ops.md `bilinear_sample`; coords [N, ..., 2] hold (x, y) pixel positions.
 """
 try:
     from . import edvr_sampling_entry as entry

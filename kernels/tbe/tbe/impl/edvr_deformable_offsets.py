@@ -1,6 +1,6 @@
 """EdvrDeformableOffsets on Ascend 910 (TIK): the sampling half of DCNv2, NHWC, float16/float32.
 
-Semantics: SPEC section 2 `deformable_offsets`. Plan: edvr_sampling_plan.plan_forward.
+Semantics: docs/ops.md `deformable_offsets`. Plan: edvr_sampling_plan.plan_forward.
 """
 try:
     from . import edvr_sampling_entry as entry

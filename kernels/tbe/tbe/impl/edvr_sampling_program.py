@@ -66,7 +66,7 @@ class Sample:
         self.row.set_as(row)
 
     def in_range(self, m, geo):
-        """SPEC's range rule: zero (and zero gradient) when py <= -1, py >= H, px <= -1 or px >= W."""
+        """docs/ops.md's range rule: zero (and zero gradient) when py <= -1, py >= H, px <= -1 or px >= W."""
         return m.all_of(self.py > -1.0, self.py < float(geo.height),
                         self.px > -1.0, self.px < float(geo.width))
 
@@ -77,7 +77,7 @@ class Sample:
         return m.any_of(value > -1.0, value <= -1.0)
 
     def make_nan(self):
-        """SPEC: NaN in gives NaN out. The NaN is computed at run time from the NaN input itself
+        """docs/ops.md: NaN in gives NaN out. The NaN is computed at run time from the NaN input itself
         (py + px is NaN when either is), not written as an immediate."""
         self.nan.set_as(self.py + self.px)
         return self.nan
@@ -237,7 +237,7 @@ def forward(m, plan, x, params, y):
     sample planes (lane local * slot + g * K + k, edvr_sampling_plan.SamplePlanes.slot), and whole
     planes of positions, floors, fractions, pixel indices and the four corner weights (mask folded
     in) are computed with multi-repeat vector instructions, in the same float32 operations and
-    order as the scalar rule. The scalar unit keeps, per sample, the range test (SPEC's rule and
+    order as the scalar rule. The scalar unit keeps, per sample, the range test (docs/ops.md's rule and
     NaN: vec_sel on Ascend 910 takes one mask for every repeat, so it cannot carry it) and, per
     corner inside the image, the corner's address, its load and the weighted add."""
     geo = plan.geo
@@ -299,7 +299,7 @@ def forward(m, plan, x, params, y):
         m.for_range(0, geo.taps, tap)
 
     def nan_or_zero(g, dst):
-        """Out of range: the staged zeros stay, unless py or px is NaN (then NaN, per SPEC).
+        """Out of range: the staged zeros stay, unless py or px is NaN (then NaN, per docs/ops.md).
         A flag, because no ordered comparison is true for NaN (and no scope is left empty)."""
         sample.numeric.set_as(0)
         m.if_(Sample.is_number(m, sample.py),
