@@ -171,12 +171,17 @@ def prepare_output(output, config, resume, chief=True, log=print):
     if resume and os.path.isfile(saved_config):
         with open(saved_config) as f:
             previous = yaml.safe_load(f)
+        if not isinstance(previous, dict):
+            raise ValueError(f'--resume: {saved_config} holds no config mapping (got '
+                             f'{type(previous).__name__}); restore it or start a new run')
         if previous.get('model') != config['model']:
             raise ValueError(f'--resume: model section of the config differs from the one the '
                              f'run in {output} was started with ({saved_config})')
-    if chief:
-        with open(saved_config, 'w') as f:
+    if chief:  # atomically: with several workers, the others may be reading it right now
+        partial = f'{saved_config}.tmp-{os.getpid()}'
+        with open(partial, 'w') as f:
             yaml.safe_dump({k: dict(v) for k, v in config.items()}, f, sort_keys=False)
+        os.replace(partial, saved_config)
     return latest
 
 
