@@ -3,7 +3,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: venv build test test-ops test-tbe-coverage test-asan test-install bench demo clean
+.PHONY: venv build test test-ops test-tbe-coverage test-asan test-install style style-check bench demo clean
 
 venv: $(STAMP)
 
@@ -59,6 +59,23 @@ test-asan: $(ASAN_LIBRARY)
 # imports, from another directory (scripts/check_installed_package.sh).
 test-install:
 	scripts/check_installed_package.sh
+
+# The style contract: ruff (format and lint, pyproject.toml) over the Python, clang-format
+# (.clang-format) over the C++ of kernels/ and ops/cc. style-check changes nothing and fails on
+# any difference (CI runs it); style applies the fixes and the formatting.
+CXX_SOURCES = $(sort $(shell find kernels ops/cc -name '*.cc' -o -name '*.h'))
+
+style-check: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/clang-format --dry-run -Werror $(CXX_SOURCES)
+
+# Fixes first (they can leave lines to reformat); the last step lists what needs a hand.
+style: $(STAMP)
+	$(VENV)/bin/ruff check --fix --exit-zero --quiet .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/clang-format -i $(CXX_SOURCES)
+	$(VENV)/bin/ruff check .
 
 bench: build
 	$(PYTHON) -m pytest -q bench

@@ -58,7 +58,7 @@ def run_suites(quick, pytest_args=()):
 
 
 def build_report(op_times, model_results, quick):
-    """The report as a JSON-able dict (see README, Performance)."""
+    """The report as a JSON-able dict (see docs/performance.md)."""
     import tensorflow as tf
 
     import ops

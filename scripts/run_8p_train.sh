@@ -8,11 +8,13 @@
 #            --data_dir /data/REDS --output runs/edvr_m_8p
 # Needs: CANN toolkit + TF 1.15 adapter (source <toolkit>/set_env.sh), the EDVR custom operator
 # package installed (README, "Ascend"). The rank table lists each device's IP: see
-# scripts/rank_table_8p.example.json and `hccn_tool -i <device> -ip -g`.
+# scripts/rank_table_8p.example.json and `hccn_tool -i <device> -ip -g`. Exit status: 0 if every
+# rank succeeded, else the first failing rank's. Ctrl-C (or TERM) is passed to all ranks as
+# SIGINT, then the script waits for them.
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 rank_table=$(readlink -f "$1")
@@ -24,26 +26,21 @@ python -c "import npu_bridge" 2>/dev/null || {
   exit 2; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# start_worker, wait_for_workers; Ctrl-C and TERM go on to the ranks.
+. "$repo/scripts/worker_processes.sh"
 mkdir -p "$log_dir"
 export RANK_SIZE=8
 export RANK_TABLE_FILE=$rank_table
 export JOB_ID=${JOB_ID:-10087}
-pids=()
-for rank in $(seq 0 $((RANK_SIZE - 1))); do
-  (
-    export RANK_ID=$rank DEVICE_ID=$rank ASCEND_DEVICE_ID=$rank
-    cd "$repo"
-    exec python -m edvr.train --device npu --no_progress "$@"
-  ) >"$log_dir/rank_$rank.log" 2>&1 &
-  pids+=($!)
-  echo "rank $rank on device $rank: pid ${pids[-1]}, log $log_dir/rank_$rank.log"
-done
 
-status=0
-for rank in "${!pids[@]}"; do
-  if ! wait "${pids[$rank]}"; then
-    echo "rank $rank failed: see $log_dir/rank_$rank.log" >&2
-    status=1
-  fi
+run_rank() {  # run_rank RANK [edvr.train options...]
+  export RANK_ID=$1 DEVICE_ID=$1 ASCEND_DEVICE_ID=$1
+  shift
+  cd "$repo"
+  exec python -m edvr.train --device npu --no_progress "$@"
+}
+
+for rank in $(seq 0 $((RANK_SIZE - 1))); do
+  start_worker "rank $rank" "$log_dir/rank_$rank.log" run_rank "$rank" "$@"
 done
-exit $status
+wait_for_workers

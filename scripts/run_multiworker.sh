@@ -12,9 +12,6 @@
 # worker succeeded, else the first failing worker's. Ctrl-C (or TERM) is passed to all
 # workers (the chief saves a checkpoint), then the script waits for them.
 set -uo pipefail
-# Job control: each worker in its own process group, so a Ctrl-C at the terminal reaches the
-# workers once, from the trap below, not twice (a second interrupt could cut the chief's save).
-set -m
 
 if [ $# -lt 1 ] || ! [ "$1" -ge 1 ] 2>/dev/null; then
   sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -23,6 +20,8 @@ fi
 count=$1
 shift
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# start_worker, wait_for_workers; Ctrl-C and TERM go on to the workers.
+. "$repo/scripts/worker_processes.sh"
 python=${PYTHON:-}
 if [ -z "$python" ]; then
   if [ -x "$repo/.venv/bin/python" ]; then python=$repo/.venv/bin/python; else python=python3; fi
@@ -58,36 +57,16 @@ EOF
 workers=
 for port in $ports; do workers="$workers${workers:+, }\"127.0.0.1:$port\""; done
 
-pids=()
-stop() {
-  echo "stopping workers ${pids[*]}" >&2
-  kill -INT "${pids[@]}" 2>/dev/null
+run_worker() {  # run_worker INDEX [edvr.train options...]
+  local index=$1
+  shift
+  export TF_CONFIG="{\"cluster\": {\"worker\": [$workers]}, \"task\": {\"type\": \"worker\", \"index\": $index}}"
+  export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-$index}
+  export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+  exec "$python" -m edvr.train --no_progress "$@"
 }
-trap stop INT TERM
 
 for index in $(seq 0 $((count - 1))); do
-  (
-    export TF_CONFIG="{\"cluster\": {\"worker\": [$workers]}, \"task\": {\"type\": \"worker\", \"index\": $index}}"
-    export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-$index}
-    export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-    trap - INT TERM
-    exec "$python" -m edvr.train --no_progress "$@"
-  ) >"$LOG_DIR/worker_$index.log" 2>&1 &
-  pids+=($!)
-  echo "worker $index: pid ${pids[-1]}, log $LOG_DIR/worker_$index.log"
+  start_worker "worker $index" "$LOG_DIR/worker_$index.log" run_worker "$index" "$@"
 done
-
-status=0
-for index in "${!pids[@]}"; do
-  # wait returns early (> 128) when a trapped signal arrives: wait again for the same worker.
-  while :; do
-    wait "${pids[$index]}"
-    code=$?
-    kill -0 "${pids[$index]}" 2>/dev/null || break
-  done
-  if [ "$code" -ne 0 ]; then
-    echo "worker $index failed (exit status $code): see $LOG_DIR/worker_$index.log" >&2
-    [ "$status" -ne 0 ] || status=$code
-  fi
-done
-exit $status
+wait_for_workers
