@@ -54,7 +54,7 @@ class Case:
             flat = params.reshape(-1, 2)
             flat[:4] = [[-1.0, 0.5], [geo.width, 1.0], [2.0, 3.0], [0.25, geo.height - 1]]
         else:
-            gk = geo.groups * geo.taps
+            gk = geo.deformable_groups * geo.taps
             params = np.concatenate([rng.uniform(-2.5, 2.5, shape[:-1] + (2 * gk,)),
                                      rng.uniform(0, 1, shape[:-1] + (gk,))], axis=-1)
             params.reshape(-1)[:2 * gk:3] = np.round(params.reshape(-1)[:2 * gk:3])  # integer shifts
