@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from kernels.tbe.tbe.impl.edvr_sampling_plan import out_size
+
 # (name, x shape, ksize, strides, pads, dilations, deformable_groups): odd sizes; 1, 2 and 8
 # deformable groups; C fills whole 32-byte blocks in float16 (C % 16 == 0), as the kernels require.
 DEFORMABLE_CASES = (
@@ -46,8 +48,8 @@ def _reference():
 
 def deformable_inputs(rng, x_shape, ksize, strides, pads, dilations, deformable_groups):
     n, h, w, c = x_shape
-    ho = (h + pads[0] + pads[1] - (dilations[0] * (ksize[0] - 1) + 1)) // strides[0] + 1
-    wo = (w + pads[2] + pads[3] - (dilations[1] * (ksize[1] - 1) + 1)) // strides[1] + 1
+    ho = out_size(h, pads[0] + pads[1], ksize[0], dilations[0], strides[0])
+    wo = out_size(w, pads[2] + pads[3], ksize[1], dilations[1], strides[1])
     x = rng.uniform(-1, 1, x_shape)
     k = ksize[0] * ksize[1]
     shifts = rng.uniform(-2.5, 2.5, (n, ho, wo, 2 * deformable_groups * k))  # reaches past the borders

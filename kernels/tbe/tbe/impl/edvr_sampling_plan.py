@@ -115,6 +115,19 @@ class SamplingGeometry:
         return self.batch * self.height * self.width * self.channels
 
 
+def out_size(size, pad, kernel, dilation, stride):
+    """Output length along one axis of a deformable convolution (docs/ops.md):
+    (size + pad - span) // stride + 1 with span = dilation * (kernel - 1) + 1 and `pad` the sum of
+    both sides' padding; None when the dilated kernel does not fit in the padded input.
+
+    The one definition for kernels/tbe and tests/tbe. It is a copy of ops._checks.out_size on
+    purpose: CANN's op compiler loads this package from its opp tree on the Ascend host, where the
+    project's `ops` package is not importable. tests/tbe/test_out_size.py checks the two agree.
+    """
+    span = dilation * (kernel - 1) + 1
+    return None if size + pad < span else (size + pad - span) // stride + 1
+
+
 def deformable_offsets_geometry(x_shape, offsets_shape, ksize, strides=(1, 1), pads=(0, 0, 0, 0),
                                 dilations=(1, 1), deformable_groups=1, modulated=True):
     """Geometry of EdvrDeformableOffsets; raises ValueError naming the bad argument."""
@@ -128,9 +141,9 @@ def deformable_offsets_geometry(x_shape, offsets_shape, ksize, strides=(1, 1), p
     g = deformable_groups
     if g < 1 or c % g:
         raise ValueError("deformable_groups: expected a divisor of C=%d, got %d" % (c, g))
-    ho = (h + top + bottom - (dh * (kh - 1) + 1)) // sh + 1
-    wo = (w + left + right - (dw * (kw - 1) + 1)) // sw + 1
-    if ho < 1 or wo < 1:
+    ho = out_size(h, top + bottom, kh, dh, sh)
+    wo = out_size(w, left + right, kw, dw, sw)
+    if ho is None or wo is None:
         raise ValueError("ksize: kernel %dx%d (dilated) larger than the padded input %dx%d"
                          % (kh, kw, h + top + bottom, w + left + right))
     expected = (n, ho, wo, 3 * g * kh * kw)
