@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include "edvr_out_size.h"
+
 namespace ge {
 namespace {
 
@@ -23,11 +25,6 @@ bool ReadDeformableAttrs(const Operator& op, DeformableAttrs* a) {
   return a->strides.size() == 2 && a->pads.size() == 4 && a->dilations.size() == 2 &&
          a->ksize[0] > 0 && a->ksize[1] > 0 && a->strides[0] > 0 && a->strides[1] > 0 &&
          a->dilations[0] > 0 && a->dilations[1] > 0 && a->deformable_groups > 0;
-}
-
-/* Ho and Wo of docs/ops.md: (H + top + bottom - (dh*(kh-1) + 1)) // sh + 1. */
-int64_t OutSize(int64_t in, int64_t pad_a, int64_t pad_b, int64_t k, int64_t stride, int64_t dilation) {
-  return (in + pad_a + pad_b - (dilation * (k - 1) + 1)) / stride + 1;
 }
 
 graphStatus CopyDesc(Operator& op, const char* from, const char* to) {
@@ -50,10 +47,10 @@ IMPLEMT_VERIFIER(EdvrDeformableOffsets, EdvrDeformableOffsetsVerify) {
   if (x[3] % a.deformable_groups != 0) return GRAPH_FAILED;          // expected C % G == 0
   const int64_t taps = a.ksize[0] * a.ksize[1];
   if (off[0] != x[0] || off[3] != 3 * a.deformable_groups * taps) return GRAPH_FAILED;  // expected [N, Ho, Wo, 3GK]
-  if (off[1] != OutSize(x[1], a.pads[0], a.pads[1], a.ksize[0], a.strides[0], a.dilations[0]) ||
-      off[2] != OutSize(x[2], a.pads[2], a.pads[3], a.ksize[1], a.strides[1], a.dilations[1])) {
-    return GRAPH_FAILED;  // expected Ho, Wo of the convolution geometry
-  }
+  const int64_t ho = edvr::OutSize(x[1], a.pads[0] + a.pads[1], a.ksize[0], a.dilations[0], a.strides[0]);
+  const int64_t wo = edvr::OutSize(x[2], a.pads[2] + a.pads[3], a.ksize[1], a.dilations[1], a.strides[1]);
+  if (ho < 1 || wo < 1) return GRAPH_FAILED;                       // expected a kernel that fits
+  if (off[1] != ho || off[2] != wo) return GRAPH_FAILED;           // expected [N, Ho, Wo, 3GK]
   if (op.GetInputDescByName("x").GetDataType() != op.GetInputDescByName("offsets").GetDataType()) {
     return GRAPH_FAILED;  // expected one dtype T
   }
