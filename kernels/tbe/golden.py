@@ -14,8 +14,10 @@ import os
 
 import numpy as np
 
-# (name, x shape, ksize, strides, pads, dilations, groups): odd sizes; 1, 2 and 8 groups; C fills
-# whole 32-byte blocks in float16 (C % 16 == 0), as the kernels require.
+from kernels.tbe.tbe.impl.edvr_sampling_plan import out_size
+
+# (name, x shape, ksize, strides, pads, dilations, deformable_groups): odd sizes; 1, 2 and 8
+# deformable groups; C fills whole 32-byte blocks in float16 (C % 16 == 0), as the kernels require.
 DEFORMABLE_CASES = (
     ("g1_3x3_pad1", (1, 7, 9, 16), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
     ("g2_3x3_stride2", (2, 9, 7, 32), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 2),
@@ -44,14 +46,14 @@ def _reference():
     return reference
 
 
-def deformable_inputs(rng, x_shape, ksize, strides, pads, dilations, groups):
+def deformable_inputs(rng, x_shape, ksize, strides, pads, dilations, deformable_groups):
     n, h, w, c = x_shape
-    ho = (h + pads[0] + pads[1] - (dilations[0] * (ksize[0] - 1) + 1)) // strides[0] + 1
-    wo = (w + pads[2] + pads[3] - (dilations[1] * (ksize[1] - 1) + 1)) // strides[1] + 1
+    ho = out_size(h, pads[0] + pads[1], ksize[0], dilations[0], strides[0])
+    wo = out_size(w, pads[2] + pads[3], ksize[1], dilations[1], strides[1])
     x = rng.uniform(-1, 1, x_shape)
     k = ksize[0] * ksize[1]
-    shifts = rng.uniform(-2.5, 2.5, (n, ho, wo, 2 * groups * k))  # reaches past the borders
-    mask = rng.uniform(0, 1, (n, ho, wo, groups * k))
+    shifts = rng.uniform(-2.5, 2.5, (n, ho, wo, 2 * deformable_groups * k))  # reaches past the borders
+    mask = rng.uniform(0, 1, (n, ho, wo, deformable_groups * k))
     return x, np.concatenate([shifts, mask], axis=-1)
 
 
@@ -96,12 +98,12 @@ def _desc(entry, fmt, with_value):
     return desc
 
 
-def _attrs(ksize, strides, pads, dilations, groups):
+def _attrs(ksize, strides, pads, dilations, deformable_groups):
     return [{"name": "ksize", "type": "list_int", "value": list(ksize)},
             {"name": "strides", "type": "list_int", "value": list(strides)},
             {"name": "pads", "type": "list_int", "value": list(pads)},
             {"name": "dilations", "type": "list_int", "value": list(dilations)},
-            {"name": "deformable_groups", "type": "int", "value": groups},
+            {"name": "deformable_groups", "type": "int", "value": deformable_groups},
             {"name": "modulated", "type": "bool", "value": True}]
 
 
@@ -125,13 +127,14 @@ def generate(output, seed=0):
 
     for dtype in DTYPES:
         upstream = lambda shape, dtype=dtype: rng.uniform(-1, 1, shape).astype(dtype).astype(np.float64)
-        for name, x_shape, ksize, strides, pads, dilations, groups in DEFORMABLE_CASES:
-            x, off = deformable_inputs(rng, x_shape, ksize, strides, pads, dilations, groups)
+        for name, x_shape, ksize, strides, pads, dilations, deformable_groups in DEFORMABLE_CASES:
+            x, off = deformable_inputs(rng, x_shape, ksize, strides, pads, dilations, deformable_groups)
             x, off = (a.astype(dtype).astype(np.float64) for a in (x, off))
-            fn = lambda a, b: reference.deformable_offsets(a, b, ksize, strides, pads, dilations, groups, True)
+            fn = lambda a, b: reference.deformable_offsets(a, b, ksize, strides, pads, dilations,
+                                                           deformable_groups, True)
             y, g, gx, goff = reference_with_grads(fn, x, off, upstream)
             case = "%s_%s" % (name, dtype)
-            attrs = _attrs(ksize, strides, pads, dilations, groups)
+            attrs = _attrs(ksize, strides, pads, dilations, deformable_groups)
             w = lambda n, a, c=case: _write(data_dir, "EdvrDeformableOffsets_" + c, n, a, dtype)
             add("EdvrDeformableOffsets", "EdvrDeformableOffsets_" + case, [w("x", x), w("offsets", off)],
                 [w("y", y)], (["NHWC", "NHWC"], ["NHWC"]), attrs, dtype)

@@ -25,8 +25,8 @@ class Case:
         a = dict(strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), deformable_groups=1, modulated=True)
         a.update(self.attrs)
         kh, kw = a["ksize"]
-        ho = (h + a["pads"][0] + a["pads"][1] - (a["dilations"][0] * (kh - 1) + 1)) // a["strides"][0] + 1
-        wo = (w + a["pads"][2] + a["pads"][3] - (a["dilations"][1] * (kw - 1) + 1)) // a["strides"][1] + 1
+        ho = plan_lib.out_size(h, a["pads"][0] + a["pads"][1], kh, a["dilations"][0], a["strides"][0])
+        wo = plan_lib.out_size(w, a["pads"][2] + a["pads"][3], kw, a["dilations"][1], a["strides"][1])
         return plan_lib.deformable_offsets_geometry(self.x_shape, (n, ho, wo, 3 * a["deformable_groups"] * kh * kw), **a)
 
     def params_shape(self):
@@ -54,7 +54,7 @@ class Case:
             flat = params.reshape(-1, 2)
             flat[:4] = [[-1.0, 0.5], [geo.width, 1.0], [2.0, 3.0], [0.25, geo.height - 1]]
         else:
-            gk = geo.groups * geo.taps
+            gk = geo.deformable_groups * geo.taps
             params = np.concatenate([rng.uniform(-2.5, 2.5, shape[:-1] + (2 * gk,)),
                                      rng.uniform(0, 1, shape[:-1] + (gk,))], axis=-1)
             params.reshape(-1)[:2 * gk:3] = np.round(params.reshape(-1)[:2 * gk:3])  # integer shifts

@@ -161,12 +161,13 @@ def test_poisoned_output_shows_unwritten_elements(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,groups", [((16, 64, 64, 64), 8), ((4, 64, 64, 128), 8), ((16, 16, 16, 64), 1)])
-def test_edvr_sized_plans_fit(shape, groups, dtype):
+@pytest.mark.parametrize("shape,deformable_groups",
+                         [((16, 64, 64, 64), 8), ((4, 64, 64, 128), 8), ((16, 16, 16, 64), 1)])
+def test_edvr_sized_plans_fit(shape, deformable_groups, dtype):
     """Plans for EDVR-M/L PCD shapes (batch x frames, 64x64 LR crops): UB and core limits hold."""
     n, h, w, c = shape
-    geo = plan_lib.deformable_offsets_geometry(shape, (n, h, w, 27 * groups), (3, 3), pads=(1, 1, 1, 1),
-                                               deformable_groups=groups)
+    geo = plan_lib.deformable_offsets_geometry(shape, (n, h, w, 27 * deformable_groups), (3, 3),
+                                               pads=(1, 1, 1, 1), deformable_groups=deformable_groups)
     fwd, bwd = plan_lib.plan_forward(geo, dtype, ASCEND_910A), plan_lib.plan_backward(geo, dtype, ASCEND_910A)
     for plan in (fwd, bwd):
         assert plan_lib.ub_bytes(plan.layout) <= ASCEND_910A.ub_budget

@@ -35,8 +35,9 @@ double_only = pytest.mark.skipif(not USING_DOUBLE, reason="checks of our TIK dou
 IMPL_DIR = os.path.dirname(edvr_tik_machine.__file__)
 
 GOLDEN_CASES = [Case("golden_" + name, "deformable", x_shape,
-                     dict(ksize=ksize, strides=strides, pads=pads, dilations=dilations, deformable_groups=groups))
-                for name, x_shape, ksize, strides, pads, dilations, groups in golden.DEFORMABLE_CASES]
+                     dict(ksize=ksize, strides=strides, pads=pads, dilations=dilations,
+                          deformable_groups=deformable_groups))
+                for name, x_shape, ksize, strides, pads, dilations, deformable_groups in golden.DEFORMABLE_CASES]
 GOLDEN_CASES += [Case("golden_" + name, "bilinear", x_shape, coords_shape=coords_shape)
                  for name, x_shape, coords_shape in golden.BILINEAR_CASES]
 CASES = list(PLAN_CASES) + GOLDEN_CASES

@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include "edvr_out_size.h"
+
 namespace ge {
 namespace {
 
@@ -11,7 +13,7 @@ constexpr size_t kRank = 4;
 
 struct DeformableAttrs {
   std::vector<int64_t> ksize, strides, pads, dilations;
-  int64_t groups = 1;
+  int64_t deformable_groups = 1;
 };
 
 bool ReadDeformableAttrs(const Operator& op, DeformableAttrs* a) {
@@ -19,15 +21,10 @@ bool ReadDeformableAttrs(const Operator& op, DeformableAttrs* a) {
   if (op.GetAttr("strides", a->strides) != GRAPH_SUCCESS) a->strides = {1, 1};
   if (op.GetAttr("pads", a->pads) != GRAPH_SUCCESS) a->pads = {0, 0, 0, 0};
   if (op.GetAttr("dilations", a->dilations) != GRAPH_SUCCESS) a->dilations = {1, 1};
-  if (op.GetAttr("deformable_groups", a->groups) != GRAPH_SUCCESS) a->groups = 1;
+  if (op.GetAttr("deformable_groups", a->deformable_groups) != GRAPH_SUCCESS) a->deformable_groups = 1;
   return a->strides.size() == 2 && a->pads.size() == 4 && a->dilations.size() == 2 &&
          a->ksize[0] > 0 && a->ksize[1] > 0 && a->strides[0] > 0 && a->strides[1] > 0 &&
-         a->dilations[0] > 0 && a->dilations[1] > 0 && a->groups > 0;
-}
-
-/* Ho and Wo of docs/ops.md: (H + top + bottom - (dh*(kh-1) + 1)) // sh + 1. */
-int64_t OutSize(int64_t in, int64_t pad_a, int64_t pad_b, int64_t k, int64_t stride, int64_t dilation) {
-  return (in + pad_a + pad_b - (dilation * (k - 1) + 1)) / stride + 1;
+         a->dilations[0] > 0 && a->dilations[1] > 0 && a->deformable_groups > 0;
 }
 
 graphStatus CopyDesc(Operator& op, const char* from, const char* to) {
@@ -47,13 +44,13 @@ IMPLEMT_VERIFIER(EdvrDeformableOffsets, EdvrDeformableOffsetsVerify) {
   const std::vector<int64_t> x = op.GetInputDescByName("x").GetShape().GetDims();
   const std::vector<int64_t> off = op.GetInputDescByName("offsets").GetShape().GetDims();
   if (x.size() != kRank || off.size() != kRank) return GRAPH_FAILED;  // expected NHWC x and offsets
-  if (x[3] % a.groups != 0) return GRAPH_FAILED;                      // expected C % G == 0
+  if (x[3] % a.deformable_groups != 0) return GRAPH_FAILED;          // expected C % G == 0
   const int64_t taps = a.ksize[0] * a.ksize[1];
-  if (off[0] != x[0] || off[3] != 3 * a.groups * taps) return GRAPH_FAILED;  // expected [N, Ho, Wo, 3GK]
-  if (off[1] != OutSize(x[1], a.pads[0], a.pads[1], a.ksize[0], a.strides[0], a.dilations[0]) ||
-      off[2] != OutSize(x[2], a.pads[2], a.pads[3], a.ksize[1], a.strides[1], a.dilations[1])) {
-    return GRAPH_FAILED;  // expected Ho, Wo of the convolution geometry
-  }
+  if (off[0] != x[0] || off[3] != 3 * a.deformable_groups * taps) return GRAPH_FAILED;  // expected [N, Ho, Wo, 3GK]
+  const int64_t ho = edvr::OutSize(x[1], a.pads[0] + a.pads[1], a.ksize[0], a.dilations[0], a.strides[0]);
+  const int64_t wo = edvr::OutSize(x[2], a.pads[2] + a.pads[3], a.ksize[1], a.dilations[1], a.strides[1]);
+  if (ho < 1 || wo < 1) return GRAPH_FAILED;                       // expected a kernel that fits
+  if (off[1] != ho || off[2] != wo) return GRAPH_FAILED;           // expected [N, Ho, Wo, 3GK]
   if (op.GetInputDescByName("x").GetDataType() != op.GetInputDescByName("offsets").GetDataType()) {
     return GRAPH_FAILED;  // expected one dtype T
   }

@@ -4,28 +4,18 @@
 
 namespace domi {
 
-REGISTER_CUSTOM_OP("EdvrDeformableOffsets")
-    .FrameworkType(TENSORFLOW)
-    .OriginOpType("EdvrDeformableOffsets")
-    .ParseParamsByOperatorFn(AutoMappingByOpFn)
-    .ImplyType(ImplyType::TVM);
+/* The TF op type `op_type` onto the custom TBE op of the same name. REGISTER_CUSTOM_OP names its
+ * registrar by __COUNTER__, so the four expansions below do not collide. */
+#define EDVR_REGISTER_TF_OP(op_type)              \
+  REGISTER_CUSTOM_OP(op_type)                     \
+      .FrameworkType(TENSORFLOW)                  \
+      .OriginOpType(op_type)                      \
+      .ParseParamsByOperatorFn(AutoMappingByOpFn) \
+      .ImplyType(ImplyType::TVM)
 
-REGISTER_CUSTOM_OP("EdvrDeformableOffsetsGrad")
-    .FrameworkType(TENSORFLOW)
-    .OriginOpType("EdvrDeformableOffsetsGrad")
-    .ParseParamsByOperatorFn(AutoMappingByOpFn)
-    .ImplyType(ImplyType::TVM);
-
-REGISTER_CUSTOM_OP("EdvrBilinearSample")
-    .FrameworkType(TENSORFLOW)
-    .OriginOpType("EdvrBilinearSample")
-    .ParseParamsByOperatorFn(AutoMappingByOpFn)
-    .ImplyType(ImplyType::TVM);
-
-REGISTER_CUSTOM_OP("EdvrBilinearSampleGrad")
-    .FrameworkType(TENSORFLOW)
-    .OriginOpType("EdvrBilinearSampleGrad")
-    .ParseParamsByOperatorFn(AutoMappingByOpFn)
-    .ImplyType(ImplyType::TVM);
+EDVR_REGISTER_TF_OP("EdvrDeformableOffsets");
+EDVR_REGISTER_TF_OP("EdvrDeformableOffsetsGrad");
+EDVR_REGISTER_TF_OP("EdvrBilinearSample");
+EDVR_REGISTER_TF_OP("EdvrBilinearSampleGrad");
 
 }  // namespace domi

@@ -25,13 +25,16 @@ def tensor_dtype(desc, name):
     return SUPPORTED_DTYPES[dtype]
 
 
+def _gm_tensors(m, dtype, gm_names, sizes):
+    """One global-memory tensor of `dtype` per (name, element count)."""
+    return [m.gm(name, dtype, size) for name, size in zip(gm_names, sizes)]
+
+
 def build_forward(geo, dtype, kernel_name, gm_names):
     """Compile the forward kernel; gm_names = (x, params, y) tensor names."""
     m = tik_machine.TikMachine()
     plan = plan_lib.plan_forward(geo, dtype, m.device)
-    x = m.gm(gm_names[0], dtype, geo.x_size)
-    params = m.gm(gm_names[1], dtype, geo.params_size)
-    y = m.gm(gm_names[2], dtype, geo.output_size)
+    x, params, y = _gm_tensors(m, dtype, gm_names, (geo.x_size, geo.params_size, geo.output_size))
     program.forward(m, plan, x, params, y)
     return m.build(kernel_name, [x, params], [y])
 
@@ -40,11 +43,8 @@ def build_backward(geo, dtype, kernel_name, gm_names):
     """Compile the gradient kernel; gm_names = (grad, x, params, grad_x, grad_params)."""
     m = tik_machine.TikMachine()
     plan = plan_lib.plan_backward(geo, dtype, m.device)
-    grad = m.gm(gm_names[0], dtype, geo.output_size)
-    x = m.gm(gm_names[1], dtype, geo.x_size)
-    params = m.gm(gm_names[2], dtype, geo.params_size)
-    grad_x = m.gm(gm_names[3], dtype, geo.x_size)
-    grad_params = m.gm(gm_names[4], dtype, geo.params_size)
+    grad, x, params, grad_x, grad_params = _gm_tensors(
+        m, dtype, gm_names, (geo.output_size, geo.x_size, geo.params_size, geo.x_size, geo.params_size))
     accumulator = grad_x
     if plan.accumulates_in_workspace:
         accumulator = m.gm("grad_x_f32_workspace", "float32", geo.x_size, workspace=True)

@@ -68,7 +68,7 @@ class SamplingGeometry:
     height: int
     width: int
     channels: int
-    groups: int
+    deformable_groups: int
     out_h: int
     out_w: int
     kernel_h: int = 1
@@ -93,13 +93,14 @@ class SamplingGeometry:
 
     @property
     def group_channels(self):
-        return self.channels // self.groups
+        """Channels per deformable group: C / G."""
+        return self.channels // self.deformable_groups
 
     @property
     def param_stride(self):
         """Values per point in the offsets (dx, dy, mask blocks) or coords ((x, y)) tensor."""
         blocks = 3 if not self.absolute else 2
-        return blocks * self.groups * self.taps
+        return blocks * self.deformable_groups * self.taps
 
     @property
     def params_size(self):
@@ -112,6 +113,19 @@ class SamplingGeometry:
     @property
     def x_size(self):
         return self.batch * self.height * self.width * self.channels
+
+
+def out_size(size, pad, kernel, dilation, stride):
+    """Output length along one axis of a deformable convolution (docs/ops.md):
+    (size + pad - span) // stride + 1 with span = dilation * (kernel - 1) + 1 and `pad` the sum of
+    both sides' padding; None when the dilated kernel does not fit in the padded input.
+
+    The one definition for kernels/tbe and tests/tbe. It is a copy of ops._checks.out_size on
+    purpose: CANN's op compiler loads this package from its opp tree on the Ascend host, where the
+    project's `ops` package is not importable. tests/tbe/test_out_size.py checks the two agree.
+    """
+    span = dilation * (kernel - 1) + 1
+    return None if size + pad < span else (size + pad - span) // stride + 1
 
 
 def deformable_offsets_geometry(x_shape, offsets_shape, ksize, strides=(1, 1), pads=(0, 0, 0, 0),
@@ -127,9 +141,9 @@ def deformable_offsets_geometry(x_shape, offsets_shape, ksize, strides=(1, 1), p
     g = deformable_groups
     if g < 1 or c % g:
         raise ValueError("deformable_groups: expected a divisor of C=%d, got %d" % (c, g))
-    ho = (h + top + bottom - (dh * (kh - 1) + 1)) // sh + 1
-    wo = (w + left + right - (dw * (kw - 1) + 1)) // sw + 1
-    if ho < 1 or wo < 1:
+    ho = out_size(h, top + bottom, kh, dh, sh)
+    wo = out_size(w, left + right, kw, dw, sw)
+    if ho is None or wo is None:
         raise ValueError("ksize: kernel %dx%d (dilated) larger than the padded input %dx%d"
                          % (kh, kw, h + top + bottom, w + left + right))
     expected = (n, ho, wo, 3 * g * kh * kw)
@@ -182,7 +196,7 @@ def param_offset(geo, flat_point):
 
 def param_channels(geo, g, k):
     """(dx, dy, mask) channels of group g, tap k inside one parameter row (mask is None if unused)."""
-    gk = geo.groups * geo.taps
+    gk = geo.deformable_groups * geo.taps
     base = g * geo.taps + k
     return base, gk + base, (2 * gk + base if geo.modulated else None)
 
@@ -285,7 +299,7 @@ def channel_units(geo, dtype):
     """Partition of the groups into block-aligned channel units (the grad_x ownership unit)."""
     align = block_lanes(dtype)  # multiple of the float32 block (8 lanes) too
     units, first = [], 0
-    for g in range(geo.groups):
+    for g in range(geo.deformable_groups):
         end_lane = (g + 1) * geo.group_channels
         if end_lane % align == 0:
             units.append(ChannelUnit(first, g + 1, first * geo.group_channels, end_lane))
@@ -390,7 +404,7 @@ class SamplePlanes:
     @property
     def param_rows(self):
         """(plane, first channel) of the parameter rows loaded per point: dx, dy (and mask)."""
-        gk = self.geo.groups * self.geo.taps
+        gk = self.geo.deformable_groups * self.geo.taps
         rows = (("px", 0), ("py", gk))
         return rows + (("mask", 2 * gk),) if self.geo.modulated else rows
 
@@ -405,7 +419,7 @@ class SamplePlanes:
 
 def plane_slot(geo, dtype):
     """Plane lanes per point: its G*K samples, rounded up to a block of `dtype`."""
-    return round_up(geo.groups * geo.taps, block_lanes(dtype))
+    return round_up(geo.deformable_groups * geo.taps, block_lanes(dtype))
 
 
 SAMPLE_PLANES = ("py", "px", "base_y", "base_x", "tmp", "ly", "lx", "hy", "hx", "w00", "w01", "w10", "w11",

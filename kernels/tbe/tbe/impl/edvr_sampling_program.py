@@ -144,7 +144,7 @@ def _rows(m, plan, params, start, local, raw):
 def _careful_rows(m, plan, params, start, local, raw):
     """Rows near the tensor's end: loaded from their block-aligned start, copied by the scalar
     unit (a few points per tensor), so no load passes the tensor's last block."""
-    gk = plan.geo.groups * plan.geo.taps
+    gk = plan.geo.deformable_groups * plan.geo.taps
     lanes = plan_lib.block_lanes(plan.dtype)
     scratch, value = m.ub("row_scratch"), m.scalar(plan.dtype, "row_value", 0)
     for name, channel in plan.param_rows:
@@ -159,7 +159,7 @@ def _careful_rows(m, plan, params, start, local, raw):
 def write_base_pattern(m, geo, base_y, base_x):
     """Lanes g * K + k of base_y / base_x: base_position(geo, 0, 0, i, j), the tap part of a
     sample's undeformed position (the point part is plan_lib.base_shift)."""
-    for g in range(geo.groups):
+    for g in range(geo.deformable_groups):
         for k in range(geo.taps):
             i, j = plan_lib.split_tap(geo, k)
             first_y, first_x = plan_lib.base_position(geo, 0, 0, i, j)
@@ -289,7 +289,7 @@ def forward(m, plan, x, params, y):
             i, j = plan_lib.split_tap(geo, k)
             dst = staged_at
             dst.set_as(plan.staged_offset(i, local, j))  # once per tap, for all groups and corners
-            for g in range(geo.groups):
+            for g in range(geo.deformable_groups):
                 lane = sample.lane
                 lane.set_as(sample.row + (g * geo.taps + k))  # once per sample, for its up to 9 reads
                 m.read(sample.py, m.ub("py"), lane)
@@ -473,7 +473,7 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
             grad_at.set_as(plan_lib.output_offset(geo, n, ho, i, wo, j))  # once per tap, for all groups
-            for g in range(geo.groups):
+            for g in range(geo.deformable_groups):
                 sample.lane.set_as(sample.row + (g * geo.taps + k))  # once per sample, for its reads
                 m.read(sample.py, m.ub("py"), sample.lane)
                 m.read(sample.px, m.ub("px"), sample.lane)

@@ -178,29 +178,33 @@ class TikMachine:
             emit(done, step)
             done, repeats = done + step * per_repeat, repeats - step
 
-    def vadd(self, dst, a, b, lanes):
-        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_add(
+    def _plane_binary(self, instruction, dst, a, b, lanes):
+        """dst = instruction(a, b) lane by lane (vec_add, vec_sub, ...), contiguous planes."""
+        self._plane_repeats(lanes, lambda o, r: instruction(
             plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], a.tensor[o], b.tensor[o], r, 8, 8, 8))
+
+    def _plane_with_scalar(self, instruction, dst, src, scalar, lanes):
+        """dst = instruction(src, scalar) lane by lane (vec_adds, vec_muls), contiguous planes."""
+        self._plane_repeats(lanes, lambda o, r: instruction(
+            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], src.tensor[o], scalar, r, 8, 8))
+
+    def vadd(self, dst, a, b, lanes):
+        self._plane_binary(self.tik_instance.vec_add, dst, a, b, lanes)
 
     def vsub(self, dst, a, b, lanes):
-        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_sub(
-            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], a.tensor[o], b.tensor[o], r, 8, 8, 8))
+        self._plane_binary(self.tik_instance.vec_sub, dst, a, b, lanes)
 
     def vmin(self, dst, a, b, lanes):
-        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_min(
-            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], a.tensor[o], b.tensor[o], r, 8, 8, 8))
+        self._plane_binary(self.tik_instance.vec_min, dst, a, b, lanes)
 
     def vmul(self, dst, a, b, lanes):
-        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_mul(
-            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], a.tensor[o], b.tensor[o], r, 8, 8, 8))
+        self._plane_binary(self.tik_instance.vec_mul, dst, a, b, lanes)
 
     def vadds(self, dst, src, scalar, lanes):
-        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_adds(
-            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], src.tensor[o], scalar, r, 8, 8))
+        self._plane_with_scalar(self.tik_instance.vec_adds, dst, src, scalar, lanes)
 
     def vmuls(self, dst, src, scalar, lanes):
-        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_muls(
-            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], src.tensor[o], scalar, r, 8, 8))
+        self._plane_with_scalar(self.tik_instance.vec_muls, dst, src, scalar, lanes)
 
     def vconv(self, dst, src, lanes, round_mode=""):
         """float32 -> int32 with round_mode ('floor', 'round'), or int32 -> float32 ('')."""
