@@ -10,10 +10,10 @@ import tensorflow as tf
 
 from edvr import precision
 from edvr.config import load_config
-from edvr.infer import Restorer
+from edvr.inference import Restorer
 from edvr.model import build_edvr
 
-from model_testing import random_checkpoint
+from tests.model.model_testing import random_checkpoint
 
 TINY = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'edvr_tiny.yaml')
 
