@@ -31,13 +31,21 @@ EXIT_CODES = (
 
 
 def tool_parser(tool, description, config_help=None, config_default=None,
-                config_required=False, threads=True):
+                config_required=False, threads=True, checkpoint=False):
     """An ArgumentParser for ``python -m edvr.TOOL`` with the shared flags: ``--config``
-    (when ``config_help`` is given) and the thread-pool flags (``threads``)."""
+    (when ``config_help`` is given), the thread-pool flags (``threads``) and, for the tools
+    that read a trained model (``checkpoint``), ``--checkpoint`` and a ``--config`` that
+    defaults to the run folder's (edvr.config.load_run_config)."""
     parser = argparse.ArgumentParser(prog=f'edvr.{tool}', description=description)
+    if checkpoint:
+        config_help = config_help or ('YAML config of the model (default: config.yaml of the '
+                                      'checkpoint\'s run folder, which edvr.train writes)')
     if config_help is not None:
         parser.add_argument('--config', default=config_default, required=config_required,
                             help=config_help)
+    if checkpoint:
+        parser.add_argument('--checkpoint', required=True,
+                            help='checkpoint prefix, or a run folder (its latest checkpoint)')
     if threads:
         from edvr.session import add_thread_flags
         add_thread_flags(parser)

@@ -65,10 +65,7 @@ def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_imag
 
 
 def make_parser():
-    parser = cli.tool_parser('evaluate', __doc__.split('\n\n')[0],
-                             'model YAML config (default: config.yaml of the checkpoint\'s run '
-                             'folder)')
-    parser.add_argument('--checkpoint', required=True, help='checkpoint prefix or run folder')
+    parser = cli.tool_parser('evaluate', __doc__.split('\n\n')[0], checkpoint=True)
     parser.add_argument('--data_dir', required=True, help='dataset in the seed layout')
     parser.add_argument('--split', default='val', choices=reds.SPLITS)
     parser.add_argument('--json', help='write the results here as JSON')

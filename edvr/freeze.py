@@ -68,10 +68,7 @@ def export(cfg, checkpoint, output_dir, height=None, width=None, threads=None):
 
 
 def make_parser():
-    parser = cli.tool_parser('freeze', __doc__.split('\n')[0],
-                             'YAML config of the model (default: config.yaml of the '
-                             'checkpoint\'s run directory)')
-    parser.add_argument('--checkpoint', required=True, help='checkpoint prefix or directory')
+    parser = cli.tool_parser('freeze', __doc__.split('\n')[0], checkpoint=True)
     parser.add_argument('--output', required=True, help='folder for the .pb and the SavedModel')
     parser.add_argument('--height', type=int, default=None, help='fixed input height (default: dynamic)')
     parser.add_argument('--width', type=int, default=None, help='fixed input width (default: dynamic)')

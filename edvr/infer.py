@@ -41,10 +41,8 @@ from edvr.data.frame_indices import PADDINGS
 
 
 def make_parser():
-    parser = cli.tool_parser(
-        'infer', 'Restore a clip (PNG frames or a video) with EDVR.',
-        'YAML config of the model (default: config.yaml of the checkpoint\'s run directory)')
-    parser.add_argument('--checkpoint', required=True, help='checkpoint prefix or directory')
+    parser = cli.tool_parser('infer', 'Restore a clip (PNG frames or a video) with EDVR.',
+                             checkpoint=True)
     parser.add_argument('--input', required=True,
                         help='folder of PNG frames (sorted by name) or a video file')
     parser.add_argument('--output', required=True,
