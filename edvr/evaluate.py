@@ -19,8 +19,8 @@ from edvr.checkpoint import checkpoint_step, model_variables, resolve_checkpoint
 from edvr.comparison import save_comparison
 from edvr.config import load_run_config
 from edvr.data import reds
-from edvr.validation import Evaluator, format_table
 from edvr.session import session_config, threads_from_flags
+from edvr.validation import Evaluator, format_table
 
 
 def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_images=None,
