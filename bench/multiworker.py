@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from bench import profile, workloads
-from edvr import train as train_module
+from edvr.training import graph as training_graph
 from edvr.data import reds
 from edvr.session import session_config
 from edvr.training import distributed
@@ -53,10 +53,10 @@ class Worker:
             average=config['train']['loss_reduction'] == 'mean')
         self.graph_obj = tf.Graph()
         with self.graph_obj.as_default(), tf.device(cluster.device):
-            self.graph = train_module.TrainingGraph(
+            self.graph = training_graph.TrainingGraph(
                 config, data_dir, None, wrap_optimizer=self.collectives.wrap_optimizer)
             self.broadcast = self.collectives.broadcast_variables()
-            dataset = train_module.training_dataset(config, data_dir, spec, 0, cluster.size,
+            dataset = training_graph.training_dataset(config, data_dir, spec, 0, cluster.size,
                                                     cluster.index)
             self.next_batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
             self.variables = tf.compat.v1.global_variables()

@@ -4,7 +4,7 @@ cache of a streamed clip, the input pipeline, and the
 tf.nn.conv2d rate that sets their FLOP floor. The times against the floor are printed at
 the end (bench.floor); ``--bench-quick`` runs the tiny model at tiny sizes instead.
 
-The workloads are bench.workloads (edvr.train's TrainingGraph, edvr.infer's Restorer,
+The workloads are bench.workloads (edvr.training.graph's TrainingGraph, edvr.inference's Restorer,
 edvr.data.pipeline on a synthetic dataset), run in graph mode with edvr.session's config.
 """
 import os

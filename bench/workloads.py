@@ -1,12 +1,14 @@
 """The EDVR workloads that the model benchmarks (bench/test_edvr_bench.py), the profiler
 (bench.profile) and the report (bench.report) share, built from the project's own code:
 
-- ``TrainStep``: one step of ``edvr.train`` (its TrainingGraph: model, loss, Adam train op),
-  fed a (b, t, crop, crop, 3) LR batch and its (b, 4crop, 4crop, 3) GT; float32, or with
-  ``compute_dtype=tf.bfloat16`` mixed precision (edvr.precision), as ``InferFrame``;
-- ``InferFrame``: one frame of ``edvr.infer`` (its Restorer on a (t, h, w, 3) window, from a
-  checkpoint written here) -> (4h, 4w, 3); ``cached=True``: one frame as a video streams
-  through the feature cache (the new frame's features, then the window from cached ones);
+- ``TrainStep``: one step of ``edvr.train`` (edvr.training.graph's TrainingGraph: model,
+  loss, Adam train op), fed a (b, t, crop, crop, 3) LR batch and its (b, 4crop, 4crop, 3) GT;
+  float32, or with ``compute_dtype=tf.bfloat16`` mixed precision (edvr.precision), as
+  ``InferFrame``;
+- ``InferFrame``: one frame of ``edvr.infer`` (edvr.inference's Restorer on a (t, h, w, 3)
+  window, from a checkpoint written here) -> (4h, 4w, 3); ``cached=True``: one frame as a
+  video streams through the feature cache (the new frame's features, then the window from
+  cached ones);
 - ``InputPipeline``: batches of ``edvr.data.pipeline.training_dataset`` read from a synthetic
   dataset with REDS-sized frames;
 - ``ConvRate``: the 3x3, 64 -> 64 ``tf.nn.conv2d`` whose FLOP rate sets the floor.
@@ -78,12 +80,12 @@ class TrainStep(_Session):
     """One training step of ``edvr.train`` on a random batch.
 
     ``config``: a full config (see ``load_sized_config``); batch (b, t, crop, crop, 3).
-    ``fetches`` are those of ``edvr.train.run_loop`` on an ordinary step (train op, loss, lr);
-    ``flops``: ``graph_conv_flops`` of them (forward and backward).
+    ``fetches`` are those of ``edvr.training.loop.run_loop`` on an ordinary step (train op,
+    loss, lr); ``flops``: ``graph_conv_flops`` of them (forward and backward).
     """
 
     def __init__(self, config, compute_dtype=tf.float32):
-        from edvr.train import TrainingGraph  # heavy imports only for this workload
+        from edvr.training.graph import TrainingGraph  # heavy imports only for this workload
         self.config = config
         batch, crop = config['train']['batch_size'], config['data']['lr_crop']
         frames = config['model']['num_frame']
@@ -117,6 +119,7 @@ def write_random_checkpoint(model_cfg, directory, offset_pixels=1.5, seed=0):
     sample off the grid as a trained model does. Calibrated level by level (L3, L2, L1,
     cascading: each level's input depends on the coarser ones) on (1, t, 32, 32, c) frames.
     """
+    from edvr.checkpoint import assign_weights
     from edvr.model import build_edvr
     rng = np.random.default_rng(seed)
     graph = tf.Graph()
@@ -131,13 +134,14 @@ def write_random_checkpoint(model_cfg, directory, offset_pixels=1.5, seed=0):
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             for level, offsets in endpoints['dcn_offsets'].items():
-                kernel = kernels[f'edvr/pcd_alignment/{level}/dcn/offset_mask_conv/kernel']
+                name = f'edvr/pcd_alignment/{level}/dcn/offset_mask_conv/kernel'
+                kernel = kernels[name]
                 value = rng.normal(size=kernel.shape).astype(np.float32)
-                sess.run(kernel.assign(value))
+                assign_weights(sess, {name: value}, [kernel])
                 # Offsets are linear in the offset columns of the kernel (bias 0): rescale them.
                 std = float(np.std(sess.run(offsets, feed)))
                 value[..., :offsets.shape[-1]] *= offset_pixels / max(std, 1e-12)
-                sess.run(kernel.assign(value))
+                assign_weights(sess, {name: value}, [kernel])
             return saver.save(sess, os.path.join(directory, 'random'))
 
 
@@ -153,7 +157,7 @@ class InferFrame(_Session):
 
     def __init__(self, config, height, width, checkpoint_dir, cached=False,
                  compute_dtype=tf.float32):
-        from edvr.infer import Restorer
+        from edvr.inference import Restorer
         model_cfg = config['model']
         checkpoint = write_random_checkpoint(model_cfg, checkpoint_dir)
         self.restorer = Restorer(model_cfg, checkpoint, threads=config['threads'],

@@ -1,29 +1,47 @@
-"""Find a checkpoint, check it is whole, and restore the EDVR variables from it.
+"""Checkpoints, in one place: find the latest, check it is whole and fits the model, restore
+it, save and prune a run's checkpoints, and write NumPy weights into a graph or a checkpoint.
 
 A checkpoint ``PREFIX`` is TensorFlow's tensor bundle: ``PREFIX.index`` (an SSTable mapping
 each tensor name to a ``BundleEntryProto``: data shard, offset, size and masked crc32c of its
 bytes) and ``PREFIX.data-SSSSS-of-NNNNN``. ``verify_checkpoint`` reads the index, checks every
 data file is there and long enough, and has TensorFlow read every tensor, which recomputes its
 crc32c, so a damaged checkpoint is reported in one line naming the file before any restore.
+
+A save (``CheckpointManager``) writes ``DIR/model.ckpt-STEP.{index,data-*}`` (TensorFlow's V2
+writer assembles them in temporary files and renames), and only then rewrites the
+``DIR/checkpoint`` state file, itself atomically; so a run killed mid-save still points at the
+previous complete checkpoint. The state file names checkpoints relative to the folder, so a
+copied or moved run folder restores its own weights. Older checkpoints beyond ``max_to_keep``
+are deleted after the state is updated. A save that fails (full disk, I/O error) removes what
+it half wrote and raises ``CheckpointSaveError``; the previous checkpoint and the state file
+are untouched.
 """
 import glob
 import os
 import re
 import struct
 
+import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
 
 STATE_FILE = 'checkpoint'  # TensorFlow's name for the state file of a folder
+RUN_PREFIX = 'model.ckpt'   # a run's checkpoints: RUN_PREFIX-STEP
 STEP_PATTERN = re.compile(r'-(\d+)$')
 
 
 class CheckpointError(ValueError):
     """No checkpoint where one was expected, or one that does not fit the model."""
+    exit_code = 1  # edvr.cli.EXIT_CHECKPOINT (edvr.cli imports this module lazily)
 
 
 class CheckpointDamagedError(CheckpointError):
     """A checkpoint whose files are missing, truncated or fail their checksums."""
+
+
+class CheckpointSaveError(OSError):
+    """A checkpoint could not be written; the previous one is intact."""
+    exit_code = 1  # edvr.cli.EXIT_CHECKPOINT
 
 
 # --- reading the index (an uncompressed LevelDB table, as TensorFlow writes it) -------------
@@ -301,6 +319,28 @@ def newest_intact_checkpoint(directory, warn):
 
 # --- restoring --------------------------------------------------------------------------------
 
+def mismatch_report(missing=(), unexpected=(), mismatched=(), noun='variables', limit=20):
+    """The one description of weights that do not fit a model, '' when they do.
+
+    ``missing``/``unexpected``: names; ``mismatched``: ``'name: got SHAPE, expected SHAPE'``
+    lines. E.g. ``missing variables (2): a, b | shape mismatches (1): c: got (7,), expected
+    (3,)``; at most ``limit`` names each, then ``... and N more``.
+    """
+    def listed(items, separator):
+        items = sorted(items)
+        more = f' ... and {len(items) - limit} more' if len(items) > limit else ''
+        return separator.join(items[:limit]) + more
+
+    parts = []
+    if missing:
+        parts.append(f'missing {noun} ({len(missing)}): {listed(missing, ", ")}')
+    if unexpected:
+        parts.append(f'unexpected {noun} ({len(unexpected)}): {listed(unexpected, ", ")}')
+    if mismatched:
+        parts.append(f'shape mismatches ({len(mismatched)}): {listed(mismatched, "; ")}')
+    return ' | '.join(parts)
+
+
 def check_compatible(checkpoint, variables):
     """Raise CheckpointError unless ``checkpoint`` holds every variable with the same shape.
 
@@ -310,27 +350,153 @@ def check_compatible(checkpoint, variables):
     stored = dict(tf.compat.v1.train.list_variables(checkpoint))
     wanted = {v.op.name: v.shape.as_list() for v in variables}
     scopes = {name.split('/')[0] for name in wanted}
-    missing = sorted(set(wanted) - set(stored))
-    mismatched = [f'{name}: checkpoint {stored[name]}, model {shape}'
+    missing = set(wanted) - set(stored)
+    mismatched = [f'{name}: got {tuple(stored[name])}, expected {tuple(shape)}'
                   for name, shape in sorted(wanted.items())
                   if name in stored and list(stored[name]) != list(shape)]
-    unexpected = sorted(name for name in stored
-                        if name.split('/')[0] in scopes and name not in wanted
-                        and not any(name.startswith(w + '/') for w in wanted))
-    if missing or mismatched or unexpected:
-        parts = []
-        if missing:
-            parts.append(f'{len(missing)} variables missing (e.g. {", ".join(missing[:3])})')
-        if unexpected:
-            parts.append(f'{len(unexpected)} unexpected (e.g. {", ".join(unexpected[:3])})')
-        if mismatched:
-            parts.append(f'{len(mismatched)} with other shapes (e.g. {"; ".join(mismatched[:3])})')
-        raise CheckpointError(f'checkpoint {checkpoint} does not fit the config: '
-                              f'{", ".join(parts)}. Was it written for another config?')
+    unexpected = [name for name in stored
+                  if name.split('/')[0] in scopes and name not in wanted
+                  and not any(name.startswith(w + '/') for w in wanted)]
+    report = mismatch_report(missing, unexpected, mismatched)
+    if report:
+        raise CheckpointError(f'checkpoint {checkpoint} does not fit the config: {report}. '
+                              f'Was it written for another config?')
 
 
-def restore(sess, checkpoint, variables):
-    """Check ``checkpoint`` is whole and fits ``variables``, then restore them into ``sess``."""
-    verify_checkpoint(checkpoint)
+def model_variables(scope='edvr'):
+    """The model's variables in the default graph (no optimiser slots, no step): what an
+    inference graph restores."""
+    return tf.compat.v1.global_variables(scope=scope + '/')
+
+
+def restore(sess, checkpoint, variables, saver=None, verify=True):
+    """Check ``checkpoint`` is whole (unless ``verify`` is False: the caller just did) and fits
+    ``variables``, then restore them into ``sess``, through ``saver`` if given (a finalized
+    graph cannot make a new one), else a new Saver of ``variables``."""
+    if verify:
+        verify_checkpoint(checkpoint)
     check_compatible(checkpoint, variables)
-    tf.compat.v1.train.Saver(variables).restore(sess, checkpoint)
+    (saver or tf.compat.v1.train.Saver(variables)).restore(sess, checkpoint)
+
+
+# --- NumPy weights into a graph or a checkpoint ---------------------------------------------
+
+def assign_weights(sess, values, variables=None):
+    """Assign ``values`` ({variable name without ':0': array}) to ``variables`` (default: the
+    graph's global variables) in ``sess``; every variable must be given, and nothing else.
+
+    Raises CheckpointError with the mismatch report otherwise.
+    """
+    variables = tf.compat.v1.global_variables() if variables is None else list(variables)
+    shapes = {v.op.name: tuple(v.shape.as_list()) for v in variables}
+    mismatched = [f'{name}: got {np.shape(values[name])}, expected {shape}'
+                  for name, shape in sorted(shapes.items())
+                  if name in values and tuple(np.shape(values[name])) != shape]
+    report = mismatch_report(set(shapes) - set(values), set(values) - set(shapes), mismatched)
+    if report:
+        raise CheckpointError(f'weights do not fit the graph: {report}')
+    feeds, assigns = {}, []
+    for var in variables:
+        placeholder = tf.compat.v1.placeholder(var.dtype.base_dtype, var.shape)
+        assigns.append(tf.compat.v1.assign(var, placeholder))
+        feeds[placeholder] = values[var.op.name]
+    sess.run(assigns, feeds)
+
+
+def _model_graph(cfg, scope):
+    """A new graph holding ``build_edvr(cfg)`` on (1, t, ?, ?, c) frames; returns the graph."""
+    from edvr.model import build_edvr
+    graph = tf.Graph()
+    with graph.as_default():
+        frames = tf.compat.v1.placeholder(tf.float32,
+                                          [1, cfg['num_frame'], None, None, cfg['num_in_ch']])
+        build_edvr(frames, cfg, scope=scope)
+    return graph
+
+
+def model_variable_shapes(cfg, scope='edvr'):
+    """{name: shape tuple} of the variables ``build_edvr`` creates for the model config ``cfg``."""
+    with _model_graph(cfg, scope).as_default():
+        return {v.op.name: tuple(v.shape.as_list()) for v in tf.compat.v1.global_variables()}
+
+
+def write_weights(values, cfg, path, scope='edvr'):
+    """Save ``values`` ({name: array}, every variable of ``build_edvr(cfg)``) as a checkpoint
+    at the prefix ``path``, with paths relative to its folder (the folder stays portable);
+    returns the prefix."""
+    graph = _model_graph(cfg, scope)
+    with graph.as_default():
+        variables = tf.compat.v1.global_variables()
+        saver = tf.compat.v1.train.Saver(variables, save_relative_paths=True)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            assign_weights(sess, values, variables)
+            return saver.save(sess, str(path), write_meta_graph=False)
+
+
+# --- saving during training -----------------------------------------------------------------
+
+class CheckpointManager:
+    """Saves to and prunes ``directory``; ``saver`` is a tf.compat.v1.train.Saver."""
+
+    def __init__(self, directory, saver, max_to_keep):
+        if max_to_keep < 1:
+            raise ValueError(f'train.max_to_keep must be >= 1, got {max_to_keep}')
+        self.directory, self.saver, self.max_to_keep = directory, saver, max_to_keep
+
+    def kept(self):
+        """Names (relative to the directory) of the checkpoints in the state file."""
+        return [os.path.basename(p) for p in listed_checkpoints(self.directory)]
+
+    def latest(self):
+        """The latest checkpoint prefix, or None."""
+        listed = listed_checkpoints(self.directory)
+        return listed[-1] if listed else None
+
+    def save(self, sess, step):
+        """Saves the session's variables as ``model.ckpt-step``; returns the prefix.
+
+        Raises CheckpointSaveError when the files or the state cannot be written.
+        """
+        name = f'{RUN_PREFIX}-{step}'
+        prefix = os.path.join(self.directory, name)
+        kept = [n for n in self.kept() if n != name] + [name]
+        dropped, kept = kept[:-self.max_to_keep], kept[-self.max_to_keep:]
+        try:
+            self.saver.save(sess, prefix, write_meta_graph=False, write_state=False)
+            self._write_state(name, kept)
+        except (tf.errors.OpError, OSError) as e:
+            self._remove_partial(name)
+            raise CheckpointSaveError(
+                f'could not save checkpoint {prefix} at step {step} '
+                f'({type(e).__name__}: {error_summary(e)}); the previous '
+                f'checkpoint {self.latest() or "(none)"} and the state file are intact') from e
+        for old in dropped:
+            for path in glob.glob(os.path.join(self.directory, old) + '.*'):
+                os.remove(path)
+        return prefix
+
+    def _write_state(self, name, kept):
+        # Names relative to the folder (TensorFlow joins them to the folder when reading),
+        # written to a temporary file and renamed by TensorFlow. The folder is passed
+        # absolute: with a relative one TensorFlow takes the names as relative to the cwd.
+        tf.compat.v1.train.update_checkpoint_state(os.path.abspath(self.directory), name,
+                                                   all_model_checkpoint_paths=kept)
+
+    def _remove_partial(self, name):
+        """Deletes what a failed save of ``name`` left: its files (unless the state lists
+        it), the writer's temporary files and a half-written state file."""
+        if name in self.kept():
+            return
+        leftovers = glob.glob(os.path.join(self.directory, name) + '.*') + \
+            glob.glob(os.path.join(self.directory, name) + '_temp*') + \
+            glob.glob(os.path.join(self.directory, 'checkpoint.tmp*'))
+        for path in leftovers:
+            try:
+                if os.path.isdir(path):
+                    for inner in glob.glob(os.path.join(path, '*')):
+                        os.remove(inner)
+                    os.rmdir(path)
+                else:
+                    os.remove(path)
+            except OSError:
+                pass  # best effort: nothing refers to these files

@@ -1,7 +1,7 @@
 """YAML configuration: sections of known keys with defaults, validated on load.
 
 A config file is a mapping of sections; each section is a mapping of keys. Only the
-sections registered in ``SCHEMA`` are allowed, and only their keys::
+sections of ``SCHEMA`` are allowed, and only their keys::
 
     model:
       num_feat: 64
@@ -10,14 +10,13 @@ sections registered in ``SCHEMA`` are allowed, and only their keys::
 API:
 
 - ``load_config(path)`` reads a YAML file (or a preset named as ``configs/edvr_tiny.yaml`` or
-  ``edvr_tiny``, also when installed) and returns ``Config`` (a dict of section dicts,
-  every registered section present and every key filled with its default when absent).
+  ``edvr_tiny``, also when installed) and returns a dict of section dicts (every section
+  of ``SCHEMA`` present and every key filled with its default when absent).
 - ``parse_config(mapping, source='<dict>')`` does the same for an in-memory mapping.
 - ``load_run_config(path, checkpoint)``: ``load_config(path)``, or without a path the
   ``config.yaml`` edvr.train wrote beside the checkpoint (``--checkpoint RUN_DIR`` alone).
-- ``register_section(name, fields)`` adds a section (for example ``train`` or ``data``);
-  ``fields`` maps each key to ``(default, type)`` where ``type`` is a type or a tuple of
-  types (``type(None)`` allows null). Registering a section that exists adds keys to it.
+- ``SCHEMA`` maps each section to its keys, each key to ``(default, type)`` where ``type``
+  is a type or a tuple of types (``type(None)`` allows null).
 
 An unknown section, an unknown key (with the closest known key suggested) or a value of
 the wrong type raises ``ConfigError`` naming the file, the key, what it got and what it
@@ -115,24 +114,6 @@ SCHEMA = {
 }
 
 
-class Config(dict):
-    """Sections by name; ``config.model`` is ``config['model']``."""
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f'config has no section {name!r}; sections: {sorted(self)}') from None
-
-
-def register_section(name, fields):
-    """Add section ``name`` (or more keys to it): ``fields`` maps key -> (default, type)."""
-    for key, spec in fields.items():
-        if not (isinstance(spec, tuple) and len(spec) == 2):
-            raise ValueError(f'field {name}.{key} must be (default, type), got {spec!r}')
-    SCHEMA.setdefault(name, {}).update(fields)
-
-
 def _type_name(types):
     types = types if isinstance(types, tuple) else (types,)
     return ' or '.join('null' if t is type(None) else t.__name__ for t in types)
@@ -157,12 +138,12 @@ def _unknown(source, what, name, known):
 
 
 def parse_config(mapping, source='<dict>'):
-    """Validate ``mapping`` against ``SCHEMA``; return a ``Config`` with defaults filled in."""
+    """Validate ``mapping`` against ``SCHEMA``; return its sections with defaults filled in."""
     if mapping is None:
         mapping = {}
     if not isinstance(mapping, dict):
         raise ConfigError(f'{source}: top level must be a mapping of sections, got {type(mapping).__name__}')
-    config = Config()
+    config = {}
     for section, fields in SCHEMA.items():
         config[section] = {key: copy.deepcopy(default) for key, (default, _) in fields.items()}
     for section, values in mapping.items():

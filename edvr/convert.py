@@ -14,11 +14,14 @@ orders channels (i * r + j) * c + ch, PyTorch ch * r^2 + i * r + j), and the DCN
 convs (torchvision/mmcv interleave (dy, dx) per group and kernel point; ``ops`` takes a dx
 block, a dy block, then the mask).
 """
-import argparse
+import os
 import re
 import sys
 
 import numpy as np
+
+from edvr import cli
+from edvr.checkpoint import mismatch_report, model_variable_shapes, write_weights
 
 KERNEL_POINTS = 9
 
@@ -119,33 +122,41 @@ def layer_table(cfg, scope='edvr'):
 
 # --- original xinntao/EDVR names -> BasicSR names ------------------------------------------
 
-_ORIGINAL_RENAMES = [
-    (r'^pre_deblur\.conv_first_1\.', 'predeblur.conv_first.'),
-    (r'^pre_deblur\.conv_first_2\.', 'predeblur.stride_conv_hr1.'),
-    (r'^pre_deblur\.conv_first_3\.', 'predeblur.stride_conv_hr2.'),
-    (r'^pre_deblur\.conv_first\.', 'predeblur.conv_first.'),
-    (r'^pre_deblur\.deblur_L(\d)_conv\.', r'predeblur.stride_conv_l\1.'),
-    (r'^pre_deblur\.RB_L3_1\.', 'predeblur.resblock_l3.'),
-    (r'^pre_deblur\.RB_L2_(\d)\.', r'predeblur.resblock_l2_\1.'),
-    (r'^pre_deblur\.RB_L1_(\d)\.', lambda m: f'predeblur.resblock_l1.{int(m.group(1)) - 1}.'),
-    (r'^fea_L(\d)_conv(\d)\.', r'conv_l\1_\2.'),
-    (r'^pcd_align\.L(\d)_offset_conv(\d)\.', r'pcd_align.offset_conv\2.l\1.'),
-    (r'^pcd_align\.L(\d)_dcnpack\.conv_offset_mask\.', r'pcd_align.dcn_pack.l\1.conv_offset.'),
-    (r'^pcd_align\.L(\d)_dcnpack\.', r'pcd_align.dcn_pack.l\1.'),
-    (r'^pcd_align\.L(\d)_fea_conv\.', r'pcd_align.feat_conv.l\1.'),
-    (r'^pcd_align\.cas_dcnpack\.conv_offset_mask\.', 'pcd_align.cas_dcnpack.conv_offset.'),
-    # The original embeds the reference with tAtt_2 and the neighbours with tAtt_1;
-    # BasicSR uses temporal_attn1 for the reference.
-    (r'^tsa_fusion\.tAtt_1\.', 'fusion.temporal_attn2.'),
-    (r'^tsa_fusion\.tAtt_2\.', 'fusion.temporal_attn1.'),
-    (r'^tsa_fusion\.fea_fusion\.', 'fusion.feat_fusion.'),
-    (r'^tsa_fusion\.sAtt_L(\d)\.', r'fusion.spatial_attn_l\1.'),
-    (r'^tsa_fusion\.sAtt_add_(\d)\.', r'fusion.spatial_attn_add\1.'),
-    (r'^tsa_fusion\.sAtt_(\d)\.', r'fusion.spatial_attn\1.'),
-    (r'^tsa_fusion\.(weight|bias)$', r'fusion.\1'),
-    (r'^recon_trunk\.', 'reconstruction.'),
-    (r'^HRconv\.', 'conv_hr.'),
-]
+# Original parameter name (a regular expression) -> BasicSR name (its re.sub replacement),
+# one rule a line, the first that matches wins; ``#`` lines are comments.
+_ORIGINAL_RENAME_TABLE = r"""
+^pre_deblur\.conv_first_1\.                    predeblur.conv_first.
+^pre_deblur\.conv_first_2\.                    predeblur.stride_conv_hr1.
+^pre_deblur\.conv_first_3\.                    predeblur.stride_conv_hr2.
+^pre_deblur\.conv_first\.                      predeblur.conv_first.
+^pre_deblur\.deblur_L(\d)_conv\.               predeblur.stride_conv_l\1.
+^pre_deblur\.RB_L3_1\.                         predeblur.resblock_l3.
+^pre_deblur\.RB_L2_(\d)\.                      predeblur.resblock_l2_\1.
+^fea_L(\d)_conv(\d)\.                          conv_l\1_\2.
+^pcd_align\.L(\d)_offset_conv(\d)\.            pcd_align.offset_conv\2.l\1.
+^pcd_align\.L(\d)_dcnpack\.conv_offset_mask\.  pcd_align.dcn_pack.l\1.conv_offset.
+^pcd_align\.L(\d)_dcnpack\.                    pcd_align.dcn_pack.l\1.
+^pcd_align\.L(\d)_fea_conv\.                   pcd_align.feat_conv.l\1.
+^pcd_align\.cas_dcnpack\.conv_offset_mask\.    pcd_align.cas_dcnpack.conv_offset.
+# The original embeds the reference with tAtt_2 and the neighbours with tAtt_1;
+# BasicSR uses temporal_attn1 for the reference.
+^tsa_fusion\.tAtt_1\.                          fusion.temporal_attn2.
+^tsa_fusion\.tAtt_2\.                          fusion.temporal_attn1.
+^tsa_fusion\.fea_fusion\.                      fusion.feat_fusion.
+^tsa_fusion\.sAtt_L(\d)\.                      fusion.spatial_attn_l\1.
+^tsa_fusion\.sAtt_add_(\d)\.                   fusion.spatial_attn_add\1.
+^tsa_fusion\.sAtt_(\d)\.                       fusion.spatial_attn\1.
+^tsa_fusion\.(weight|bias)$                    fusion.\1
+^recon_trunk\.                                 reconstruction.
+^HRconv\.                                      conv_hr.
+"""
+_ORIGINAL_RENAMES = [(re.compile(pattern), replacement)
+                     for pattern, replacement in (line.split() for line in
+                                                  _ORIGINAL_RENAME_TABLE.strip().splitlines()
+                                                  if not line.startswith('#'))]
+# The original numbers the pre-deblur's L1 residual blocks from 1, BasicSR from 0.
+_ORIGINAL_L1_RESBLOCK = re.compile(r'^pre_deblur\.RB_L1_(\d)\.')
+
 _ORIGINAL_MARKERS = ('pcd_align.L1_', 'tsa_fusion.', 'recon_trunk.', 'fea_L2_conv1', 'pre_deblur.')
 
 
@@ -156,8 +167,11 @@ def is_original_layout(names):
 
 def original_to_basicsr(name):
     """Rename one original-EDVR parameter name to its BasicSR name."""
+    match = _ORIGINAL_L1_RESBLOCK.match(name)
+    if match:
+        return f'predeblur.resblock_l1.{int(match.group(1)) - 1}.{name[match.end():]}'
     for pattern, replacement in _ORIGINAL_RENAMES:
-        new, count = re.subn(pattern, replacement, name)
+        new, count = pattern.subn(replacement, name)
         if count:
             return new
     return name
@@ -180,12 +194,6 @@ def normalize_state_dict(state_dict):
 
 
 # --- conversion ---------------------------------------------------------------------------
-
-def _format_keys(keys, limit=20):
-    keys = sorted(keys)
-    more = f' ... and {len(keys) - limit} more' if len(keys) > limit else ''
-    return ', '.join(keys[:limit]) + more
-
 
 def to_tf(state_dict, cfg, variable_shapes, scope='edvr'):
     """BasicSR state dict -> {TF variable name: array}.
@@ -217,19 +225,14 @@ def to_tf(state_dict, cfg, variable_shapes, scope='edvr'):
                 array = array[perm]
             values[tf_name] = np.transpose(array, (2, 3, 1, 0)) if tf_leaf == 'kernel' else array
     unexpected = set(state_dict) - consumed - set(missing)
-    problems = []
-    if missing:
-        problems.append(f'missing keys ({len(missing)}): {_format_keys(missing)}')
-    if unexpected:
-        problems.append(f'unexpected keys ({len(unexpected)}): {_format_keys(unexpected)}')
-    if mismatches:
-        problems.append(f'shape mismatches ({len(mismatches)}): ' + '; '.join(mismatches[:20]))
-    if problems:
-        raise ConversionError('state dict does not match the config: ' + ' | '.join(problems)
-                              + ' (is the config the one the weights were trained with?)')
+    report = mismatch_report(missing, unexpected, mismatches, noun='keys')
+    if report:
+        raise ConversionError(f'state dict does not match the config: {report} (is the config '
+                              f'the one the weights were trained with?)')
     unfilled = set(variable_shapes) - set(values)
     if unfilled:
-        raise AssertionError(f'graph variables not covered by the layer table: {_format_keys(unfilled)}')
+        raise AssertionError(f'graph variables not covered by the layer table: '
+                             f'{mismatch_report(missing=unfilled)}')
     return values
 
 
@@ -245,39 +248,6 @@ def to_basicsr(tf_values, cfg, scope='edvr'):
         state_dict[f'{module}.weight'] = kernel
         state_dict[f'{module}.bias'] = bias
     return state_dict
-
-
-def model_variable_shapes(cfg, scope='edvr'):
-    """Names and shapes of the variables ``build_edvr`` creates for ``cfg``."""
-    import tensorflow as tf
-
-    from edvr.model import build_edvr
-    graph = tf.Graph()
-    with graph.as_default():
-        frames = tf.compat.v1.placeholder(tf.float32, [1, cfg['num_frame'], None, None, cfg['num_in_ch']])
-        build_edvr(frames, cfg, scope=scope)
-        return {v.op.name: tuple(v.shape.as_list()) for v in tf.compat.v1.global_variables()}
-
-
-def write_checkpoint(tf_values, cfg, path, scope='edvr'):
-    """Save ``tf_values`` (every variable of ``build_edvr(cfg)``) as a TF checkpoint at ``path``."""
-    import tensorflow as tf
-
-    from edvr.model import build_edvr
-    graph = tf.Graph()
-    with graph.as_default():
-        frames = tf.compat.v1.placeholder(tf.float32, [1, cfg['num_frame'], None, None, cfg['num_in_ch']])
-        build_edvr(frames, cfg, scope=scope)
-        variables = tf.compat.v1.global_variables()
-        feeds, assigns = {}, []
-        for var in variables:
-            placeholder = tf.compat.v1.placeholder(var.dtype.base_dtype, var.shape)
-            assigns.append(tf.compat.v1.assign(var, placeholder))
-            feeds[placeholder] = tf_values[var.op.name]
-        saver = tf.compat.v1.train.Saver(variables, save_relative_paths=True)  # portable folder
-        with tf.compat.v1.Session(graph=graph) as sess:
-            sess.run(assigns, feeds)
-            return saver.save(sess, path, write_meta_graph=False)
 
 
 def load_state_dict(path):
@@ -301,25 +271,26 @@ def load_state_dict(path):
     return to_numpy(state)
 
 
-def main(argv=None):
-    from edvr.config import ConfigError, load_config
-    parser = argparse.ArgumentParser(prog='python -m edvr.convert', description=__doc__.split('\n')[0])
+def make_parser():
+    parser = cli.tool_parser('convert', __doc__.split('\n')[0],
+                             'YAML config the weights belong to', config_required=True,
+                             threads=False)
     parser.add_argument('--from_torch', required=True, help='BasicSR/EDVR .pth (or .npz) state dict')
-    parser.add_argument('--config', required=True, help='YAML config the weights belong to')
     parser.add_argument('--output', required=True, help='checkpoint prefix to write, e.g. ckpt/edvr_m')
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config)['model']
-        state_dict = load_state_dict(args.from_torch)
-        values = to_tf(state_dict, cfg, model_variable_shapes(cfg))
-    except (ConfigError, ConversionError, OSError) as e:
-        print(f'edvr.convert: {e}', file=sys.stderr)
-        return 1
-    import os
+    return parser
+
+
+def run(args):
+    from edvr.config import load_config
+    cfg = load_config(args.config)['model']
+    values = to_tf(load_state_dict(args.from_torch), cfg, model_variable_shapes(cfg))
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    saved = write_checkpoint(values, cfg, args.output)
+    saved = write_weights(values, cfg, args.output)
     print(f'edvr.convert: wrote {len(values)} variables to {saved}')
-    return 0
+
+
+def main(argv=None):
+    return cli.main('convert', make_parser(), run, argv)
 
 
 if __name__ == '__main__':

@@ -8,26 +8,19 @@ to bicubic upsampling of the same frames.
 ``--config`` defaults to ``config.yaml`` of the checkpoint's run folder (edvr.train writes it).
 """
 
-import argparse
 import json
 import os
 import sys
 
 import tensorflow as tf
 
-from edvr import precision
-from edvr.checkpoint import CheckpointDamagedError, resolve_checkpoint, restore
+from edvr import cli, precision
+from edvr.checkpoint import checkpoint_step, model_variables, resolve_checkpoint, restore
 from edvr.comparison import save_comparison
 from edvr.config import load_run_config
 from edvr.data import reds
-from edvr.evaluation import Evaluator, format_table
-from edvr.session import add_thread_flags, session_config, threads_from_flags
-from edvr.training.checkpoints import checkpoint_step
-
-
-def model_variables(scope='edvr'):
-    """The model's variables (no optimiser slots, no step), for restoring into inference."""
-    return tf.compat.v1.global_variables(scope=scope + '/')
+from edvr.session import session_config, threads_from_flags
+from edvr.validation import Evaluator, format_table
 
 
 def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_images=None,
@@ -71,11 +64,8 @@ def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_imag
     return results
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--config', help='model YAML config (default: config.yaml of the '
-                                         'checkpoint\'s run folder)')
-    parser.add_argument('--checkpoint', required=True, help='checkpoint prefix or run folder')
+def make_parser():
+    parser = cli.tool_parser('evaluate', __doc__.split('\n\n')[0], checkpoint=True)
     parser.add_argument('--data_dir', required=True, help='dataset in the seed layout')
     parser.add_argument('--split', default='val', choices=reds.SPLITS)
     parser.add_argument('--json', help='write the results here as JSON')
@@ -86,23 +76,18 @@ def main(argv=None):
     parser.add_argument('--comparison', help='write a bicubic / EDVR / GT crop figure here')
     parser.add_argument('--verify_pixels', action='store_true',
                         help='check every PNG fully before starting, not only its header')
-    add_thread_flags(parser)
     precision.add_precision_flag(parser)
-    args = parser.parse_args(argv)
-    try:
-        config = load_run_config(args.config, args.checkpoint)
-        config['threads'] = threads_from_flags(args, config['threads'])
-        config['train']['mixed_precision'] = precision.mixed_from_flags(args, config['train'])
-        crop_border = (config['train']['val_crop_border'] if args.crop_border is None
-                       else args.crop_border)
-        results = evaluate(config, args.checkpoint, args.data_dir, args.split, crop_border,
-                           args.save_images, args.comparison, args.verify_pixels)
-    except CheckpointDamagedError as e:  # exit 1 in every tool, as in edvr.train
-        print(f'error: {e}', file=sys.stderr)
-        return 1
-    except (ValueError, OSError) as e:  # bad checkpoint, data or config
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    return parser
+
+
+def run(args):
+    config = load_run_config(args.config, args.checkpoint)
+    config['threads'] = threads_from_flags(args, config['threads'])
+    config['train']['mixed_precision'] = precision.mixed_from_flags(args, config['train'])
+    crop_border = (config['train']['val_crop_border'] if args.crop_border is None
+                   else args.crop_border)
+    results = evaluate(config, args.checkpoint, args.data_dir, args.split, crop_border,
+                       args.save_images, args.comparison, args.verify_pixels)
     print(f'{args.split} of {args.data_dir}, checkpoint {results["checkpoint"]}, '
           f'crop_border {crop_border}')
     print(format_table(results))
@@ -112,7 +97,10 @@ def main(argv=None):
             json.dump(results, f, indent=1)
     if args.comparison:
         print(f'wrote {args.comparison}')
-    return 0
+
+
+def main(argv=None):
+    return cli.main('evaluate', make_parser(), run, argv)
 
 
 if __name__ == '__main__':

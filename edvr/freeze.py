@@ -1,6 +1,7 @@
 """Export a trained EDVR as a frozen inference graph (.pb) and a SavedModel.
 
     python -m edvr.freeze [--config CFG] --checkpoint CKPT --output DIR [--height H --width W]
+        [--intra_op_threads N] [--inter_op_threads N]
 
 ``--config`` defaults to ``config.yaml`` of the checkpoint's run directory (edvr.train writes it).
 
@@ -11,9 +12,10 @@ given; multiples of 4, or 16 with hr_in) and give ``output:0`` (1, 4H, 4W, num_o
 Deformable convolutions appear as the ``ops`` backend built them: pure TF ops with
 EDVR_OPS_BACKEND=reference, custom ops (which need the op library loaded) with the native one.
 """
-import argparse
 import os
 import sys
+
+from edvr import cli
 
 INPUT_NAME = 'frames'
 OUTPUT_NAME = 'output'
@@ -21,13 +23,15 @@ FROZEN_NAME = 'edvr_frozen.pb'
 SAVED_MODEL_DIR = 'saved_model'
 
 
-def export(cfg, checkpoint, output_dir, height=None, width=None):
-    """Write the frozen graph and the SavedModel; returns (frozen_path, saved_model_dir)."""
+def export(cfg, checkpoint, output_dir, height=None, width=None, threads=None):
+    """Write the frozen graph and the SavedModel; returns (frozen_path, saved_model_dir).
+    ``threads``: the config's threads section (edvr.session)."""
     import tensorflow as tf
 
     from edvr.checkpoint import resolve_checkpoint, restore
     from edvr.model import build_edvr
     from edvr.model import size_multiple
+    from edvr.session import session_config
     multiple = size_multiple(cfg)
     for flag, value in (('--height', height), ('--width', width)):
         if value is not None and (value <= 0 or value % multiple):
@@ -46,7 +50,7 @@ def export(cfg, checkpoint, output_dir, height=None, width=None):
             tf.float32, [1, cfg['num_frame'], height, width, cfg['num_in_ch']], name=INPUT_NAME)
         output, _ = build_edvr(frames, cfg)
         output = tf.identity(output, name=OUTPUT_NAME)
-        with tf.compat.v1.Session(graph=graph) as sess:
+        with tf.compat.v1.Session(graph=graph, config=session_config(threads)) as sess:
             restore(sess, checkpoint, tf.compat.v1.global_variables())
             frozen = tf.compat.v1.graph_util.convert_variables_to_constants(
                 sess, graph.as_graph_def(), [OUTPUT_NAME])
@@ -63,25 +67,25 @@ def export(cfg, checkpoint, output_dir, height=None, width=None):
     return frozen_path, saved_model_dir
 
 
-def main(argv=None):
-    from edvr.checkpoint import CheckpointError
-    from edvr.config import ConfigError, load_run_config
-    parser = argparse.ArgumentParser(prog='python -m edvr.freeze', description=__doc__.split('\n')[0])
-    parser.add_argument('--config', help='YAML config of the model (default: config.yaml of '
-                                         'the checkpoint\'s run directory)')
-    parser.add_argument('--checkpoint', required=True, help='checkpoint prefix or directory')
+def make_parser():
+    parser = cli.tool_parser('freeze', __doc__.split('\n')[0], checkpoint=True)
     parser.add_argument('--output', required=True, help='folder for the .pb and the SavedModel')
     parser.add_argument('--height', type=int, default=None, help='fixed input height (default: dynamic)')
     parser.add_argument('--width', type=int, default=None, help='fixed input width (default: dynamic)')
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_run_config(args.config, args.checkpoint)['model']
-        frozen, saved = export(cfg, args.checkpoint, args.output, args.height, args.width)
-    except (ConfigError, CheckpointError, FileExistsError, ValueError) as e:
-        print(f'edvr.freeze: {e}', file=sys.stderr)
-        return 1
+    return parser
+
+
+def run(args):
+    from edvr.config import load_run_config
+    from edvr.session import threads_from_flags
+    config = load_run_config(args.config, args.checkpoint)
+    frozen, saved = export(config['model'], args.checkpoint, args.output, args.height,
+                           args.width, threads_from_flags(args, config['threads']))
     print(f'edvr.freeze: wrote {frozen} and {saved}')
-    return 0
+
+
+def main(argv=None):
+    return cli.main('freeze', make_parser(), run, argv)
 
 
 if __name__ == '__main__':

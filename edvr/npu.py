@@ -8,10 +8,13 @@ the rank table from RANK_TABLE_FILE, RANK_ID/DEVICE_ID/RANK_SIZE per process, an
 of every variable from rank 0 at start.
 
     npu = NpuTraining.from_env(mixed_precision=True, loss_scale="dynamic")
-    optimizer = npu.wrap_optimizer(GroupedOptimizer({adam_a: vars_a, adam_b: vars_b}))
-    train_op = optimizer.minimize(loss, global_step=..., var_list=vars_a + vars_b)
+    optimizer = npu.wrap_optimizer(GroupedOptimizer([(adam_a, vars_a), (adam_b, vars_b)]))
+    train_op = optimizer.minimize(loss, global_step=step, var_list=vars_a + vars_b)
+    broadcast = npu.broadcast_variables()  # built before the graph is finalized
     sess = tf.compat.v1.Session(config=npu.session_config())
-    sess.run(init); sess.run(npu.broadcast_variables())  # after init (or restore)
+    sess.run(init); sess.run(broadcast)  # after init (or restore)
+
+(``GroupedOptimizer``: edvr.training.optimizer.)
 
 Without npu_bridge every entry point raises NpuUnavailableError saying what is missing.
 """
@@ -36,6 +39,7 @@ DEFAULT_PRECISION_MODE = "allow_fp32_to_fp16"
 
 class NpuUnavailableError(RuntimeError):
     """--device npu was asked for, but CANN's TF adapter cannot be used here."""
+    exit_code = 2  # edvr.cli.EXIT_USAGE
 
 
 def load_npu_bridge():
@@ -86,29 +90,6 @@ class ClusterInfo:
     @property
     def distributed(self):
         return self.rank_size > 1
-
-
-class GroupedOptimizer(tf.compat.v1.train.Optimizer):
-    """One optimizer over several (optimizer, variables) groups, e.g. the per-group Adams of
-    edvr.training.optimizer, so that a single NPULossScaleOptimizer / NPUDistributedOptimizer
-    wraps them all: one loss scale, one all-reduce, one backward pass."""
-
-    def __init__(self, groups, name="GroupedOptimizer"):
-        super().__init__(use_locking=False, name=name)
-        self._groups = [(optimizer, list(variables)) for optimizer, variables in groups]
-
-    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
-        grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
-        updates = []
-        for optimizer, variables in self._groups:
-            members = {id(v) for v in variables}
-            pairs = [(g, v) for g, v in grads_and_vars if id(v) in members]
-            if pairs:
-                updates.append(optimizer.apply_gradients(pairs))
-        if global_step is None:
-            return tf.group(*updates, name=name or self.get_name())
-        with tf.control_dependencies(updates):
-            return tf.compat.v1.assign_add(global_step, 1, name=name or self.get_name()).op
 
 
 class NpuTraining:

@@ -10,7 +10,6 @@ variable ``EDVR_REDS_BASE_URL``, else the REDS authors' server. Then run
 ``python -m edvr.data.regroup_reds --src ROOT --dst DATA``.
 """
 
-import argparse
 import http.client
 import os
 import re
@@ -23,6 +22,8 @@ import zipfile
 
 from tqdm import tqdm
 
+from edvr import cli
+
 PARTS = ('train_sharp', 'train_sharp_bicubic', 'val_sharp', 'val_sharp_bicubic')
 DEFAULT_BASE_URL = 'http://data.cv.snu.ac.kr:8008/webdav/dataset/REDS/'
 BASE_URL_ENV = 'EDVR_REDS_BASE_URL'
@@ -32,6 +33,7 @@ CONTENT_RANGE = re.compile(r'bytes (\d+)-(\d+)/(\d+|\*)')
 
 class DownloadError(RuntimeError):
     """A download failed; the message says what to do next."""
+    exit_code = 5  # edvr.cli.EXIT_DOWNLOAD
 
 
 class TransferInterrupted(DownloadError):
@@ -156,8 +158,8 @@ def fetch_part(part, root_dir, url_base, keep_zip=False, retries=3, timeout=30.0
     print(f'{part}: extracted into {root_dir}')
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def make_parser():
+    parser = cli.tool_parser('data.download_reds', __doc__.split('\n\n')[0], threads=False)
     parser.add_argument('--root_dir', required=True, help='where zips go and are unzipped')
     for part in PARTS:
         parser.add_argument(f'--{part}', action='store_true', help=f'fetch {part}.zip')
@@ -167,20 +169,24 @@ def main(argv=None):
     parser.add_argument('--retries', type=int, default=3, help='resumed retries per file')
     parser.add_argument('--timeout', type=float, default=30.0, help='socket timeout, seconds')
     parser.add_argument('--keep_zip', action='store_true', help='keep zips after unzipping')
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     parts = [p for p in PARTS if getattr(args, p)]
     if not parts:
         parser.error(f'choose at least one of {", ".join("--" + p for p in PARTS)}')
-    os.makedirs(args.root_dir, exist_ok=True)
-    url_base = base_url(args.base_url)
-    try:
+
+    def run(args):
+        os.makedirs(args.root_dir, exist_ok=True)
+        url_base = base_url(args.base_url)
         for part in parts:
             fetch_part(part, args.root_dir, url_base, args.keep_zip, args.retries, args.timeout)
-    except DownloadError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
-    print(f'done; next: python -m edvr.data.regroup_reds --src {args.root_dir} --dst DATA_DIR')
-    return 0
+        print(f'done; next: python -m edvr.data.regroup_reds --src {args.root_dir} '
+              f'--dst DATA_DIR')
+    return cli.run('data.download_reds', run, args)
 
 
 if __name__ == '__main__':

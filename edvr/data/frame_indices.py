@@ -4,7 +4,16 @@ Validation and inference pad at clip ends the way BasicSR's REDS test does
 (``basicsr.data.data_util.generate_frame_indices``); training keeps windows inside the clip.
 """
 
-PADDINGS = ('replicate', 'reflection', 'reflection_circle', 'circle')
+# The one list of temporal paddings (data.val_padding, edvr.infer --padding); the default first.
+PADDINGS = ('reflection_circle', 'replicate', 'reflection', 'circle')
+
+
+def min_clip_frames(num_frames, padding):
+    """The fewest frames a clip needs for every centre to have a ``num_frames`` window with
+    ``padding``: ``reflection`` mirrors about the end frame (half the window past it), the
+    circular ones take frames from the far side of the window."""
+    return {'replicate': 1, 'reflection': num_frames // 2 + 1, 'reflection_circle': num_frames,
+            'circle': num_frames}[padding]
 
 
 def window_indices(center, nframes, num_frames, padding='reflection_circle'):

@@ -20,8 +20,9 @@ import zlib
 
 from PIL import Image, UnidentifiedImageError
 
+from edvr import SCALE
+
 SPLITS = ('train', 'val')
-SCALE = 4
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
@@ -54,12 +55,6 @@ class SplitSpec:
         return {'prefix': self.prefix, 'gt_folder': self.gt_folder,
                 'x4_folder': self.x4_folder, 'videos': [v.to_json() for v in self.videos]}
 
-    def video(self, name):
-        for entry in self.videos:
-            if entry.name == name:
-                return entry
-        raise KeyError(f'video {name!r} is not in this split; it has '
-                       f'{[v.name for v in self.videos]}')
 
 
 def split_file(data_dir, split):

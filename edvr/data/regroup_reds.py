@@ -13,7 +13,6 @@ Output: ``DST/images/NNN/{truth,blur4}/%08d.png`` with the official validation c
     python -m edvr.data.regroup_reds --src /data/REDS_zip --dst /data/REDS [--mode move]
 """
 
-import argparse
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ import sys
 
 from PIL import Image
 
+from edvr import cli
 from edvr.data import reds
 
 REDS4 = ('000', '011', '015', '020')
@@ -149,8 +149,8 @@ def regroup(src, dst, mode='move', val_clips=REDS4, check=True):
     return train, val
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def make_parser():
+    parser = cli.tool_parser('data.regroup_reds', __doc__.split('\n\n')[0], threads=False)
     parser.add_argument('--src', required=True, help='folder with the unzipped REDS download')
     parser.add_argument('--dst', required=True, help='dataset folder to create (seed layout)')
     parser.add_argument('--mode', choices=MODES, default='move',
@@ -158,12 +158,18 @@ def main(argv=None):
     parser.add_argument('--val_clips', default=','.join(REDS4),
                         help='comma-separated clips for sets/val.json (default REDS4)')
     parser.add_argument('--no_check', action='store_true', help='skip the frame-by-frame check')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args):
     train, val = regroup(args.src, args.dst, args.mode, tuple(args.val_clips.split(',')),
                          check=not args.no_check)
     print(f'wrote {args.dst}: {len(train.videos)} training clips, {len(val.videos)} validation '
           f'clips ({", ".join(v.name for v in val.videos)})')
-    return 0
+
+
+def main(argv=None):
+    return cli.main('data.regroup_reds', make_parser(), run, argv)
 
 
 if __name__ == '__main__':

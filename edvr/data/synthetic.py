@@ -21,6 +21,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from edvr import cli
 from edvr.data import reds
 
 GENERATOR_VERSION = 2  # 2: numpy RandomState instead of Generator (other pixels, same statistics)
@@ -284,10 +285,10 @@ def ensure_dataset(output_dir, options=None, force=False, log=print):
     return output_dir
 
 
-def parse_args(argv):
+def make_parser():
     defaults = SyntheticOptions()
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.tool_parser('data.synthetic', __doc__.split('\n\n')[0], threads=False)
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     parser.add_argument('--output', required=True, help='dataset folder to write (seed layout)')
     parser.add_argument('--seed', type=int, default=defaults.seed)
     parser.add_argument('--gt_height', type=int, default=defaults.gt_height)
@@ -300,15 +301,17 @@ def parse_args(argv):
                         help='share of clips with a moving object')
     parser.add_argument('--force', action='store_true',
                         help='regenerate even if OUTPUT holds a valid dataset')
-    return parser.parse_args(argv)
+    return parser
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
     options = SyntheticOptions(**{k: v for k, v in vars(args).items()
                                   if k not in ('output', 'force')})
     ensure_dataset(args.output, options, force=args.force)
-    return 0
+
+
+def main(argv=None):
+    return cli.main('data.synthetic', make_parser(), run, argv)
 
 
 if __name__ == '__main__':

@@ -7,7 +7,6 @@ sliding window that computes each frame's features once (``feature_cache``).
 """
 from edvr.model.edvr import (build_edvr, build_frame_features, build_window_from_features,
                              center_frame_index, output_scale, size_multiple)
-from edvr.model.layers import DCN_OFFSETS_COLLECTION
 
 __all__ = ['build_edvr', 'build_frame_features', 'build_window_from_features',
-           'center_frame_index', 'output_scale', 'size_multiple', 'DCN_OFFSETS_COLLECTION']
+           'center_frame_index', 'output_scale', 'size_multiple']

@@ -3,14 +3,13 @@ import collections
 
 import tensorflow as tf
 
+from edvr import SCALE
 from edvr.model.feature_extraction import feature_extraction
 from edvr.model.layers import dim, upsample_bilinear
 from edvr.model.pcd_alignment import pcd_alignment
 from edvr.model.reconstruction import reconstruction
 from edvr.model.tsa_fusion import plain_fusion, tsa_fusion
 from edvr.precision import master_variable_getter
-
-SCALE = 4
 
 
 def center_frame_index(cfg):

@@ -10,7 +10,6 @@ import tensorflow as tf
 import ops
 
 LRELU_SLOPE = 0.1
-DCN_OFFSETS_COLLECTION = 'edvr_dcn_offsets'
 
 
 def dim(tensor, axis):
@@ -121,8 +120,8 @@ def dcn_pack(x, condition, filters, deformable_groups, name='dcn'):
     x: (n, h, w, c) features to sample; condition: (n, h, w, c') features that predict
     the offsets. Scope ``{name}/offset_mask_conv`` is the conv producing 3*G*9 channels in
     the ``ops`` layout (dx block, dy block, mask logits; channel g*9 + k); the mask gets
-    its sigmoid here. The (dx, dy) offsets, (n, h, w, 2*G*9), are added to the graph
-    collection ``DCN_OFFSETS_COLLECTION`` and returned for monitoring.
+    its sigmoid here. The (dx, dy) offsets, (n, h, w, 2*G*9), are returned for monitoring
+    (the model's ``endpoints['dcn_offsets']``).
 
     Returns (y (n, h, w, filters), offsets (n, h, w, 2*G*9)).
     """
@@ -142,7 +141,6 @@ def dcn_pack(x, condition, filters, deformable_groups, name='dcn'):
                                            initializer=_default_kernel_init())
         bias = tf.compat.v1.get_variable('bias', [filters], dtype=x.dtype,
                                          initializer=tf.compat.v1.zeros_initializer())
-        tf.compat.v1.add_to_collection(DCN_OFFSETS_COLLECTION, offsets)
         y = ops.deform_conv2d(x, tf.concat([offsets, mask], axis=-1), kernel, bias,
                               strides=(1, 1), pads=(1, 1, 1, 1), deformable_groups=deformable_groups)
         return y, offsets

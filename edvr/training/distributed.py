@@ -47,6 +47,7 @@ PROBE_SECONDS = 3.0  # connect timeout per peer, and how long to keep looking fo
 
 class WorkerLostError(RuntimeError):
     """A collective failed because a worker died, hung, or cannot be reached."""
+    exit_code = 4  # edvr.cli.EXIT_WORKER_LOST
 
 
 @dataclass(frozen=True)

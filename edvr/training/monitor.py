@@ -21,10 +21,11 @@ def offset_magnitudes(dcn_offsets):
     return means, tf.reduce_max(tf.stack(list(means.values())))
 
 
-def sample_strip(lr_center, output, gt, scale=4):
+def sample_strip(lr_center, output, gt):
     """One (1, H, 3W, 3) image of the first batch item: bicubic | EDVR | ground truth.
 
-    ``lr_center``: (b, h, w, 3); ``output``, ``gt``: (b, scale*h, scale*w, 3), all in [0, 1].
+    ``lr_center``: (b, h, w, 3); ``output``, ``gt``: (b, H, W, 3), all in [0, 1]; the bicubic
+    image is ``lr_center`` resized to (H, W).
     """
     size = tf.shape(gt)[1:3]
     bicubic = tf.compat.v1.image.resize_bicubic(lr_center[:1], size, half_pixel_centers=True)

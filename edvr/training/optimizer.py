@@ -21,10 +21,33 @@ import collections
 
 import tensorflow as tf
 
-from edvr.npu import GroupedOptimizer
 from edvr.training.lr_schedule import cosine_annealing_restart_lr
 
 TrainOps = collections.namedtuple('TrainOps', 'full fusion_only lr groups')
+
+
+class GroupedOptimizer(tf.compat.v1.train.Optimizer):
+    """One optimizer over several (optimizer, variables) groups, e.g. the per-group Adams of
+    ``build_train_ops``, so that one wrapper (NPULossScaleOptimizer, NPUDistributedOptimizer,
+    the collective all-reduce of edvr.training.distributed) wraps them all: one loss scale,
+    one all-reduce, one backward pass."""
+
+    def __init__(self, groups, name='GroupedOptimizer'):
+        super().__init__(use_locking=False, name=name)
+        self._groups = [(optimizer, list(variables)) for optimizer, variables in groups]
+
+    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+        grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
+        updates = []
+        for optimizer, variables in self._groups:
+            members = {id(v) for v in variables}
+            pairs = [(g, v) for g, v in grads_and_vars if id(v) in members]
+            if pairs:
+                updates.append(optimizer.apply_gradients(pairs))
+        if global_step is None:
+            return tf.group(*updates, name=name or self.get_name())
+        with tf.control_dependencies(updates):
+            return tf.compat.v1.assign_add(global_step, 1, name=name or self.get_name()).op
 
 
 def _has_component(variable, word):

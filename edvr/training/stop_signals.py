@@ -6,7 +6,7 @@ long ``Session.run``. So the handlers themselves do nothing: the interpreter's C
 handler writes each signal's number to a wakeup pipe, and a watcher thread reads it the
 moment it arrives. A second signal ends the process with ``os._exit`` even mid-step or
 mid-save; that corrupts nothing, because checkpoint files and the state file are written to
-temporary names and renamed (see ``edvr.training.checkpoints``).
+temporary names and renamed (see ``edvr.checkpoint``).
 """
 
 import os

@@ -2,7 +2,7 @@
 
 import pytest
 
-from coordinate_frames import write_mini_dataset
+from tests.data.coordinate_frames import write_mini_dataset
 
 
 @pytest.fixture

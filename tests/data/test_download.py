@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 
+from edvr import cli
 from edvr.data import download_reds
 
 
@@ -161,7 +162,7 @@ def test_unreachable_network_gives_clear_error(tmp_path, capsys):
         port = probe.getsockname()[1]
     code = download_reds.main(['--root_dir', str(tmp_path), '--val_sharp', '--base_url',
                                f'http://127.0.0.1:{port}/REDS', '--timeout', '2'])
-    assert code == 1
+    assert code == cli.EXIT_DOWNLOAD
     assert re.search(rf'cannot reach http://127.0.0.1:{port}/REDS/val_sharp.zip .*check the '
                      r'network connection, or point --base_url', capsys.readouterr().err)
 

@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 import pytest
 
-from coordinate_frames import coordinate_frame
+from tests.data.coordinate_frames import coordinate_frame
 from edvr.data import pipeline, reds
 
 DIHEDRAL = [(h, v, t) for h, v, t in itertools.product((False, True), repeat=3)]

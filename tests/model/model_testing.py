@@ -1,26 +1,12 @@
-"""Helpers for the model tests: fill a TF graph's variables from NumPy, run the BasicSR oracle."""
+"""Helpers for the model tests: a checkpoint of random weights, the BasicSR oracle."""
 import json
 import os
 import subprocess
 import sys
 
 import numpy as np
-import tensorflow as tf
 
 ORACLE = os.path.join(os.path.dirname(__file__), 'basicsr_oracle.py')
-
-
-def load_values(sess, values):
-    """Assign {variable name: array} to the graph's global variables; every one must be given."""
-    variables = tf.compat.v1.global_variables()
-    names = {v.op.name for v in variables}
-    assert names == set(values), (sorted(names - set(values))[:5], sorted(set(values) - names)[:5])
-    feeds, assigns = {}, []
-    for var in variables:
-        placeholder = tf.compat.v1.placeholder(var.dtype.base_dtype, var.shape)
-        assigns.append(tf.compat.v1.assign(var, placeholder))
-        feeds[placeholder] = values[var.op.name]
-    sess.run(assigns, feeds)
 
 
 def random_checkpoint(cfg, path, seed=0, offset_scale=1.0):
@@ -29,7 +15,7 @@ def random_checkpoint(cfg, path, seed=0, offset_scale=1.0):
     Conv weights and biases are U(-1, 1) / sqrt(fan_in); the DCN offset convs' biases are
     U(-offset_scale, offset_scale), so offsets (in pixels) are of that size.
     """
-    from edvr.convert import model_variable_shapes, write_checkpoint
+    from edvr.checkpoint import model_variable_shapes, write_weights
     rng = np.random.default_rng(seed)
     values = {}
     for name, shape in sorted(model_variable_shapes(cfg).items()):
@@ -38,7 +24,7 @@ def random_checkpoint(cfg, path, seed=0, offset_scale=1.0):
             values[name] = rng.uniform(-offset_scale, offset_scale, shape).astype(np.float32)
         else:
             values[name] = (rng.uniform(-1, 1, shape) / np.sqrt(fan_in)).astype(np.float32)
-    write_checkpoint(values, cfg, str(path))
+    write_weights(values, cfg, str(path))
     return values
 
 

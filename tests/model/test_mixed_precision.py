@@ -10,10 +10,10 @@ import tensorflow as tf
 
 from edvr import precision
 from edvr.config import load_config
-from edvr.infer import Restorer
+from edvr.inference import Restorer
 from edvr.model import build_edvr
 
-from model_testing import random_checkpoint
+from tests.model.model_testing import random_checkpoint
 
 TINY = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'edvr_tiny.yaml')
 
@@ -138,10 +138,10 @@ def test_mixed_output_close_to_fp32(tmp_path):
 def test_tools_pass_the_precision_on(monkeypatch, tmp_path):
     """--precision reaches the model of edvr.infer, edvr.evaluate and edvr.train; without it the
     config's train.mixed_precision decides."""
-    from edvr import evaluate, infer, train
+    from edvr import evaluate, infer, inference, train
     native = precision.cpu_has_native_bfloat16()
     seen = {}
-    monkeypatch.setattr(infer, 'restore_clip',
+    monkeypatch.setattr(inference, 'restore_clip',
                         lambda *a, **kw: seen.__setitem__('infer', kw['compute_dtype']) or [])
     monkeypatch.setattr(evaluate, 'evaluate', lambda config, *a, **kw: seen.__setitem__(
         'evaluate', config['train']['mixed_precision']) or {'checkpoint': ''})

@@ -7,6 +7,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 from edvr import npu  # noqa: E402
+from edvr.training.optimizer import GroupedOptimizer  # noqa: E402
 
 
 class Recorder:
@@ -142,7 +143,7 @@ def test_grouped_optimizer_applies_each_group_once():
         loss = a * 2.0 + b * 3.0
         fast = tf.compat.v1.train.GradientDescentOptimizer(0.5)
         slow = tf.compat.v1.train.GradientDescentOptimizer(0.1)
-        train = npu.GroupedOptimizer([(fast, [a]), (slow, [b])]).minimize(loss, global_step=step)
+        train = GroupedOptimizer([(fast, [a]), (slow, [b])]).minimize(loss, global_step=step)
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             sess.run(train)

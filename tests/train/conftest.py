@@ -1,8 +1,10 @@
-"""Fixtures for the training and evaluation tests: a tiny synthetic dataset."""
+"""Fixtures for the training and evaluation tests: a tiny synthetic dataset, a tiny run."""
 
 import pytest
 
+from edvr import train
 from edvr.data import synthetic
+from tests.train.tiny_runs import tiny_config, write_config
 
 
 @pytest.fixture(scope='session')
@@ -14,3 +16,15 @@ def tiny_data(tmp_path_factory):
         object_probability=0.0)
     return synthetic.ensure_dataset(str(tmp_path_factory.mktemp('tiny') / 'data'), options,
                                     log=lambda message: None)
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tiny_data, tmp_path_factory):
+    """(config path, run folder) of two training steps on ``tiny_data``, checkpoint
+    model.ckpt-2 and the config.yaml edvr.train writes; read it, do not change it."""
+    folder = tmp_path_factory.mktemp('run')
+    config = write_config(folder / 'tiny.yaml', tiny_config(max_steps=2, checkpoint_every=2))
+    args = train.parse_args(['--config', config, '--data_dir', tiny_data, '--output',
+                             str(folder / 'out'), '--no_progress'])
+    train.train(args, log=lambda message: None)
+    return config, str(folder / 'out')

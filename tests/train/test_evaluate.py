@@ -8,8 +8,7 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from tiny_runs import tiny_config, write_config
-from edvr import evaluate, train
+from edvr import cli, evaluate
 from edvr.data import reds
 
 
@@ -35,19 +34,9 @@ def read(path):
     return np.asarray(Image.open(path))
 
 
-@pytest.fixture(scope='module')
-def trained(tiny_data, tmp_path_factory):
-    folder = tmp_path_factory.mktemp('run')
-    config = write_config(folder / 'tiny.yaml', tiny_config(max_steps=2, checkpoint_every=2))
-    args = train.parse_args(['--config', config, '--data_dir', tiny_data, '--output',
-                             str(folder / 'out'), '--no_progress'])
-    train.train(args, log=lambda message: None)
-    return config, str(folder / 'out')
-
-
 @pytest.mark.parametrize('crop_border', [0, 4])
-def test_metrics_match_numpy(tiny_data, trained, tmp_path, crop_border):
-    config, run = trained
+def test_metrics_match_numpy(tiny_data, tiny_run, tmp_path, crop_border):
+    config, run = tiny_run
     images = tmp_path / 'images'
     results_file = tmp_path / 'results.json'
     assert evaluate.main(['--config', config, '--checkpoint', run, '--data_dir', tiny_data,
@@ -81,8 +70,8 @@ def test_metrics_match_numpy(tiny_data, trained, tmp_path, crop_border):
                                        atol=2e-4)
 
 
-def test_comparison_figure_and_errors(tiny_data, trained, tmp_path, capsys):
-    config, run = trained
+def test_comparison_figure_and_errors(tiny_data, tiny_run, tmp_path, capsys):
+    config, run = tiny_run
     figure = tmp_path / 'comparison.png'
     assert evaluate.main(['--config', config, '--checkpoint', run, '--data_dir', tiny_data,
                           '--comparison', str(figure)]) == 0
@@ -90,5 +79,5 @@ def test_comparison_figure_and_errors(tiny_data, trained, tmp_path, capsys):
     assert image.shape[1] > 3 * 64 and image.shape[2] == 3
     missing = str(tmp_path / 'nope')
     assert evaluate.main(['--config', config, '--checkpoint', missing,
-                          '--data_dir', tiny_data]) == 2
+                          '--data_dir', tiny_data]) == cli.EXIT_CHECKPOINT
     assert f'--checkpoint {missing}: no such checkpoint' in capsys.readouterr().err

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tiny_runs import tiny_config, write_config
+from tests.train.tiny_runs import tiny_config, write_config
 from bench.multiworker import LocalWorkers, free_ports
+from edvr import cli
 from edvr import train as train_module
 from edvr.config import parse_config
 from edvr.training import distributed
@@ -151,7 +152,7 @@ def test_lost_worker_stops_the_other_and_resume_continues_exactly(tiny_data, tmp
     finally:
         stop(launcher, pids)
     chief_log = (logs / 'worker_0.log').read_text()
-    assert launcher.returncode == train_module.EXIT_WORKER_LOST, rest + chief_log[-3000:]
+    assert launcher.returncode == cli.EXIT_WORKER_LOST, rest + chief_log[-3000:]
     # The error comes within the collective timeout (here at once: the peer's connection is
     # reset); the rest is the process exiting.
     assert stopped_after < timeout + 10, stopped_after

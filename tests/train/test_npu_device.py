@@ -7,10 +7,12 @@ import sys
 import pytest
 import tensorflow as tf
 
-from tiny_runs import tiny_config, write_config
-from edvr import npu
+from tests.train.tiny_runs import tiny_config, write_config
+from edvr import cli
 from edvr import train as train_module
 from edvr.config import parse_config
+from edvr.training import loop as training_loop
+from edvr.training.optimizer import GroupedOptimizer
 from edvr.training.options import check_train_config
 from tests.tbe.test_npu_training import _eight_devices, _fake_bridge
 
@@ -40,9 +42,9 @@ def test_without_npu_bridge_stops_before_the_data(tmp_path, monkeypatch, capsys)
     def no_data(*args, **kwargs):
         raise AssertionError('the data was touched before the npu_bridge check')
 
-    monkeypatch.setattr(train_module, 'prepare_data', no_data)
+    monkeypatch.setattr(training_loop, 'check_data', no_data)
     config = write_config(tmp_path / 'tiny.yaml', tiny_config())
-    assert run_main(config, str(tmp_path / 'no_data'), tmp_path / 'run') == train_module.EXIT_USAGE
+    assert run_main(config, str(tmp_path / 'no_data'), tmp_path / 'run') == cli.EXIT_USAGE
     assert "error: --device npu needs CANN's TensorFlow adapter" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / 'run')
 
@@ -62,7 +64,7 @@ def test_single_device_run_uses_the_npu_setup(tiny_data, tmp_path, monkeypatch):
     assert npu_pass.parameter_map['precision_mode'].s == b'allow_mix_precision'
     wrapped = [c for c in log.calls if c[0] == 'loss_scale']
     assert len(wrapped) == 2  # the full and the fusion-only train ops
-    assert all(isinstance(c[1], npu.GroupedOptimizer) for c in wrapped)
+    assert all(isinstance(c[1], GroupedOptimizer) for c in wrapped)
     assert ('fixed', {'loss_scale': 512.0}) in log.calls
     for step in (1, 2):  # the step counter advanced by exactly one per step
         reader = tf.compat.v1.train.NewCheckpointReader(str(tmp_path / 'run' / f'model.ckpt-{step}'))

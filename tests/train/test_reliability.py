@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tiny_runs import tiny_config, write_config
-from edvr import convert, evaluate, freeze, infer
+from tests.train.tiny_runs import tiny_config, write_config
+from edvr import cli, convert, evaluate, freeze, infer
 from edvr import train as train_module
 from edvr.config import parse_config
-from edvr.training.checkpoints import CheckpointSaveError
-from edvr.checkpoint import (CheckpointDamagedError, CheckpointError, newest_intact_checkpoint,
-                             resolve_checkpoint, verify_checkpoint)
+from edvr.checkpoint import (CheckpointDamagedError, CheckpointError, CheckpointSaveError,
+                             model_variable_shapes, newest_intact_checkpoint, resolve_checkpoint,
+                             verify_checkpoint, write_weights)
 
 DATA = 'model.ckpt-{}.data-00000-of-00001'
 INDEX = 'model.ckpt-{}.index'
@@ -93,16 +93,16 @@ def test_state_file_pointing_outside_its_folder_is_refused(trained, tiny_data, t
                                               f'{copy}'):
         resolve_checkpoint(str(copy))
     assert infer.main(['--config', config, '--checkpoint', str(copy), '--input',
-                       clip_dir(tiny_data), '--output', str(tmp_path / 'out')]) == 1
+                       clip_dir(tiny_data), '--output', str(tmp_path / 'out')]) == cli.EXIT_CHECKPOINT
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'outside' in err and str(original) in err
 
 
 def test_converted_checkpoint_folder_is_portable(tmp_path):
-    cfg = parse_config(tiny_config()).model
+    cfg = parse_config(tiny_config())['model']
     values = {name: np.full(shape, 0.5, np.float32)
-              for name, shape in convert.model_variable_shapes(cfg).items()}
-    convert.write_checkpoint(values, cfg, str(tmp_path / 'converted' / 'edvr_tiny'))
+              for name, shape in model_variable_shapes(cfg).items()}
+    write_weights(values, cfg, str(tmp_path / 'converted' / 'edvr_tiny'))
     assert (tmp_path / 'converted' / 'checkpoint').read_text().startswith(
         'model_checkpoint_path: "edvr_tiny"\n')
     shutil.move(str(tmp_path / 'converted'), str(tmp_path / 'moved'))
@@ -205,7 +205,7 @@ def test_tools_report_a_damaged_checkpoint_in_one_line(trained, tiny_data, tmp_p
     damaged = [damage(run, step, kind) for step in (2, 4)]  # train --resume: no intact one
     capsys.readouterr()
     main, argv = tool_commands(config, tiny_data, str(run), tmp_path)[tool]
-    assert main(argv) == 1
+    assert main(argv) == cli.EXIT_CHECKPOINT
     lines = [line for line in capsys.readouterr().err.splitlines()
              if line and not line.startswith(('WARNING', 'I0000', 'W0000', 'Instructions',
                                               'Use ', 'To enable'))]
@@ -245,9 +245,8 @@ def test_resume_with_a_damaged_state_file_uses_the_folders_checkpoints(trained, 
 
 # --- a missing --config -----------------------------------------------------------------------
 
-@pytest.mark.parametrize('tool, code', [('infer', 1), ('evaluate', 2), ('freeze', 1),
-                                        ('convert', 1), ('train', 2)])
-def test_missing_config_is_one_line_naming_the_file(tmp_path, capsys, tool, code):
+@pytest.mark.parametrize('tool', ['infer', 'evaluate', 'freeze', 'convert', 'train'])
+def test_missing_config_is_one_line_naming_the_file(tmp_path, capsys, tool):
     missing = str(tmp_path / 'no_such.yaml')
     argv = {
         'infer': (infer.main, ['--checkpoint', 'x', '--input', 'x', '--output', 'x']),
@@ -257,7 +256,7 @@ def test_missing_config_is_one_line_naming_the_file(tmp_path, capsys, tool, code
         'train': (train_module.main, ['--data_dir', 'x', '--output', str(tmp_path / 'x')]),
     }
     main, rest = argv[tool]
-    assert main(['--config', missing, *rest]) == code
+    assert main(['--config', missing, *rest]) == cli.EXIT_USAGE
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.endswith(f'--config {missing}: no such file')
@@ -299,9 +298,9 @@ def test_failed_save_stops_the_run_and_keeps_the_previous_checkpoint(
     config = write_config(tmp_path / 'tiny.yaml', tiny_config(max_steps=6))
     run = tmp_path / 'run'
     assert train_module.main(['--config', config, '--data_dir', tiny_data, '--output', str(run),
-                              '--no_progress']) == 1
+                              '--no_progress']) == cli.EXIT_CHECKPOINT
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f'error: could not save checkpoint {run}/model.ckpt-4 at step 4')
+    assert err.startswith(f'edvr.train: error: could not save checkpoint {run}/model.ckpt-4 at step 4')
     assert f'the previous checkpoint {run}/model.ckpt-2 and the state file are intact' in err
     assert 'keep_going_on_save_error' in err
     assert sorted(os.listdir(run)) == ['checkpoint', 'config.yaml', 'logs',

@@ -5,25 +5,13 @@ import json
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from tiny_runs import tiny_config, write_config
-from edvr import evaluate, infer, train
+from edvr import evaluate, infer
 
 
-@pytest.fixture(scope='module')
-def run(tiny_data, tmp_path_factory):
-    folder = tmp_path_factory.mktemp('run')
-    config = write_config(folder / 'tiny.yaml', tiny_config(max_steps=1, checkpoint_every=1))
-    args = train.parse_args(['--config', config, '--data_dir', tiny_data, '--output',
-                             str(folder / 'out'), '--no_progress'])
-    train.train(args, log=lambda message: None)
-    return config, str(folder / 'out')
-
-
-def test_evaluate_reads_the_runs_config(tiny_data, run, tmp_path):
-    config, run_dir = run
+def test_evaluate_reads_the_runs_config(tiny_data, tiny_run, tmp_path):
+    config, run_dir = tiny_run
     assert os.path.isfile(os.path.join(run_dir, 'config.yaml'))  # written by edvr.train
     given, alone = tmp_path / 'given.json', tmp_path / 'alone.json'
     assert evaluate.main(['--config', config, '--checkpoint', run_dir, '--data_dir', tiny_data,
@@ -33,9 +21,9 @@ def test_evaluate_reads_the_runs_config(tiny_data, run, tmp_path):
     assert json.loads(alone.read_text())['clips'] == json.loads(given.read_text())['clips']
 
 
-def test_infer_reads_the_runs_config(run, tmp_path):
+def test_infer_reads_the_runs_config(tiny_run, tmp_path):
     """(edvr.freeze: tests/video/test_video_io.py)"""
-    _, run_dir = run
+    _, run_dir = tiny_run
     (tmp_path / 'in').mkdir()
     rng = np.random.default_rng(0)
     for i in range(3):

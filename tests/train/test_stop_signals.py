@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tiny_runs import tiny_config, write_config
+from tests.train.tiny_runs import tiny_config, write_config
 from edvr import train as train_module
 from edvr.checkpoint import newest_intact_checkpoint, verify_checkpoint
 from edvr.training.stop_signals import StopSignals

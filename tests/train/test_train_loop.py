@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tiny_runs import tiny_config, write_config
+from tests.train.tiny_runs import tiny_config, write_config
 from edvr import train as train_module
+from edvr.training import graph as training_graph
 from edvr.config import parse_config
 from edvr.training import optimizer
-from edvr.training.checkpoints import CheckpointManager
+from edvr.checkpoint import CheckpointManager
 
 
 def run_train(config_path, data_dir, output, *extra, log=None):
@@ -31,7 +32,7 @@ def test_steps_on_a_fixed_batch_reduce_the_loss(tiny_data):
     frames = np.broadcast_to(colours, (2, 3, 16, 16, 3)).astype(np.float32)
     gt = (frames[:, 0] + 0.25).repeat(4, axis=1).repeat(4, axis=2)  # brighter, learnable
     with tf.Graph().as_default():
-        graph = train_module.TrainingGraph(config, tiny_data, val_spec=None)
+        graph = training_graph.TrainingGraph(config, tiny_data, val_spec=None)
         with tf.compat.v1.Session() as sess:
             sess.run(graph.init)
             feed = {graph.lr_frames: frames, graph.gt: gt}
@@ -75,14 +76,14 @@ def test_kill_and_resume_continues_exactly(tiny_data, tmp_path, monkeypatch):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
-    real_loss = train_module.pixel_loss
+    real_loss = training_graph.pixel_loss
 
     def loss_turning_nan(*args, **kwargs):
         step = tf.compat.v1.train.get_global_step()
         poison = tf.where(step >= 3, tf.constant(np.nan, tf.float32), tf.constant(1.0))
         return real_loss(*args, **kwargs) * poison
 
-    monkeypatch.setattr(train_module, 'pixel_loss', loss_turning_nan)
+    monkeypatch.setattr(training_graph, 'pixel_loss', loss_turning_nan)
     output = tmp_path / 'nan'
     config = write_config(tmp_path / 'tiny.yaml', tiny_config())
     with pytest.raises(FloatingPointError,

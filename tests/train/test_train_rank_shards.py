@@ -5,7 +5,7 @@ import sys
 
 import tensorflow as tf
 
-from tiny_runs import tiny_config, write_config
+from tests.train.tiny_runs import tiny_config, write_config
 from edvr import train as train_module
 from edvr.data import pipeline
 from tests.tbe.test_npu_training import _eight_devices, _fake_bridge

@@ -5,10 +5,10 @@ and with tiling; and it holds a bounded number of frames."""
 import numpy as np
 import pytest
 
-from edvr import infer, video
+from edvr import inference, video
 from edvr.config import parse_config
 from edvr.model.feature_cache import FeatureCache
-from model_testing import random_checkpoint
+from tests.model.model_testing import random_checkpoint
 
 BASE = dict(num_feat=8, num_frame=5, deformable_groups=1, num_extract_block=1,
             num_reconstruct_block=1, num_upsample_feat=8)
@@ -44,22 +44,22 @@ class ListSink:
 
 @pytest.fixture(scope='module', params=sorted(VARIANTS))
 def restorer(request, tmp_path_factory):
-    cfg = parse_config({'model': dict(BASE, **VARIANTS[request.param])}).model
+    cfg = parse_config({'model': dict(BASE, **VARIANTS[request.param])})['model']
     folder = tmp_path_factory.mktemp(request.param)
     random_checkpoint(cfg, folder / 'model', seed=5, offset_scale=2.0)
-    restorer = infer.Restorer(cfg, str(folder / 'model'))
+    restorer = inference.Restorer(cfg, str(folder / 'model'))
     yield restorer
     restorer.close()
 
 
-@pytest.mark.parametrize('padding', infer.PADDINGS)
+@pytest.mark.parametrize('padding', inference.PADDINGS)
 def test_cached_stream_equals_window_by_window(restorer, padding):
     size = (32, 48) if restorer.cfg['hr_in'] else (12, 20)  # hr_in: multiples of 16
     clip = np.random.default_rng(1).uniform(0, 1, (FRAMES,) + size + (3,)).astype(np.float32)
-    expected = [restorer(clip[window]) for window in infer.clip_windows(FRAMES, 5, padding)]
+    expected = [restorer(clip[window]) for window in inference.clip_windows(FRAMES, 5, padding)]
 
     sink = ListSink()
-    cache = infer.restore_stream(restorer, ListSource(clip), sink, padding, progress=False)
+    cache = inference.restore_stream(restorer, ListSource(clip), sink, padding, progress=False)
     assert [index for index, _ in sink.frames] == list(range(FRAMES))
     for (index, got), want in zip(sink.frames, expected):
         assert got.shape == want.shape
@@ -72,8 +72,8 @@ def test_cached_stream_equals_window_by_window(restorer, padding):
 def test_uncached_stream_equals_cached(restorer):
     clip = np.random.default_rng(2).uniform(0, 1, (6, 32, 48, 3)).astype(np.float32)
     cached, uncached = ListSink(), ListSink()
-    infer.restore_stream(restorer, ListSource(clip), cached, progress=False)
-    assert infer.restore_stream(restorer, ListSource(clip), uncached, feature_cache=False,
+    inference.restore_stream(restorer, ListSource(clip), cached, progress=False)
+    assert inference.restore_stream(restorer, ListSource(clip), uncached, feature_cache=False,
                                 progress=False) is None
     for (_, a), (_, b) in zip(cached.frames, uncached.frames):
         assert np.abs(a - b).max() < 1e-5
@@ -84,15 +84,15 @@ def test_cached_tiles_equal_uncached_tiles(restorer):
         pytest.skip('hr_in tiles are multiples of 16: the 32x48 frame is one tile')
     clip = np.random.default_rng(3).uniform(0, 1, (5, 16, 40, 3)).astype(np.float32)
     tiled = ListSink()
-    cache = infer.restore_stream(restorer, ListSource(clip), tiled, 'replicate', tile=8,
+    cache = inference.restore_stream(restorer, ListSource(clip), tiled, 'replicate', tile=8,
                                  overlap=8, progress=False)
-    for index, window in enumerate(infer.clip_windows(5, 5, 'replicate')):
+    for index, window in enumerate(inference.clip_windows(5, 5, 'replicate')):
         want = restorer(clip[window], tile=8, overlap=8)
         assert np.abs(tiled.frames[index][1] - want).max() < 1e-5
     # Features are kept per frame and tile region: the 2 row tiles share the region (0, 16)
     # (the overlap covers the frame's height), the 5 column tiles have 5 regions.
-    regions = {(r0, r1, q0, q1) for r0, r1, _, _ in infer.tile_spans(16, 8, 8, 4)
-               for q0, q1, _, _ in infer.tile_spans(40, 8, 8, 4)}
+    regions = {(r0, r1, q0, q1) for r0, r1, _, _ in inference.tile_spans(16, 8, 8, 4)
+               for q0, q1, _, _ in inference.tile_spans(40, 8, 8, 4)}
     assert len(regions) == 5
     assert cache.computed == 5 * len(regions)  # each frame's tile features once
 
@@ -109,20 +109,20 @@ def test_feature_cache_releases_old_frames():
     assert (cache.computed, cache.reused) == (5, 1)
 
 
-@pytest.mark.parametrize('padding', infer.PADDINGS)
+@pytest.mark.parametrize('padding', inference.PADDINGS)
 @pytest.mark.parametrize('length', [1, 2, 3, 4, 5, 6, 11])
 def test_sliding_windows_equal_clip_windows_and_hold_few_frames(padding, length):
     """The streamed windows (the clip's length unknown until it ends) are the clip's windows."""
     try:
-        expected = infer.clip_windows(length, 5, padding)
-    except infer.InferenceError as e:
-        with pytest.raises(infer.InferenceError, match=str(e).split(';')[0]):
+        expected = inference.clip_windows(length, 5, padding)
+    except inference.InferenceError as e:
+        with pytest.raises(inference.InferenceError, match=str(e).split(';')[0]):
             list(video.sliding_windows(iter(range(length)), 5, padding,
-                                       lambda n: infer.clip_windows(n, 5, padding)))
+                                       lambda n: inference.clip_windows(n, 5, padding)))
         return
     got = []
     for center, window, held in video.sliding_windows(
-            iter(range(length)), 5, padding, lambda n: infer.clip_windows(n, 5, padding)):
+            iter(range(length)), 5, padding, lambda n: inference.clip_windows(n, 5, padding)):
         assert all(held[i] == i for i in window)
         assert len(held) <= 2 * 5
         got.append(window)
@@ -137,7 +137,7 @@ def test_the_two_halves_hold_every_convolution_once(variant):
 
     from bench.flops import graph_conv_flops
     from edvr.model import build_edvr, build_frame_features, build_window_from_features
-    cfg = parse_config({'model': dict(BASE, **VARIANTS[variant])}).model
+    cfg = parse_config({'model': dict(BASE, **VARIANTS[variant])})['model']
     h, w = 32, 48
     with tf.Graph().as_default():
         whole, _ = build_edvr(tf.compat.v1.placeholder(tf.float32, [1, 5, h, w, 3]), cfg)
@@ -156,14 +156,14 @@ def test_cached_stream_in_bfloat16_equals_window_by_window(tmp_path):
     """--precision mixed: the cached halves run in bfloat16 (the cached features are bfloat16)
     and give what the whole bfloat16 model gives on each window."""
     import tensorflow as tf
-    cfg = parse_config({'model': dict(BASE)}).model
+    cfg = parse_config({'model': dict(BASE)})['model']
     random_checkpoint(cfg, tmp_path / 'model', seed=5, offset_scale=2.0)
-    restorer = infer.Restorer(cfg, str(tmp_path / 'model'), compute_dtype=tf.bfloat16)
+    restorer = inference.Restorer(cfg, str(tmp_path / 'model'), compute_dtype=tf.bfloat16)
     try:
         clip = np.random.default_rng(3).uniform(0, 1, (FRAMES, 12, 20, 3)).astype(np.float32)
-        expected = [restorer(clip[w]) for w in infer.clip_windows(FRAMES, 5, 'reflection_circle')]
+        expected = [restorer(clip[w]) for w in inference.clip_windows(FRAMES, 5, 'reflection_circle')]
         sink = ListSink()
-        infer.restore_stream(restorer, ListSource(clip), sink, progress=False)
+        inference.restore_stream(restorer, ListSource(clip), sink, progress=False)
         _, feats = restorer.feature_tower(12, 20)
         assert all(f.dtype == tf.bfloat16 for f in feats)
         worst = max(np.abs(got - want).max() for (_, got), want in zip(sink.frames, expected))

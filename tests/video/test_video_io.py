@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edvr import freeze, infer
+from edvr import cli, freeze, infer, inference
 from edvr.config import ConfigError, load_run_config, parse_config
-from model_testing import random_checkpoint
-from video_testing import probe, synthetic_frames, write_video
+from tests.model.model_testing import random_checkpoint
+from tests.video.video_testing import probe, synthetic_frames, write_video
 
 TINY = dict(num_feat=8, num_frame=3, deformable_groups=1, num_extract_block=1,
             num_reconstruct_block=1, num_upsample_feat=8)
@@ -26,7 +26,7 @@ PROGRESS = re.compile(r'\[\d\d:\d\d')  # a line of tqdm's bar: [elapsed<remainin
 def run_dir(tmp_path_factory):
     """A run folder as edvr.train leaves it: a checkpoint and config.yaml (random weights)."""
     folder = tmp_path_factory.mktemp('run')
-    random_checkpoint(parse_config({'model': TINY}).model, folder / 'model', seed=3,
+    random_checkpoint(parse_config({'model': TINY})['model'], folder / 'model', seed=3,
                       offset_scale=2.0)
     (folder / 'config.yaml').write_text(
         'model:\n' + ''.join(f'  {k}: {v}\n' for k, v in TINY.items()))
@@ -111,7 +111,7 @@ def test_restored_frames_equal_the_png_path(run_dir, clip, tmp_path, capsys):
 def test_pngs_to_video_takes_fps(run_dir, clip, tmp_path, capsys):
     folder = png_folder(tmp_path / 'in', clip[1][:4])
     code, err = run(run_dir, folder, tmp_path / 'out.mkv', capsys, '--codec', 'ffv1')
-    assert code == 1 and 'a video from PNG frames needs --fps' in err
+    assert code == cli.EXIT_USAGE and 'a video from PNG frames needs --fps' in err
     assert os.listdir(tmp_path) == ['in']
     code, err = run(run_dir, folder, tmp_path / 'out.mkv', capsys, '--codec', 'ffv1',
                     '--fps', '12.5')
@@ -146,14 +146,14 @@ def test_tiling_works_with_video(run_dir, clip, tmp_path, capsys):
                '--padding', 'replicate')[0] == 0
     tiled, whole = probe(tmp_path / 'tiled.mkv')['frames'], probe(tmp_path / 'whole.mkv')['frames']
     assert tiled.shape == whole.shape == (FRAMES, 128, 192, 3)
-    # 8-bit rounding of outputs equal to float rounding (see test_model_infer's tiling test)
+    # 8-bit rounding of outputs equal to float rounding (see tests/model/test_infer.py's tiling test)
     assert np.abs(tiled.astype(int) - whole).max() <= 1
 
 
-# --- interrupted runs and bad input: a one-line error, exit 1, nothing written -----------
+# --- interrupted runs and bad input: a one-line error, exit 130 or 2, nothing written ------
 
 def test_interrupted_run_leaves_no_output(run_dir, clip, tmp_path, capsys, monkeypatch):
-    restore = infer.Restorer.restore
+    restore = inference.Restorer.restore
     calls = []
 
     def interrupt_at_the_fourth_frame(self, *args, **kwargs):
@@ -162,18 +162,18 @@ def test_interrupted_run_leaves_no_output(run_dir, clip, tmp_path, capsys, monke
             raise KeyboardInterrupt
         return restore(self, *args, **kwargs)
 
-    monkeypatch.setattr(infer.Restorer, 'restore', interrupt_at_the_fourth_frame)
+    monkeypatch.setattr(inference.Restorer, 'restore', interrupt_at_the_fourth_frame)
     for output in ('out.mp4', 'frames'):
         calls.clear()
         code, err = run(run_dir, clip[0], tmp_path / output, capsys)
-        assert code == 130 and f'interrupted; nothing written to {tmp_path / output}' in err
+        assert code == cli.EXIT_INTERRUPTED and f'interrupted; nothing written to {tmp_path / output}' in err
         assert len(calls) == 4
         assert os.listdir(tmp_path) == []  # no output, no temporary
 
 
 def bad_input_error(run_dir, input_path, output_path, capsys, *extra):
     code, err = run(run_dir, input_path, output_path, capsys, *extra)
-    assert code == 1
+    assert code == cli.EXIT_USAGE
     lines = [line for line in err.replace('\r', '\n').splitlines()
              if line.startswith('edvr.infer: ') and not PROGRESS.search(line)]
     assert len(lines) == 1, err
@@ -254,4 +254,4 @@ def test_freeze_and_infer_need_only_the_run_dir(run_dir, clip, tmp_path, capsys)
     assert os.path.isfile(tmp_path / 'frozen' / 'edvr_frozen.pb')
     (tmp_path / 'bare').mkdir()
     code, err = run(str(tmp_path / 'bare'), clip[0], tmp_path / 'out.mp4', capsys)
-    assert code == 1 and 'pass --config' in err
+    assert code == cli.EXIT_USAGE and 'pass --config' in err

@@ -1,6 +1,6 @@
 """Validation of an EDVR graph over whole clips: PSNR/SSIM (RGB and Y) per clip and on
-average, next to bicubic upsampling of the same centre frames. Used by ``edvr.evaluate`` and
-by the periodic validation of ``edvr.train``."""
+average, next to bicubic upsampling of the same centre frames. The library under
+``edvr.evaluate``, and the periodic validation of ``edvr.train``."""
 
 import collections
 import os
@@ -11,6 +11,7 @@ from PIL import Image
 
 from edvr import metrics
 from edvr.data import pipeline, reds
+from edvr.inference import pad_to_multiple_graph
 from edvr.model import build_edvr, center_frame_index, output_scale, size_multiple
 
 METRIC_NAMES = ('psnr', 'ssim', 'psnr_y', 'ssim_y')
@@ -21,16 +22,6 @@ def bicubic_upsample(frame, scale=reds.SCALE):
     """x``scale`` bicubic upsampling of a uint8 (h, w, 3) frame (Pillow, a = -0.5)."""
     h, w = frame.shape[:2]
     return np.asarray(Image.fromarray(frame).resize((w * scale, h * scale), Image.BICUBIC))
-
-
-def pad_to_multiple(frames, multiple):
-    """Pads (b, t, h, w, c) frames at the bottom/right (mirror) to multiples of ``multiple``.
-
-    Returns the padded frames and the original (h, w) as tensors."""
-    h, w = tf.shape(frames)[2], tf.shape(frames)[3]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    padded = tf.pad(frames, [[0, 0], [0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode='SYMMETRIC')
-    return padded, h, w
 
 
 class Evaluator:
@@ -55,7 +46,7 @@ class Evaluator:
             num_parallel_calls=config['data']['num_parallel_calls'])
         self.iterator = tf.compat.v1.data.make_initializable_iterator(dataset)
         item = self.iterator.get_next()
-        padded, h, w = pad_to_multiple(item['lr'], size_multiple(model_cfg))
+        padded, h, w = pad_to_multiple_graph(item['lr'], size_multiple(model_cfg))
         output, _ = build_edvr(padded, model_cfg, scope=scope, reuse=reuse,
                                compute_dtype=compute_dtype)
         output = output[:, :h * reds.SCALE, :w * reds.SCALE, :]

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from edvr import config as config_module
-from edvr.config import ConfigError, load_config, parse_config, register_section
+from edvr.config import ConfigError, load_config, parse_config
 
 CONFIGS = os.path.join(os.path.dirname(__file__), '..', '..', 'configs')
 PRESETS = ('edvr', 'edvr_m', 'edvr_l', 'edvr_tiny')
@@ -17,16 +17,16 @@ def test_presets_load(name):
 
 
 def test_preset_widths_match_spec():
-    m = load_config(os.path.join(CONFIGS, 'edvr_m.yaml')).model
+    m = load_config(os.path.join(CONFIGS, 'edvr_m.yaml'))['model']
     assert (m['num_feat'], m['num_extract_block'], m['num_reconstruct_block'],
             m['deformable_groups'], m['num_frame'], m['with_tsa']) == (64, 5, 10, 8, 5, True)
-    large = load_config(os.path.join(CONFIGS, 'edvr_l.yaml')).model
+    large = load_config(os.path.join(CONFIGS, 'edvr_l.yaml'))['model']
     assert (large['num_feat'], large['num_reconstruct_block']) == (128, 40)
 
 
 def test_defaults_fill_missing_keys():
     cfg = parse_config({'model': {'num_feat': 32}})
-    assert cfg.model['num_feat'] == 32 and cfg.model['deformable_groups'] == 8
+    assert cfg['model']['num_feat'] == 32 and cfg['model']['deformable_groups'] == 8
 
 
 def test_unknown_key_is_named_with_a_suggestion(tmp_path):
@@ -59,15 +59,6 @@ def test_wrong_type_is_named(key, value, expected):
 def test_inconsistent_model_is_rejected(overrides, message):
     with pytest.raises(ConfigError, match=message):
         parse_config({'model': overrides})
-
-
-def test_sections_can_be_registered(monkeypatch):
-    monkeypatch.setitem(config_module.SCHEMA, 'extra', {})  # removed again after the test
-    register_section('extra', {'learning_rate': (4e-4, float), 'steps': (100, int)})
-    cfg = parse_config({'extra': {'learning_rate': 1}})
-    assert cfg.extra == {'learning_rate': 1.0, 'steps': 100}
-    with pytest.raises(ConfigError, match=r"unknown key in section 'extra': 'step'"):
-        parse_config({'extra': {'step': 3}})
 
 
 def test_presets_resolve_outside_a_clone(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from edvr.config import load_config, parse_config
-from edvr.model import DCN_OFFSETS_COLLECTION, build_edvr
+from edvr.model import build_edvr
 from edvr.model import layers
 
 CONFIGS = os.path.join(os.path.dirname(__file__), '..', '..', 'configs')
@@ -30,14 +30,13 @@ def _run(cfg, b, h, w, static=True):
             feed = {frames: np.random.default_rng(0).uniform(0, 1, (b, cfg['num_frame'], h, w, 3))}
             got = sess.run({'output': output, 'aligned': endpoints['aligned'],
                             'fused': endpoints['fused'], 'offsets': endpoints['dcn_offsets']}, feed)
-            got['collection'] = tf.compat.v1.get_collection(DCN_OFFSETS_COLLECTION)
             got['variables'] = {v.op.name for v in tf.compat.v1.global_variables()}
     return got
 
 
 @pytest.mark.parametrize('preset', ['edvr', 'edvr_m', 'edvr_l', 'edvr_tiny'])
 def test_preset_shapes(preset):
-    cfg = load_config(os.path.join(CONFIGS, f'{preset}.yaml')).model
+    cfg = load_config(os.path.join(CONFIGS, f'{preset}.yaml'))['model']
     got = _run(cfg, 1, 8, 12)
     assert got['output'].shape == (1, 32, 48, 3)
     f, g = cfg['num_feat'], cfg['deformable_groups']
@@ -56,13 +55,13 @@ def test_preset_shapes(preset):
     (dict(num_frame=5, center_frame_idx=0), (4, 8), (16, 32)),
 ])
 def test_variant_shapes_with_dynamic_sizes(overrides, size, out):
-    cfg = parse_config({'model': dict(SMALL, **overrides)}).model
+    cfg = parse_config({'model': dict(SMALL, **overrides)})['model']
     got = _run(cfg, 2, *size, static=False)
     assert got['output'].shape == (2, *out, 3)
 
 
 def test_scopes_read_like_the_paper():
-    cfg = parse_config({'model': dict(SMALL, with_predeblur=True)}).model
+    cfg = parse_config({'model': dict(SMALL, with_predeblur=True)})['model']
     names = _run(cfg, 1, 4, 4)['variables']
     for name in ['edvr/predeblur/l1_resblock_4/conv2/kernel',
                  'edvr/feature_extraction/conv_1x1/kernel',
@@ -75,9 +74,9 @@ def test_scopes_read_like_the_paper():
         assert name in names, name
 
 
-def test_offsets_are_in_the_collection():
-    got = _run(parse_config({'model': SMALL}).model, 1, 4, 4)
-    assert len(got['collection']) == 4
+def test_offsets_of_every_dcn_are_returned():
+    got = _run(parse_config({'model': SMALL})['model'], 1, 4, 4)
+    assert len(got['offsets']) == 4
 
 
 def test_zero_offsets_make_the_dcn_a_plain_conv():

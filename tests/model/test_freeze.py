@@ -3,14 +3,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from edvr import freeze
+from edvr import cli, freeze
+from edvr.checkpoint import assign_weights
 from edvr.config import parse_config
 from edvr.model import build_edvr
-from model_testing import load_values, random_checkpoint
+from tests.model.model_testing import random_checkpoint
 
 CFG = parse_config({'model': dict(num_feat=8, num_frame=3, deformable_groups=1, num_extract_block=1,
                                   num_reconstruct_block=1, num_upsample_feat=8,
-                                  with_predeblur=True)}).model
+                                  with_predeblur=True)})['model']
 
 
 def test_frozen_graph_and_saved_model_match_the_checkpoint(tmp_path, capsys):
@@ -29,7 +30,7 @@ def test_frozen_graph_and_saved_model_match_the_checkpoint(tmp_path, capsys):
         inputs = tf.compat.v1.placeholder(tf.float32, frames.shape)
         output, _ = build_edvr(inputs, CFG)
         with tf.compat.v1.Session() as sess:
-            load_values(sess, values)
+            assign_weights(sess, values)
             expected = sess.run(output, {inputs: frames})
 
     graph_def = tf.compat.v1.GraphDef()
@@ -55,7 +56,7 @@ def test_frozen_graph_and_saved_model_match_the_checkpoint(tmp_path, capsys):
 
 
     # a second export into the same folder is refused
-    assert freeze.main(args) == 1
+    assert freeze.main(args) == cli.EXIT_USAGE
     assert 'saved_model exists; choose an empty folder' in capsys.readouterr().err
 
 

@@ -4,9 +4,10 @@ import pytest
 import tensorflow as tf
 
 from edvr.config import parse_config
-from edvr.convert import model_variable_shapes, to_tf
+from edvr.checkpoint import assign_weights, model_variable_shapes
+from edvr.convert import to_tf
 from edvr.model import build_edvr
-from model_testing import load_values, run_oracle
+from tests.model.model_testing import run_oracle
 
 TOLERANCE = 1e-4
 RESIDUAL_GAIN = 5.0  # residual std ~0.1-0.15, as in a trained model
@@ -62,7 +63,7 @@ def test_matches_basicsr(basicsr_outputs, variant):
         inputs = tf.compat.v1.placeholder(tf.float32, frames.shape)
         output, endpoints = build_edvr(inputs, cfg)
         with tf.compat.v1.Session(graph=graph) as sess:
-            load_values(sess, values)
+            assign_weights(sess, values)
             got, residual, offsets, aligned, fused = sess.run(
                 [output, endpoints['residual'], endpoints['dcn_offsets'], endpoints['aligned'],
                  endpoints['fused']], {inputs: frames})
@@ -88,7 +89,7 @@ def test_matches_basicsr(basicsr_outputs, variant):
 
 def test_convert_cli_then_infer_on_a_basicsr_pth(basicsr_outputs, tmp_path):
     """A .pth saved by torch as BasicSR saves it -> python -m edvr.convert -> edvr.infer."""
-    from edvr import convert, infer
+    from edvr import convert, inference
     overrides = VARIANTS['no_tsa_3frames'][0]
     cfg = parse_config({'model': overrides})['model']
     config = tmp_path / 'cfg.yaml'
@@ -98,7 +99,7 @@ def test_convert_cli_then_infer_on_a_basicsr_pth(basicsr_outputs, tmp_path):
     oracle, _ = basicsr_outputs['pth']
     assert convert.main(['--from_torch', basicsr_outputs['pth_path'], '--config', str(config),
                          '--output', str(tmp_path / 'ckpt' / 'edvr')]) == 0
-    restorer = infer.Restorer(cfg, str(tmp_path / 'ckpt'))
+    restorer = inference.Restorer(cfg, str(tmp_path / 'ckpt'))
     try:
         got = restorer(frames[0])
     finally:

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from edvr import convert
+from edvr import cli, convert
 from edvr.config import parse_config
-from edvr.convert import ConversionError, layer_table, model_variable_shapes, to_basicsr, to_tf
+from edvr.checkpoint import model_variable_shapes, write_weights
+from edvr.convert import ConversionError, layer_table, to_basicsr, to_tf
 
 REPO = os.path.join(os.path.dirname(__file__), '..', '..')
 CFG = parse_config({'model': dict(num_feat=8, num_frame=3, deformable_groups=2, num_extract_block=2,
                                   num_reconstruct_block=1, num_upsample_feat=4,
-                                  with_predeblur=True)}).model
+                                  with_predeblur=True)})['model']
 
 
 _SHAPES = {}
@@ -56,7 +57,7 @@ def test_basicsr_names_cover_the_architecture():
 def test_round_trip_through_a_checkpoint(tmp_path):
     state = basicsr_state_dict(CFG)
     values = to_tf({'params': state}, CFG, shapes_of(CFG))
-    prefix = convert.write_checkpoint(values, CFG, str(tmp_path / 'ckpt'))
+    prefix = write_weights(values, CFG, str(tmp_path / 'ckpt'))
     reader = tf.compat.v1.train.NewCheckpointReader(prefix)
     restored = {name: reader.get_tensor(name) for name in values}
     back = to_basicsr(restored, CFG)
@@ -165,7 +166,7 @@ def test_errors_name_missing_unexpected_and_mismatched_keys():
 
 
 def test_state_dict_of_another_config_is_rejected():
-    other = parse_config({'model': dict(CFG, num_feat=16)}).model
+    other = parse_config({'model': dict(CFG, num_feat=16)})['model']
     with pytest.raises(ConversionError, match='shape mismatches'):
         to_tf(basicsr_state_dict(other), CFG, shapes_of(CFG))
 
@@ -186,5 +187,5 @@ def test_cli_converts_an_npz(tmp_path, capsys):
                          '--output', str(tmp_path / 'out' / 'edvr')]) == 0
     assert (tmp_path / 'out' / 'edvr.index').is_file()
     assert convert.main(['--from_torch', str(tmp_path / 'weights.npz'), '--config',
-                         os.path.join(REPO, 'configs', 'edvr_tiny.yaml'), '--output', str(tmp_path / 'bad')]) == 1
+                         os.path.join(REPO, 'configs', 'edvr_tiny.yaml'), '--output', str(tmp_path / 'bad')]) == cli.EXIT_USAGE
     assert 'does not match the config' in capsys.readouterr().err
