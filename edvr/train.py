@@ -326,6 +326,7 @@ def train(args, log=print):
                 step, saved = int(sess.run(graph.global_step)), checkpoints.latest()
                 if step > 0 and (saved is None or checkpoint_step(saved) != step):
                     log(f'saved {checkpoints.save(sess, step)} before stopping')
+            distributed.exit_if_stuck(lost, EXIT_WORKER_LOST)
             raise lost from error
         finally:
             writer.close()
@@ -483,4 +484,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    status = main()
+    if status == EXIT_WORKER_LOST:  # nothing left to save; do not wait on the lost peer
+        distributed.exit_at_once(status)
+    sys.exit(status)

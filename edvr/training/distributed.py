@@ -32,6 +32,8 @@ timeout and wants its own replica-context training loop.
 import json
 import os
 import socket
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -294,6 +296,31 @@ def lost_worker_error(cluster, error, timeout):
         f'has entered the same step or a later one ({steps}): one of them is slower than the '
         f'timeout ({timeout:g} s, distributed.collective_timeout), or they run with different '
         f'arguments. Restart all workers with --resume. ({reason})')
+
+
+def exit_at_once(status):
+    """Ends this process with ``status`` without Python's and TensorFlow's teardown: for a
+    worker that lost a peer, once its error is printed and the chief's checkpoint saved.
+    The teardown waits for gRPC calls to a stopped peer: 13-22 s measured after a SIGSTOP
+    (3 workers, 2 loaded cores), against under 1 s this way."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def exit_if_stuck(error, status, seconds=PROBE_SECONDS):
+    """Arms a timer for a worker about to raise ``error`` (a WorkerLostError): if the process
+    still runs ``seconds`` later, the timer prints ``error`` and ends the process with
+    ``status``. Closing the training session can wait for gRPC calls to a stalled peer (20 to
+    30 s measured after a SIGSTOP); it has nothing left to do. Only for a process that ends
+    on this error (``python -m edvr.train``)."""
+    def stop():
+        print(f'error: {error} (the session did not close within {seconds:g} s)',
+              file=sys.stderr)
+        exit_at_once(status)
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
 
 
 def _supports_timeout():
