@@ -39,7 +39,7 @@ from edvr.checkpoint import STATE_FILE, newest_intact_checkpoint
 from edvr.config import load_config
 from edvr.data import synthetic
 from edvr.session import threads_from_flags
-from edvr.training import loop
+from edvr.training import distributed, loop
 from edvr.training.options import check_train_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -161,4 +161,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    status = main()
+    if status == cli.EXIT_WORKER_LOST:  # nothing left to save; do not wait on the lost peer
+        distributed.exit_at_once(status)
+    sys.exit(status)

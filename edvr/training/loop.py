@@ -157,6 +157,7 @@ def run_training(config, cluster, data_dir, train_spec, val_spec, output, latest
                 step, saved = int(sess.run(graph.global_step)), checkpoints.latest()
                 if step > 0 and (saved is None or checkpoint_step(saved) != step):
                     log(f'saved {checkpoints.save(sess, step)} before stopping')
+            distributed.exit_if_stuck(lost, lost.exit_code)
             raise lost from error
         finally:
             writer.close()

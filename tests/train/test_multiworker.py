@@ -1,6 +1,7 @@
-"""Multi-worker edvr.train on TensorFlow's collective all-reduce, 2 workers on 127.0.0.1:
-identical variables, equal (to float rounding) to one process with the global batch, a lost
-worker stopping the other with an error naming it, an exact --resume, chief-only writes."""
+"""Multi-worker edvr.train on TensorFlow's collective all-reduce, 2 and 3 workers on
+127.0.0.1: identical variables, equal (to float rounding) to one process with the global
+batch, a lost (killed, stopped or stuck) worker stopping the others with an error naming it,
+an exact --resume, chief-only writes, a config copy never seen half-written."""
 
 import os
 import re
@@ -10,10 +11,12 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from tests.train.tiny_runs import tiny_config, write_config
 from bench.multiworker import LocalWorkers, free_ports
@@ -132,19 +135,45 @@ def wait_for(path, launcher, seconds):
         time.sleep(0.1)
 
 
-def test_lost_worker_stops_the_other_and_resume_continues_exactly(tiny_data, tmp_path):
-    timeout = 10
+@dataclass
+class Launch:
+    """Workers started by the launcher: its process, their pids, the run's arguments."""
+    launcher: subprocess.Popen
+    pids: list
+    args: list  # the edvr.train arguments every worker got
+    output: str  # the run folder
+    logs: object  # pathlib.Path of LOG_DIR: worker_I.log
+
+    def log(self, index):
+        return (self.logs / f'worker_{index}.log').read_text()
+
+
+def launch_until_checkpoint(count, tiny_data, tmp_path, timeout):
+    """Starts ``count`` workers of a long EDVR-tiny run (batch 2 each, a checkpoint every
+    step, ``--collective_timeout timeout``) through the launcher and waits for the chief's
+    checkpoint of step 2. The caller stops them (``stop``)."""
     config = write_config(tmp_path / 'tiny.yaml', tiny_config(
         batch_size=2, max_steps=1000, scheduler_periods=[1000], checkpoint_every=1))
     output = str(tmp_path / 'run')
-    common = ['--config', config, '--data_dir', tiny_data, '--output', output,
-              '--collective_timeout', str(timeout)]
+    args = ['--config', config, '--data_dir', tiny_data, '--output', output,
+            '--collective_timeout', str(timeout)]
     logs = tmp_path / 'logs'
-    launcher = launch(2, common, logs)
+    launcher = launch(count, args, logs)
     pids = []
     try:
-        pids = worker_pids(launcher, 2)
+        pids = worker_pids(launcher, count)
         wait_for(os.path.join(output, 'model.ckpt-2.index'), launcher, 240)
+    except BaseException:
+        stop(launcher, pids)
+        raise
+    return Launch(launcher, pids, args, output, logs)
+
+
+def test_lost_worker_stops_the_other_and_resume_continues_exactly(tiny_data, tmp_path):
+    timeout = 10
+    run = launch_until_checkpoint(2, tiny_data, tmp_path, timeout)
+    launcher, pids, common, output, logs = run.launcher, run.pids, run.args, run.output, run.logs
+    try:
         os.kill(pids[1], signal.SIGKILL)
         killed = time.monotonic()
         rest = launcher.communicate(timeout=timeout + 60)[0]
@@ -194,6 +223,80 @@ def test_lost_worker_stops_the_other_and_resume_continues_exactly(tiny_data, tmp
           f'{move[0]:.2e} x (steps * lr), Adam moments {slot[0]:.2e} relative')
 
 
+def running(pid):
+    """Whether process ``pid`` runs (exists and is no zombie awaiting its parent's wait)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+def test_a_stopped_worker_is_named_by_the_others(tiny_data, tmp_path):
+    """3 workers; worker 2 is stopped (SIGSTOP: alive, its port open, but it answers nothing).
+    Workers 0 and 1 time out in the all-reduce, find it silent, and exit with status 4 and an
+    error naming it, within the timeout (plus the survey and the exit)."""
+    timeout = 10
+    run = launch_until_checkpoint(3, tiny_data, tmp_path, timeout)
+    try:
+        os.kill(run.pids[2], signal.SIGSTOP)
+        stopped = time.monotonic()
+        while any(running(pid) for pid in run.pids[:2]) and \
+                time.monotonic() - stopped < timeout + 60:
+            time.sleep(0.2)
+        exited_after = time.monotonic() - stopped
+    finally:
+        os.kill(run.pids[2], signal.SIGKILL)  # a stopped process takes SIGKILL at once
+        try:  # the launcher reports every worker's exit status, then returns
+            out = run.launcher.communicate(timeout=60)[0]
+        finally:
+            stop(run.launcher, run.pids)
+    logs = [run.log(i) for i in range(3)]
+    # each worker's address, as its log names it at the start
+    addresses = [re.search(rf'multi-worker: worker {i} \((127\.0\.0\.1:\d+)\) of 3',
+                           log).group(1) for i, log in enumerate(logs)]
+    for index in (0, 1):
+        assert f'worker {index} failed (exit status {train_module.EXIT_WORKER_LOST})' in out, \
+            out + logs[index][-3000:]
+        assert re.search(rf'error: lost worker 2 \({addresses[2]}\): worker {index} '
+                         rf'\({addresses[index]}\) waited for it in step \d+ in a collective '
+                         rf'all-reduce \(timeout {timeout} s, distributed.collective_timeout\): '
+                         rf'worker 2 \({addresses[2]}\) is unreachable \(stopped or hung\)',
+                         logs[index]), logs[index][-3000:]
+    # The timeout, the survey (PROBE_SECONDS), the chief's checkpoint, the exit.
+    assert exited_after < timeout + 10, exited_after
+    print(f'worker 2 stopped: workers 0 and 1 were gone {exited_after:.1f} s later (timeout '
+          f'{timeout} s)')
+
+
+def test_an_interrupted_config_copy_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    """The chief writes config.yaml while other workers may read it (on --resume): it writes
+    a temporary file and renames it over the old one, so a reader sees the old config or the
+    new one, never a part. Here the write is interrupted half-way: the old one stays whole."""
+    output = str(tmp_path / 'run')
+    train_module.prepare_output(output, parse_config(tiny_config(max_steps=3)), resume=False)
+    saved = os.path.join(output, 'config.yaml')
+    with open(saved) as f:
+        before = f.read()
+    dump = yaml.safe_dump
+
+    def half_then_interrupt(data, stream, **options):
+        text = dump(data, **options)
+        stream.write(text[:len(text) // 2])
+        stream.flush()
+        raise KeyboardInterrupt
+    monkeypatch.setattr(yaml, 'safe_dump', half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.prepare_output(output, parse_config(tiny_config(max_steps=9)),
+                                    resume=False)
+    with open(saved) as f:
+        assert f.read() == before
+    monkeypatch.undo()
+    train_module.prepare_output(output, parse_config(tiny_config(max_steps=9)), resume=False)
+    with open(saved) as f:
+        assert yaml.safe_load(f)['train']['max_steps'] == 9
+
+
 def tf_config(workers, index):
     import json
     return {distributed.ENV: json.dumps({'cluster': {'worker': workers},
@@ -233,8 +336,8 @@ def test_lost_worker_error_names_the_unreachable_worker():
     assert 'timeout 7 s' in str(lost) and 'Collective has timed out' in str(lost)
 
 
-def test_a_stalled_worker_is_named_when_its_server_still_answers():
-    with socket.socket() as listening:  # a peer whose server is up but never answers in time
+def test_a_worker_that_accepts_connections_but_does_not_answer_is_named_unreachable():
+    with socket.socket() as listening:  # a peer whose port is open but that never answers
         listening.bind(('127.0.0.1', 0))
         listening.listen()
         peer = f'127.0.0.1:{listening.getsockname()[1]}'
@@ -242,9 +345,11 @@ def test_a_stalled_worker_is_named_when_its_server_still_answers():
         error = tf.errors.DeadlineExceededError(None, None, 'Collective has timed out during '
                                                 'execution.')
         lost = distributed.lost_worker_error(cluster, error, 10)
-    assert str(lost).startswith(f'a collective all-reduce on worker 0 (127.0.0.1:1) failed; '
-                                f'worker 1 ({peer}) still accepts connections, so it is stalled '
-                                f'or slower than the timeout (10 s')
+    assert str(lost).startswith(
+        f'lost worker 1 ({peer}): worker 0 (127.0.0.1:1) waited for it before its first step '
+        f'in a collective all-reduce (timeout 10 s, distributed.collective_timeout): worker 1 '
+        f'({peer}) is unreachable (stopped or hung): its server accepts connections but did '
+        f'not answer a read of its progress within 3 s'), str(lost)
 
 
 def test_a_worker_that_never_starts_is_named_after_the_startup_timeout():
@@ -259,34 +364,55 @@ def test_a_worker_that_never_starts_is_named_after_the_startup_timeout():
     assert time.monotonic() - start < 5
 
 
-def test_workers_agree_to_stop_and_on_a_non_finite_loss():
-    """Two servers in this process, each feeding its own loss and vote to step_agreement."""
-    addresses = tuple(f'127.0.0.1:{port}' for port in free_ports(2))
-    sessions = []
-    for index in range(2):
+def workers_in_this_process(count, build, timeout=30):
+    """``count`` workers on servers in this process: one (session, built) each, ``built``
+    being what ``build(collectives)`` returns, called inside the worker's graph and device."""
+    addresses = tuple(f'127.0.0.1:{port}' for port in free_ports(count))
+    workers = []
+    for index in range(count):
         collectives = distributed.Collectives(distributed.WorkerCluster(addresses, index),
-                                              timeout=30)
+                                              timeout=timeout)
         graph = tf.Graph()
         with graph.as_default(), tf.device(collectives.cluster.device):
-            loss = tf.compat.v1.placeholder(tf.float32, [])
-            vote, stop, mean_loss = collectives.step_agreement(loss)
+            built = build(collectives)
         proto = collectives.session_config(tf.compat.v1.ConfigProto())
         server = collectives.start_server(proto)
-        sessions.append((tf.compat.v1.Session(server.target, graph=graph, config=proto),
-                         loss, vote, (stop, mean_loss)))
+        workers.append((tf.compat.v1.Session(server.target, graph=graph, config=proto), built))
+    return workers
+
+
+def run_together(calls, seconds=60):
+    """Calls every function of ``calls`` at once, each in its own thread (collectives need
+    all workers); their results in order, a tf.errors.OpError raised standing for its result."""
+    results = [None] * len(calls)
+
+    def run(i):
+        try:
+            results[i] = calls[i]()
+        except tf.errors.OpError as error:
+            results[i] = error
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds)
+    assert not any(t.is_alive() for t in threads), f'a worker still runs after {seconds} s'
+    return results
+
+
+def test_workers_agree_to_stop_and_on_a_non_finite_loss():
+    """Two servers in this process, each feeding its own loss and vote to step_agreement."""
+    def build(collectives):
+        loss = tf.compat.v1.placeholder(tf.float32, [])
+        vote, stop, mean_loss = collectives.step_agreement(loss)
+        return loss, vote, (stop, mean_loss)
+    workers = workers_in_this_process(2, build)
 
     def run_both(feeds):
-        results = [None, None]
-
-        def run(i):
-            sess, loss, vote, fetches = sessions[i]
-            results[i] = sess.run(fetches, {loss: feeds[i][0], vote: feeds[i][1]})
-        threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        return results
+        return run_together([
+            lambda sess=sess, loss=loss, vote=vote, fetches=fetches, feed=feed:
+            sess.run(fetches, {loss: feed[0], vote: feed[1]})
+            for (sess, (loss, vote, fetches)), feed in zip(workers, feeds)])
 
     try:
         assert run_both([(1.0, False), (3.0, False)]) == [(False, 2.0)] * 2
@@ -294,8 +420,48 @@ def test_workers_agree_to_stop_and_on_a_non_finite_loss():
         for stop, mean_loss in run_both([(1.0, False), (np.nan, False)]):
             assert not stop and np.isnan(mean_loss)
     finally:
-        for sess, *_ in sessions:
+        for sess, _ in workers:
             sess.close()
+
+
+def test_workers_stuck_before_a_step_are_named_behind_at_their_step():
+    """Three servers in this process training a one-weight model: all take step 1, then
+    worker 0 enters step 2 while workers 1 and 2 do not (as when their input pipeline hangs).
+    Worker 0 times out in the all-reduce and names both, which answer, at step 1. (One
+    waiting worker: with several servers of one process aborting collectives at once,
+    TensorFlow 2.21 sometimes crashes.)"""
+    timeout = 2
+
+    def build(collectives):
+        step = tf.compat.v1.train.get_or_create_global_step()
+        weight = tf.compat.v1.Variable(1.0)
+        optimizer = collectives.wrap_optimizer(tf.compat.v1.train.GradientDescentOptimizer(0.1))
+        with tf.control_dependencies([optimizer.minimize(weight * weight)]):
+            train = tf.compat.v1.assign_add(step, 1)
+        return train, tf.compat.v1.global_variables_initializer(), collectives.cluster
+    workers = workers_in_this_process(3, build, timeout=timeout)
+    (sess, (train, _, cluster)) = workers[0]
+    try:
+        for other, (_, init, _) in workers:
+            other.run(init)
+        assert run_together([lambda s=other, t=step: s.run(t)
+                             for other, (step, _, _) in workers]) == [1, 1, 1]
+        start = time.monotonic()
+        with pytest.raises(distributed.LOST_PEER_ERRORS) as error:
+            sess.run(train)
+        message = str(distributed.lost_worker_error(cluster, error.value, timeout))
+        elapsed = time.monotonic() - start
+    finally:
+        for other, _ in workers:
+            other.close()
+    addresses = cluster.workers
+    assert message.startswith(
+        f'lost worker 1 ({addresses[1]}), worker 2 ({addresses[2]}): worker 0 '
+        f'({addresses[0]}) waited for them in step 2 in a collective all-reduce (timeout 2 s, '
+        f'distributed.collective_timeout): worker 1 ({addresses[1]}) answers but is behind, '
+        f'at step 1: it has not entered step 2'), message
+    assert f'; worker 2 ({addresses[2]}) answers but is behind, at step 1' in message, message
+    assert elapsed < timeout + distributed.PROBE_SECONDS + 5, elapsed
 
 
 def test_collective_timeout_must_be_positive():
@@ -310,16 +476,9 @@ def test_a_signal_to_one_worker_stops_all_at_the_same_step_and_the_chief_saves(t
     """SIGTERM to worker 1 alone: its stop request travels in the per-step agreement, so both
     workers stop after the same step (neither waits in an all-reduce for the timeout) and the
     chief saves that step."""
-    config = write_config(tmp_path / 'tiny.yaml', tiny_config(
-        batch_size=2, max_steps=1000, scheduler_periods=[1000], checkpoint_every=1))
-    output = str(tmp_path / 'run')
-    logs = tmp_path / 'logs'
-    launcher = launch(2, ['--config', config, '--data_dir', tiny_data, '--output', output,
-                          '--collective_timeout', '60'], logs)
-    pids = []
+    run = launch_until_checkpoint(2, tiny_data, tmp_path, 60)
+    launcher, pids, output, logs = run.launcher, run.pids, run.output, run.logs
     try:
-        pids = worker_pids(launcher, 2)
-        wait_for(os.path.join(output, 'model.ckpt-2.index'), launcher, 240)
         os.kill(pids[1], signal.SIGTERM)
         signalled = time.monotonic()
         out = launcher.communicate(timeout=120)[0]
