@@ -51,8 +51,8 @@ def _resolve(choice):
         if choice in ("native", "npu"):
             raise RuntimeError(f"{ENV_VAR}={choice} but the native op library cannot be "
                                f"loaded: {error}") from error
-        # stacklevel 4: the caller of the op (op -> backend() -> _resolve() -> warn).
+        # stacklevel 3: the caller of backend(), as when backend() warned itself.
         warnings.warn(f"edvr ops: using the slow pure-TF reference backend because the native "
                       f"library cannot be loaded ({error}). Build it with "
-                      f"`python setup.py build_ext --inplace`.", RuntimeWarning, stacklevel=4)
+                      f"`python setup.py build_ext --inplace`.", RuntimeWarning, stacklevel=3)
         return "reference"

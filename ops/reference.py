@@ -119,10 +119,11 @@ def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dil
 
 def bilinear_sample(x, coords, name=None):
     """Reference bilinear_sample: x [N, H, W, C], coords [N, ..., 2] as (x, y) -> [N, ..., C]."""
+    op = "bilinear_sample"
     with tf.compat.v1.name_scope(name, "BilinearSampleReference", [x, coords]):
         x = tf.convert_to_tensor(x)
         coords = tf.convert_to_tensor(coords, dtype=x.dtype)
-        _checks.bilinear_sample_shapes("bilinear_sample", x, coords)
+        _checks.bilinear_sample_shapes(op, x, coords)
         if x.dtype == tf.bfloat16:
             y = bilinear_sample(tf.cast(x, tf.float32), tf.cast(coords, tf.float32))
             return tf.cast(y, tf.bfloat16)
