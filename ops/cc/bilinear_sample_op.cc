@@ -32,7 +32,7 @@ REGISTER_OP("EdvrBilinearSample")
     .Input("x: T")
     .Input("coords: T")
     .Output("y: T")
-    .Attr(EDVR_DTYPE_ATTR)
+    .EDVR_DTYPE_ATTR
     .SetShapeFn(ForwardShape)
     .Doc(R"doc(
 Zero-outside bilinear sampling (warping), NHWC.
@@ -45,7 +45,7 @@ REGISTER_OP("EdvrBilinearSampleGrad")
     .Input("coords: T")
     .Output("grad_x: T")
     .Output("grad_coords: T")
-    .Attr(EDVR_DTYPE_ATTR)
+    .EDVR_DTYPE_ATTR
     .SetShapeFn(GradientShapes)
     .Doc("Gradients of EdvrBilinearSample with respect to x and coords.");
 

@@ -18,7 +18,7 @@ namespace edvr {
 // The attributes of the schema: one list for the forward and gradient ops. Their names are
 // the op interface (CANN's TF adapter maps them to the TBE kernels' by name).
 #define EDVR_DEFORMABLE_ATTRS                           \
-  Attr(EDVR_DTYPE_ATTR)                                 \
+  EDVR_DTYPE_ATTR                                       \
       .Attr("ksize: list(int)")                         \
       .Attr("strides: list(int) = [1, 1]")              \
       .Attr("pads: list(int) = [0, 0, 0, 0]")           \

@@ -19,8 +19,10 @@ namespace edvr {
 
 namespace tf = ::tensorflow;
 
-// The dtypes of every op's schema: exactly those EDVR_REGISTER_CPU_KERNELS registers.
-#define EDVR_DTYPE_ATTR "T: {float, double, bfloat16}"
+// The dtypes of every op's schema (REGISTER_OP(...).EDVR_DTYPE_ATTR): exactly those
+// EDVR_REGISTER_CPU_KERNELS registers. A method-position macro, like EDVR_DEFORMABLE_ATTRS,
+// so that tests/tbe/test_tbe_consistency.py, which reads the schemas, expands it.
+#define EDVR_DTYPE_ATTR Attr("T: {float, double, bfloat16}")
 
 // Registers, for each dtype T of EDVR_DTYPE_ATTR, the CPU kernels KERNEL<FORWARD<T>> of op
 // NAME and KERNEL<GRADIENT<T>> of op NAME "Grad".
