@@ -16,6 +16,7 @@ import tensorflow as tf
 
 import ops
 from ops import _native
+from tests.ops.conftest import backend_selected
 
 from .conftest import record, record_beside
 
@@ -44,11 +45,8 @@ def build(variant, shape, dtype=tf.float32):
     else:
         offsets = variable(np.concatenate([rng.normal(0, 2, (n, h, w, 2 * GROUPS * 9)),
                                            rng.uniform(0, 1, (n, h, w, GROUPS * 9))], axis=-1))
-        os.environ["EDVR_OPS_BACKEND"] = variant.split()[0]
-        try:
+        with backend_selected(variant.split()[0]):
             y = ops.deform_conv2d(x, offsets, filters, pads=(1, 1, 1, 1), deformable_groups=GROUPS)
-        finally:
-            os.environ.pop("EDVR_OPS_BACKEND")
         inputs = [x, offsets, filters]
     grads = tf.compat.v1.gradients(y, inputs, grad_ys=grad_y)
     return [y.op], [y.op] + [g.op for g in grads]

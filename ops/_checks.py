@@ -9,7 +9,7 @@ import collections
 Geometry = collections.namedtuple(
     "Geometry",
     "kernel_h kernel_w stride_h stride_w pad_top pad_bottom pad_left pad_right "
-    "dilation_h dilation_w groups modulated")
+    "dilation_h dilation_w deformable_groups modulated")
 
 
 def _int_tuple(op, name, value, length, minimum):
@@ -58,9 +58,9 @@ def deformable_offsets_shapes(op, x, offsets, geo):
     if x_dims is None:
         return None, None
     n, h, w, c = x_dims
-    if c is not None and c % geo.groups:
+    if c is not None and c % geo.deformable_groups:
         raise ValueError(f"{op}: x channels ({c}) must be divisible by deformable_groups "
-                         f"({geo.groups}); x has shape {x_dims}")
+                         f"({geo.deformable_groups}); x has shape {x_dims}")
     ho = out_size(h, geo.pad_top + geo.pad_bottom, geo.kernel_h, geo.dilation_h, geo.stride_h)
     wo = out_size(w, geo.pad_left + geo.pad_right, geo.kernel_w, geo.dilation_w, geo.stride_w)
     if (h is not None and ho is None) or (w is not None and wo is None):
@@ -69,7 +69,7 @@ def deformable_offsets_shapes(op, x, offsets, geo):
             f"{geo.dilation_h}x{geo.dilation_w}) is larger than the padded input of x "
             f"(x shape {x_dims}, pads {(geo.pad_top, geo.pad_bottom, geo.pad_left, geo.pad_right)})")
     if off_dims is not None:
-        expected = [n, ho, wo, 3 * geo.groups * geo.kernel_h * geo.kernel_w]
+        expected = [n, ho, wo, 3 * geo.deformable_groups * geo.kernel_h * geo.kernel_w]
         if any(e is not None and g is not None and e != g for e, g in zip(expected, off_dims)):
             shown = ["?" if e is None else e for e in expected]
             raise ValueError(f"{op}: offsets must have shape [N, Ho, Wo, 3*G*K] = {shown} for x of "

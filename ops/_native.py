@@ -29,8 +29,8 @@ def load():
 def _geometry_attrs(geo):
     return dict(ksize=[geo.kernel_h, geo.kernel_w], strides=[geo.stride_h, geo.stride_w],
                 pads=[geo.pad_top, geo.pad_bottom, geo.pad_left, geo.pad_right],
-                dilations=[geo.dilation_h, geo.dilation_w], deformable_groups=geo.groups,
-                modulated=geo.modulated)
+                dilations=[geo.dilation_h, geo.dilation_w],
+                deformable_groups=geo.deformable_groups, modulated=geo.modulated)
 
 
 def deformable_offsets(x, offsets, geo, name=None):

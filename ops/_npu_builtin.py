@@ -48,8 +48,8 @@ def unsupported(adapter, dtype, geo):
     """Why the built-in cannot take this call (a phrase naming the limit), or None."""
     if not (hasattr(adapter, "deformable_offsets") and hasattr(adapter, "deformable_offsets_grad")):
         return "this npu_bridge has no DeformableOffsets op (it needs a recent CANN)"
-    if geo.groups != 1:
-        return f"deformable_groups={geo.groups} (it supports 1 only)"
+    if geo.deformable_groups != 1:
+        return f"deformable_groups={geo.deformable_groups} (it supports 1 only)"
     if tf.as_dtype(dtype).base_dtype not in BUILTIN_DTYPES:
         return f"dtype {tf.as_dtype(dtype).name} (it supports float16 and float32 only)"
     if not geo.modulated:
@@ -79,7 +79,8 @@ def builtin_attrs(geo):
                 pads=[geo.pad_top, geo.pad_bottom, geo.pad_left, geo.pad_right],
                 ksize=[geo.kernel_h, geo.kernel_w],
                 dilations=[1, geo.dilation_h, geo.dilation_w, 1],
-                data_format="NHWC", deformable_groups=geo.groups, modulated=geo.modulated)
+                data_format="NHWC", deformable_groups=geo.deformable_groups,
+                modulated=geo.modulated)
 
 
 def deformable_offsets(adapter, x, offsets, geo, name=None):

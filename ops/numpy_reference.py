@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from ._checks import out_size
+
 
 def bilinear(image, py, px):
     """Zero-outside bilinear sample of image [H, W, C] at (py, px); returns [C] float64."""
@@ -33,21 +35,20 @@ def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dil
     sh, sw = strides
     top, bottom, left, right = pads
     dh, dw = dilations
-    groups = deformable_groups
     k_points = kh * kw
-    ho_size = (height + top + bottom - (dh * (kh - 1) + 1)) // sh + 1
-    wo_size = (width + left + right - (dw * (kw - 1) + 1)) // sw + 1
-    assert offsets.shape == (n, ho_size, wo_size, 3 * groups * k_points), offsets.shape
-    cg = channels // groups
+    ho_size = out_size(height, top + bottom, kh, dh, sh)
+    wo_size = out_size(width, left + right, kw, dw, sw)
+    assert offsets.shape == (n, ho_size, wo_size, 3 * deformable_groups * k_points), offsets.shape
+    cg = channels // deformable_groups
     y = np.zeros((n, ho_size * kh, wo_size * kw, channels))
-    gk = groups * k_points
+    gk = deformable_groups * k_points
     for b in range(n):
         for ho in range(ho_size):
             for wo in range(wo_size):
                 for i in range(kh):
                     for j in range(kw):
                         k = i * kw + j
-                        for g in range(groups):
+                        for g in range(deformable_groups):
                             dx = float(offsets[b, ho, wo, g * k_points + k])
                             dy = float(offsets[b, ho, wo, gk + g * k_points + k])
                             m = float(offsets[b, ho, wo, 2 * gk + g * k_points + k]) if modulated else 1.0

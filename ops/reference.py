@@ -1,6 +1,8 @@
 """Pure-TF reference backend: plain gathers, differentiated by TF's autodiff.
 
-The fallback when the native library is not built, and an oracle for it.
+The fallback when the native library is not built, and an oracle for it; its
+convolve_columns is also the convolution half of deform_conv2d wherever the fused native
+op does not serve (grouped convolutions, the npu backend).
 Semantics: docs/ops.md (NHWC, zero-outside bilinear rule, NaN gives NaN).
 bfloat16 inputs are sampled in float32 and the result rounded once, as the native kernels do:
 positions in bfloat16 would be off by up to a pixel at a few hundred pixels.
@@ -92,7 +94,7 @@ def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dil
             return tf.cast(y, tf.bfloat16)
         n, h, w, c = (_dim(x, a) for a in range(4))
         ho, wo = _dim(offsets, 1), _dim(offsets, 2)
-        kh, kw, g = geo.kernel_h, geo.kernel_w, geo.groups
+        kh, kw, g = geo.kernel_h, geo.kernel_w, geo.deformable_groups
         k = kh * kw
         blocks = tf.reshape(offsets, [n, ho, wo, 3, g, k])
         dx, dy, mask = blocks[:, :, :, 0], blocks[:, :, :, 1], blocks[:, :, :, 2]  # [N, Ho, Wo, G, K]
@@ -117,10 +119,11 @@ def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dil
 
 def bilinear_sample(x, coords, name=None):
     """Reference bilinear_sample: x [N, H, W, C], coords [N, ..., 2] as (x, y) -> [N, ..., C]."""
+    op = "bilinear_sample"
     with tf.compat.v1.name_scope(name, "BilinearSampleReference", [x, coords]):
         x = tf.convert_to_tensor(x)
         coords = tf.convert_to_tensor(coords, dtype=x.dtype)
-        _checks.bilinear_sample_shapes("bilinear_sample", x, coords)
+        _checks.bilinear_sample_shapes(op, x, coords)
         if x.dtype == tf.bfloat16:
             y = bilinear_sample(tf.cast(x, tf.float32), tf.cast(coords, tf.float32))
             return tf.cast(y, tf.bfloat16)
@@ -133,3 +136,39 @@ def bilinear_sample(x, coords, name=None):
         if coords.shape.ndims is not None:
             samples.set_shape(coords.shape[:-1].concatenate(x.shape[3:]))
         return samples
+
+
+def convolve_columns(columns, offsets, filters, bias=None, groups=1):
+    """The convolution half of deform_conv2d, in stock TF ops: conv2d(columns, filters,
+    strides=(kh, kw), padding='VALID', groups) + bias.
+
+    columns: [N, Ho*kh, Wo*kw, C], from deformable_offsets(x, offsets, (kh, kw), ...).
+    offsets: [N, Ho, Wo, 3*G*K], read for Ho and Wo only. filters: [kh, kw, C/groups, F].
+    bias: [F] or None. Returns [N, Ho, Wo, F].
+    """
+    kernel_h, kernel_w = (int(d) for d in filters.shape[:2])
+    if groups == 1:
+        y = _conv_kernel_rows(columns, filters, kernel_h, kernel_w, tf.shape(offsets)[2])
+    else:
+        y = tf.concat([tf.compat.v1.nn.conv2d(c, filter=f, strides=[1, kernel_h, kernel_w, 1],
+                                              padding="VALID")
+                       for c, f in zip(tf.split(columns, groups, axis=3),
+                                       tf.split(filters, groups, axis=3))], axis=3)
+    # TF's CPU conv2d returns its input's shape for an empty batch; restate the true one.
+    out_shape = tf.concat([tf.shape(columns)[:1], tf.shape(offsets)[1:3], tf.shape(filters)[3:]], 0)
+    y = tf.reshape(y, out_shape)
+    return y if bias is None else tf.nn.bias_add(y, bias)
+
+
+def _conv_kernel_rows(columns, filters, kernel_h, kernel_w, out_width):
+    """conv2d(columns, filters, strides=(kh, kw), padding='VALID') for one group, computed as a
+    stride-1 (kh, 1) convolution: output pixel (ho, wo) reads rows [ho*kh, ho*kh + kh) of the
+    columns, so [N, Ho*kh, Wo*kw, C] reshapes for free to [N*Ho, kh, Wo, kw*C] and the filters
+    to [kh, 1, kw*C, F]. oneDNN runs this form faster than the strided one, forward and backward.
+
+    columns: [N, Ho*kh, Wo*kw, C]. filters: [kh, kw, C, F]. Returns [N*Ho, 1, Wo, F].
+    """
+    channels, features = tf.shape(filters)[2], tf.shape(filters)[3]
+    rows = tf.reshape(columns, tf.stack([-1, kernel_h, out_width, kernel_w * channels]))
+    row_filters = tf.reshape(filters, tf.stack([kernel_h, 1, kernel_w * channels, features]))
+    return tf.compat.v1.nn.conv2d(rows, filter=row_filters, strides=[1, 1, 1, 1], padding="VALID")

@@ -1,7 +1,9 @@
 // bfloat16 storage for the CPU kernels, framework-free: the top 16 bits of an IEEE
 // float32 (8 exponent bits, 7 stored fraction bits, unit roundoff 2^-8). The kernels
 // keep bfloat16 only in memory: they widen on load (exact), compute and accumulate
-// in float32, and narrow on store with round-to-nearest-even (NaN stays NaN).
+// in float32, and narrow on store with round-to-nearest-even (NaN stays NaN). The
+// sampling kernels (deformable_offsets, bilinear_sample) round y and the gradients once, at
+// the end; their gradients are accumulated in float32 buffers of their full size.
 #ifndef EDVR_KERNELS_CPU_BFLOAT16_H_
 #define EDVR_KERNELS_CPU_BFLOAT16_H_
 

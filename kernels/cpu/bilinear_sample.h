@@ -33,8 +33,7 @@ void BilinearSampleBackward(const BilinearSampleGeometry& geo, const T* x, const
                             const T* grad_y, T* grad_x, T* grad_coords,
                             const ParallelFor& parallel_for);
 
-// bfloat16: located, weighted and summed in float32; y and the gradients rounded once, at
-// the end (the gradients are accumulated in float32 buffers of their full size).
+// bfloat16: located, weighted and summed in float32 (bfloat16.h).
 template <>
 void BilinearSampleForward<BFloat16>(const BilinearSampleGeometry& geo, const BFloat16* x,
                                      const BFloat16* coords, BFloat16* y,

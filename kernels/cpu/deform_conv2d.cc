@@ -44,12 +44,12 @@ template <typename T>
 std::vector<GroupBlock<T>> MakeGroupBlocks(const DeformableOffsetsGeometry& geo,
                                            int64_t groups_per_block, int64_t features,
                                            const T* filters) {
-  const int64_t k_points = geo.kernel_h * geo.kernel_w, cg = geo.channels / geo.groups;
+  const int64_t k_points = geo.kernel_h * geo.kernel_w, cg = geo.channels / geo.deformable_groups;
   std::vector<GroupBlock<T>> blocks;
-  for (int64_t g_begin = 0; g_begin < geo.groups; g_begin += groups_per_block) {
+  for (int64_t g_begin = 0; g_begin < geo.deformable_groups; g_begin += groups_per_block) {
     GroupBlock<T> b;
     b.g_begin = g_begin;
-    b.g_end = std::min(geo.groups, g_begin + groups_per_block);
+    b.g_end = std::min(geo.deformable_groups, g_begin + groups_per_block);
     b.channels = (b.g_end - b.g_begin) * cg;
     for (int64_t g = b.g_begin; g < b.g_end; ++g) {
       for (int64_t k = 0; k < k_points; ++k) {
@@ -79,7 +79,7 @@ void SampleColumns(const DeformableOffsetsGeometry& geo, const Taps& taps, const
                    const O* offsets, const T* ones, const T* zeros, int64_t p_begin,
                    int64_t p_count, int64_t row, PointTable<T>* table, T* pixel_offsets,
                    T* columns) {
-  const int64_t cg = geo.channels / geo.groups;
+  const int64_t cg = geo.channels / geo.deformable_groups;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t out_pixels = geo.out_height * geo.out_width;
   for (int64_t p = p_begin; p < p_begin + p_count; ++p) {
@@ -106,7 +106,7 @@ template <typename T>
 void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
                          const T* offsets, const T* filters, T* y,
                          const ParallelFor& parallel_for) {
-  const int64_t cg = geo.channels / geo.groups;
+  const int64_t cg = geo.channels / geo.deformable_groups;
   const int64_t total_pixels = geo.batch * geo.out_height * geo.out_width;
   const int64_t width = geo.kernel_h * geo.kernel_w * geo.channels;  // K*C: one pixel's columns
   const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
@@ -139,7 +139,7 @@ void DeformConv2DForward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t
                                    const BFloat16* x, const BFloat16* offsets,
                                    const BFloat16* filters, BFloat16* y,
                                    const ParallelFor& parallel_for) {
-  const int64_t cg = geo.channels / geo.groups;
+  const int64_t cg = geo.channels / geo.deformable_groups;
   const int64_t total_pixels = geo.batch * geo.out_height * geo.out_width;
   const int64_t width = geo.kernel_h * geo.kernel_w * geo.channels;
   const int64_t row = width + width % 2;
@@ -184,7 +184,7 @@ void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x
               T* grad_filters, int64_t threads, const ParallelFor& parallel_for) {
   constexpr bool kDirect = std::is_same<T, S>::value;
   const int64_t k_points = geo.kernel_h * geo.kernel_w;
-  const int64_t cg = geo.channels / geo.groups;
+  const int64_t cg = geo.channels / geo.deformable_groups;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t in_pixels = geo.in_height * geo.in_width;
   const int64_t out_pixels = geo.out_height * geo.out_width;

@@ -25,7 +25,7 @@ template <typename T, typename S>
 void Forward(const DeformableOffsetsGeometry& geo, const T* x, const S* offsets, S* y,
              const ParallelFor& parallel_for) {
   constexpr bool kDirect = std::is_same<T, S>::value;
-  const int64_t cg = geo.channels / geo.groups;
+  const int64_t cg = geo.channels / geo.deformable_groups;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t y_row = geo.out_width * geo.kernel_w * geo.channels;
   const Taps taps = MakeTaps(geo, y_row);
@@ -94,7 +94,7 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
                                const T* grad_y, T* grad_x, T* grad_offsets, int64_t threads,
                                const ParallelFor& parallel_for) {
   const int64_t k_points = geo.kernel_h * geo.kernel_w;
-  const int64_t cg = geo.channels / geo.groups;
+  const int64_t cg = geo.channels / geo.deformable_groups;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t pixels = geo.in_height * geo.in_width;
   const int64_t y_row = geo.out_width * geo.kernel_w * geo.channels;
@@ -102,7 +102,7 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
   const int64_t y_batch = geo.out_height * geo.kernel_h * y_row;
   // A unit is a batch item and a block of groups; it owns its part of grad_x and grad_offsets.
   const int64_t groups_per_block = GroupsPerBlock(geo, threads);
-  const int64_t blocks = (geo.groups + groups_per_block - 1) / groups_per_block;
+  const int64_t blocks = (geo.deformable_groups + groups_per_block - 1) / groups_per_block;
   const int64_t cost =
       geo.out_height * geo.out_width * groups_per_block * k_points * (cg * 6 + 40);
   parallel_for(geo.batch * blocks, cost, [&](int64_t begin, int64_t end) {
@@ -115,7 +115,7 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
       for (int64_t unit = begin; unit < end; ++unit) {
         const int64_t n = unit / blocks, block = unit % blocks;
         const int64_t g_begin = block * groups_per_block;
-        const int64_t g_end = std::min(geo.groups, g_begin + groups_per_block);
+        const int64_t g_end = std::min(geo.deformable_groups, g_begin + groups_per_block);
         const T* image = x + n * image_size;
         T* grad_image = grad_x + n * image_size;
         const int64_t q_begin = g_begin * k_points, q_count = (g_end - g_begin) * k_points;
@@ -154,7 +154,7 @@ void DeformableOffsetsBackward<BFloat16>(const DeformableOffsetsGeometry& geo,
   const int64_t k_points = geo.kernel_h * geo.kernel_w;
   const int64_t x_size = geo.batch * geo.in_height * geo.in_width * geo.channels;
   const int64_t out_pixels = geo.batch * geo.out_height * geo.out_width;
-  const int64_t offsets_size = out_pixels * 3 * geo.groups * k_points;
+  const int64_t offsets_size = out_pixels * 3 * geo.deformable_groups * k_points;
   const int64_t y_size = out_pixels * k_points * geo.channels;
   const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
   const FloatBuffer offsets32 = WidenAll(offsets, offsets_size, parallel_for);

@@ -22,7 +22,7 @@ struct DeformableOffsetsGeometry {
   int64_t stride_h, stride_w;
   int64_t pad_top, pad_left;
   int64_t dilation_h, dilation_w;
-  int64_t groups;  // deformable groups G
+  int64_t deformable_groups;  // G
   bool modulated;
 };
 
@@ -41,8 +41,7 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
                                const T* grad_y, T* grad_x, T* grad_offsets, int64_t threads,
                                const ParallelFor& parallel_for);
 
-// bfloat16: positions, weights and sums in float32; y and the gradients rounded once, at
-// the end (the gradients are accumulated in float32 buffers of their full size).
+// bfloat16: positions, weights and sums in float32 (bfloat16.h).
 template <>
 void DeformableOffsetsForward<BFloat16>(const DeformableOffsetsGeometry& geo, const BFloat16* x,
                                         const BFloat16* offsets, BFloat16* y,

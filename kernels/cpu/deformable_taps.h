@@ -24,9 +24,9 @@ struct Taps {
 };
 
 inline Taps MakeTaps(const DeformableOffsetsGeometry& geo, int64_t row_pitch) {
-  const int64_t k_points = geo.kernel_h * geo.kernel_w, cg = geo.channels / geo.groups;
+  const int64_t k_points = geo.kernel_h * geo.kernel_w, cg = geo.channels / geo.deformable_groups;
   Taps t;
-  t.count = geo.groups * k_points;
+  t.count = geo.deformable_groups * k_points;
   for (int64_t q = 0; q < t.count; ++q) {
     const int64_t g = q / k_points, i = q % k_points / geo.kernel_w, j = q % geo.kernel_w;
     t.group_channel.push_back(g * cg);
@@ -43,9 +43,9 @@ inline Taps MakeTaps(const DeformableOffsetsGeometry& geo, int64_t row_pitch) {
 // block of this many whole groups, spanning at least 16 channels (a 64-byte line
 // of float32).
 inline int64_t GroupsPerBlock(const DeformableOffsetsGeometry& geo, int64_t threads) {
-  if (geo.batch >= threads) return geo.groups;
-  const int64_t cg = geo.channels / geo.groups;
-  return std::min(geo.groups, std::max<int64_t>(1, (16 + cg - 1) / cg));
+  if (geo.batch >= threads) return geo.deformable_groups;
+  const int64_t cg = geo.channels / geo.deformable_groups;
+  return std::min(geo.deformable_groups, std::max<int64_t>(1, (16 + cg - 1) / cg));
 }
 
 // Locates taps [q_begin, q_begin + q_count) of output pixel (ho, wo), whose offsets

@@ -26,6 +26,7 @@
 #include "kernels/cpu/bilinear_sample.h"
 #include "kernels/cpu/deform_conv2d.h"
 #include "kernels/cpu/deformable_offsets.h"
+#include "kernels/cpu/output_size.h"
 #include "kernels/cpu/parallel.h"
 
 namespace py = pybind11;
@@ -129,16 +130,9 @@ void CheckInts(const std::string& op, const char* what, const Shape& v, size_t l
   }
 }
 
-// Output length along one axis, as ops/_checks.out_size (which needs TensorFlow to
-// import); < 1 when the kernel does not fit.
-int64_t OutSize(int64_t size, int64_t pad, int64_t kernel, int64_t dilation, int64_t stride) {
-  const int64_t span = dilation * (kernel - 1) + 1;
-  return size + pad < span ? 0 : (size + pad - span) / stride + 1;
-}
-
 // Checks x [N, H, W, C] and offsets [N, Ho, Wo, 3*G*K] against the geometry, with the
 // messages of ops/_checks.py; returns the kernels' geometry.
-DeformableOffsetsGeometry CheckDeformable(const std::string& op, const GeometryArgs& g,
+DeformableOffsetsGeometry CheckDeformableOffsets(const std::string& op, const GeometryArgs& g,
                                           const py::array& x, const py::array& offsets) {
   CheckInts(op, "ksize", g.ksize, 2, 1);
   CheckInts(op, "strides", g.strides, 2, 1);
@@ -160,8 +154,10 @@ DeformableOffsetsGeometry CheckDeformable(const std::string& op, const GeometryA
   if (h * w * c >= (int64_t(1) << 31)) {  // the kernels index one image with 32-bit lanes
     Fail(op, "x is too large: H*W*C must be < 2^31 per batch item, got shape " + Join(x_shape));
   }
-  const int64_t ho = OutSize(h, g.pads[0] + g.pads[1], g.ksize[0], g.dilations[0], g.strides[0]);
-  const int64_t wo = OutSize(w, g.pads[2] + g.pads[3], g.ksize[1], g.dilations[1], g.strides[1]);
+  const int64_t ho =
+      OutputSize(h, g.pads[0] + g.pads[1], g.ksize[0], g.dilations[0], g.strides[0]);
+  const int64_t wo =
+      OutputSize(w, g.pads[2] + g.pads[3], g.ksize[1], g.dilations[1], g.strides[1]);
   if (ho < 1 || wo < 1) {
     Fail(op, "kernel (" + std::to_string(g.ksize[0]) + "x" + std::to_string(g.ksize[1]) +
                  " with dilation " + std::to_string(g.dilations[0]) + "x" +
@@ -188,11 +184,35 @@ void CheckGrad(const std::string& op, const py::array& grad, const Shape& y_shap
   }
 }
 
-template <typename T>
-py::array_t<T> Zeros(const Shape& shape) {
-  py::array_t<T> a(shape);
-  std::fill_n(a.mutable_data(), a.size(), T(0));
-  return a;
+// A forward pass: y of y_shape, filled by kernel(y's data) with the GIL released.
+template <typename T, typename Kernel>
+py::array RunForward(const Shape& y_shape, Kernel&& kernel) {
+  py::array_t<T> y(y_shape);
+  if (y.size() == 0) return std::move(y);
+  T* out = y.mutable_data();
+  py::gil_scoped_release release;
+  kernel(out);
+  return std::move(y);
+}
+
+// A backward pass: zeroed gradients of the given shapes (the inputs'), filled by
+// kernel(their data) with the GIL released unless grad is empty.
+template <typename T, typename Kernel>
+py::tuple RunBackward(const py::array& grad, const std::vector<Shape>& shapes, Kernel&& kernel) {
+  std::vector<py::array_t<T>> grads;
+  std::vector<T*> out;
+  for (const Shape& shape : shapes) {
+    grads.emplace_back(shape);
+    out.push_back(grads.back().mutable_data());
+    std::fill_n(out.back(), grads.back().size(), T(0));
+  }
+  if (grad.size() > 0) {
+    py::gil_scoped_release release;
+    kernel(out.data());
+  }
+  py::tuple result(grads.size());
+  for (size_t i = 0; i < grads.size(); ++i) result[i] = grads[i];
+  return result;
 }
 
 // ---- deformable_offsets ----
@@ -201,27 +221,29 @@ Shape DeformableOffsetsShape(const DeformableOffsetsGeometry& geo) {
   return {geo.batch, geo.out_height * geo.kernel_h, geo.out_width * geo.kernel_w, geo.channels};
 }
 
-py::array DeformableOffsets(const py::array& x, const py::array& offsets, const GeometryArgs& args,
-                            int64_t threads) {
+py::array DeformableOffsets(const py::array& x, const py::array& offsets, const Shape& ksize,
+                            const Shape& strides, const Shape& pads, const Shape& dilations,
+                            int64_t deformable_groups, bool modulated, int64_t threads) {
   const std::string op = "deformable_offsets";
-  const DeformableOffsetsGeometry geo = CheckDeformable(op, args, x, offsets);
+  const DeformableOffsetsGeometry geo = CheckDeformableOffsets(
+      op, {ksize, strides, pads, dilations, deformable_groups, modulated}, x, offsets);
   const ParallelFor parallel_for = ThreadParallelFor(Threads(threads));
   return DispatchDtype(op, x, [&](auto zero) -> py::array {
     using T = decltype(zero);
     const auto xa = Input<T>(op, "x", x), oa = Input<T>(op, "offsets", offsets);
-    py::array_t<T> y(DeformableOffsetsShape(geo));
-    if (y.size() == 0) return std::move(y);
-    T* out = y.mutable_data();
-    py::gil_scoped_release release;
-    DeformableOffsetsForward<T>(geo, xa.data(), oa.data(), out, parallel_for);
-    return std::move(y);
+    return RunForward<T>(DeformableOffsetsShape(geo), [&](T* y) {
+      DeformableOffsetsForward<T>(geo, xa.data(), oa.data(), y, parallel_for);
+    });
   });
 }
 
 py::tuple DeformableOffsetsGrad(const py::array& grad, const py::array& x, const py::array& offsets,
-                                const GeometryArgs& args, int64_t threads) {
+                                const Shape& ksize, const Shape& strides, const Shape& pads,
+                                const Shape& dilations, int64_t deformable_groups, bool modulated,
+                                int64_t threads) {
   const std::string op = "deformable_offsets_grad";
-  const DeformableOffsetsGeometry geo = CheckDeformable(op, args, x, offsets);
+  const GeometryArgs args = {ksize, strides, pads, dilations, deformable_groups, modulated};
+  const DeformableOffsetsGeometry geo = CheckDeformableOffsets(op, args, x, offsets);
   CheckGrad(op, grad, DeformableOffsetsShape(geo));
   const int64_t workers = Threads(threads);
   const ParallelFor parallel_for = ThreadParallelFor(workers);
@@ -229,22 +251,18 @@ py::tuple DeformableOffsetsGrad(const py::array& grad, const py::array& x, const
     using T = decltype(zero);
     const auto ga = Input<T>(op, "grad", grad), xa = Input<T>(op, "x", x);
     const auto oa = Input<T>(op, "offsets", offsets);
-    auto grad_x = Zeros<T>(ShapeOf(x));
-    auto grad_offsets = Zeros<T>(ShapeOf(offsets));
-    if (ga.size() > 0) {
-      T *gx = grad_x.mutable_data(), *go = grad_offsets.mutable_data();
-      py::gil_scoped_release release;
-      DeformableOffsetsBackward<T>(geo, xa.data(), oa.data(), ga.data(), gx, go, workers,
+    return RunBackward<T>(ga, {ShapeOf(x), ShapeOf(offsets)}, [&](T* const* out) {
+      DeformableOffsetsBackward<T>(geo, xa.data(), oa.data(), ga.data(), out[0], out[1], workers,
                                    parallel_for);
-    }
-    return py::make_tuple(grad_x, grad_offsets);
+    });
   });
 }
 
 // ---- deform_conv2d (one convolution group, no bias) ----
 
-// Checks filters [kh, kw, C, F] against x; returns the geometry and F.
-DeformableOffsetsGeometry CheckConv(const std::string& op, const py::array& x,
+// Checks filters [kh, kw, C, F] against x, and x and offsets as CheckDeformableOffsets;
+// returns the geometry and F.
+DeformableOffsetsGeometry CheckDeformConv2D(const std::string& op, const py::array& x,
                                     const py::array& offsets, const py::array& filters,
                                     GeometryArgs args, int64_t* features) {
   const Shape f_shape = ShapeOf(filters), x_shape = ShapeOf(x);
@@ -252,7 +270,7 @@ DeformableOffsetsGeometry CheckConv(const std::string& op, const py::array& x,
     Fail(op, "filters must be rank 4 [kh, kw, C, F], got shape " + Join(f_shape));
   }
   args.ksize = {f_shape[0], f_shape[1]};
-  const DeformableOffsetsGeometry geo = CheckDeformable(op, args, x, offsets);
+  const DeformableOffsetsGeometry geo = CheckDeformableOffsets(op, args, x, offsets);
   if (f_shape[2] != x_shape[3]) {
     Fail(op, "filters must have shape [kh, kw, C, F] with C = " + std::to_string(x_shape[3]) +
                  " (x's channels; one convolution group), got " + Join(f_shape));
@@ -262,29 +280,32 @@ DeformableOffsetsGeometry CheckConv(const std::string& op, const py::array& x,
 }
 
 py::array DeformConv2D(const py::array& x, const py::array& offsets, const py::array& filters,
-                       const GeometryArgs& args, int64_t threads) {
+                       const Shape& strides, const Shape& pads, const Shape& dilations,
+                       int64_t deformable_groups, bool modulated, int64_t threads) {
   const std::string op = "deform_conv2d";
   int64_t features = 0;
-  const DeformableOffsetsGeometry geo = CheckConv(op, x, offsets, filters, args, &features);
+  const DeformableOffsetsGeometry geo = CheckDeformConv2D(
+      op, x, offsets, filters, {{}, strides, pads, dilations, deformable_groups, modulated},
+      &features);
   const ParallelFor parallel_for = ThreadParallelFor(Threads(threads));
   return DispatchDtype(op, x, [&](auto zero) -> py::array {
     using T = decltype(zero);
     const auto xa = Input<T>(op, "x", x), oa = Input<T>(op, "offsets", offsets);
     const auto fa = Input<T>(op, "filters", filters);
-    py::array_t<T> y(Shape{geo.batch, geo.out_height, geo.out_width, features});
-    if (y.size() == 0) return std::move(y);
-    T* out = y.mutable_data();
-    py::gil_scoped_release release;
-    DeformConv2DForward<T>(geo, features, xa.data(), oa.data(), fa.data(), out, parallel_for);
-    return std::move(y);
+    return RunForward<T>(Shape{geo.batch, geo.out_height, geo.out_width, features}, [&](T* y) {
+      DeformConv2DForward<T>(geo, features, xa.data(), oa.data(), fa.data(), y, parallel_for);
+    });
   });
 }
 
 py::tuple DeformConv2DGrad(const py::array& grad, const py::array& x, const py::array& offsets,
-                           const py::array& filters, const GeometryArgs& args, int64_t threads) {
+                           const py::array& filters, const Shape& strides, const Shape& pads,
+                           const Shape& dilations, int64_t deformable_groups, bool modulated,
+                           int64_t threads) {
   const std::string op = "deform_conv2d_grad";
+  const GeometryArgs args = {{}, strides, pads, dilations, deformable_groups, modulated};
   int64_t features = 0;
-  const DeformableOffsetsGeometry geo = CheckConv(op, x, offsets, filters, args, &features);
+  const DeformableOffsetsGeometry geo = CheckDeformConv2D(op, x, offsets, filters, args, &features);
   CheckGrad(op, grad, {geo.batch, geo.out_height, geo.out_width, features});
   const int64_t workers = Threads(threads);
   const ParallelFor parallel_for = ThreadParallelFor(workers);
@@ -292,24 +313,18 @@ py::tuple DeformConv2DGrad(const py::array& grad, const py::array& x, const py::
     using T = decltype(zero);
     const auto ga = Input<T>(op, "grad", grad), xa = Input<T>(op, "x", x);
     const auto oa = Input<T>(op, "offsets", offsets), fa = Input<T>(op, "filters", filters);
-    auto grad_x = Zeros<T>(ShapeOf(x));
-    auto grad_offsets = Zeros<T>(ShapeOf(offsets));
-    auto grad_filters = Zeros<T>(ShapeOf(filters));
-    if (ga.size() > 0) {
-      T *gx = grad_x.mutable_data(), *go = grad_offsets.mutable_data();
-      T* gf = grad_filters.mutable_data();
-      py::gil_scoped_release release;
-      DeformConv2DBackward<T>(geo, features, xa.data(), oa.data(), fa.data(), ga.data(), gx, go,
-                              gf, workers, parallel_for);
-    }
-    return py::make_tuple(grad_x, grad_offsets, grad_filters);
+    return RunBackward<T>(ga, {ShapeOf(x), ShapeOf(offsets), ShapeOf(filters)},
+                          [&](T* const* out) {
+      DeformConv2DBackward<T>(geo, features, xa.data(), oa.data(), fa.data(), ga.data(), out[0],
+                              out[1], out[2], workers, parallel_for);
+    });
   });
 }
 
 // ---- bilinear_sample ----
 
 // Checks x [N, H, W, C] and coords [N, ..., 2] as ops/_checks.bilinear_sample_shapes.
-BilinearSampleGeometry CheckSample(const std::string& op, const py::array& x,
+BilinearSampleGeometry CheckBilinearSample(const std::string& op, const py::array& x,
                                    const py::array& coords) {
   const Shape x_shape = ShapeOf(x), c_shape = ShapeOf(coords);
   if (x_shape.size() != 4) Fail(op, "x must be rank 4 [N, H, W, C], got shape " + Join(x_shape));
@@ -327,7 +342,7 @@ BilinearSampleGeometry CheckSample(const std::string& op, const py::array& x,
   return BilinearSampleGeometry{x_shape[0], x_shape[1], x_shape[2], x_shape[3], points};
 }
 
-Shape SampleShape(const py::array& x, const py::array& coords) {
+Shape BilinearSampleShape(const py::array& x, const py::array& coords) {
   Shape shape = ShapeOf(coords);
   shape.back() = ShapeOf(x)[3];
   return shape;
@@ -335,39 +350,42 @@ Shape SampleShape(const py::array& x, const py::array& coords) {
 
 py::array BilinearSample(const py::array& x, const py::array& coords, int64_t threads) {
   const std::string op = "bilinear_sample";
-  const BilinearSampleGeometry geo = CheckSample(op, x, coords);
+  const BilinearSampleGeometry geo = CheckBilinearSample(op, x, coords);
   const ParallelFor parallel_for = ThreadParallelFor(Threads(threads));
   return DispatchDtype(op, x, [&](auto zero) -> py::array {
     using T = decltype(zero);
     const auto xa = Input<T>(op, "x", x), ca = Input<T>(op, "coords", coords);
-    py::array_t<T> y(SampleShape(x, coords));
-    if (y.size() == 0) return std::move(y);
-    T* out = y.mutable_data();
-    py::gil_scoped_release release;
-    BilinearSampleForward<T>(geo, xa.data(), ca.data(), out, parallel_for);
-    return std::move(y);
+    return RunForward<T>(BilinearSampleShape(x, coords), [&](T* y) {
+      BilinearSampleForward<T>(geo, xa.data(), ca.data(), y, parallel_for);
+    });
   });
 }
 
 py::tuple BilinearSampleGrad(const py::array& grad, const py::array& x, const py::array& coords,
                              int64_t threads) {
   const std::string op = "bilinear_sample_grad";
-  const BilinearSampleGeometry geo = CheckSample(op, x, coords);
-  CheckGrad(op, grad, SampleShape(x, coords));
+  const BilinearSampleGeometry geo = CheckBilinearSample(op, x, coords);
+  CheckGrad(op, grad, BilinearSampleShape(x, coords));
   const ParallelFor parallel_for = ThreadParallelFor(Threads(threads));
   return DispatchDtype(op, x, [&](auto zero) -> py::tuple {
     using T = decltype(zero);
     const auto ga = Input<T>(op, "grad", grad), xa = Input<T>(op, "x", x);
     const auto ca = Input<T>(op, "coords", coords);
-    auto grad_x = Zeros<T>(ShapeOf(x));
-    auto grad_coords = Zeros<T>(ShapeOf(coords));
-    if (ga.size() > 0) {
-      T *gx = grad_x.mutable_data(), *gc = grad_coords.mutable_data();
-      py::gil_scoped_release release;
-      BilinearSampleBackward<T>(geo, xa.data(), ca.data(), ga.data(), gx, gc, parallel_for);
-    }
-    return py::make_tuple(grad_x, grad_coords);
+    return RunBackward<T>(ga, {ShapeOf(x), ShapeOf(coords)}, [&](T* const* out) {
+      BilinearSampleBackward<T>(geo, xa.data(), ca.data(), ga.data(), out[0], out[1],
+                                parallel_for);
+    });
   });
+}
+
+// Binds f as the Python function `name`: its arrays (and ksize) `leading`, then the geometry
+// keywords with the defaults of the ops package, and threads.
+template <typename F, typename... Leading>
+void DefDeformable(py::module_& m, const char* name, F f, const char* doc, Leading... leading) {
+  using py::arg;
+  const Shape one = {1, 1}, no_pads = {0, 0, 0, 0};
+  m.def(name, f, leading..., arg("strides") = one, arg("pads") = no_pads, arg("dilations") = one,
+        arg("deformable_groups") = 1, arg("modulated") = true, arg("threads") = 0, doc);
 }
 
 }  // namespace
@@ -378,61 +396,23 @@ PYBIND11_MODULE(edvr_kernels, m) {
   using py::arg;
   m.doc() = "EDVR's framework-free CPU sampling kernels for NumPy arrays (float32, float64), "
             "without TensorFlow. Semantics: docs/ops.md; arguments as in the `ops` package.";
-  const Shape one = {1, 1}, no_pads = {0, 0, 0, 0};
-
-  m.def(
-      "deformable_offsets",
-      [](const py::array& x, const py::array& offsets, const Shape& ksize, const Shape& strides,
-         const Shape& pads, const Shape& dilations, int64_t deformable_groups, bool modulated,
-         int64_t threads) {
-        return DeformableOffsets(x, offsets,
-                                 {ksize, strides, pads, dilations, deformable_groups, modulated},
-                                 threads);
-      },
-      arg("x"), arg("offsets"), arg("ksize"), arg("strides") = one, arg("pads") = no_pads,
-      arg("dilations") = one, arg("deformable_groups") = 1, arg("modulated") = true,
-      arg("threads") = 0,
-      "x [N, H, W, C], offsets [N, Ho, Wo, 3*G*K] (dx, dy, mask blocks) -> y [N, Ho*kh, Wo*kw, C].\n"
-      "pads: (top, bottom, left, right).");
-  m.def(
-      "deformable_offsets_grad",
-      [](const py::array& grad, const py::array& x, const py::array& offsets, const Shape& ksize,
-         const Shape& strides, const Shape& pads, const Shape& dilations,
-         int64_t deformable_groups, bool modulated, int64_t threads) {
-        return DeformableOffsetsGrad(
-            grad, x, offsets, {ksize, strides, pads, dilations, deformable_groups, modulated},
-            threads);
-      },
-      arg("grad"), arg("x"), arg("offsets"), arg("ksize"), arg("strides") = one,
-      arg("pads") = no_pads, arg("dilations") = one, arg("deformable_groups") = 1,
-      arg("modulated") = true, arg("threads") = 0,
-      "(grad_x, grad_offsets) of sum(grad * deformable_offsets(x, offsets, ...)).");
-  m.def(
-      "deform_conv2d",
-      [](const py::array& x, const py::array& offsets, const py::array& filters,
-         const Shape& strides, const Shape& pads, const Shape& dilations,
-         int64_t deformable_groups, bool modulated, int64_t threads) {
-        return DeformConv2D(x, offsets, filters,
-                            {{}, strides, pads, dilations, deformable_groups, modulated}, threads);
-      },
-      arg("x"), arg("offsets"), arg("filters"), arg("strides") = one, arg("pads") = no_pads,
-      arg("dilations") = one, arg("deformable_groups") = 1, arg("modulated") = true,
-      arg("threads") = 0,
+  DefDeformable(
+      m, "deformable_offsets", &DeformableOffsets,
+      "x [N, H, W, C], offsets [N, Ho, Wo, 3*G*K] (dx, dy, mask blocks) -> "
+      "y [N, Ho*kh, Wo*kw, C].\npads: (top, bottom, left, right).",
+      arg("x"), arg("offsets"), arg("ksize"));
+  DefDeformable(m, "deformable_offsets_grad", &DeformableOffsetsGrad,
+                "(grad_x, grad_offsets) of sum(grad * deformable_offsets(x, offsets, ...)).",
+                arg("grad"), arg("x"), arg("offsets"), arg("ksize"));
+  DefDeformable(
+      m, "deform_conv2d", &DeformConv2D,
       "The fused deformable convolution, one convolution group, no bias: x [N, H, W, C],\n"
-      "offsets [N, Ho, Wo, 3*G*K], filters [kh, kw, C, F] -> y [N, Ho, Wo, F].");
-  m.def(
-      "deform_conv2d_grad",
-      [](const py::array& grad, const py::array& x, const py::array& offsets,
-         const py::array& filters, const Shape& strides, const Shape& pads,
-         const Shape& dilations, int64_t deformable_groups, bool modulated, int64_t threads) {
-        return DeformConv2DGrad(grad, x, offsets, filters,
-                                {{}, strides, pads, dilations, deformable_groups, modulated},
-                                threads);
-      },
-      arg("grad"), arg("x"), arg("offsets"), arg("filters"), arg("strides") = one,
-      arg("pads") = no_pads, arg("dilations") = one, arg("deformable_groups") = 1,
-      arg("modulated") = true, arg("threads") = 0,
-      "(grad_x, grad_offsets, grad_filters) of sum(grad * deform_conv2d(x, offsets, filters)).");
+      "offsets [N, Ho, Wo, 3*G*K], filters [kh, kw, C, F] -> y [N, Ho, Wo, F].",
+      arg("x"), arg("offsets"), arg("filters"));
+  DefDeformable(
+      m, "deform_conv2d_grad", &DeformConv2DGrad,
+      "(grad_x, grad_offsets, grad_filters) of sum(grad * deform_conv2d(x, offsets, filters)).",
+      arg("grad"), arg("x"), arg("offsets"), arg("filters"));
   m.def("bilinear_sample", &BilinearSample, arg("x"), arg("coords"), arg("threads") = 0,
         "x [N, H, W, C], coords [N, ..., 2] holding (x, y) -> [N, ..., C], zero outside.");
   m.def("bilinear_sample_grad", &BilinearSampleGrad, arg("grad"), arg("x"), arg("coords"),

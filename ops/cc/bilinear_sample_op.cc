@@ -2,7 +2,9 @@
 // shape function, and CPU kernels that validate, allocate and dispatch to
 // kernels/cpu/bilinear_sample.
 #include "kernels/cpu/bilinear_sample.h"
+#include "ops/cc/input_checks.h"
 #include "ops/cc/op_util.h"
+#include "ops/cc/shape_functions.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -11,40 +13,9 @@
 namespace edvr {
 namespace {
 
-namespace tf = ::tensorflow;
-using ::tensorflow::errors::InvalidArgument;
-using ::tensorflow::shape_inference::DimensionHandle;
-using ::tensorflow::shape_inference::InferenceContext;
-using ::tensorflow::shape_inference::ShapeHandle;
-
-// Checks x [N, H, W, C] and coords [N, ..., 2]; fills the geometry.
-tf::Status CheckInputs(const tf::TensorShape& x, const tf::TensorShape& coords,
-                       BilinearSampleGeometry* geo) {
-  if (x.dims() != 4) {
-    return InvalidArgument("x must be rank 4 [N, H, W, C], got shape ", x.DebugString());
-  }
-  if (coords.dims() < 2 || coords.dim_size(coords.dims() - 1) != 2) {
-    return InvalidArgument("coords must have shape [N, ..., 2] holding (x, y), got shape ",
-                           coords.DebugString());
-  }
-  if (coords.dim_size(0) != x.dim_size(0)) {
-    return InvalidArgument("coords batch (", coords.dim_size(0), ") must equal x batch (",
-                           x.dim_size(0), ")");
-  }
-  if (x.dim_size(1) * x.dim_size(2) * x.dim_size(3) >= (int64_t(1) << 31)) {
-    return InvalidArgument("x is too large: H*W*C must be < 2^31 per batch item, got shape ",
-                           x.DebugString());
-  }
-  int64_t points = 1;
-  for (int d = 1; d < coords.dims() - 1; ++d) points *= coords.dim_size(d);
-  *geo = BilinearSampleGeometry{x.dim_size(0), x.dim_size(1), x.dim_size(2), x.dim_size(3),
-                                points};
-  return tf::Status();
-}
-
 // y: coords' shape with the last dimension replaced by C.
 tf::Status ForwardShape(InferenceContext* c) {
-  ShapeHandle x, coords, last, prefix, out;
+  ShapeHandle x, coords, prefix, out;
   TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &x));
   TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(1), 2, &coords));
   DimensionHandle two, batch;
@@ -61,7 +32,7 @@ REGISTER_OP("EdvrBilinearSample")
     .Input("x: T")
     .Input("coords: T")
     .Output("y: T")
-    .Attr("T: {float, double, bfloat16}")
+    .EDVR_DTYPE_ATTR
     .SetShapeFn(ForwardShape)
     .Doc(R"doc(
 Zero-outside bilinear sampling (warping), NHWC.
@@ -74,7 +45,7 @@ REGISTER_OP("EdvrBilinearSampleGrad")
     .Input("coords: T")
     .Output("grad_x: T")
     .Output("grad_coords: T")
-    .Attr("T: {float, double, bfloat16}")
+    .EDVR_DTYPE_ATTR
     .SetShapeFn(GradientShapes)
     .Doc("Gradients of EdvrBilinearSample with respect to x and coords.");
 
@@ -85,57 +56,32 @@ tf::TensorShape OutputShape(const tf::TensorShape& coords, int64_t channels) {
 }
 
 template <typename T>
-class BilinearSampleOp : public tf::OpKernel {
- public:
-  using OpKernel::OpKernel;
-
-  void Compute(tf::OpKernelContext* context) override {
-    const tf::Tensor& x = context->input(0);
-    const tf::Tensor& coords = context->input(1);
-    BilinearSampleGeometry geo;
-    OP_REQUIRES_OK(context, CheckInputs(x.shape(), coords.shape(), &geo));
-    tf::Tensor* y = nullptr;
-    OP_REQUIRES_OK(context,
-                   context->allocate_output(0, OutputShape(coords.shape(), geo.channels), &y));
-    if (y->NumElements() == 0) return;
-    BilinearSampleForward<typename KernelType<T>::type>(geo, Data<T>(x), Data<T>(coords),
-                             MutableData<T>(y), TensorFlowParallelFor(context));
-  }
-};
+void ComputeForward(tf::OpKernelContext* context) {
+  const tf::Tensor &x = context->input(0), &coords = context->input(1);
+  BilinearSampleGeometry geo;
+  OP_REQUIRES_OK(context, CheckBilinearSampleInputs(x.shape(), coords.shape(), &geo));
+  tf::Tensor* y = nullptr;
+  if (!AllocateOutput(context, OutputShape(coords.shape(), geo.channels), &y)) return;
+  BilinearSampleForward(geo, Data<T>(x), Data<T>(coords), MutableData<T>(y),
+                        TensorFlowParallelFor(context));
+}
 
 template <typename T>
-class BilinearSampleGradOp : public tf::OpKernel {
- public:
-  using OpKernel::OpKernel;
-
-  void Compute(tf::OpKernelContext* context) override {
-    const tf::Tensor& grad = context->input(0);
-    const tf::Tensor& x = context->input(1);
-    const tf::Tensor& coords = context->input(2);
-    BilinearSampleGeometry geo;
-    OP_REQUIRES_OK(context, CheckInputs(x.shape(), coords.shape(), &geo));
-    const tf::TensorShape y_shape = OutputShape(coords.shape(), geo.channels);
-    tf::Tensor* grad_x = nullptr;
-    tf::Tensor* grad_coords = nullptr;
-    if (!AllocateGradients<T>(context, y_shape, &grad_x, &grad_coords)) return;
-    BilinearSampleBackward<typename KernelType<T>::type>(geo, Data<T>(x), Data<T>(coords),
-                              Data<T>(grad), MutableData<T>(grad_x),
-                              MutableData<T>(grad_coords), TensorFlowParallelFor(context));
+void ComputeGradient(tf::OpKernelContext* context) {
+  const tf::Tensor &grad = context->input(0), &x = context->input(1);
+  const tf::Tensor& coords = context->input(2);
+  BilinearSampleGeometry geo;
+  OP_REQUIRES_OK(context, CheckBilinearSampleInputs(x.shape(), coords.shape(), &geo));
+  tf::Tensor *grad_x = nullptr, *grad_coords = nullptr;
+  if (!AllocateGradients<T>(context, OutputShape(coords.shape(), geo.channels), &grad_x,
+                            &grad_coords)) {
+    return;
   }
-};
+  BilinearSampleBackward(geo, Data<T>(x), Data<T>(coords), Data<T>(grad), MutableData<T>(grad_x),
+                         MutableData<T>(grad_coords), TensorFlowParallelFor(context));
+}
 
-#define EDVR_REGISTER_KERNELS(T)                                                         \
-  REGISTER_KERNEL_BUILDER(                                                               \
-      Name("EdvrBilinearSample").Device(tf::DEVICE_CPU).TypeConstraint<T>("T"),          \
-      BilinearSampleOp<T>);                                                              \
-  REGISTER_KERNEL_BUILDER(                                                               \
-      Name("EdvrBilinearSampleGrad").Device(tf::DEVICE_CPU).TypeConstraint<T>("T"),      \
-      BilinearSampleGradOp<T>);
-
-EDVR_REGISTER_KERNELS(float)
-EDVR_REGISTER_KERNELS(double)
-EDVR_REGISTER_KERNELS(tf::bfloat16)
-#undef EDVR_REGISTER_KERNELS
+EDVR_REGISTER_CPU_KERNELS("EdvrBilinearSample", FunctionKernel, ComputeForward, ComputeGradient)
 
 }  // namespace
 }  // namespace edvr

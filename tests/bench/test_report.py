@@ -57,12 +57,11 @@ def test_backward_ops_each_count_as_much_as_the_forward_conv():
     assert counted['forward'] == forward and counted['total'] == 3 * forward
 
 
-def test_fused_deformable_conv_counts_as_the_conv_over_its_columns(monkeypatch):
+def test_fused_deformable_conv_counts_as_the_conv_over_its_columns():
     import ops
-    from tests.ops.conftest import require_native
+    from tests.ops.conftest import backend_selected, require_native
     require_native()
-    monkeypatch.setenv('EDVR_OPS_BACKEND', 'native')
-    with tf.Graph().as_default():
+    with backend_selected('native'), tf.Graph().as_default():
         x = tf.compat.v1.placeholder(tf.float32, [2, 6, 5, 8])
         offsets = tf.compat.v1.placeholder(tf.float32, [2, 6, 5, 3 * 2 * 9])
         filters = tf.compat.v1.placeholder(tf.float32, [3, 3, 8, 4])

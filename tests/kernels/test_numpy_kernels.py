@@ -2,10 +2,9 @@
 float64 NumPy loop reference (ops/numpy_reference.py): values, and gradients against
 central differences of the reference in float64.
 
-This module must not import TensorFlow (test_module_does_not_import_tensorflow):
-the reference is loaded from its file, since importing the `ops` package imports TF.
+This module must not import TensorFlow (test_module_does_not_import_tensorflow); `import ops`
+does not, and neither do ops.numpy_reference and tests/ops/cases.py.
 """
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,23 +12,14 @@ import sys
 import numpy as np
 import pytest
 
-from ..ops.cases import (GEOMETRIES, GRADIENT_GEOMETRIES, far_offsets, integer_offsets,
-                         offsets_shape, random_offsets, tolerance)
+from ops import numpy_reference as reference
+
+from ..ops.cases import (GEOMETRIES, GRADIENT_GEOMETRIES, far_offsets, gradient_inputs,
+                         integer_offsets, offsets_shape, random_offsets, tolerance)
 
 kernels = pytest.importorskip("edvr_kernels", reason="edvr_kernels is not built: run `make build`")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _load_reference():
-    path = os.path.join(ROOT, "ops", "numpy_reference.py")
-    spec = importlib.util.spec_from_file_location("numpy_reference_without_tf", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-reference = _load_reference()
 
 DTYPES = (np.float32, np.float64)
 # Largest number of elements of one input whose derivatives are checked one by one; above
@@ -109,10 +99,7 @@ def test_deformable_offsets_unmodulated_ignores_mask():
 @pytest.mark.parametrize("modulated", (True, False))
 @pytest.mark.parametrize("name", sorted(GRADIENT_GEOMETRIES))
 def test_deformable_offsets_gradients_match_numerical(name, modulated):
-    rng = np.random.default_rng(2)
-    x_shape, geo = GRADIENT_GEOMETRIES[name]
-    x = rng.normal(0, 1, x_shape)
-    offsets = random_offsets(rng, offsets_shape(x_shape, **geo), away_from_integers=True)
+    rng, x, offsets, geo = gradient_inputs(name, seed=2)
     grad = rng.normal(0, 1, kernels.deformable_offsets(x, offsets, **geo).shape)
     grad_x, grad_offsets = kernels.deformable_offsets_grad(grad, x, offsets, modulated=modulated,
                                                            **geo)

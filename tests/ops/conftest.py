@@ -1,12 +1,14 @@
 """Fixtures for the op tests: every test runs on both backends."""
+import contextlib
 import os
+from unittest import mock
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, settings
 
-from ops import _native
+from ops import _backend, _native
 
 from .cases import tolerance  # noqa: F401 (the op tests import it from here)
 
@@ -28,22 +30,41 @@ def require_native():
         pytest.skip("native op library not built: run `python setup.py build_ext --inplace`")
 
 
+@contextlib.contextmanager
+def backend_selected(name):
+    """EDVR_OPS_BACKEND=name inside the block, resolved afresh (the ops read the variable once);
+    after it, the previous value, resolved afresh at the next op call."""
+    try:
+        with mock.patch.dict(os.environ, {_backend.ENV_VAR: name}):
+            _backend.reresolve()
+            yield
+    finally:
+        _backend.reresolve()
+
+
+@pytest.fixture
+def select_backend():
+    """select_backend(name) selects a backend for the rest of the test (backend_selected)."""
+    with contextlib.ExitStack() as selections:
+        yield lambda name: selections.enter_context(backend_selected(name))
+
+
 @pytest.fixture(params=BACKENDS)
-def backend(request, monkeypatch):
+def backend(request, select_backend):
     """Selects a backend through EDVR_OPS_BACKEND for the duration of a test."""
     if request.param == "native":
         require_native()
-    monkeypatch.setenv("EDVR_OPS_BACKEND", request.param)
+    select_backend(request.param)
     return request.param
 
 
-def assert_backends_agree(monkeypatch, op, inputs):
+def assert_backends_agree(select_backend, op, inputs):
     """op(*inputs) and the gradients of sum(op(...)**2) agree between native and
     reference to float32 rounding."""
     require_native()
     results = {}
     for name in ("native", "reference"):
-        monkeypatch.setenv("EDVR_OPS_BACKEND", name)
+        select_backend(name)
         tensors = [tf.constant(a) for a in inputs]
         with tf.GradientTape() as tape:
             tape.watch(tensors)

@@ -6,19 +6,8 @@ import tensorflow as tf
 import ops
 from ops import numpy_reference
 
-from .cases import GEOMETRIES, GRADIENT_GEOMETRIES, offsets_shape, random_offsets
+from .cases import CONV_CASES, GEOMETRIES, GRADIENT_GEOMETRIES, offsets_shape, random_offsets
 from .conftest import assert_backends_agree, require_native, tolerance
-
-CONV_CASES = {  # name: (geometry name, groups, F)
-    "3x3_pad1": ("3x3_pad1", 1, 5),
-    "groups2": ("groups2_2x3_stride2_asym", 2, 6),
-    "groups8_dilation2": ("groups8_dilation2", 1, 3),
-    "stride21_groups2": ("stride21_dilation12_3x2", 2, 4),
-    "empty_batch": ("empty_batch", 1, 3),
-    # F = 17 and 70: whole vector panels of the fused op's matrix products and a remainder.
-    "tiles_width8": ("tiles_width8", 1, 17),
-    "tiles_width16_batch1": ("tiles_width16_batch1", 1, 70),
-}
 
 
 def make_inputs(case, dtype, seed=0, away_from_integers=False, geometries=GEOMETRIES):
@@ -82,11 +71,11 @@ def test_graph_mode_session(backend):
                                rtol=1e-5, atol=1e-5)
 
 
-def test_native_fuses_one_group_only(monkeypatch):
+def test_native_fuses_one_group_only(select_backend):
     """The native backend runs deform_conv2d with one group as the fused op, and with groups > 1
     as deformable_offsets followed by conv2d."""
     require_native()
-    monkeypatch.setenv("EDVR_OPS_BACKEND", "native")
+    select_backend("native")
     op_types = {}
     for groups, case in ((1, "3x3_pad1"), (2, "groups2")):
         (x, offsets, filters, bias), geo = make_inputs(case, np.float32)
@@ -99,11 +88,11 @@ def test_native_fuses_one_group_only(monkeypatch):
     assert "EdvrDeformableOffsets" in op_types[2] and "EdvrDeformConv2D" not in op_types[2]
 
 
-def test_fused_gradients_across_tiles(monkeypatch):
+def test_fused_gradients_across_tiles(select_backend):
     """The fused op works in tiles of 64 output pixels; with 72 of them its backward crosses a
     tile boundary. Numerical gradients in float64."""
     require_native()
-    monkeypatch.setenv("EDVR_OPS_BACKEND", "native")
+    select_backend("native")
     rng = np.random.default_rng(5)
     x = rng.normal(size=(1, 9, 8, 2))
     offsets = random_offsets(rng, (1, 9, 8, 27), away_from_integers=True)
@@ -115,20 +104,20 @@ def test_fused_gradients_across_tiles(monkeypatch):
 
 
 @pytest.mark.parametrize("case", ["tiles_width8", "tiles_width16_batch1"])
-def test_fused_agrees_with_reference(monkeypatch, case):
+def test_fused_agrees_with_reference(select_backend, case):
     """Values and gradients across tiles, across batch items within a tile (3 items of 90
     pixels), and with grad_x split into blocks of groups (one item, 3 groups)."""
     (x, offsets, filters, _), geo = make_inputs(case, np.float32)
     geo.pop("groups")
-    assert_backends_agree(monkeypatch, lambda a, b, c: ops.deform_conv2d(a, b, c, **geo),
+    assert_backends_agree(select_backend, lambda a, b, c: ops.deform_conv2d(a, b, c, **geo),
                           [x, offsets, filters])
 
 
-def test_fused_filter_gradient_is_the_same_every_run(monkeypatch):
+def test_fused_filter_gradient_is_the_same_every_run(select_backend):
     """Each work range sums its own filter gradient and the sums are added in range order, so
     repeated runs on the thread pool give the same bits."""
     require_native()
-    monkeypatch.setenv("EDVR_OPS_BACKEND", "native")
+    select_backend("native")
     rng = np.random.default_rng(6)
     x = tf.constant(rng.normal(size=(8, 12, 12, 16)).astype(np.float32))
     offsets = tf.constant(random_offsets(rng, (8, 12, 12, 54)).astype(np.float32))

@@ -6,7 +6,8 @@ import tensorflow as tf
 import ops
 from ops import numpy_reference
 
-from .cases import GEOMETRIES, GRADIENT_GEOMETRIES, far_offsets, integer_offsets, offsets_shape, random_offsets
+from .cases import (GEOMETRIES, GRADIENT_GEOMETRIES, far_offsets, gradient_inputs, integer_offsets,
+                    offsets_shape, random_offsets)
 from .conftest import assert_backends_agree, tolerance
 
 OFFSET_KINDS = ("random", "far", "integer")
@@ -81,10 +82,7 @@ def test_unmodulated_ignores_mask(backend):
 
 @pytest.mark.parametrize("name", sorted(GRADIENT_GEOMETRIES))
 def test_gradients_match_numerical(backend, name):
-    rng = np.random.default_rng(1)
-    x_shape, geo = GRADIENT_GEOMETRIES[name]
-    x = rng.normal(0, 1, x_shape)
-    offsets = random_offsets(rng, offsets_shape(x_shape, **geo), away_from_integers=True)
+    _, x, offsets, geo = gradient_inputs(name, seed=1)
     function = tf.function(lambda a, b: ops.deformable_offsets(a, b, **geo))
     theoretical, numerical = tf.test.compute_gradient(function, [x, offsets])
     for got, want, what in zip(theoretical, numerical, ("x", "offsets")):
@@ -104,10 +102,10 @@ def test_gradient_unmodulated_mask_is_zero(backend):
     assert np.abs(grad[..., :2 * gk]).max() > 0
 
 
-def test_backends_agree_float32(monkeypatch):
+def test_backends_agree_float32(select_backend):
     """native and reference agree to float32 rounding, forward and backward."""
     x, offsets, geo = make_inputs("groups8_dilation2", "random", np.float32, seed=7)
-    assert_backends_agree(monkeypatch, lambda a, b: ops.deformable_offsets(a, b, **geo),
+    assert_backends_agree(select_backend, lambda a, b: ops.deformable_offsets(a, b, **geo),
                           [x, offsets])
 
 

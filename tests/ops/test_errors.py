@@ -83,27 +83,29 @@ def test_bilinear_sample_errors(backend, overrides, message):
         ops.bilinear_sample(**args)
 
 
-def test_unknown_backend_is_named(monkeypatch):
-    monkeypatch.setenv("EDVR_OPS_BACKEND", "cuda")
+def test_unknown_backend_is_named(select_backend):
+    select_backend("cuda")
     with pytest.raises(ValueError, match=r"EDVR_OPS_BACKEND must be one of .*got 'cuda'"):
         ops.backend()
 
 
-def test_forced_native_without_library_fails_loudly(monkeypatch, tmp_path):
-    monkeypatch.setenv("EDVR_OPS_BACKEND", "native")
+@pytest.fixture
+def missing_library(monkeypatch, tmp_path):
+    """The native op library, not loaded yet, at a path where there is none."""
     monkeypatch.setattr(_native, "LIBRARY_PATH", str(tmp_path / "missing.so"))
     monkeypatch.setattr(_native, "_library", None)
+
+
+def test_forced_native_without_library_fails_loudly(missing_library, select_backend):
+    select_backend("native")
     with pytest.raises(RuntimeError, match=r"EDVR_OPS_BACKEND=native but the native op library "
                                            r"cannot be loaded: .*missing.so is not built; run "
                                            r"`python setup.py build_ext --inplace`"):
         ops.backend()
 
 
-def test_auto_falls_back_with_one_warning(monkeypatch, tmp_path):
-    monkeypatch.setenv("EDVR_OPS_BACKEND", "auto")
-    monkeypatch.setattr(_native, "LIBRARY_PATH", str(tmp_path / "missing.so"))
-    monkeypatch.setattr(_native, "_library", None)
-    monkeypatch.setattr(ops, "_fallback_warned", False)
+def test_auto_falls_back_with_one_warning(missing_library, select_backend):
+    select_backend("auto")
     with pytest.warns(RuntimeWarning, match=r"reference backend because the native library cannot "
                                             r"be loaded .*Build it with"):
         assert ops.backend() == "reference"
@@ -133,9 +135,9 @@ NATIVE_RUNTIME_ERRORS = [
 
 
 @pytest.mark.parametrize("op,overrides,message", NATIVE_RUNTIME_ERRORS)
-def test_native_runtime_errors(monkeypatch, op, overrides, message):
+def test_native_runtime_errors(select_backend, op, overrides, message):
     require_native()
-    monkeypatch.setenv("EDVR_OPS_BACKEND", "native")
+    select_backend("native")
     if op == "deformable_offsets":
         values = dict(x=X, offsets=OFFSETS, ksize=(3, 3), pads=PADS)
     elif op == "deform_conv2d":

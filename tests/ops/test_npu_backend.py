@@ -12,17 +12,17 @@ import ops
 from .conftest import require_native
 
 
-def test_missing_npu_bridge_is_named(monkeypatch):
-    monkeypatch.setenv("EDVR_OPS_BACKEND", "npu")
+def test_missing_npu_bridge_is_named(monkeypatch, select_backend):
+    select_backend("npu")
     monkeypatch.setitem(sys.modules, "npu_bridge", None)  # makes `import npu_bridge` fail
     with pytest.raises(RuntimeError, match=r"EDVR_OPS_BACKEND=npu needs CANN's TensorFlow "
                                            r"adapter \(npu_bridge\), which cannot be imported"):
         ops.backend()
 
 
-def test_npu_backend_emits_our_op_types(monkeypatch):
+def test_npu_backend_emits_our_op_types(monkeypatch, select_backend):
     require_native()
-    monkeypatch.setenv("EDVR_OPS_BACKEND", "npu")
+    select_backend("npu")
     monkeypatch.setitem(sys.modules, "npu_bridge", types.ModuleType("npu_bridge"))
     assert ops.backend() == "npu"
     with tf.Graph().as_default() as graph:

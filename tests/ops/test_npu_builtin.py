@@ -56,7 +56,7 @@ class OldAdapterOps:
 
 
 @pytest.fixture
-def adapter(monkeypatch):
+def adapter(monkeypatch, select_backend):
     """The npu backend with the built-in selected, against a stand-in npu_bridge."""
     require_native()
     fake = FakeAdapterOps()
@@ -66,7 +66,7 @@ def adapter(monkeypatch):
         module = types.ModuleType(name)
         module.__dict__.update(attrs)
         monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setenv("EDVR_OPS_BACKEND", "npu")
+    select_backend("npu")
     monkeypatch.setenv("EDVR_OPS_NPU_DEFORMABLE", "builtin")
     monkeypatch.setattr(_npu_builtin, "_warned_reasons", set())
     return fake
@@ -112,13 +112,13 @@ def test_builtin_gets_spec_geometry_as_its_attributes(adapter):
     np.testing.assert_allclose(y, expected, *tolerance(np.float32))
 
 
-def test_gradient_is_the_builtin_grad_op_and_matches_ours(adapter, monkeypatch):
+def test_gradient_is_the_builtin_grad_op_and_matches_ours(adapter, select_backend):
     x, offsets = inputs(np.float32)
     _, dx, doffsets, types_used = run_graph(x, offsets, **GEOMETRY)
     assert [c for c in adapter.calls if c[0] == "DeformableOffsetsGrad"] == \
         [("DeformableOffsetsGrad", tf.float32, EXPECTED_ATTRS)]
     assert "EdvrDeformableOffsetsGrad" not in types_used
-    monkeypatch.setenv("EDVR_OPS_BACKEND", "native")  # our gradient kernel as the oracle
+    select_backend("native")  # our gradient kernel as the oracle
     _, dx_ours, doffsets_ours, types_used = run_graph(x, offsets, **GEOMETRY)
     assert "EdvrDeformableOffsetsGrad" in types_used
     np.testing.assert_allclose(dx, dx_ours, rtol=1e-5, atol=1e-5)

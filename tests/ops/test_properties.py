@@ -6,10 +6,6 @@ with the per-test example counts below. Arrays are drawn as a seed plus a few hy
 choices (scale, rounding, which elements get special values), so an example stays small
 enough for hypothesis to shrink while the arrays hold hundreds of values.
 """
-import contextlib
-import os
-from unittest import mock
-
 import numpy as np
 import tensorflow as tf
 from hypothesis import example, given, settings
@@ -19,7 +15,7 @@ import ops
 from ops import numpy_reference
 
 from .cases import offsets_shape
-from .conftest import BACKENDS, require_native, tolerance
+from .conftest import BACKENDS, backend_selected, require_native, tolerance
 
 # Values an offset (or coordinate) may take besides the drawn ones: outside by far, at the
 # edge of float32, not a number. The oracle says: NaN gives NaN, the others give 0.
@@ -29,13 +25,6 @@ OFFSET_SCALES = (1e-6, 0.5, 2.0, 8.0, 1e3)
 # Seeds of the NumPy generators that fill the arrays.
 SEEDS = st.integers(0, 2**32 - 1)
 DTYPES = st.sampled_from((np.float32, np.float64))
-
-
-@contextlib.contextmanager
-def backend_env(name):
-    """Selects a backend for the ops called inside the block."""
-    with mock.patch.dict(os.environ, {"EDVR_OPS_BACKEND": name}):
-        yield
 
 
 @st.composite
@@ -138,7 +127,7 @@ def test_deformable_offsets_matches_oracle(inputs, dtype, modulated):
     x, offsets = cast((x, offsets), dtype)
     expected = numpy_reference.deformable_offsets(x, offsets, modulated=modulated, **geo)
     for name in BACKENDS:
-        with backend_env(name):
+        with backend_selected(name):
             actual = ops.deformable_offsets(x, offsets, modulated=modulated, **geo).numpy()
         assert_matches_oracle(actual, expected, dtype, what=name)
 
@@ -153,7 +142,7 @@ def test_deform_conv2d_matches_oracle(inputs, dtype):
     # A sum of fan_in products of magnitude ~1/sqrt(fan_in), masks up to 2.
     scale = 2 * np.sqrt(filters[..., 0].size)
     for name in BACKENDS:
-        with backend_env(name):
+        with backend_selected(name):
             actual = ops.deform_conv2d(x, offsets, filters, bias, **geo).numpy()
         assert_matches_oracle(actual, expected, dtype, scale=scale, what=name)
 
@@ -165,7 +154,7 @@ def test_bilinear_sample_matches_oracle(inputs, dtype):
     x, coords = cast(inputs, dtype)
     expected = numpy_reference.bilinear_sample(x, coords)
     for name in BACKENDS:
-        with backend_env(name):
+        with backend_selected(name):
             actual = ops.bilinear_sample(x, coords).numpy()
         assert_matches_oracle(actual, expected, dtype, what=name)
 
@@ -174,7 +163,7 @@ def assert_numerical_gradients(op, inputs, names):
     """Both backends' gradients equal float64 central differences of the op (whose values the
     tests above hold to the oracle)."""
     for name in BACKENDS:
-        with backend_env(name):
+        with backend_selected(name):
             theoretical, numerical = tf.test.compute_gradient(tf.function(op), inputs)
         for got, want, what in zip(theoretical, numerical, names):
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=f"{name} d/d{what}")
@@ -227,7 +216,7 @@ def assert_gradients_agree(op, inputs, names, dtype, scale):
     NaN where it has NaN."""
     results = {}
     for name in BACKENDS:
-        with backend_env(name):
+        with backend_selected(name):
             tensors = [tf.constant(a) for a in cast(inputs, dtype)]
             with tf.GradientTape() as tape:
                 tape.watch(tensors)
