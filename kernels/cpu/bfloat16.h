@@ -37,56 +37,69 @@ inline BFloat16 ToBFloat16(float f) {
   return BFloat16{uint16_t(u >> 16)};
 }
 
-// f rounded to bfloat16 precision, kept as float32.
-inline float RoundToBFloat16(float f) { return ToFloat(ToBFloat16(f)); }
+namespace bfloat16_detail {
+
+// Vectors of `kLanes` bfloat16 bit patterns and of their float32 bit patterns.
+template <int kLanes>
+struct Lanes {
+  typedef float Float __attribute__((vector_size(4 * kLanes)));
+  typedef uint16_t Narrow __attribute__((vector_size(2 * kLanes)));
+  typedef uint32_t Wide __attribute__((vector_size(4 * kLanes)));
+  typedef int32_t WideInt __attribute__((vector_size(4 * kLanes)));
+};
+
+// ToBFloat16 on a vector of float32 bit patterns: the one copy of the rounding rule.
+template <int kLanes>
+inline typename Lanes<kLanes>::Narrow RoundBits(typename Lanes<kLanes>::Wide u) {
+  typedef Lanes<kLanes> L;
+  const typename L::WideInt is_nan = (u & 0x7fffffffu) > 0x7f800000u;
+  const typename L::Wide rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const typename L::Wide nan = (u >> 16) | 0x0040u;
+  return __builtin_convertvector(is_nan ? nan : rounded, typename L::Narrow);
+}
+
+}  // namespace bfloat16_detail
+
+// A vector of kLanes floats (a GCC vector extension) from kLanes bfloat16 values at `in`
+// (exact: a 16-bit shift, vpmovzxwd + vpslld), and its kLanes values rounded as ToBFloat16
+// rounds to `out`. The sampling loops convert a vector of channels at a time with these.
+template <int kLanes>
+inline typename bfloat16_detail::Lanes<kLanes>::Float WidenLanes(const BFloat16* in) {
+  typedef bfloat16_detail::Lanes<kLanes> L;
+  typename L::Narrow n;
+  std::memcpy(&n, in, sizeof(n));
+  const typename L::Wide w = __builtin_convertvector(n, typename L::Wide) << 16;
+  typename L::Float f;
+  std::memcpy(&f, &w, sizeof(f));
+  return f;
+}
+template <int kLanes>
+inline void NarrowLanes(typename bfloat16_detail::Lanes<kLanes>::Float f, BFloat16* out) {
+  typename bfloat16_detail::Lanes<kLanes>::Wide u;
+  std::memcpy(&u, &f, sizeof(u));
+  const auto n = bfloat16_detail::RoundBits<kLanes>(u);
+  std::memcpy(out, &n, sizeof(n));
+}
 
 // out[i] = float(in[i]) for i < count; exact.
 inline void WidenBFloat16(const BFloat16* in, int64_t count, float* out) {
-  typedef uint16_t Narrow __attribute__((vector_size(32)));
-  typedef uint32_t Wide __attribute__((vector_size(64)));
   int64_t i = 0;
   for (; i + 16 <= count; i += 16) {
-    Narrow n;
-    std::memcpy(&n, in + i, sizeof(n));
-    const Wide w = __builtin_convertvector(n, Wide) << 16;
-    std::memcpy(out + i, &w, sizeof(w));
+    const auto f = WidenLanes<16>(in + i);
+    std::memcpy(out + i, &f, sizeof(f));
   }
   for (; i < count; ++i) out[i] = ToFloat(in[i]);
 }
 
 // out[i] = bfloat16(in[i]) for i < count, round to nearest even, NaN kept.
 inline void NarrowToBFloat16(const float* in, int64_t count, BFloat16* out) {
-  typedef uint32_t Wide __attribute__((vector_size(64)));
-  typedef int32_t WideInt __attribute__((vector_size(64)));
-  typedef uint16_t Narrow __attribute__((vector_size(32)));
   int64_t i = 0;
   for (; i + 16 <= count; i += 16) {
-    Wide u;
-    std::memcpy(&u, in + i, sizeof(u));
-    const WideInt is_nan = (u & 0x7fffffffu) > 0x7f800000u;
-    const Wide rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    const Wide nan = (u >> 16) | 0x0040u;
-    const Narrow n = __builtin_convertvector(is_nan ? nan : rounded, Narrow);
-    std::memcpy(out + i, &n, sizeof(n));
+    typename bfloat16_detail::Lanes<16>::Float f;
+    std::memcpy(&f, in + i, sizeof(f));
+    NarrowLanes<16>(f, out + i);
   }
   for (; i < count; ++i) out[i] = ToBFloat16(in[i]);
-}
-
-// data[i] = RoundToBFloat16(data[i]) for i < count.
-inline void RoundToBFloat16InPlace(float* data, int64_t count) {
-  typedef uint32_t Wide __attribute__((vector_size(64)));
-  typedef int32_t WideInt __attribute__((vector_size(64)));
-  int64_t i = 0;
-  for (; i + 16 <= count; i += 16) {
-    Wide u;
-    std::memcpy(&u, data + i, sizeof(u));
-    const WideInt is_nan = (u & 0x7fffffffu) > 0x7f800000u;
-    const Wide rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-    const Wide nan = (u | 0x00400000u) & 0xffff0000u;
-    const Wide r = is_nan ? nan : rounded;
-    std::memcpy(data + i, &r, sizeof(r));
-  }
-  for (; i < count; ++i) data[i] = RoundToBFloat16(data[i]);
 }
 
 // Whole tensors, converted on the thread pool in chunks of whole vectors.
