@@ -37,7 +37,11 @@ template <>
 struct Stored<BFloat16> {
   using Compute = float;
   using V = Vec<float>;
-  static V::type Load(const BFloat16* p) { return WidenLanes<V::kWidth>(p); }
+  static V::type Load(const BFloat16* p) {
+    V::type v;
+    WidenLanes<V::kWidth>(p, &v);
+    return v;
+  }
   static void Store(BFloat16* p, V::type v) { NarrowLanes<V::kWidth>(v, p); }
   static float Get(const BFloat16* p) { return ToFloat(*p); }
   static void Put(BFloat16* p, float v) { *p = ToBFloat16(v); }

@@ -101,55 +101,35 @@ void SampleColumns(const DeformableOffsetsGeometry& geo, const Taps& taps, const
   }
 }
 
-template <typename T>
-void Forward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
-             const T* offsets, const T* filters, T* y, const ParallelFor& parallel_for) {
+// The forward for tensors stored as S, computing in T = Stored<S>::Compute. For S = bfloat16
+// the columns are sampled straight from bfloat16 x (widened a vector of channels at a time)
+// into bfloat16 (rows padded to an even length, the pad 0, for the pairs of vdpbf16ps), the
+// product has float32 sums (GemmBF16), and a tile's y is rounded as it is written: no float32
+// copy of x or of the columns.
+template <typename S>
+void Forward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x,
+             const S* offsets, const S* filters, S* y, const ParallelFor& parallel_for) {
+  using T = typename Stored<S>::Compute;
+  constexpr bool kBFloat16 = std::is_same<S, BFloat16>::value;
   const int64_t cg = geo.channels / geo.groups;
   const int64_t total_pixels = geo.batch * geo.out_height * geo.out_width;
   const int64_t width = geo.kernel_h * geo.kernel_w * geo.channels;  // K*C: one pixel's columns
+  const int64_t row = kBFloat16 ? width + width % 2 : width;
   const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
+  PackedPairs packed;
+  if constexpr (kBFloat16) {
+    PackPairs(width, features, [&](int64_t k, int64_t f) { return filters[k * features + f]; },
+              &packed);
+  }
   const int64_t tiles = (total_pixels + kForwardTilePixels - 1) / kForwardTilePixels;
   const int64_t cost = kForwardTilePixels * (taps.count * (cg * 2 + 30) + width * features * 2);
   parallel_for(tiles, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(taps.count);
-    const std::vector<T> zeros(cg, T(0)), ones(taps.count, T(1));
-    std::vector<T> columns(kForwardTilePixels * width);
-    DispatchChannels(cg, [&](auto fixed_channels) {
-      constexpr int kChannels = decltype(fixed_channels)::value;
-      for (int64_t tile = begin; tile < end; ++tile) {
-        const int64_t p_begin = tile * kForwardTilePixels;
-        const int64_t p_count = std::min(kForwardTilePixels, total_pixels - p_begin);
-        SampleColumns<kChannels>(geo, taps, x, offsets, ones.data(), zeros.data(), p_begin,
-                                 p_count, width, &table, static_cast<T*>(nullptr), columns.data());
-        Gemm<T>(p_count, features, width, {columns.data(), width, 1}, filters, features,
-                y + p_begin * features, features, /*accumulate=*/false);
-      }
-    });
-  });
-}
-
-// The columns are sampled straight from bfloat16 x (widened a vector of channels at a time)
-// into bfloat16 (rows padded to an even length, the pad 0, for the pairs of vdpbf16ps), and a
-// tile's y is rounded as it is written: no float32 copy of x or of the columns.
-void Forward(const DeformableOffsetsGeometry& geo, int64_t features, const BFloat16* x,
-             const BFloat16* offsets, const BFloat16* filters, BFloat16* y,
-             const ParallelFor& parallel_for) {
-  const int64_t cg = geo.channels / geo.groups;
-  const int64_t total_pixels = geo.batch * geo.out_height * geo.out_width;
-  const int64_t width = geo.kernel_h * geo.kernel_w * geo.channels;
-  const int64_t row = width + width % 2;
-  const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
-  const PackedPairs packed =
-      PackPairs(width, features, [&](int64_t k, int64_t f) { return filters[k * features + f]; });
-  const int64_t tiles = (total_pixels + kForwardTilePixels - 1) / kForwardTilePixels;
-  const int64_t cost = kForwardTilePixels * (taps.count * (cg * 2 + 30) + width * features);
-  parallel_for(tiles, cost, [&](int64_t begin, int64_t end) {
-    PointTable<float> table(taps.count);
-    const std::vector<BFloat16> zeros(cg, BFloat16{0});
-    const std::vector<float> ones(taps.count, 1.0f);
-    std::vector<BFloat16> columns(kForwardTilePixels * row, BFloat16{0});
-    std::vector<float> y_tile(kForwardTilePixels * features);
-    std::vector<float> pixel_offsets(3 * taps.count);
+    const std::vector<S> zeros(cg, S{0});
+    const std::vector<T> ones(taps.count, T(1));
+    std::vector<S> columns(kForwardTilePixels * row, S{0});
+    std::vector<float> y_tile(kBFloat16 ? kForwardTilePixels * features : 0);
+    std::vector<T> pixel_offsets(kBFloat16 ? 3 * taps.count : 0);
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t tile = begin; tile < end; ++tile) {
@@ -157,8 +137,13 @@ void Forward(const DeformableOffsetsGeometry& geo, int64_t features, const BFloa
         const int64_t p_count = std::min(kForwardTilePixels, total_pixels - p_begin);
         SampleColumns<kChannels>(geo, taps, x, offsets, ones.data(), zeros.data(), p_begin,
                                  p_count, row, &table, pixel_offsets.data(), columns.data());
-        GemmBF16(p_count, columns.data(), row, packed, y_tile.data(), features);
-        NarrowToBFloat16(y_tile.data(), p_count * features, y + p_begin * features);
+        if constexpr (kBFloat16) {
+          GemmBF16(p_count, columns.data(), row, packed, y_tile.data(), features);
+          NarrowToBFloat16(y_tile.data(), p_count * features, y + p_begin * features);
+        } else {
+          Gemm<T>(p_count, features, width, {columns.data(), width, 1}, filters, features,
+                  y + p_begin * features, features, /*accumulate=*/false);
+        }
       }
     });
   });
