@@ -3,7 +3,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: venv build test test-ops test-tbe-coverage test-asan test-install style style-check bench demo clean
+.PHONY: venv build test test-ops test-tbe-coverage test-asan test-portable test-install style style-check bench demo clean
 
 venv: $(STAMP)
 
@@ -49,6 +49,21 @@ $(ASAN_LIBRARY): $(STAMP) CMakeLists.txt $(wildcard kernels/cpu/*) $(wildcard op
 	$(VENV)/bin/cmake -S . -B $(ASAN_DIR)/cmake -DPython3_EXECUTABLE=$(abspath $(PYTHON)) \
 	    -DCMAKE_BUILD_TYPE=Release -DEDVR_SANITIZE=address -DEDVR_OPS_OUTPUT_DIR=$(abspath $(ASAN_DIR))
 	$(VENV)/bin/cmake --build $(ASAN_DIR)/cmake --target edvr_ops --parallel 2
+
+# The bfloat16 tests against a build for a generic x86-64 (SSE4.2, no AVX or AVX512_BF16), made
+# in its own folder: the portable paths of the bfloat16 kernels (gemm_bf16.h's product, the
+# conversions of bfloat16.h) that -march=native skips on a CPU with AVX512_BF16.
+PORTABLE_DIR := build/portable
+PORTABLE_LIBRARY := $(PORTABLE_DIR)/_edvr_ops.so
+
+$(PORTABLE_LIBRARY): $(STAMP) CMakeLists.txt $(wildcard kernels/cpu/*) $(wildcard ops/cc/*)
+	$(VENV)/bin/cmake -S . -B $(PORTABLE_DIR)/cmake -DPython3_EXECUTABLE=$(abspath $(PYTHON)) \
+	    -DCMAKE_BUILD_TYPE=Release -DEDVR_ARCH_FLAGS=-march=x86-64-v2 \
+	    -DEDVR_OPS_OUTPUT_DIR=$(abspath $(PORTABLE_DIR))
+	$(VENV)/bin/cmake --build $(PORTABLE_DIR)/cmake --target edvr_ops --parallel 2
+
+test-portable: $(PORTABLE_LIBRARY)
+	EDVR_OPS_LIBRARY=$(abspath $(PORTABLE_LIBRARY)) $(PYTHON) -m pytest -q tests/ops/test_bfloat16.py
 
 test-asan: $(ASAN_LIBRARY)
 	LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libstdc++.so)" \

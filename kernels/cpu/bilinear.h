@@ -15,9 +15,37 @@
 #include <type_traits>
 #include <vector>
 
+#include "bfloat16.h"
 #include "vec.h"
 
 namespace edvr {
+
+// Tensors as stored, S, against the type the kernels compute in, Stored<S>::Compute: S itself,
+// or float for bfloat16, widened on load (exactly) and rounded to nearest even on store, a
+// vector of channels at a time in the sampling loops, so that no bfloat16 tensor needs a
+// widened copy.
+template <typename S>
+struct Stored {
+  using Compute = S;
+  using V = Vec<S>;
+  static typename V::type Load(const S* p) { return V::Load(p); }
+  static void Store(S* p, typename V::type v) { V::Store(p, v); }
+  static S Get(const S* p) { return *p; }
+  static void Put(S* p, S v) { *p = v; }
+};
+template <>
+struct Stored<BFloat16> {
+  using Compute = float;
+  using V = Vec<float>;
+  static V::type Load(const BFloat16* p) {
+    V::type v;
+    WidenLanes<V::kWidth>(p, &v);
+    return v;
+  }
+  static void Store(BFloat16* p, V::type v) { NarrowLanes<V::kWidth>(v, p); }
+  static float Get(const BFloat16* p) { return ToFloat(*p); }
+  static void Put(BFloat16* p, float v) { *p = ToBFloat16(v); }
+};
 
 // True when a compile-time channel count is a whole number of vectors.
 template <int kChannels, typename T>
@@ -134,34 +162,39 @@ inline void CornerAddresses(P* base, const Index* const* index, int64_t q, P* ou
 }
 
 // out[c] = scale[q] * bilinear(image[..., c]) at points [0, count) of the table,
-// point q read from image + channel_offset[q] and written to out + out_offset[q].
-template <int kChannels, typename T>
-inline void SampleTablePoints(const T* image, const PointTable<T>& t, int64_t count,
+// point q read from image + channel_offset[q] and written to out + out_offset[q]. image
+// and out may be stored as bfloat16 (Stored<>); the arithmetic is in T.
+template <int kChannels, typename T, typename In, typename Out>
+inline void SampleTablePoints(const In* image, const PointTable<T>& t, int64_t count,
                               const T* scale, const int64_t* channel_offset,
-                              const int64_t* out_offset, int64_t channels, const T* zeros,
-                              T* out) {
+                              const int64_t* out_offset, int64_t channels, const In* zeros,
+                              Out* out) {
+  static_assert(std::is_same<typename Stored<In>::Compute, T>::value &&
+                    std::is_same<typename Stored<Out>::Compute, T>::value,
+                "image and out must be stored as T or as bfloat16 for float");
   if (kChannels) channels = kChannels;
   using Index = typename PointTable<T>::Index;
+  using Load = Stored<In>;
   const Index* const index[4] = {t.indices(0), t.indices(1), t.indices(2), t.indices(3)};
   const T *__restrict__ w0 = t.weights(0), *__restrict__ w1 = t.weights(1);
   const T *__restrict__ w2 = t.weights(2), *__restrict__ w3 = t.weights(3);
   for (int64_t q = 0; q < count; ++q) {
-    const T* v[4];
+    const In* v[4];
     CornerAddresses(image + channel_offset[q], index, q, zeros, 0, v);
-    const T *__restrict__ a = v[0], *__restrict__ b = v[1], *__restrict__ d = v[2],
-                         *__restrict__ e = v[3];
+    const In *__restrict__ a = v[0], *__restrict__ b = v[1], *__restrict__ d = v[2],
+                          *__restrict__ e = v[3];
     const T s = scale[q];
     const T s00 = s * w0[q], s01 = s * w1[q], s10 = s * w2[q], s11 = s * w3[q];
-    T* __restrict__ o = out + out_offset[q];
+    Out* __restrict__ o = out + out_offset[q];
     if constexpr (kWholeVectors<kChannels, T>) {
-      using V = Vec<T>;
-      for (int c = 0; c < kChannels; c += V::kWidth) {
-        V::Store(o + c, s00 * V::Load(a + c) + s01 * V::Load(b + c) + s10 * V::Load(d + c) +
-                            s11 * V::Load(e + c));
+      for (int c = 0; c < kChannels; c += Vec<T>::kWidth) {
+        Stored<Out>::Store(o + c, s00 * Load::Load(a + c) + s01 * Load::Load(b + c) +
+                                      s10 * Load::Load(d + c) + s11 * Load::Load(e + c));
       }
     } else {
       for (int64_t c = 0; c < channels; ++c) {
-        o[c] = s00 * a[c] + s01 * b[c] + s10 * d[c] + s11 * e[c];
+        Stored<Out>::Put(o + c, s00 * Load::Get(a + c) + s01 * Load::Get(b + c) +
+                                    s10 * Load::Get(d + c) + s11 * Load::Get(e + c));
       }
     }
   }
@@ -196,42 +229,46 @@ inline void Sum3(typename Vec<T>::type a, typename Vec<T>::type b, typename Vec<
 // `sinks`, 4 * channels values) and writes, per point, d/dpx and d/dpy (each times
 // scale) and d/dscale of sum_c grad_out[c] * out[c]. With kStoreSamples it also
 // writes the forward's out (which it computes anyway) to samples + out_offset[q].
-template <int kChannels, bool kStoreSamples = false, typename T>
-inline void AccumulateTablePoints(const T* image, const PointTable<T>& t, int64_t count,
+// image, grad_out and samples may be stored as bfloat16 (Stored<>); the arithmetic and
+// grad_image are in T.
+template <int kChannels, bool kStoreSamples = false, typename T, typename In, typename G,
+          typename Sample = T>
+inline void AccumulateTablePoints(const In* image, const PointTable<T>& t, int64_t count,
                                   const T* scale, const int64_t* channel_offset,
-                                  const T* grad_out, const int64_t* out_offset,
-                                  int64_t channels, const T* zeros, T* sinks, T* grad_image,
-                                  T* d_px, T* d_py, T* d_scale, T* samples = nullptr) {
+                                  const G* grad_out, const int64_t* out_offset,
+                                  int64_t channels, const In* zeros, T* sinks, T* grad_image,
+                                  T* d_px, T* d_py, T* d_scale, Sample* samples = nullptr) {
   if (kChannels) channels = kChannels;
   using Index = typename PointTable<T>::Index;
+  using Load = Stored<In>;
   const Index* const index[4] = {t.indices(0), t.indices(1), t.indices(2), t.indices(3)};
   const T *__restrict__ w0 = t.weights(0), *__restrict__ w1 = t.weights(1);
   const T *__restrict__ w2 = t.weights(2), *__restrict__ w3 = t.weights(3);
   const T *__restrict__ lys = t.lys(), *__restrict__ lxs = t.lxs();
   for (int64_t q = 0; q < count; ++q) {
-    const T* v[4];
+    const In* v[4];
     T* gv[4];
     CornerAddresses(image + channel_offset[q], index, q, zeros, 0, v);
     CornerAddresses(grad_image + channel_offset[q], index, q, sinks, channels, gv);
-    const T *__restrict__ a = v[0], *__restrict__ b = v[1], *__restrict__ d = v[2],
-                         *__restrict__ e = v[3];
+    const In *__restrict__ a = v[0], *__restrict__ b = v[1], *__restrict__ d = v[2],
+                          *__restrict__ e = v[3];
     T *__restrict__ ga = gv[0], *__restrict__ gb = gv[1], *__restrict__ gd = gv[2],
                    *__restrict__ ge = gv[3];
     const T s = scale[q];
     const T w00 = w0[q], w01 = w1[q], w10 = w2[q], w11 = w3[q];
     const T ly = lys[q], lx = lxs[q], hy = T(1) - ly, hx = T(1) - lx;
     const T s00 = s * w00, s01 = s * w01, s10 = s * w10, s11 = s * w11;
-    const T* __restrict__ g = grad_out + out_offset[q];
+    const G* __restrict__ g = grad_out + out_offset[q];
     T sum_value = 0, sum_dy = 0, sum_dx = 0;
     if constexpr (kWholeVectors<kChannels, T>) {
       using V = Vec<T>;
       typename V::type value = {}, dy = {}, dx = {};
       for (int c = 0; c < kChannels; c += V::kWidth) {
-        const typename V::type gv = V::Load(g + c);
-        const typename V::type va = V::Load(a + c), vb = V::Load(b + c);
-        const typename V::type vd = V::Load(d + c), ve = V::Load(e + c);
+        const typename V::type gv = Stored<G>::Load(g + c);
+        const typename V::type va = Load::Load(a + c), vb = Load::Load(b + c);
+        const typename V::type vd = Load::Load(d + c), ve = Load::Load(e + c);
         const typename V::type sample = w00 * va + w01 * vb + w10 * vd + w11 * ve;
-        if constexpr (kStoreSamples) V::Store(samples + out_offset[q] + c, s * sample);
+        if constexpr (kStoreSamples) Stored<Sample>::Store(samples + out_offset[q] + c, s * sample);
         value += gv * sample;
         dy += gv * (hx * (vd - va) + lx * (ve - vb));
         dx += gv * (hy * (vb - va) + ly * (ve - vd));
@@ -243,10 +280,11 @@ inline void AccumulateTablePoints(const T* image, const PointTable<T>& t, int64_
       Sum3<T>(value, dy, dx, &sum_value, &sum_dy, &sum_dx);
     } else {
       for (int64_t c = 0; c < channels; ++c) {
-        const T gv = g[c];
-        const T va = a[c], vb = b[c], vd = d[c], ve = e[c];
+        const T gv = Stored<G>::Get(g + c);
+        const T va = Load::Get(a + c), vb = Load::Get(b + c);
+        const T vd = Load::Get(d + c), ve = Load::Get(e + c);
         const T sample = w00 * va + w01 * vb + w10 * vd + w11 * ve;
-        if constexpr (kStoreSamples) samples[out_offset[q] + c] = s * sample;
+        if constexpr (kStoreSamples) Stored<Sample>::Put(samples + out_offset[q] + c, s * sample);
         sum_value += gv * sample;
         sum_dy += gv * (hx * (vd - va) + lx * (ve - vb));
         sum_dx += gv * (hy * (vb - va) + ly * (ve - vd));

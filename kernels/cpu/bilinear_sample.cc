@@ -14,12 +14,13 @@ constexpr int64_t kChannelBlock = 16;  // channels per backward work unit
 constexpr int64_t kPointBlock = 64;    // points located together
 
 // Locates points [first, first + count) of batch row `n` (count <= kPointBlock).
-template <typename T>
-void LocatePoints(const BilinearSampleGeometry& geo, const T* coords, int64_t first, int64_t count,
-                  PointTable<T>* table) {
+// Coordinates stored as S (bfloat16 for T = float) are widened here.
+template <typename T, typename S>
+void LocatePoints(const BilinearSampleGeometry& geo, const S* coords, int64_t first,
+                  int64_t count, PointTable<T>* table) {
   for (int64_t q = 0; q < count; ++q) {
-    table->px()[q] = coords[(first + q) * 2];
-    table->py()[q] = coords[(first + q) * 2 + 1];
+    table->px()[q] = Stored<S>::Get(coords + (first + q) * 2);
+    table->py()[q] = Stored<S>::Get(coords + (first + q) * 2 + 1);
   }
   table->Locate(count, geo.in_height, geo.in_width, geo.channels);
 }
@@ -36,36 +37,27 @@ struct BlockLayout {
   std::vector<int64_t> no_offsets, point_offsets;
 };
 
-// The forward computed in T and written as Out: directly when they are the same type, else
-// a block of points at a time through a buffer of T.
-template <typename T, typename Out>
-void Forward(const BilinearSampleGeometry& geo, const T* x, const T* coords, Out* y,
+// The forward for tensors stored as S, computing in T = Stored<S>::Compute: bfloat16 x is read
+// and y written in place, a vector of channels at a time; a block's coordinates are widened
+// as they are located.
+template <typename S>
+void Forward(const BilinearSampleGeometry& geo, const S* x, const S* coords, S* y,
              const ParallelFor& parallel_for) {
-  constexpr bool kDirect = std::is_same<T, Out>::value;
+  using T = typename Stored<S>::Compute;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t blocks = (geo.points + kPointBlock - 1) / kPointBlock;
   const int64_t cost = kPointBlock * (geo.channels * 2 + 30);
   parallel_for(geo.batch * blocks, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(kPointBlock);
     const BlockLayout<T> layout(geo.channels);
-    const std::vector<T> zeros(geo.channels, T(0));
-    std::vector<T> block(kDirect ? 0 : kPointBlock * geo.channels);
+    const std::vector<S> zeros(geo.channels, S{0});
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t n = unit / blocks, first = n * geo.points + unit % blocks * kPointBlock;
       const int64_t count = std::min(kPointBlock, (n + 1) * geo.points - first);
       LocatePoints(geo, coords, first, count, &table);
-      T* out;
-      if constexpr (kDirect) {
-        out = y + first * geo.channels;
-      } else {
-        out = block.data();
-      }
       SampleTablePoints<0>(x + n * image_size, table, count, layout.ones.data(),
                            layout.no_offsets.data(), layout.point_offsets.data(), geo.channels,
-                           zeros.data(), out);
-      if constexpr (!kDirect) {
-        NarrowToBFloat16(block.data(), count * geo.channels, y + first * geo.channels);
-      }
+                           zeros.data(), y + first * geo.channels);
     }
   });
 }
@@ -75,16 +67,6 @@ template <typename T>
 void BilinearSampleForward(const BilinearSampleGeometry& geo, const T* x, const T* coords, T* y,
                            const ParallelFor& parallel_for) {
   Forward(geo, x, coords, y, parallel_for);
-}
-
-template <>
-void BilinearSampleForward<BFloat16>(const BilinearSampleGeometry& geo, const BFloat16* x,
-                                     const BFloat16* coords, BFloat16* y,
-                                     const ParallelFor& parallel_for) {
-  const FloatBuffer x32 =
-      WidenAll(x, geo.batch * geo.in_height * geo.in_width * geo.channels, parallel_for);
-  const FloatBuffer coords32 = WidenAll(coords, geo.batch * geo.points * 2, parallel_for);
-  Forward(geo, x32.get(), coords32.get(), y, parallel_for);
 }
 
 template <typename T>
@@ -134,7 +116,6 @@ void BilinearSampleBackward(const BilinearSampleGeometry& geo, const T* x, const
   });
 }
 
-// The float32 backward on widened inputs, into float32 gradients rounded once at the end.
 template <>
 void BilinearSampleBackward<BFloat16>(const BilinearSampleGeometry& geo, const BFloat16* x,
                                       const BFloat16* coords, const BFloat16* grad_y,
@@ -142,18 +123,16 @@ void BilinearSampleBackward<BFloat16>(const BilinearSampleGeometry& geo, const B
                                       const ParallelFor& parallel_for) {
   const int64_t x_size = geo.batch * geo.in_height * geo.in_width * geo.channels;
   const int64_t coords_size = geo.batch * geo.points * 2;
-  const int64_t y_size = geo.batch * geo.points * geo.channels;
-  const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
-  const FloatBuffer coords32 = WidenAll(coords, coords_size, parallel_for);
-  const FloatBuffer grad_y32 = WidenAll(grad_y, y_size, parallel_for);
-  const FloatBuffer grad_x32 = NewFloatBuffer(x_size);
-  const FloatBuffer grad_coords32 = NewFloatBuffer(coords_size);
-  BilinearSampleBackward<float>(geo, x32.get(), coords32.get(), grad_y32.get(),
-                                grad_x32.get(), grad_coords32.get(), parallel_for);
-  NarrowAll(grad_x32.get(), x_size, grad_x, parallel_for);
-  NarrowAll(grad_coords32.get(), coords_size, grad_coords, parallel_for);
+  InFloat32({{x, x_size}, {coords, coords_size}, {grad_y, geo.batch * geo.points * geo.channels}},
+            {{grad_x, x_size}, {grad_coords, coords_size}}, parallel_for,
+            [&](const float* const* in, float* const* out) {
+              BilinearSampleBackward<float>(geo, in[0], in[1], in[2], out[0], out[1],
+                                            parallel_for);
+            });
 }
 
+template void BilinearSampleForward<BFloat16>(const BilinearSampleGeometry&, const BFloat16*,
+                                              const BFloat16*, BFloat16*, const ParallelFor&);
 #define EDVR_INSTANTIATE(T)                                                                     \
   template void BilinearSampleForward<T>(const BilinearSampleGeometry&, const T*, const T*, T*, \
                                          const ParallelFor&);                                   \

@@ -33,11 +33,9 @@ void BilinearSampleBackward(const BilinearSampleGeometry& geo, const T* x, const
                             const T* grad_y, T* grad_x, T* grad_coords,
                             const ParallelFor& parallel_for);
 
-// bfloat16: located, weighted and summed in float32 (bfloat16.h).
-template <>
-void BilinearSampleForward<BFloat16>(const BilinearSampleGeometry& geo, const BFloat16* x,
-                                     const BFloat16* coords, BFloat16* y,
-                                     const ParallelFor& parallel_for);
+// T is float, double or BFloat16. bfloat16: located, weighted and summed in float32; the
+// forward reads x and writes y in place, rounding each sample once; the backward runs in
+// float32 on widened copies into float32 gradients rounded once at the end (InFloat32).
 template <>
 void BilinearSampleBackward<BFloat16>(const BilinearSampleGeometry& geo, const BFloat16* x,
                                       const BFloat16* coords, const BFloat16* grad_y,

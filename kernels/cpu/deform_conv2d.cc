@@ -72,13 +72,14 @@ std::vector<GroupBlock<T>> MakeGroupBlocks(const DeformableOffsetsGeometry& geo,
 }
 
 // Samples the columns of output pixels [p_begin, p_begin + p_count), pixel p's K*C values
-// at columns + (p - p_begin) * row. Offsets of another type than T (bfloat16) are widened a
-// pixel at a time into pixel_offsets (3*G*K values): each is read once.
-template <int kChannels, typename T, typename O>
-void SampleColumns(const DeformableOffsetsGeometry& geo, const Taps& taps, const T* x,
-                   const O* offsets, const T* ones, const T* zeros, int64_t p_begin,
+// at columns + (p - p_begin) * row, computing in T. Offsets of another type than T (bfloat16)
+// are widened a pixel at a time into pixel_offsets (3*G*K values): each is read once. x and
+// the columns may be stored as bfloat16 (bilinear.h's Stored<>).
+template <int kChannels, typename T, typename X, typename O, typename Column>
+void SampleColumns(const DeformableOffsetsGeometry& geo, const Taps& taps, const X* x,
+                   const O* offsets, const T* ones, const X* zeros, int64_t p_begin,
                    int64_t p_count, int64_t row, PointTable<T>* table, T* pixel_offsets,
-                   T* columns) {
+                   Column* columns) {
   const int64_t cg = geo.channels / geo.deformable_groups;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
   const int64_t out_pixels = geo.out_height * geo.out_width;
@@ -100,89 +101,68 @@ void SampleColumns(const DeformableOffsetsGeometry& geo, const Taps& taps, const
   }
 }
 
-}  // namespace
-
-template <typename T>
-void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
-                         const T* offsets, const T* filters, T* y,
-                         const ParallelFor& parallel_for) {
+// The forward for tensors stored as S, computing in T = Stored<S>::Compute. For S = bfloat16
+// the columns are sampled straight from bfloat16 x (widened a vector of channels at a time)
+// into bfloat16 (rows padded to an even length, the pad 0, for the pairs of vdpbf16ps), the
+// product has float32 sums (GemmBF16), and a tile's y is rounded as it is written: no float32
+// copy of x or of the columns.
+template <typename S>
+void Forward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x,
+             const S* offsets, const S* filters, S* y, const ParallelFor& parallel_for) {
+  using T = typename Stored<S>::Compute;
+  constexpr bool kBFloat16 = std::is_same<S, BFloat16>::value;
   const int64_t cg = geo.channels / geo.deformable_groups;
   const int64_t total_pixels = geo.batch * geo.out_height * geo.out_width;
   const int64_t width = geo.kernel_h * geo.kernel_w * geo.channels;  // K*C: one pixel's columns
+  const int64_t row = kBFloat16 ? width + width % 2 : width;
   const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
+  PackedPairs packed;
+  if constexpr (kBFloat16) {
+    PackPairs(width, features, [&](int64_t k, int64_t f) { return filters[k * features + f]; },
+              &packed);
+  }
   const int64_t tiles = (total_pixels + kForwardTilePixels - 1) / kForwardTilePixels;
   const int64_t cost = kForwardTilePixels * (taps.count * (cg * 2 + 30) + width * features * 2);
   parallel_for(tiles, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(taps.count);
-    const std::vector<T> zeros(cg, T(0)), ones(taps.count, T(1));
-    std::vector<T> columns(kForwardTilePixels * width);
+    const std::vector<S> zeros(cg, S{0});
+    const std::vector<T> ones(taps.count, T(1));
+    std::vector<S> columns(kForwardTilePixels * row, S{0});
+    std::vector<float> y_tile(kBFloat16 ? kForwardTilePixels * features : 0);
+    std::vector<T> pixel_offsets(kBFloat16 ? 3 * taps.count : 0);
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t tile = begin; tile < end; ++tile) {
         const int64_t p_begin = tile * kForwardTilePixels;
         const int64_t p_count = std::min(kForwardTilePixels, total_pixels - p_begin);
         SampleColumns<kChannels>(geo, taps, x, offsets, ones.data(), zeros.data(), p_begin,
-                                 p_count, width, &table, static_cast<T*>(nullptr), columns.data());
-        Gemm<T>(p_count, features, width, {columns.data(), width, 1}, filters, features,
-                y + p_begin * features, features, /*accumulate=*/false);
+                                 p_count, row, &table, pixel_offsets.data(), columns.data());
+        if constexpr (kBFloat16) {
+          GemmBF16(p_count, columns.data(), row, packed, y_tile.data(), features);
+          NarrowToBFloat16(y_tile.data(), p_count * features, y + p_begin * features);
+        } else {
+          Gemm<T>(p_count, features, width, {columns.data(), width, 1}, filters, features,
+                  y + p_begin * features, features, /*accumulate=*/false);
+        }
       }
     });
   });
 }
 
-// x is widened once up front rather than in the sampling loop: every element is read by
-// about K taps; the offsets, read once, a pixel at a time. A tile's columns are rounded to
-// bfloat16 (rows padded to an even length, the pad 0, for the pairs of vdpbf16ps) and its y
-// is rounded as it is written.
-template <>
-void DeformConv2DForward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
-                                   const BFloat16* x, const BFloat16* offsets,
-                                   const BFloat16* filters, BFloat16* y,
-                                   const ParallelFor& parallel_for) {
-  const int64_t cg = geo.channels / geo.deformable_groups;
-  const int64_t total_pixels = geo.batch * geo.out_height * geo.out_width;
-  const int64_t width = geo.kernel_h * geo.kernel_w * geo.channels;
-  const int64_t row = width + width % 2;
-  const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
-  const FloatBuffer x32 =
-      WidenAll(x, geo.batch * geo.in_height * geo.in_width * geo.channels, parallel_for);
-  const PackedPairs packed =
-      PackPairs(width, features, [&](int64_t k, int64_t f) { return filters[k * features + f]; });
-  const int64_t tiles = (total_pixels + kForwardTilePixels - 1) / kForwardTilePixels;
-  const int64_t cost = kForwardTilePixels * (taps.count * (cg * 2 + 30) + width * features);
-  parallel_for(tiles, cost, [&](int64_t begin, int64_t end) {
-    PointTable<float> table(taps.count);
-    const std::vector<float> zeros(cg, 0.0f), ones(taps.count, 1.0f);
-    std::vector<float> columns(kForwardTilePixels * row, 0.0f);
-    std::vector<float> y_tile(kForwardTilePixels * features);
-    std::vector<BFloat16> columns16(kForwardTilePixels * row);
-    std::vector<float> pixel_offsets(3 * taps.count);
-    DispatchChannels(cg, [&](auto fixed_channels) {
-      constexpr int kChannels = decltype(fixed_channels)::value;
-      for (int64_t tile = begin; tile < end; ++tile) {
-        const int64_t p_begin = tile * kForwardTilePixels;
-        const int64_t p_count = std::min(kForwardTilePixels, total_pixels - p_begin);
-        SampleColumns<kChannels>(geo, taps, x32.get(), offsets, ones.data(), zeros.data(),
-                                 p_begin, p_count, row, &table, pixel_offsets.data(),
-                                 columns.data());
-        NarrowToBFloat16(columns.data(), p_count * row, columns16.data());
-        GemmBF16(p_count, columns16.data(), row, packed, y_tile.data(), features);
-        NarrowToBFloat16(y_tile.data(), p_count * features, y + p_begin * features);
-      }
-    });
-  });
-}
-
-namespace {
-
-// The backward computed in T, with offsets and grad_offsets stored as S: when S is not T
-// (bfloat16), a pixel's offsets are widened as they are read and its offsets' gradient is
-// rounded as it is written (each is touched once), rather than through whole-tensor copies.
-template <typename T, typename S>
-void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
-              const S* offsets, const T* filters, const T* grad_y, T* grad_x, S* grad_offsets,
-              T* grad_filters, int64_t threads, const ParallelFor& parallel_for) {
-  constexpr bool kDirect = std::is_same<T, S>::value;
+// The backward for tensors stored as S, computing in T = Stored<S>::Compute. For S = bfloat16
+// x and grad_y are read in place (widened a vector of channels at a time) and both matrix
+// products take bfloat16 operands with float32 sums (GemmBF16: vdpbf16ps where built for it):
+// the columns' gradient from grad_y and the filters, and grad_filters from the columns, rounded
+// to bfloat16 as they are sampled (as a bfloat16 convolution's input is), and grad_y. The
+// columns' gradient, the sampling arithmetic and grad_offsets stay float32; a pixel's offsets
+// are widened and its grad_offsets rounded as they are touched (once each); grad_x (a scatter)
+// and grad_filters are summed in float32 and rounded once at the end.
+template <typename S>
+void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x,
+              const S* offsets, const S* filters, const S* grad_y, S* grad_x, S* grad_offsets,
+              S* grad_filters, int64_t threads, const ParallelFor& parallel_for) {
+  using T = typename Stored<S>::Compute;
+  constexpr bool kBFloat16 = std::is_same<S, BFloat16>::value;
   const int64_t k_points = geo.kernel_h * geo.kernel_w;
   const int64_t cg = geo.channels / geo.deformable_groups;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
@@ -190,52 +170,90 @@ void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x
   const int64_t out_pixels = geo.out_height * geo.out_width;
   const int64_t filters_size = k_points * geo.channels * features;
   const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
-  const std::vector<GroupBlock<T>> blocks =
+  const std::vector<GroupBlock<S>> blocks =
       MakeGroupBlocks(geo, GroupsPerBlock(geo, threads), features, filters);
   const int64_t block_count = blocks.size();
   const int64_t max_width = k_points * blocks[0].channels;  // the first block is the widest
   const int64_t cost = out_pixels * max_width * (6 + 40 / cg + features * 4);
+  // bfloat16: each block's transposed filters [F, width] packed by pairs of rows for GemmBF16;
+  // grad_y tiles copied to rows of even length when F is odd (GemmBF16 reads pairs).
+  std::vector<PackedPairs> packed_filters(kBFloat16 ? block_count : 0);
+  if constexpr (kBFloat16) {
+    for (int64_t i = 0; i < block_count; ++i) {
+      const int64_t width = k_points * blocks[i].channels;
+      PackPairs(features, width,
+                [&](int64_t f, int64_t j) { return blocks[i].transposed_filters[f * width + j]; },
+                &packed_filters[i]);
+    }
+  }
+  const int64_t grad_row = features + features % 2;
+  FloatBuffer grad_x32;
+  T* grad_x_sum;  // grad_x's sums: grad_x itself, or float32 for bfloat16
+  if constexpr (kBFloat16) {
+    grad_x32 = NewFloatBuffer(geo.batch * image_size);
+    grad_x_sum = grad_x32.get();
+  } else {
+    grad_x_sum = grad_x;
+  }
 
   std::mutex sums_mutex;
   std::vector<std::pair<int64_t, std::vector<T>>> sums;  // (range begin, its grad_filters)
   parallel_for(geo.batch * block_count, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(taps.count);
-    const std::vector<T> zeros(cg, T(0)), ones(taps.count, T(1));
+    const std::vector<S> zeros(cg, S{0});
+    const std::vector<T> ones(taps.count, T(1));
     std::vector<T> sinks(4 * cg), sum(filters_size, T(0));
-    std::vector<T> grad_columns(kBackwardTilePixels * max_width), columns(kBackwardTilePixels * max_width);
-    std::vector<T> pixel_offsets(kDirect ? 0 : 3 * taps.count), pixel_grad(pixel_offsets.size());
+    std::vector<T> grad_columns(kBackwardTilePixels * max_width);
+    std::vector<S> columns(kBackwardTilePixels * max_width);
+    std::vector<T> pixel_offsets(kBFloat16 ? 3 * taps.count : 0), pixel_grad(pixel_offsets.size());
+    std::vector<BFloat16> column_pairs(kBFloat16 ? (kBackwardTilePixels + 1) / 2 * 2 * max_width : 0);
+    std::vector<BFloat16> even_grad_tile(kBFloat16 && features % 2 ? kBackwardTilePixels * grad_row : 0,
+                                         BFloat16{0});
+    PackedPairs packed_grad_tile;
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t unit = begin; unit < end; ++unit) {
         const int64_t n = unit / block_count;
-        const GroupBlock<T>& block = blocks[unit % block_count];
+        const GroupBlock<S>& block = blocks[unit % block_count];
         const int64_t width = k_points * block.channels;
         const int64_t q_begin = block.g_begin * k_points;
         const int64_t q_count = (block.g_end - block.g_begin) * k_points;
-        const T* image = x + n * image_size;
-        T* grad_image = grad_x + n * image_size;
+        const S* image = x + n * image_size;
+        T* grad_image = grad_x_sum + n * image_size;
         for (int64_t p = 0; p < in_pixels; ++p) {
           std::fill_n(grad_image + p * geo.channels + block.g_begin * cg, block.channels, T(0));
         }
         for (int64_t p_begin = 0; p_begin < out_pixels; p_begin += kBackwardTilePixels) {
           const int64_t p_count = std::min(kBackwardTilePixels, out_pixels - p_begin);
-          const T* grad_tile = grad_y + (n * out_pixels + p_begin) * features;
-          Gemm<T>(p_count, width, features, {grad_tile, features, 1},
-                  block.transposed_filters.data(), width, grad_columns.data(), width,
-                  /*accumulate=*/false);
+          const S* grad_tile = grad_y + (n * out_pixels + p_begin) * features;
+          if constexpr (kBFloat16) {
+            PairedRows grad_rows{grad_tile, features, 2};
+            if (features % 2) {
+              for (int64_t p = 0; p < p_count; ++p) {
+                std::copy_n(grad_tile + p * features, features, &even_grad_tile[p * grad_row]);
+              }
+              grad_rows = {even_grad_tile.data(), grad_row, 2};
+            }
+            GemmBF16(p_count, grad_rows, packed_filters[unit % block_count],
+                     grad_columns.data(), width);
+          } else {
+            Gemm<T>(p_count, width, features, {grad_tile, features, 1},
+                    block.transposed_filters.data(), width, grad_columns.data(), width,
+                    /*accumulate=*/false);
+          }
           for (int64_t p = p_begin; p < p_begin + p_count; ++p) {
             const int64_t ho = p / geo.out_width, wo = p % geo.out_width;
             const int64_t pixel_index = n * out_pixels + p;
             const T* off_pixel;
             T* grad_off_pixel;
-            if constexpr (kDirect) {
-              off_pixel = offsets + pixel_index * 3 * taps.count;
-              grad_off_pixel = grad_offsets + pixel_index * 3 * taps.count;
-            } else {
+            if constexpr (kBFloat16) {
               WidenBFloat16(offsets + pixel_index * 3 * taps.count, 3 * taps.count,
                             pixel_offsets.data());
               off_pixel = pixel_offsets.data();
               grad_off_pixel = pixel_grad.data();
+            } else {
+              off_pixel = offsets + pixel_index * 3 * taps.count;
+              grad_off_pixel = grad_offsets + pixel_index * 3 * taps.count;
             }
             LocatePixelTaps(geo, taps, off_pixel, ho, wo, q_begin, q_count, &table);
             const int64_t tile_offset = (p - p_begin) * width;
@@ -249,7 +267,7 @@ void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x
             if (!geo.modulated) {
               std::fill_n(grad_off_pixel + 2 * taps.count + q_begin, q_count, T(0));
             }
-            if constexpr (!kDirect) {  // this unit's taps of the dx, dy and mask blocks
+            if constexpr (kBFloat16) {  // this unit's taps of the dx, dy and mask blocks
               for (int64_t part = 0; part < 3; ++part) {
                 const int64_t first = part * taps.count + q_begin;
                 NarrowToBFloat16(pixel_grad.data() + first, q_count,
@@ -257,12 +275,28 @@ void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x
               }
             }
           }
-          // The block's rows of grad_filters, [channels, F] for each kernel point k.
-          for (int64_t k = 0; k < k_points; ++k) {
-            Gemm<T>(block.channels, features, p_count,
-                    {columns.data() + k * block.channels, 1, width}, grad_tile, features,
-                    sum.data() + (k * geo.channels + block.g_begin * cg) * features, features,
-                    /*accumulate=*/true);
+          // The block's rows of grad_filters, [channels, F] for each kernel point k:
+          // columns^T . grad_tile, the reduction over the tile's pixels.
+          if constexpr (kBFloat16) {
+            // Pixels are the reduction: the columns and grad_y go by pairs of pixels.
+            InterleaveRowPairs(columns.data(), p_count, width, column_pairs.data());
+            PackPairs(p_count, features,
+                      [&](int64_t p, int64_t f) { return grad_tile[p * features + f]; },
+                      &packed_grad_tile);
+            for (int64_t k = 0; k < k_points; ++k) {
+              GemmBF16(block.channels, PairedRows{column_pairs.data() + 2 * k * block.channels, 2,
+                                                  2 * width},
+                       packed_grad_tile,
+                       sum.data() + (k * geo.channels + block.g_begin * cg) * features, features,
+                       /*accumulate=*/true);
+            }
+          } else {
+            for (int64_t k = 0; k < k_points; ++k) {
+              Gemm<T>(block.channels, features, p_count,
+                      {columns.data() + k * block.channels, 1, width}, grad_tile, features,
+                      sum.data() + (k * geo.channels + block.g_begin * cg) * features, features,
+                      /*accumulate=*/true);
+            }
           }
         }
       }
@@ -273,13 +307,22 @@ void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x
   // Added in the order of the ranges, so that the result does not depend on timing.
   std::sort(sums.begin(), sums.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::fill_n(grad_filters, filters_size, T(0));
+  std::vector<T> total(filters_size, T(0));
   for (const auto& range_sum : sums) {
-    for (int64_t i = 0; i < filters_size; ++i) grad_filters[i] += range_sum.second[i];
+    for (int64_t i = 0; i < filters_size; ++i) total[i] += range_sum.second[i];
   }
+  for (int64_t i = 0; i < filters_size; ++i) Stored<S>::Put(grad_filters + i, total[i]);
+  if constexpr (kBFloat16) NarrowAll(grad_x32.get(), geo.batch * image_size, grad_x, parallel_for);
 }
 
 }  // namespace
+
+template <typename T>
+void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
+                         const T* offsets, const T* filters, T* y,
+                         const ParallelFor& parallel_for) {
+  Forward(geo, features, x, offsets, filters, y, parallel_for);
+}
 
 template <typename T>
 void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
@@ -290,27 +333,6 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
            threads, parallel_for);
 }
 
-template <>
-void DeformConv2DBackward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
-                                    const BFloat16* x, const BFloat16* offsets,
-                                    const BFloat16* filters, const BFloat16* grad_y,
-                                    BFloat16* grad_x, BFloat16* grad_offsets,
-                                    BFloat16* grad_filters, int64_t threads,
-                                    const ParallelFor& parallel_for) {
-  const int64_t x_size = geo.batch * geo.in_height * geo.in_width * geo.channels;
-  const int64_t out_pixels = geo.batch * geo.out_height * geo.out_width;
-  const int64_t filters_size = geo.kernel_h * geo.kernel_w * geo.channels * features;
-  const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
-  const FloatBuffer filters32 = WidenAll(filters, filters_size, parallel_for);
-  const FloatBuffer grad_y32 = WidenAll(grad_y, out_pixels * features, parallel_for);
-  const FloatBuffer grad_x32 = NewFloatBuffer(x_size);
-  const FloatBuffer grad_filters32 = NewFloatBuffer(filters_size);
-  Backward(geo, features, x32.get(), offsets, filters32.get(), grad_y32.get(), grad_x32.get(),
-           grad_offsets, grad_filters32.get(), threads, parallel_for);
-  NarrowAll(grad_x32.get(), x_size, grad_x, parallel_for);
-  NarrowAll(grad_filters32.get(), filters_size, grad_filters, parallel_for);
-}
-
 #define EDVR_INSTANTIATE(T)                                                                   \
   template void DeformConv2DForward<T>(const DeformableOffsetsGeometry&, int64_t, const T*,   \
                                        const T*, const T*, T*, const ParallelFor&);           \
@@ -319,6 +341,7 @@ void DeformConv2DBackward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_
                                         const ParallelFor&);
 EDVR_INSTANTIATE(float)
 EDVR_INSTANTIATE(double)
+EDVR_INSTANTIATE(BFloat16)
 #undef EDVR_INSTANTIATE
 
 }  // namespace edvr

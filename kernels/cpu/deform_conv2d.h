@@ -34,22 +34,11 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
                           T* grad_offsets, T* grad_filters, int64_t threads,
                           const ParallelFor& parallel_for);
 
-// bfloat16: the columns are sampled in float32 and rounded to bfloat16, multiplied by the
-// filters with float32 accumulation (vdpbf16ps where the build targets AVX512_BF16,
-// gemm_bf16.h), and y is rounded once. The backward runs in float32 on widened inputs and
-// rounds grad_x, grad_offsets and grad_filters once, at the end.
-template <>
-void DeformConv2DForward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
-                                   const BFloat16* x, const BFloat16* offsets,
-                                   const BFloat16* filters, BFloat16* y,
-                                   const ParallelFor& parallel_for);
-template <>
-void DeformConv2DBackward<BFloat16>(const DeformableOffsetsGeometry& geo, int64_t features,
-                                    const BFloat16* x, const BFloat16* offsets,
-                                    const BFloat16* filters, const BFloat16* grad_y,
-                                    BFloat16* grad_x, BFloat16* grad_offsets,
-                                    BFloat16* grad_filters, int64_t threads,
-                                    const ParallelFor& parallel_for);
+// T is float, double or BFloat16. bfloat16 tensors are read and written in place: the columns
+// are sampled (positions, weights and sums in float32) into bfloat16, the matrix products take
+// bfloat16 operands with float32 sums (vdpbf16ps where the build targets AVX512_BF16,
+// gemm_bf16.h), and each result is rounded once: y, grad_offsets as a pixel's are done, and
+// grad_x and grad_filters (summed in float32) at the end.
 
 }  // namespace edvr
 

@@ -18,12 +18,13 @@ namespace edvr {
 
 namespace {
 
-// The forward computed in T, with offsets and y stored as S: when S is not T (bfloat16),
-// a pixel's offsets are widened as they are read and a unit's kh output rows go through a
-// buffer of T.
-template <typename T, typename S>
-void Forward(const DeformableOffsetsGeometry& geo, const T* x, const S* offsets, S* y,
+// The forward for tensors stored as S, computing in T = Stored<S>::Compute: bfloat16 x is
+// read and y written in place (a vector of channels at a time), a pixel's offsets widened
+// once as they are read.
+template <typename S>
+void Forward(const DeformableOffsetsGeometry& geo, const S* x, const S* offsets, S* y,
              const ParallelFor& parallel_for) {
+  using T = typename Stored<S>::Compute;
   constexpr bool kDirect = std::is_same<T, S>::value;
   const int64_t cg = geo.channels / geo.deformable_groups;
   const int64_t image_size = geo.in_height * geo.in_width * geo.channels;
@@ -33,21 +34,15 @@ void Forward(const DeformableOffsetsGeometry& geo, const T* x, const S* offsets,
   const int64_t cost = geo.out_width * taps.count * (cg * 2 + 30);
   parallel_for(geo.batch * geo.out_height, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(taps.count);
-    const std::vector<T> zeros(cg, T(0)), ones(taps.count, T(1));
-    std::vector<T> rows(kDirect ? 0 : geo.kernel_h * y_row);
+    const std::vector<S> zeros(cg, S{0});
+    const std::vector<T> ones(taps.count, T(1));
     std::vector<T> pixel_offsets(kDirect ? 0 : 3 * taps.count);
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
       for (int64_t unit = begin; unit < end; ++unit) {
         const int64_t n = unit / geo.out_height, ho = unit % geo.out_height;
-        const T* image = x + n * image_size;
+        const S* image = x + n * image_size;
         S* y_rows = y + n * y_batch + ho * geo.kernel_h * y_row;
-        T* rows_out;
-        if constexpr (kDirect) {
-          rows_out = y_rows;
-        } else {
-          rows_out = rows.data();
-        }
         for (int64_t wo = 0; wo < geo.out_width; ++wo) {
           const int64_t pixel_index = (n * geo.out_height + ho) * geo.out_width + wo;
           const T* off_pixel;
@@ -62,9 +57,8 @@ void Forward(const DeformableOffsetsGeometry& geo, const T* x, const S* offsets,
           SampleTablePoints<kChannels>(image, table, taps.count,
                                        geo.modulated ? off_pixel + 2 * taps.count : ones.data(),
                                        taps.group_channel.data(), taps.out_offset.data(), cg,
-                                       zeros.data(), rows_out + wo * geo.kernel_w * geo.channels);
+                                       zeros.data(), y_rows + wo * geo.kernel_w * geo.channels);
         }
-        if constexpr (!kDirect) NarrowToBFloat16(rows.data(), geo.kernel_h * y_row, y_rows);
       }
     });
   });
@@ -76,17 +70,6 @@ template <typename T>
 void DeformableOffsetsForward(const DeformableOffsetsGeometry& geo, const T* x, const T* offsets,
                               T* y, const ParallelFor& parallel_for) {
   Forward(geo, x, offsets, y, parallel_for);
-}
-
-// x is widened once up front rather than in the sampling loop: every element is read by
-// about K taps. Offsets are widened and y narrowed as they are read and written.
-template <>
-void DeformableOffsetsForward<BFloat16>(const DeformableOffsetsGeometry& geo, const BFloat16* x,
-                                        const BFloat16* offsets, BFloat16* y,
-                                        const ParallelFor& parallel_for) {
-  const int64_t x_size = geo.batch * geo.in_height * geo.in_width * geo.channels;
-  const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
-  Forward(geo, x32.get(), offsets, y, parallel_for);
 }
 
 template <typename T>
@@ -144,29 +127,27 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
   });
 }
 
-// The float32 backward on widened inputs, into float32 gradients rounded once at the end.
 template <>
 void DeformableOffsetsBackward<BFloat16>(const DeformableOffsetsGeometry& geo,
                                          const BFloat16* x, const BFloat16* offsets,
                                          const BFloat16* grad_y, BFloat16* grad_x,
                                          BFloat16* grad_offsets, int64_t threads,
                                          const ParallelFor& parallel_for) {
-  const int64_t k_points = geo.kernel_h * geo.kernel_w;
   const int64_t x_size = geo.batch * geo.in_height * geo.in_width * geo.channels;
   const int64_t out_pixels = geo.batch * geo.out_height * geo.out_width;
+  const int64_t k_points = geo.kernel_h * geo.kernel_w;
   const int64_t offsets_size = out_pixels * 3 * geo.deformable_groups * k_points;
-  const int64_t y_size = out_pixels * k_points * geo.channels;
-  const FloatBuffer x32 = WidenAll(x, x_size, parallel_for);
-  const FloatBuffer offsets32 = WidenAll(offsets, offsets_size, parallel_for);
-  const FloatBuffer grad_y32 = WidenAll(grad_y, y_size, parallel_for);
-  const FloatBuffer grad_x32 = NewFloatBuffer(x_size);
-  const FloatBuffer grad_offsets32 = NewFloatBuffer(offsets_size);
-  DeformableOffsetsBackward<float>(geo, x32.get(), offsets32.get(), grad_y32.get(),
-                                   grad_x32.get(), grad_offsets32.get(), threads, parallel_for);
-  NarrowAll(grad_x32.get(), x_size, grad_x, parallel_for);
-  NarrowAll(grad_offsets32.get(), offsets_size, grad_offsets, parallel_for);
+  InFloat32({{x, x_size}, {offsets, offsets_size}, {grad_y, out_pixels * k_points * geo.channels}},
+            {{grad_x, x_size}, {grad_offsets, offsets_size}}, parallel_for,
+            [&](const float* const* in, float* const* out) {
+              DeformableOffsetsBackward<float>(geo, in[0], in[1], in[2], out[0], out[1], threads,
+                                               parallel_for);
+            });
 }
 
+template void DeformableOffsetsForward<BFloat16>(const DeformableOffsetsGeometry&,
+                                                 const BFloat16*, const BFloat16*, BFloat16*,
+                                                 const ParallelFor&);
 #define EDVR_INSTANTIATE(T)                                                                    \
   template void DeformableOffsetsForward<T>(const DeformableOffsetsGeometry&, const T*,        \
                                             const T*, T*, const ParallelFor&);                 \

@@ -41,11 +41,9 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
                                const T* grad_y, T* grad_x, T* grad_offsets, int64_t threads,
                                const ParallelFor& parallel_for);
 
-// bfloat16: positions, weights and sums in float32 (bfloat16.h).
-template <>
-void DeformableOffsetsForward<BFloat16>(const DeformableOffsetsGeometry& geo, const BFloat16* x,
-                                        const BFloat16* offsets, BFloat16* y,
-                                        const ParallelFor& parallel_for);
+// T is float, double or BFloat16. bfloat16: positions, weights and sums in float32; the
+// forward reads x and writes y in place, rounding each sample once; the backward runs in
+// float32 on widened copies into float32 gradients rounded once at the end (InFloat32).
 template <>
 void DeformableOffsetsBackward<BFloat16>(const DeformableOffsetsGeometry& geo,
                                          const BFloat16* x, const BFloat16* offsets,
