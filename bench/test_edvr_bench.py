@@ -20,10 +20,12 @@ from ops import _native
 # Full-size rounds are few: an EDVR-M training step takes seconds on 2 cores.
 ROUNDS = {'full': {floor.CONV_RATE: 10, floor.TRAIN_STEP: 3, floor.INFER_FRAME: 3,
                    floor.INFER_FRAME_CACHED: 3, floor.INPUT_PIPELINE: 3,
-                   floor.TRAIN_STEP_MIXED: 3, floor.INFER_FRAME_MIXED: 3},
+                   floor.TRAIN_STEP_MIXED: 3, floor.INFER_FRAME_MIXED: 3,
+                   floor.INFER_FRAME_OPENVINO: 3},
           'quick': {floor.CONV_RATE: 5, floor.TRAIN_STEP: 3, floor.INFER_FRAME: 3,
                     floor.INFER_FRAME_CACHED: 3, floor.INPUT_PIPELINE: 2,
-                    floor.TRAIN_STEP_MIXED: 3, floor.INFER_FRAME_MIXED: 3}}
+                    floor.TRAIN_STEP_MIXED: 3, floor.INFER_FRAME_MIXED: 3,
+                    floor.INFER_FRAME_OPENVINO: 3}}
 
 
 CONV_BATCH_SECONDS = {'full': 0.5, 'quick': 0.05}
