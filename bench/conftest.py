@@ -70,6 +70,11 @@ def record_model(benchmark, name, **measured):
     MODEL_RESULTS[name] = dict(measured, seconds=benchmark.stats.stats.min)
 
 
+def record_skip(name, reason):
+    """Records that the model benchmark ``name`` was skipped, and why (the report says so)."""
+    MODEL_RESULTS[name] = {'skipped': reason}
+
+
 def ratios(results=None):
     """(shape, pass, native/conv2d, reference/conv2d, reference/native) as floats (None when
     a variant was not measured), for every shape measured. Each op is divided by the conv2d
@@ -151,4 +156,9 @@ def pytest_terminal_summary(terminalreporter):
     if mixed:
         write("")
         for line in floor.format_mixed_table(mixed):
+            write(line)
+    peer = floor.openvino_summary(MODEL_RESULTS)
+    if peer:
+        write("")
+        for line in floor.format_openvino_table(peer):
             write(line)

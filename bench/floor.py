@@ -21,6 +21,10 @@ MODEL_ITEMS = ((TRAIN_STEP, 'train_step', 'train step'),
                (INFER_FRAME_CACHED, 'infer_frame_cached', 'cached frame'))
 # Mixed precision (bfloat16 on CPU), each recorded with the float32 rounds run beside it.
 TRAIN_STEP_MIXED, INFER_FRAME_MIXED = 'train step mixed', 'infer frame mixed'
+# Our mixed-precision frame, recorded with our float32 frame and OpenVINO's f32 and bf16 frames
+# (bench.openvino_peer) run beside it, under these labels.
+INFER_FRAME_OPENVINO = 'infer frame openvino'
+OPENVINO_LABELS = ('ours fp32', 'openvino f32', 'openvino bf16')
 
 
 def mixed_summary(results):
@@ -45,6 +49,43 @@ def format_mixed_table(summary):
             item = summary[key]
             lines.append(f'{label:<14}{item["fp32_seconds"]:9.3f}{item["mixed_seconds"]:9.3f}'
                          f'{item["ratio"]:11.2f}x')
+    return lines
+
+
+def openvino_summary(results):
+    """The OpenVINO peer against our frame, from the rounds run side by side: {'seconds':
+    {'ours mixed', 'ours fp32', 'openvino f32', 'openvino bf16'}, 'ratios': {'ours mixed /
+    openvino bf16', 'ours fp32 / openvino f32', 'ours mixed / ours fp32', 'openvino bf16 /
+    openvino f32'}, 'openvino': version, 'setup_seconds'}; {'skipped': reason} when skipped;
+    empty when not run."""
+    entry = results.get(INFER_FRAME_OPENVINO)
+    if not entry:
+        return {}
+    if 'skipped' in entry:
+        return {'skipped': entry['skipped']}
+    seconds = dict(entry['beside_seconds_by_label'], **{'ours mixed': entry['seconds']})
+    ratio = lambda a, b: seconds[a] / seconds[b]
+    return {'seconds': seconds, 'openvino': entry.get('openvino'),
+            'setup_seconds': entry.get('openvino_setup_seconds'),
+            'frame': entry.get('frame'),
+            'ratios': {'ours mixed / openvino bf16': ratio('ours mixed', 'openvino bf16'),
+                       'ours fp32 / openvino f32': ratio('ours fp32', 'openvino f32'),
+                       'ours mixed / ours fp32': ratio('ours mixed', 'ours fp32'),
+                       'openvino bf16 / openvino f32': ratio('openvino bf16', 'openvino f32')}}
+
+
+def format_openvino_table(summary):
+    """Text lines of ``openvino_summary``."""
+    if 'skipped' in summary:
+        return [f'OpenVINO peer: not measured ({summary["skipped"]})']
+    frame = 'x'.join(str(d) for d in summary.get('frame') or ())
+    lines = [f'OpenVINO {summary["openvino"]} (BasicSR EDVR, same weights) beside our frame '
+             f'{frame}, rounds side by side (minimum, this run)',
+             f'{"frame":<16}{"seconds":>9}']
+    for label in ('ours fp32', 'ours mixed', 'openvino f32', 'openvino bf16'):
+        lines.append(f'{label:<16}{summary["seconds"][label]:9.3f}')
+    for label, value in summary['ratios'].items():
+        lines.append(f'{label:<30}{value:6.2f}x')
     return lines
 
 

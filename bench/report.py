@@ -2,6 +2,7 @@
 measured in that run.
 
     python -m bench.report [--quick] [--json FILE] [--plot FILE.png] [--multiworker]
+        [--only PYTEST_K_EXPRESSION]
 
 - each deformable op (deform_conv2d forward and forward+backward, native and reference)
   against tf.nn.conv2d of the same shape, and native against reference
@@ -12,9 +13,13 @@ measured in that run.
   FLOPs, same run); peak memory of 30 and 300 streamed frames is bench.video_memory.
 - mixed precision: deform_conv2d in bfloat16 against bfloat16 tf.nn.conv2d, and the training
   step and the frame in mixed precision against float32, rounds side by side.
+- the OpenVINO peer (optional, with the torch extra): BasicSR's EDVR-M on the same weights in
+  OpenVINO f32 and bf16 beside our frame in float32 and mixed precision (bench.openvino_peer).
 - with ``--multiworker``, the all-reduce's share of a training step of 2 local workers
   (bench/multiworker.py): gradient bytes all-reduced per step, time in collective ops.
 
+``--only`` runs the benchmarks that a pytest ``-k`` expression selects, e.g. ``--only
+'infer_frame_mixed or openvino'`` (the report then has those sections only).
 ``--quick`` runs the smallest op shape and the tiny model at tiny sizes (seconds; for tests).
 The measurements are those of the pytest-benchmark suites (pytest runs in this process);
 nothing is timed here.
@@ -85,6 +90,7 @@ def build_report(op_times, model_results, quick):
                       'bf16_vs_fp32_native': to_fp32}
                      for shape, phase, to_conv, to_fp32 in conftest.bfloat16_ratios(op_times)],
         'mixed_precision': floor.mixed_summary(model_results),
+        'openvino': floor.openvino_summary(model_results),
         'mixed_targets': MIXED_TARGETS,
         'bf16_op_targets': BF16_OP_TARGETS,
         'cpu_flags_bf16': sorted(precision.cpu_flags() & set(precision.NATIVE_BFLOAT16_FLAGS)),
@@ -110,6 +116,8 @@ def format_report(report):
         lines += [''] + conftest.format_bfloat16_table(bf16_rows)
     if report.get('mixed_precision'):
         lines += [''] + floor.format_mixed_table(report['mixed_precision'])
+    if report.get('openvino'):
+        lines += [''] + floor.format_openvino_table(report['openvino'])
     for key, target in TARGETS.items():
         item = report[key]
         if item and 'floor_ratio' in item:
@@ -129,6 +137,11 @@ def format_report(report):
                 verdict = 'quick sizes: not comparable'
             lines.append(f'target {key} mixed: <= {target}x float32, measured '
                          f'{item["ratio"]:.2f}x ({verdict})')
+    peer_ratio = report.get('openvino', {}).get('ratios', {}).get('ours mixed / openvino bf16')
+    if peer_ratio:
+        verdict = 'met' if peer_ratio < 1 else 'not met'
+        lines.append(f'target frame mixed: faster than OpenVINO bf16, measured {peer_ratio:.2f}x '
+                     f'its time ({verdict})')
     for row in report.get('bf16_ops', []):
         target = BF16_OP_TARGETS[row['pass']]
         verdict = 'met' if row['native_vs_conv2d_bf16'] <= target else 'not met'
@@ -189,8 +202,11 @@ def main(argv=None):
     parser.add_argument('--plot', help='write the op ratios across shapes here (PNG)')
     parser.add_argument('--multiworker', action='store_true',
                         help='also measure the all-reduce share of a step of 2 local workers')
+    parser.add_argument('--only', metavar='EXPRESSION',
+                        help="run only the benchmarks this pytest -k expression selects, e.g. "
+                             "'infer_frame_mixed or openvino'")
     args = parser.parse_args(argv)
-    op_times, model_results = run_suites(args.quick)
+    op_times, model_results = run_suites(args.quick, ['-k', args.only] if args.only else ())
     report = build_report(op_times, model_results, args.quick)
     if args.multiworker:
         from bench import multiworker

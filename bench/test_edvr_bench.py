@@ -14,16 +14,18 @@ import pytest
 import tensorflow as tf
 
 from bench import floor, workloads
-from bench.conftest import record_model
+from bench.conftest import record_model, record_skip
 from ops import _native
 
 # Full-size rounds are few: an EDVR-M training step takes seconds on 2 cores.
 ROUNDS = {'full': {floor.CONV_RATE: 10, floor.TRAIN_STEP: 3, floor.INFER_FRAME: 3,
                    floor.INFER_FRAME_CACHED: 3, floor.INPUT_PIPELINE: 3,
-                   floor.TRAIN_STEP_MIXED: 3, floor.INFER_FRAME_MIXED: 3},
+                   floor.TRAIN_STEP_MIXED: 3, floor.INFER_FRAME_MIXED: 3,
+                   floor.INFER_FRAME_OPENVINO: 3},
           'quick': {floor.CONV_RATE: 5, floor.TRAIN_STEP: 3, floor.INFER_FRAME: 3,
                     floor.INFER_FRAME_CACHED: 3, floor.INPUT_PIPELINE: 2,
-                    floor.TRAIN_STEP_MIXED: 3, floor.INFER_FRAME_MIXED: 3}}
+                    floor.TRAIN_STEP_MIXED: 3, floor.INFER_FRAME_MIXED: 3,
+                    floor.INFER_FRAME_OPENVINO: 3}}
 
 
 CONV_BATCH_SECONDS = {'full': 0.5, 'quick': 0.05}
@@ -45,17 +47,21 @@ def measure(benchmark, workload, name, size, interleave_conv=False, beside=None,
     load as the work, and from stretches long enough that a short lull on a shared machine
     cannot flatter it. With ``beside`` (another workload: float32 next to mixed precision),
     that workload runs once before every round instead (timed here, untimed by
-    pytest-benchmark), and its best round is recorded as ``beside_seconds``.
+    pytest-benchmark), and its best round is recorded as ``beside_seconds``; ``beside`` may
+    also be {label: callable}, each called once before every round, in order, and recorded as
+    ``beside_seconds_by_label``.
     """
     benchmark.group = 'edvr model'
     conv = workloads.ConvRate(workloads.SIZES[size]['conv_shape']) if interleave_conv else None
-    batch_rates, beside_times = [], []
+    batch_rates = []
+    runs_beside = beside if isinstance(beside, dict) else {None: beside.run} if beside else {}
+    beside_times = {label: [] for label in runs_beside}
 
     def time_conv():
-        if beside is not None:
+        for label, run in runs_beside.items():
             start = time.perf_counter()
-            beside.run()
-            beside_times.append(time.perf_counter() - start)
+            run()
+            beside_times[label].append(time.perf_counter() - start)
         if conv is None:
             return
         runs, start = 0, time.perf_counter()
@@ -70,12 +76,14 @@ def measure(benchmark, workload, name, size, interleave_conv=False, beside=None,
     finally:
         workload.close()
         for other in (conv, beside):
-            if other:
+            if other is not None and not isinstance(other, dict):
                 other.close()
     if conv:
         measured['conv_rate'] = max(batch_rates)
-    if beside_times:
-        measured['beside_seconds'] = min(beside_times)
+    if None in beside_times:
+        measured['beside_seconds'] = min(beside_times[None])
+    elif beside_times:
+        measured['beside_seconds_by_label'] = {k: min(v) for k, v in beside_times.items()}
     record_model(benchmark, name, **measured)
 
 
@@ -137,3 +145,42 @@ def test_infer_frame_mixed(benchmark, size, tmp_path):
                                     compute_dtype=tf.bfloat16)
     measure(benchmark, workload, floor.INFER_FRAME_MIXED, size, beside=fp32,
             samples=workload.samples, frame=[height, width])
+
+
+def test_infer_frame_openvino(benchmark, size, tmp_path):
+    """Our frame beside OpenVINO's, the peer a user would pick for CPU inference: BasicSR's
+    EDVR on the same weights and window (bench.openvino_peer), compiled with
+    INFERENCE_PRECISION_HINT f32 and bf16. Each timed round of our mixed-precision frame
+    follows one of our float32 frame, OpenVINO f32 and OpenVINO bf16."""
+    from bench import openvino_peer
+    reason = openvino_peer.missing_requirement()
+    if size == 'quick':
+        reason = ('measured at full size only: BasicSR cannot express the tiny config, and the '
+                  "peer's set-up takes a minute")
+    if reason:
+        record_skip(floor.INFER_FRAME_OPENVINO, reason)
+        pytest.skip(reason)
+    height, width = workloads.SIZES[size]['frame']
+    config = workloads.load_sized_config(size)
+    fp32 = workloads.InferFrame(config, height, width, str(tmp_path / 'fp32'))
+    try:
+        peer = workloads.OpenVinoFrame(fp32, config['threads'])
+    except openvino_peer.PeerError as error:
+        fp32.close()
+        if 'cannot download basicsr' not in str(error):
+            raise
+        record_skip(floor.INFER_FRAME_OPENVINO, str(error).splitlines()[-1])
+        pytest.skip(str(error).splitlines()[-1])
+    try:
+        workload = workloads.InferFrame(config, height, width, str(tmp_path / 'mixed'),
+                                        compute_dtype=tf.bfloat16)
+        beside = {'ours fp32': fp32.run, 'openvino f32': peer.runner('f32'),
+                  'openvino bf16': peer.runner('bf16')}
+        for run in beside.values():
+            run()  # warm-up, as pytest-benchmark's for the timed workload
+        measure(benchmark, workload, floor.INFER_FRAME_OPENVINO, size, beside=beside,
+                samples=workload.samples, frame=[height, width], openvino=peer.version,
+                openvino_setup_seconds=peer.setup_seconds)
+    finally:
+        fp32.close()
+        peer.close()

@@ -11,7 +11,9 @@
   cached ones);
 - ``InputPipeline``: batches of ``edvr.data.pipeline.training_dataset`` read from a synthetic
   dataset with REDS-sized frames;
-- ``ConvRate``: the 3x3, 64 -> 64 ``tf.nn.conv2d`` whose FLOP rate sets the floor.
+- ``ConvRate``: the 3x3, 64 -> 64 ``tf.nn.conv2d`` whose FLOP rate sets the floor;
+- ``OpenVinoFrame``: the peer, OpenVINO's frame on the same weights and window as an
+  ``InferFrame`` (bench.openvino_peer: BasicSR's EDVR converted, f32 and bf16).
 
 Each has ``run()`` (one unit of work), ``close()``, and what the report needs (FLOPs, samples).
 ``SIZES`` holds the full-size settings and a quick, tiny set for tests.
@@ -159,7 +161,7 @@ class InferFrame(_Session):
                  compute_dtype=tf.float32):
         from edvr.inference import Restorer
         model_cfg = config['model']
-        checkpoint = write_random_checkpoint(model_cfg, checkpoint_dir)
+        checkpoint = self.checkpoint = write_random_checkpoint(model_cfg, checkpoint_dir)
         self.restorer = Restorer(model_cfg, checkpoint, threads=config['threads'],
                                  compute_dtype=compute_dtype)
         self.sess = self.restorer.sess
@@ -192,6 +194,33 @@ class InferFrame(_Session):
             return self.sess.run(self.output, self.feed, **kwargs)
         self.sess.run(self.features, {self.frame: self.window[None, -1]}, **kwargs)
         return self.sess.run(self.output, self.feed, **kwargs)
+
+
+def checkpoint_values(checkpoint):
+    """{variable name: array} of every variable in the checkpoint at prefix ``checkpoint``."""
+    reader = tf.compat.v1.train.NewCheckpointReader(checkpoint)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+class OpenVinoFrame:
+    """OpenVINO's frame beside ours: BasicSR's EDVR on the weights and window of ``frame``
+    (an ``InferFrame``, not cached), converted and compiled for CPU in f32 and bf16 in a
+    process of its own (bench.openvino_peer). ``runner(precision)``: a callable restoring the
+    window once; ``version``, ``setup_seconds``: the peer's. ``threads``: the config's threads
+    section (OpenVINO gets its intra-op count)."""
+
+    def __init__(self, frame, threads=None):
+        from bench.openvino_peer import OpenVinoPeer
+        from edvr.session import thread_counts
+        self.peer = OpenVinoPeer(frame.restorer.cfg, checkpoint_values(frame.checkpoint),
+                                 frame.window, threads=thread_counts(threads)[0])
+        self.version, self.setup_seconds = self.peer.version, self.peer.setup_seconds
+
+    def runner(self, precision):
+        return lambda: self.peer.run(precision)
+
+    def close(self):
+        self.peer.close()
 
 
 def ensure_synthetic(data_dir, gt_frame):

@@ -1,7 +1,7 @@
 """Temporal and Spatial Attention (TSA) fusion (EDVR paper section 3.3)."""
 import tensorflow as tf
 
-from edvr.model.layers import (avg_pool_3x3_s2, conv2d, dim, lrelu, max_pool_3x3_s2,
+from edvr.model.layers import (avg_pool_3x3_s2, conv2d, dim, lrelu, max_pool_3x3_s2, sigmoid,
                                upsample_bilinear)
 
 
@@ -23,7 +23,7 @@ def tsa_fusion(aligned, center_frame_idx, num_feat, scope='tsa_fusion'):
             embedding = conv2d(tf.reshape(aligned, [-1, h, w, f]), num_feat, name='neighbor_embedding')
             embedding = tf.reshape(embedding, [b, t, h, w, num_feat])
             correlation = tf.reduce_sum(embedding * embedding_ref[:, None], axis=-1)  # (b, t, h, w)
-            weighted = aligned * tf.sigmoid(correlation)[..., None]  # (b, t, h, w, f)
+            weighted = aligned * sigmoid(correlation)[..., None]  # (b, t, h, w, f)
         weighted = fold_frames_into_channels(weighted)  # (b, h, w, t * f)
 
         feat = lrelu(conv2d(weighted, num_feat, kernel_size=1, name='fusion_conv'))
@@ -45,7 +45,7 @@ def tsa_fusion(aligned, center_frame_idx, num_feat, scope='tsa_fusion'):
             attn_add = conv2d(lrelu(conv2d(attn, num_feat, kernel_size=1, name='add_conv1')),
                               num_feat, kernel_size=1, name='add_conv2')
         # sigmoid(attn) starts near 0.5; the factor 2 makes the modulation start near 1.
-        return feat * tf.sigmoid(attn) * 2 + attn_add
+        return feat * sigmoid(attn) * 2 + attn_add
 
 
 def plain_fusion(aligned, num_feat, scope='fusion'):

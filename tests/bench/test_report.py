@@ -180,3 +180,6 @@ def test_quick_report_writes_the_expected_keys(tmp_path):
             'reference_vs_native'} <= set(report['ops'][0])
     assert plot.stat().st_size > 0
     assert 'time/floor' in result.stdout
+    # The OpenVINO peer is measured at full size only: the quick report says why it is not.
+    assert report['openvino']['skipped'].startswith('measured at full size only')
+    assert 'OpenVINO peer: not measured (measured at full size only' in result.stdout

@@ -17,10 +17,39 @@ import importlib.util
 import json
 import logging
 import os
+import subprocess
 import sys
+import tarfile
 import types
 
 import numpy as np
+
+
+BASICSR_VERSION = '1.4.2'
+
+
+def download_source(cache_dir):
+    """The sdist's ``basicsr`` source folder under ``cache_dir`` (fetched once with pip);
+    RuntimeError when pip cannot fetch it. Also used by the OpenVINO peer (bench/openvino_peer.py)."""
+    source = os.path.join(cache_dir, f'basicsr-{BASICSR_VERSION}', 'basicsr')
+    if os.path.isfile(os.path.join(source, 'archs', 'edvr_arch.py')):
+        return source
+    os.makedirs(cache_dir, exist_ok=True)
+    archive = os.path.join(cache_dir, f'basicsr-{BASICSR_VERSION}.tar.gz')
+    if not os.path.isfile(archive):
+        # --no-build-isolation: pip only reads the sdist's metadata, it builds nothing.
+        result = subprocess.run(
+            [sys.executable, '-m', 'pip', 'download', f'basicsr=={BASICSR_VERSION}', '--no-deps',
+             '--no-binary', ':all:', '--no-build-isolation', '-d', cache_dir],
+            capture_output=True, text=True, timeout=300)
+        if result.returncode != 0 or not os.path.isfile(archive):
+            raise RuntimeError(f'cannot download basicsr=={BASICSR_VERSION} with pip: '
+                               f'{(result.stderr.strip().splitlines() or ["no output"])[-1]}')
+    prefix = f'basicsr-{BASICSR_VERSION}/basicsr/'
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+        tar.extractall(cache_dir, members=members, filter='data')
+    return source
 
 
 def _package(name, path=None):

@@ -69,8 +69,9 @@ def test_flag_overrides_config():
 def test_mixed_graph_placement():
     """The mixed training graph: every convolution and deformable op (forward and gradient) in
     bfloat16, float32 variables, output and loss; Casts only at the frames, the variable
-    reads, ResizeBilinear's float32 output and the residual, and never a Cast of a Cast (a
-    bfloat16 -> float32 -> bfloat16 round trip around an op)."""
+    reads, ResizeBilinear's float32 output, the residual and around the Sigmoids (computed in
+    float32, edvr.model.layers.sigmoid), and never a Cast of a Cast (a bfloat16 -> float32 ->
+    bfloat16 round trip around an op)."""
     cfg = load_config(TINY)['model']
     graph = tf.Graph()
     with graph.as_default():
@@ -98,10 +99,12 @@ def test_mixed_graph_placement():
             continue  # the gradients of the casts below, in the other direction
         if to_bfloat16:
             assert source.type in ('Placeholder', 'VariableV2', 'ReadVariableOp', 'Identity',
-                                   'ResizeBilinear'), \
+                                   'ResizeBilinear', 'Sigmoid'), \
                 (op.name, source.type)
-        else:
+        elif [c.type for c in op.outputs[0].consumers()] != ['Sigmoid']:
             assert source.type == 'BiasAdd' and op.name == 'edvr/Cast_1', (op.name, source.type)
+    sigmoids = [op for op in operations if op.type == 'Sigmoid']
+    assert sigmoids and all(op.get_attr('T') == tf.float32 for op in sigmoids)
     for op in operations:  # our ops read bfloat16 straight from convolutions, not from Casts
         if op.type.startswith('Edvr'):
             assert all(t.op.type != 'Cast' for t in op.inputs[:2]), op.name
