@@ -196,12 +196,6 @@ class InferFrame(_Session):
         return self.sess.run(self.output, self.feed, **kwargs)
 
 
-def checkpoint_values(checkpoint):
-    """{variable name: array} of every variable in the checkpoint at prefix ``checkpoint``."""
-    reader = tf.compat.v1.train.NewCheckpointReader(checkpoint)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
-
-
 class OpenVinoFrame:
     """OpenVINO's frame beside ours: BasicSR's EDVR on the weights and window of ``frame``
     (an ``InferFrame``, not cached), converted and compiled for CPU in f32 and bf16 in a
@@ -211,8 +205,9 @@ class OpenVinoFrame:
 
     def __init__(self, frame, threads=None):
         from bench.openvino_peer import OpenVinoPeer
+        from edvr.checkpoint import read_values
         from edvr.session import thread_counts
-        self.peer = OpenVinoPeer(frame.restorer.cfg, checkpoint_values(frame.checkpoint),
+        self.peer = OpenVinoPeer(frame.restorer.cfg, read_values(frame.checkpoint),
                                  frame.window, threads=thread_counts(threads)[0])
         self.version, self.setup_seconds = self.peer.version, self.peer.setup_seconds
 

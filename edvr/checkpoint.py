@@ -381,6 +381,12 @@ def restore(sess, checkpoint, variables, saver=None, verify=True):
 
 # --- NumPy weights into a graph or a checkpoint ---------------------------------------------
 
+def read_values(checkpoint):
+    """{variable name: array} of every variable stored at checkpoint prefix ``checkpoint``."""
+    reader = tf.compat.v1.train.NewCheckpointReader(checkpoint)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
 def assign_weights(sess, values, variables=None):
     """Assign ``values`` ({variable name without ':0': array}) to ``variables`` (default: the
     graph's global variables) in ``sess``; every variable must be given, and nothing else.

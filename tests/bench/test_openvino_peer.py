@@ -29,7 +29,7 @@ def outputs(tmp_path_factory):
     reason = openvino_peer.missing_requirement()
     if reason:
         pytest.skip(reason)
-    from edvr.infer import Restorer
+    from edvr.inference import Restorer
     cfg = parse_config({'model': CFG})['model']
     folder = tmp_path_factory.mktemp('openvino_peer')
     values = random_checkpoint(cfg, folder / 'edvr', offset_scale=1.5)

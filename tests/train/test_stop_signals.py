@@ -11,11 +11,10 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests.train.tiny_runs import tiny_config, write_config
 from edvr import train as train_module
-from edvr.checkpoint import newest_intact_checkpoint, verify_checkpoint
+from edvr.checkpoint import newest_intact_checkpoint, read_values, verify_checkpoint
 from edvr.training.stop_signals import StopSignals
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -25,11 +24,6 @@ def run_train(config_path, data_dir, output, *extra, log=None):
     args = train_module.parse_args(['--config', config_path, '--data_dir', data_dir, '--output',
                                     str(output), '--no_progress', *extra])
     return train_module.train(args, log=log or (lambda message: None))
-
-
-def checkpoint_values(prefix):
-    reader = tf.compat.v1.train.NewCheckpointReader(str(prefix))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
 def start_training(argv, driver=None):
@@ -83,7 +77,7 @@ def test_sigterm_and_sigint_save_the_step_and_resume_exactly(tiny_data, tmp_path
 
     total = max(step for _, step in stopped.values()) + 2
     run_train(config, tiny_data, tmp_path / 'straight', '--max_steps', str(total))
-    straight = checkpoint_values(tmp_path / 'straight' / f'model.ckpt-{total}')
+    straight = read_values(tmp_path / 'straight' / f'model.ckpt-{total}')
     assert any('adam' in name for name in straight)  # the optimiser slots are compared too
     for sig, (run, step) in stopped.items():
         messages = []
@@ -91,7 +85,7 @@ def test_sigterm_and_sigint_save_the_step_and_resume_exactly(tiny_data, tmp_path
                          log=messages.append)[0] == total
         assert any(m.startswith(f'resumed from {run}/model.ckpt-{step} at step {step}')
                    for m in messages)
-        resumed = checkpoint_values(run / f'model.ckpt-{total}')
+        resumed = read_values(run / f'model.ckpt-{total}')
         assert resumed.keys() == straight.keys()
         for name in straight:
             np.testing.assert_array_equal(straight[name], resumed[name],

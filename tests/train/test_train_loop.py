@@ -12,18 +12,13 @@ from edvr import train as train_module
 from edvr.training import graph as training_graph
 from edvr.config import parse_config
 from edvr.training import optimizer
-from edvr.checkpoint import CheckpointManager
+from edvr.checkpoint import CheckpointManager, read_values
 
 
 def run_train(config_path, data_dir, output, *extra, log=None):
     args = train_module.parse_args(['--config', config_path, '--data_dir', data_dir, '--output',
                                     str(output), '--no_progress', *extra])
     return train_module.train(args, log=log or (lambda message: None))
-
-
-def checkpoint_values(prefix):
-    reader = tf.compat.v1.train.NewCheckpointReader(prefix)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
 def test_steps_on_a_fixed_batch_reduce_the_loss(tiny_data):
@@ -66,8 +61,8 @@ def test_kill_and_resume_continues_exactly(tiny_data, tmp_path, monkeypatch):
     assert step == 6
     assert any('resumed from' in m and 'at step 2' in m for m in messages)
 
-    straight = checkpoint_values(str(tmp_path / 'straight' / 'model.ckpt-6'))
-    resumed = checkpoint_values(str(tmp_path / 'killed' / 'model.ckpt-6'))
+    straight = read_values(str(tmp_path / 'straight' / 'model.ckpt-6'))
+    resumed = read_values(str(tmp_path / 'killed' / 'model.ckpt-6'))
     assert straight.keys() == resumed.keys()
     assert int(resumed['global_step']) == 6
     assert any('adam' in name for name in resumed)  # optimiser state is checkpointed too
