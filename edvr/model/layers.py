@@ -39,9 +39,19 @@ def lrelu(x):
 
 
 def _default_kernel_init():
-    # PyTorch's nn.Conv2d default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-    return tf.compat.v1.variance_scaling_initializer(scale=1.0 / 3.0, mode='fan_in',
-                                                     distribution='uniform')
+    """Kaiming normal (fan_in) for convs followed by LeakyReLU(0.1): variance
+    2 / ((1 + 0.1^2) * fan_in), which keeps the signal's scale from layer to layer.
+
+    Not PyTorch's nn.Conv2d default (BasicSR's), variance 1 / (3 * fan_in): each conv and
+    LeakyReLU then shrinks the signal about 2.5x, and through EDVR's ~20 convs the residual
+    at initialisation is 1e-4 of the features' scale. Long REDS runs do not notice; the short
+    demo (EDVR-tiny, 1000 steps) sat at its bilinear base for a random 500 to over 1000
+    steps and ended below bicubic for one seed in three (docs/mixed_precision.md, Quality).
+    Converted BasicSR weights replace it, so parity is unaffected.
+    """
+    return tf.compat.v1.variance_scaling_initializer(scale=2.0 / (1.0 + LRELU_SLOPE ** 2),
+                                                     mode='fan_in',
+                                                     distribution='untruncated_normal')
 
 
 def residual_kernel_init():
