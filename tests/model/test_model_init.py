@@ -42,3 +42,8 @@ def test_demo_model_starts_at_its_bilinear_base_with_a_full_scale_signal():
         f'signal at the last conv is {ratio:.2g} of the first features\' scale, expected > '
         f'{MIN_SIGNAL_RATIO}: the init lets it vanish through the network')
 
+
+def test_demo_trains_a_fixed_number_of_steps():
+    # A wall-clock limit trained fewer steps on a loaded machine, and a worse demo.
+    train = load_config(os.path.join(CONFIGS, 'edvr_tiny.yaml')).train
+    assert train['max_minutes'] is None and train['max_steps'] == 1000
