@@ -48,7 +48,33 @@ def sigmoid(x):
 
 
 def _default_kernel_init():
-    # PyTorch's nn.Conv2d default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    """Kaiming normal (fan_in) for convs followed by LeakyReLU(0.1): variance
+    2 / ((1 + 0.1^2) * fan_in), which keeps the signal's scale from layer to layer.
+
+    Not PyTorch's nn.Conv2d default (BasicSR's), variance 1 / (3 * fan_in): each conv and
+    LeakyReLU then shrinks the signal about 2.5x, and through EDVR's ~20 convs the residual
+    at initialisation is 1e-4 of the features' scale. Long REDS runs do not notice; the short
+    demo (EDVR-tiny, 1000 steps) sat at its bilinear base for a random 500 to over 1000
+    steps and ended below bicubic for one seed in three (docs/mixed_precision.md, Quality).
+    Converted BasicSR weights replace it, so parity is unaffected. The PCD offset branch
+    keeps PyTorch's init (``offset_branch_kernel_init``).
+    """
+    return tf.compat.v1.variance_scaling_initializer(scale=2.0 / (1.0 + LRELU_SLOPE ** 2),
+                                                     mode='fan_in',
+                                                     distribution='untruncated_normal')
+
+
+def offset_branch_kernel_init():
+    """PyTorch's nn.Conv2d default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), for the convs that
+    predict the DCN offsets from features (not on the path of the image signal).
+
+    With the Kaiming init there, the offset features are O(1) and the offsets, which start
+    at zero, moved 5-10x faster over the first steps; in one demo run of six (seed 2,
+    bfloat16) the l1 offsets passed 70 pixels by step 80 and thousands later (EDVR's known
+    offset explosion): every sample fell outside the 32-pixel crop, no gradient could bring
+    them back, and the network stayed at its bilinear base. The small init keeps the offset
+    features, and so the offsets' early speed, small.
+    """
     return tf.compat.v1.variance_scaling_initializer(scale=1.0 / 3.0, mode='fan_in',
                                                      distribution='uniform')
 

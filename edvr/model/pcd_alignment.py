@@ -3,7 +3,7 @@ import collections
 
 import tensorflow as tf
 
-from edvr.model.layers import conv2d, dcn_pack, lrelu, upsample_bilinear
+from edvr.model.layers import conv2d, dcn_pack, lrelu, offset_branch_kernel_init, upsample_bilinear
 
 
 def pcd_alignment(nbr_feats, ref_feats, num_feat, deformable_groups, scope='pcd_alignment'):
@@ -21,13 +21,13 @@ def pcd_alignment(nbr_feats, ref_feats, num_feat, deformable_groups, scope='pcd_
         for level in (3, 2, 1):
             nbr, ref = nbr_feats[level - 1], ref_feats[level - 1]
             with tf.compat.v1.variable_scope(f'l{level}'):
-                offset = lrelu(conv2d(tf.concat([nbr, ref], -1), num_feat, name='offset_conv1'))
+                offset = lrelu(offset_conv(tf.concat([nbr, ref], -1), num_feat, 'offset_conv1'))
                 if level == 3:
-                    offset = lrelu(conv2d(offset, num_feat, name='offset_conv2'))
+                    offset = lrelu(offset_conv(offset, num_feat, 'offset_conv2'))
                 else:
-                    offset = lrelu(conv2d(tf.concat([offset, upsampled_offset], -1), num_feat,
-                                          name='offset_conv2'))
-                    offset = lrelu(conv2d(offset, num_feat, name='offset_conv3'))
+                    offset = lrelu(offset_conv(tf.concat([offset, upsampled_offset], -1),
+                                               num_feat, 'offset_conv2'))
+                    offset = lrelu(offset_conv(offset, num_feat, 'offset_conv3'))
                 feat, offsets[f'l{level}'] = dcn_pack(nbr, offset, num_feat, deformable_groups)
                 if level < 3:
                     feat = conv2d(tf.concat([feat, upsampled_feat], -1), num_feat, name='feat_conv')
@@ -39,8 +39,14 @@ def pcd_alignment(nbr_feats, ref_feats, num_feat, deformable_groups, scope='pcd_
                     upsampled_offset = upsample_bilinear(offset * 2)
                     upsampled_feat = upsample_bilinear(feat)
         with tf.compat.v1.variable_scope('cascading'):
-            offset = lrelu(conv2d(tf.concat([feat, ref_feats[0]], -1), num_feat, name='offset_conv1'))
-            offset = lrelu(conv2d(offset, num_feat, name='offset_conv2'))
+            offset = lrelu(offset_conv(tf.concat([feat, ref_feats[0]], -1), num_feat,
+                                       'offset_conv1'))
+            offset = lrelu(offset_conv(offset, num_feat, 'offset_conv2'))
             feat, offsets['cascading'] = dcn_pack(feat, offset, num_feat, deformable_groups)
             feat = lrelu(feat)
     return feat, offsets
+
+
+def offset_conv(x, filters, name):
+    """A conv of the offset branch: small init (``layers.offset_branch_kernel_init``)."""
+    return conv2d(x, filters, name=name, kernel_initializer=offset_branch_kernel_init())

@@ -14,4 +14,8 @@ def reconstruction(feat, cfg, scope='reconstruction'):
         out = pixel_shuffle(lrelu(conv2d(out, num_feat * 4, name='upconv1')))  # (b, 2h, 2w, f)
         out = pixel_shuffle(lrelu(conv2d(out, up_feat * 4, name='upconv2')))  # (b, 4h, 4w, up_f)
         out = lrelu(conv2d(out, up_feat, name='hr_conv'))
-        return conv2d(out, cfg['num_out_ch'], name='conv_last')
+        # Zero init: the network starts as its bilinear base (residual exactly 0), with the
+        # Kaiming-initialised layers before it carrying a full-scale signal, so the first
+        # steps grow a useful residual instead of a random one of the same scale.
+        return conv2d(out, cfg['num_out_ch'], name='conv_last',
+                      kernel_initializer=tf.compat.v1.zeros_initializer())
