@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-import basicsr_oracle
+from tests.model import basicsr_oracle
 
 
 @pytest.fixture(scope='session')
