@@ -8,6 +8,7 @@ libraries go: into the source tree with --inplace (ops/_edvr_ops.so, where `ops`
 edvr_kernels beside the packages), else into setuptools' build folder, from which they are
 installed. Package metadata and console scripts are in pyproject.toml.
 """
+
 import hashlib
 import os
 import subprocess
@@ -52,17 +53,26 @@ class CMakeBuild(build_ext):
         os.makedirs(build_dir, exist_ok=True)
         cmake = os.path.join(os.path.dirname(sys.executable), "cmake")  # pinned in requirements.txt
         cmake = cmake if os.path.exists(cmake) else "cmake"
-        configure = [cmake, "-S", ROOT, "-B", build_dir, f"-DPython3_EXECUTABLE={sys.executable}",
-                     "-DCMAKE_BUILD_TYPE=Release",
-                     f"-DEDVR_OPS_OUTPUT_DIR={os.path.join(output_dir, 'ops')}",
-                     f"-DEDVR_KERNELS_OUTPUT_DIR={output_dir}"]
+        configure = [
+            cmake,
+            "-S",
+            ROOT,
+            "-B",
+            build_dir,
+            f"-DPython3_EXECUTABLE={sys.executable}",
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DEDVR_OPS_OUTPUT_DIR={os.path.join(output_dir, 'ops')}",
+            f"-DEDVR_KERNELS_OUTPUT_DIR={output_dir}",
+        ]
         if os.environ.get("EDVR_ARCH_FLAGS") is not None:
             configure.append(f"-DEDVR_ARCH_FLAGS={os.environ['EDVR_ARCH_FLAGS']}")
         subprocess.check_call(configure)
         subprocess.check_call([cmake, "--build", build_dir, "--parallel", str(os.cpu_count() or 1)])
         missing = [path for path in expected if not os.path.exists(path)]
         if missing:
-            raise RuntimeError(f"CMake did not write {missing}: check EDVR_*_OUTPUT_DIR in CMakeLists.txt")
+            raise RuntimeError(
+                f"CMake did not write {missing}: check EDVR_*_OUTPUT_DIR in CMakeLists.txt"
+            )
 
     def copy_extensions_to_source(self):
         """--inplace: nothing to copy, CMake builds into the source tree."""

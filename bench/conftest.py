@@ -5,6 +5,7 @@ model's step and frame times against their FLOP floor (bench.floor).
 ``pytest bench/ --bench-quick`` runs the smallest op shape and the tiny model only (seconds;
 what ``python -m bench.report --quick`` and the tests use).
 """
+
 import collections
 
 import pytest
@@ -16,8 +17,11 @@ MODEL_RESULTS = {}  # model benchmark name -> {'seconds': minimum, **what it mea
 
 
 def pytest_addoption(parser):
-    parser.addoption('--bench-quick', action='store_true',
-                     help='tiny shapes only: the smallest op shape and the tiny EDVR model')
+    parser.addoption(
+        '--bench-quick',
+        action='store_true',
+        help='tiny shapes only: the smallest op shape and the tiny EDVR model',
+    )
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -25,6 +29,7 @@ def thread_pools():
     """Every benchmark runs on the thread pools of edvr.session's default config (TF keeps
     the first session's pools for the whole process; see edvr.session)."""
     from edvr.session import start_thread_pools
+
     start_thread_pools()
 
 
@@ -86,13 +91,21 @@ def ratios(results=None):
         for phase in ("fwd", "fwd+bwd"):
             native = times.get(f"native {phase}")
             reference = times.get(f"reference {phase}")
-            conv = lambda variant: times.get(f"conv2d beside {variant} {phase}",
-                                             times.get(f"conv2d {phase}"))
+            conv = lambda variant: times.get(
+                f"conv2d beside {variant} {phase}", times.get(f"conv2d {phase}")
+            )
             ratio = lambda a, b: a / b if a and b else None
             native_ratio = ratio(native, conv("native"))
             reference_ratio = ratio(reference, conv("reference"))
-            rows.append((shape_name, phase, native_ratio, reference_ratio,
-                         ratio(reference_ratio, native_ratio)))
+            rows.append(
+                (
+                    shape_name,
+                    phase,
+                    native_ratio,
+                    reference_ratio,
+                    ratio(reference_ratio, native_ratio),
+                )
+            )
     return rows
 
 
@@ -112,8 +125,10 @@ def bfloat16_ratios(results=None):
 
 def format_bfloat16_table(rows):
     fmt = lambda r: f"{r:6.2f}x" if r else "     -"
-    lines = ["deform_conv2d in bfloat16 (minimum of rounds, measured in this run)",
-             f"{'shape':<28}{'pass':<9}{'native/conv2d bf16':>20}{'bf16/fp32 native':>18}"]
+    lines = [
+        "deform_conv2d in bfloat16 (minimum of rounds, measured in this run)",
+        f"{'shape':<28}{'pass':<9}{'native/conv2d bf16':>20}{'bf16/fp32 native':>18}",
+    ]
     for shape, phase, to_conv, to_fp32 in rows:
         lines.append(f"{shape:<28}{phase:<9}{fmt(to_conv):>20}{fmt(to_fp32):>18}")
     return lines
@@ -122,14 +137,17 @@ def format_bfloat16_table(rows):
 def ratio_rows(results=None):
     """``ratios`` formatted: (shape, pass, '  2.69x', ...), '     -' where not measured."""
     fmt = lambda r: f"{r:6.2f}x" if r else "     -"
-    return [(shape, phase) + tuple(fmt(r) for r in values)
-            for shape, phase, *values in ratios(results)]
+    return [
+        (shape, phase) + tuple(fmt(r) for r in values) for shape, phase, *values in ratios(results)
+    ]
 
 
 def format_op_table(rows):
-    lines = ["deform_conv2d time ratios (minimum of rounds, measured in this run)",
-             f"{'shape':<28}{'pass':<9}{'native/conv2d':>15}{'reference/conv2d':>18}"
-             f"{'reference/native':>18}"]
+    lines = [
+        "deform_conv2d time ratios (minimum of rounds, measured in this run)",
+        f"{'shape':<28}{'pass':<9}{'native/conv2d':>15}{'reference/conv2d':>18}"
+        f"{'reference/native':>18}",
+    ]
     for shape, phase, native, reference, speedup in rows:
         lines.append(f"{shape:<28}{phase:<9}{native:>15}{reference:>18}{speedup:>18}")
     return lines

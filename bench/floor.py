@@ -14,11 +14,18 @@ load which slowed one benchmark more than the other cancels out (as in the op ra
 
 # Names the model benchmarks record under (bench/test_edvr_bench.py).
 CONV_RATE, TRAIN_STEP, INFER_FRAME, INFER_FRAME_CACHED, INPUT_PIPELINE = (
-    'conv2d rate', 'train step', 'infer frame', 'infer frame cached', 'input pipeline')
+    'conv2d rate',
+    'train step',
+    'infer frame',
+    'infer frame cached',
+    'input pipeline',
+)
 # (name recorded, summary key, table label)
-MODEL_ITEMS = ((TRAIN_STEP, 'train_step', 'train step'),
-               (INFER_FRAME, 'infer_frame', 'infer frame'),
-               (INFER_FRAME_CACHED, 'infer_frame_cached', 'cached frame'))
+MODEL_ITEMS = (
+    (TRAIN_STEP, 'train_step', 'train step'),
+    (INFER_FRAME, 'infer_frame', 'infer frame'),
+    (INFER_FRAME_CACHED, 'infer_frame_cached', 'cached frame'),
+)
 # Mixed precision (bfloat16 on CPU), each recorded with the float32 rounds run beside it.
 TRAIN_STEP_MIXED, INFER_FRAME_MIXED = 'train step mixed', 'infer frame mixed'
 # Our mixed-precision frame, recorded with our float32 frame and OpenVINO's f32 and bf16 frames
@@ -34,21 +41,27 @@ def mixed_summary(results):
     for name, key in ((TRAIN_STEP_MIXED, 'train_step'), (INFER_FRAME_MIXED, 'infer_frame')):
         entry = results.get(name)
         if entry and entry.get('beside_seconds'):
-            summary[key] = {'mixed_seconds': entry['seconds'],
-                            'fp32_seconds': entry['beside_seconds'],
-                            'ratio': entry['seconds'] / entry['beside_seconds']}
+            summary[key] = {
+                'mixed_seconds': entry['seconds'],
+                'fp32_seconds': entry['beside_seconds'],
+                'ratio': entry['seconds'] / entry['beside_seconds'],
+            }
     return summary
 
 
 def format_mixed_table(summary):
     """Text lines of ``mixed_summary``."""
-    lines = ['Mixed precision (bfloat16) against float32, rounds side by side (minimum, this run)',
-             f'{"work":<14}{"fp32 s":>9}{"mixed s":>9}{"mixed/fp32":>12}']
+    lines = [
+        'Mixed precision (bfloat16) against float32, rounds side by side (minimum, this run)',
+        f'{"work":<14}{"fp32 s":>9}{"mixed s":>9}{"mixed/fp32":>12}',
+    ]
     for key, label in (('train_step', 'train step'), ('infer_frame', 'infer frame')):
         if key in summary:
             item = summary[key]
-            lines.append(f'{label:<14}{item["fp32_seconds"]:9.3f}{item["mixed_seconds"]:9.3f}'
-                         f'{item["ratio"]:11.2f}x')
+            lines.append(
+                f'{label:<14}{item["fp32_seconds"]:9.3f}{item["mixed_seconds"]:9.3f}'
+                f'{item["ratio"]:11.2f}x'
+            )
     return lines
 
 
@@ -65,13 +78,18 @@ def openvino_summary(results):
         return {'skipped': entry['skipped']}
     seconds = dict(entry['beside_seconds_by_label'], **{'ours mixed': entry['seconds']})
     ratio = lambda a, b: seconds[a] / seconds[b]
-    return {'seconds': seconds, 'openvino': entry.get('openvino'),
-            'setup_seconds': entry.get('openvino_setup_seconds'),
-            'frame': entry.get('frame'),
-            'ratios': {'ours mixed / openvino bf16': ratio('ours mixed', 'openvino bf16'),
-                       'ours fp32 / openvino f32': ratio('ours fp32', 'openvino f32'),
-                       'ours mixed / ours fp32': ratio('ours mixed', 'ours fp32'),
-                       'openvino bf16 / openvino f32': ratio('openvino bf16', 'openvino f32')}}
+    return {
+        'seconds': seconds,
+        'openvino': entry.get('openvino'),
+        'setup_seconds': entry.get('openvino_setup_seconds'),
+        'frame': entry.get('frame'),
+        'ratios': {
+            'ours mixed / openvino bf16': ratio('ours mixed', 'openvino bf16'),
+            'ours fp32 / openvino f32': ratio('ours fp32', 'openvino f32'),
+            'ours mixed / ours fp32': ratio('ours mixed', 'ours fp32'),
+            'openvino bf16 / openvino f32': ratio('openvino bf16', 'openvino f32'),
+        },
+    }
 
 
 def format_openvino_table(summary):
@@ -79,9 +97,11 @@ def format_openvino_table(summary):
     if 'skipped' in summary:
         return [f'OpenVINO peer: not measured ({summary["skipped"]})']
     frame = 'x'.join(str(d) for d in summary.get('frame') or ())
-    lines = [f'OpenVINO {summary["openvino"]} (BasicSR EDVR, same weights) beside our frame '
-             f'{frame}, rounds side by side (minimum, this run)',
-             f'{"frame":<16}{"seconds":>9}']
+    lines = [
+        f'OpenVINO {summary["openvino"]} (BasicSR EDVR, same weights) beside our frame '
+        f'{frame}, rounds side by side (minimum, this run)',
+        f'{"frame":<16}{"seconds":>9}',
+    ]
     for label in ('ours fp32', 'ours mixed', 'openvino f32', 'openvino bf16'):
         lines.append(f'{label:<16}{summary["seconds"][label]:9.3f}')
     for label, value in summary['ratios'].items():
@@ -108,8 +128,11 @@ def model_summary(results):
         if name not in results:
             continue
         entry = results[name]
-        item = {'seconds': entry['seconds'], 'flops': entry['flops'],
-                'samples': entry.get('samples')}
+        item = {
+            'seconds': entry['seconds'],
+            'flops': entry['flops'],
+            'samples': entry.get('samples'),
+        }
         item_rate = entry.get('conv_rate') or rate
         if item_rate:
             item['conv_rate'] = item_rate
@@ -120,14 +143,19 @@ def model_summary(results):
         plain, cached = summary['infer_frame'], summary['infer_frame_cached']
         summary['feature_cache'] = {
             'time_ratio': cached['seconds'] / plain['seconds'],
-            'flops_ratio': cached['flops']['total'] / plain['flops']['total']}
+            'flops_ratio': cached['flops']['total'] / plain['flops']['total'],
+        }
         if cached.get('conv_rate') and plain.get('conv_rate'):
             summary['feature_cache']['time_ratio_at_equal_conv_rate'] = (
-                cached['seconds'] * cached['conv_rate'] / (plain['seconds'] * plain['conv_rate']))
+                cached['seconds'] * cached['conv_rate'] / (plain['seconds'] * plain['conv_rate'])
+            )
     if INPUT_PIPELINE in results:
         entry = results[INPUT_PIPELINE]
-        item = {'seconds': entry['seconds'], 'samples': entry['samples'],
-                'samples_per_second': entry['samples'] / entry['seconds']}
+        item = {
+            'seconds': entry['seconds'],
+            'samples': entry['samples'],
+            'samples_per_second': entry['samples'] / entry['seconds'],
+        }
         if 'train_step' in summary:
             step = summary['train_step']
             item['consumed_per_second'] = step['samples'] / step['seconds']
@@ -140,30 +168,45 @@ def format_model_table(summary):
     """Text lines of ``model_summary``."""
     lines = ['EDVR model times against their FLOP floor (minimum of rounds, this run)']
     if 'conv_rate' in summary:
-        lines.append(f'tf.nn.conv2d {summary.get("conv_rate_shape")} 3x3: '
-                     f'{summary["conv_rate"] / 1e9:.1f} GFLOP/s')
-    lines.append(f'{"work":<14}{"seconds":>9}{"conv GFLOP":>12}{"GFLOP/s":>9}{"floor s":>9}'
-                 f'{"time/floor":>12}')
+        lines.append(
+            f'tf.nn.conv2d {summary.get("conv_rate_shape")} 3x3: '
+            f'{summary["conv_rate"] / 1e9:.1f} GFLOP/s'
+        )
+    lines.append(
+        f'{"work":<14}{"seconds":>9}{"conv GFLOP":>12}{"GFLOP/s":>9}{"floor s":>9}'
+        f'{"time/floor":>12}'
+    )
     for _, key, label in MODEL_ITEMS:
         if key in summary:
             item = summary[key]
             floor = item.get('floor_seconds')
-            lines.append(f'{label:<14}{item["seconds"]:9.3f}{item["flops"]["total"] / 1e9:12.1f}'
-                         + (f'{item["conv_rate"] / 1e9:9.1f}{floor:9.3f}'
-                            f'{item["floor_ratio"]:11.2f}x' if floor else ''))
+            lines.append(
+                f'{label:<14}{item["seconds"]:9.3f}{item["flops"]["total"] / 1e9:12.1f}'
+                + (
+                    f'{item["conv_rate"] / 1e9:9.1f}{floor:9.3f}{item["floor_ratio"]:11.2f}x'
+                    if floor
+                    else ''
+                )
+            )
     lines.append('(GFLOP/s: the conv2d rate timed in batches between the rounds of that work)')
     if 'feature_cache' in summary:
         item = summary['feature_cache']
-        lines.append(f'feature cache: a streamed frame takes {item["time_ratio"]:.2f}x the time '
-                     f'and {item["flops_ratio"]:.2f}x the conv FLOPs of the whole model per window')
+        lines.append(
+            f'feature cache: a streamed frame takes {item["time_ratio"]:.2f}x the time '
+            f'and {item["flops_ratio"]:.2f}x the conv FLOPs of the whole model per window'
+        )
         if 'time_ratio_at_equal_conv_rate' in item:
-            lines.append(f'  time ratio at equal conv2d rate (load between the two cancelled): '
-                         f'{item["time_ratio_at_equal_conv_rate"]:.2f}x')
+            lines.append(
+                f'  time ratio at equal conv2d rate (load between the two cancelled): '
+                f'{item["time_ratio_at_equal_conv_rate"]:.2f}x'
+            )
     if 'input_pipeline' in summary:
         item = summary['input_pipeline']
         line = f'input pipeline: {item["samples_per_second"]:.1f} samples/s'
         if 'headroom' in item:
-            line += (f', training consumes {item["consumed_per_second"]:.2f} samples/s: '
-                     f'headroom {item["headroom"]:.1f}x')
+            line += (
+                f', training consumes {item["consumed_per_second"]:.2f} samples/s: '
+                f'headroom {item["headroom"]:.1f}x'
+            )
         lines.append(line)
     return lines

@@ -10,23 +10,30 @@ native backend it is the fused ``EdvrDeformConv2D``, whose gradient op does both
 products (columns' and filters' gradients) and so counts twice; otherwise it is
 ``EdvrDeformableOffsets`` followed by a Conv2D over the columns, counted as that Conv2D.
 """
+
 import collections
 
 import numpy as np
 
 FUSED_DCN, FUSED_DCN_GRAD = 'EdvrDeformConv2D', 'EdvrDeformConv2DGrad'
 FORWARD_TYPES = ('Conv2D', 'DepthwiseConv2dNative', FUSED_DCN)
-BACKWARD_TYPES = ('Conv2DBackpropInput', 'Conv2DBackpropFilter',
-                  'DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-                  FUSED_DCN_GRAD)
+BACKWARD_TYPES = (
+    'Conv2DBackpropInput',
+    'Conv2DBackpropFilter',
+    'DepthwiseConv2dNativeBackpropInput',
+    'DepthwiseConv2dNativeBackpropFilter',
+    FUSED_DCN_GRAD,
+)
 CONV_TYPES = FORWARD_TYPES + BACKWARD_TYPES
 
 
 def _static(tensor, op, what):
     shape = tensor.shape
     if shape.rank is None or not shape.is_fully_defined():
-        raise ValueError(f'{op.type} {op.name}: {what} has shape {shape}; counting FLOPs needs '
-                         f'static shapes (build the graph with fully defined input shapes)')
+        raise ValueError(
+            f'{op.type} {op.name}: {what} has shape {shape}; counting FLOPs needs '
+            f'static shapes (build the graph with fully defined input shapes)'
+        )
     return [int(d) for d in shape]
 
 
@@ -99,5 +106,6 @@ def graph_conv_flops(fetches):
 def conv2d_flops(shape, kernel_size=3, out_channels=None):
     """FLOPs of a stride-1 'SAME' conv of an NHWC ``shape``: 2 * n * h * w * k^2 * cin * cout."""
     n, h, w, c = shape
-    return int(2 * np.prod([n, h, w, kernel_size, kernel_size, c, out_channels or c],
-                           dtype=np.int64))
+    return int(
+        2 * np.prod([n, h, w, kernel_size, kernel_size, c, out_channels or c], dtype=np.int64)
+    )

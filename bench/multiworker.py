@@ -13,6 +13,7 @@ processes would share the cores.
     values = workers.variables()   # one {name: array} per worker
     workers.close()
 """
+
 import argparse
 import socket
 import sys
@@ -48,16 +49,20 @@ class Worker:
     def __init__(self, cluster, config, data_dir, spec):
         self.cluster = cluster
         self.collectives = distributed.Collectives(
-            cluster, config['distributed']['collective_timeout'],
+            cluster,
+            config['distributed']['collective_timeout'],
             config['distributed']['startup_timeout'],
-            average=config['train']['loss_reduction'] == 'mean')
+            average=config['train']['loss_reduction'] == 'mean',
+        )
         self.graph_obj = tf.Graph()
         with self.graph_obj.as_default(), tf.device(cluster.device):
             self.graph = training_graph.TrainingGraph(
-                config, data_dir, None, wrap_optimizer=self.collectives.wrap_optimizer)
+                config, data_dir, None, wrap_optimizer=self.collectives.wrap_optimizer
+            )
             self.broadcast = self.collectives.broadcast_variables()
-            dataset = training_graph.training_dataset(config, data_dir, spec, 0, cluster.size,
-                                                    cluster.index)
+            dataset = training_graph.training_dataset(
+                config, data_dir, spec, 0, cluster.size, cluster.index
+            )
             self.next_batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
             self.variables = tf.compat.v1.global_variables()
         self.graph_obj.finalize()
@@ -73,9 +78,12 @@ class Worker:
         """One training step; returns its wall time in seconds."""
         batch = self.sess.run(self.next_batch)
         start = time.perf_counter()
-        self.sess.run(self.graph.train_ops.full,
-                      {self.graph.lr_frames: batch['lr'], self.graph.gt: batch['gt']},
-                      options=options, run_metadata=run_metadata)
+        self.sess.run(
+            self.graph.train_ops.full,
+            {self.graph.lr_frames: batch['lr'], self.graph.gt: batch['gt']},
+            options=options,
+            run_metadata=run_metadata,
+        )
         return time.perf_counter() - start
 
     def values(self):
@@ -88,8 +96,10 @@ class LocalWorkers:
     def __init__(self, config, data_dir, count=2):
         spec = reds.read_split(data_dir, 'train')
         addresses = tuple(f'127.0.0.1:{port}' for port in free_ports(count))
-        self.workers = [Worker(distributed.WorkerCluster(addresses, i), config, data_dir, spec)
-                        for i in range(count)]
+        self.workers = [
+            Worker(distributed.WorkerCluster(addresses, i), config, data_dir, spec)
+            for i in range(count)
+        ]
         self.run_all(lambda worker: worker.start())
 
     def run_all(self, function):
@@ -102,6 +112,7 @@ class LocalWorkers:
                 results[i] = function(self.workers[i])
             except Exception as error:  # pylint: disable=broad-except
                 errors[i] = error
+
         threads = [threading.Thread(target=target, args=(i,)) for i in range(len(self.workers))]
         for t in threads:
             t.start()
@@ -136,8 +147,11 @@ def collective_share(metadata, wall):
     the other workers) and their share of the step's ``wall`` seconds."""
     rows = profile.time_by_op_type(metadata)['rows']
     seconds = sum(r['seconds'] for r in rows if r['op_type'].startswith('Collective'))
-    return {'collective_seconds': seconds, 'step_seconds': wall,
-            'share': seconds / wall if wall else 0.0}
+    return {
+        'collective_seconds': seconds,
+        'step_seconds': wall,
+        'share': seconds / wall if wall else 0.0,
+    }
 
 
 def measure(config, data_dir, count=2, warmup=2, steps=3):
@@ -149,31 +163,39 @@ def measure(config, data_dir, count=2, warmup=2, steps=3):
         workers.steps(warmup)
         traced = []
         for _ in range(steps):
+
             def traced_step(worker):
                 if not worker.cluster.chief:
                     worker.step(None, None)
                     return None
                 walls = []
-                metadata = profile.traced_run(lambda options, run_metadata: walls.append(
-                    worker.step(options, run_metadata)))
+                metadata = profile.traced_run(
+                    lambda options, run_metadata: walls.append(worker.step(options, run_metadata))
+                )
                 return collective_share(metadata, walls[0])
+
             traced.append(workers.run_all(traced_step)[0])
         chief = workers.workers[0]
         result = {key: float(np.median([t[key] for t in traced])) for key in traced[0]}
-        result.update(workers=count, bytes_per_step=gradient_bytes(chief.graph.train_ops),
-                      batch_per_worker=config['train']['batch_size'],
-                      lr_crop=config['data']['lr_crop'])
+        result.update(
+            workers=count,
+            bytes_per_step=gradient_bytes(chief.graph.train_ops),
+            batch_per_worker=config['train']['batch_size'],
+            lr_crop=config['data']['lr_crop'],
+        )
         return result
     finally:
         workers.close()
 
 
 def format_measure(result):
-    return (f'{result["workers"]} local workers, batch {result["batch_per_worker"]} each, '
-            f'LR crop {result["lr_crop"]}: {result["bytes_per_step"] / 2 ** 20:.2f} MiB of '
-            f'gradients all-reduced per step; collective ops {result["collective_seconds"]:.3f} '
-            f's of a {result["step_seconds"]:.3f} s step ({100 * result["share"]:.1f}%, median '
-            f'of traced steps; includes waiting for the other worker)')
+    return (
+        f'{result["workers"]} local workers, batch {result["batch_per_worker"]} each, '
+        f'LR crop {result["lr_crop"]}: {result["bytes_per_step"] / 2**20:.2f} MiB of '
+        f'gradients all-reduced per step; collective ops {result["collective_seconds"]:.3f} '
+        f's of a {result["step_seconds"]:.3f} s step ({100 * result["share"]:.1f}%, median '
+        f'of traced steps; includes waiting for the other worker)'
+    )
 
 
 def measure_size(size, count=2):
@@ -188,8 +210,9 @@ def measure_size(size, count=2):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m bench.multiworker',
-                                     description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(
+        prog='python -m bench.multiworker', description=__doc__.split('\n\n')[0]
+    )
     parser.add_argument('--quick', action='store_true', help='the tiny model at tiny sizes')
     parser.add_argument('--workers', type=int, default=2)
     args = parser.parse_args(argv)

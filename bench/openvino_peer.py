@@ -14,6 +14,7 @@ in, NumPy out, the same work).
 Optional: needs openvino, torch and torchvision (``pip install -r requirements-torch.txt``)
 and BasicSR 1.4.2's sdist (fetched once with pip, as the parity tests do).
 """
+
 import importlib.util
 import json
 import os
@@ -28,18 +29,31 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRECISIONS = ('f32', 'bf16')  # OpenVINO's INFERENCE_PRECISION_HINT values
 # BasicSR's EDVR keyword arguments, taken from our model config.
-BASICSR_ARGS = ('num_in_ch', 'num_out_ch', 'num_feat', 'num_frame', 'deformable_groups',
-                'num_extract_block', 'num_reconstruct_block', 'center_frame_idx', 'hr_in',
-                'with_predeblur', 'with_tsa')
+BASICSR_ARGS = (
+    'num_in_ch',
+    'num_out_ch',
+    'num_feat',
+    'num_frame',
+    'deformable_groups',
+    'num_extract_block',
+    'num_reconstruct_block',
+    'center_frame_idx',
+    'hr_in',
+    'with_predeblur',
+    'with_tsa',
+)
 
 
 def missing_requirement():
     """Why the peer cannot run here (a sentence), or None when openvino, torch and torchvision
     are installed. Checked without importing them (this process may hold TensorFlow)."""
-    missing = [m for m in ('openvino', 'torch', 'torchvision') if importlib.util.find_spec(m) is None]
+    missing = [
+        m for m in ('openvino', 'torch', 'torchvision') if importlib.util.find_spec(m) is None
+    ]
     if missing:
-        return (f'the OpenVINO peer needs {", ".join(missing)}: '
-                f'pip install -r requirements-torch.txt')
+        return (
+            f'the OpenVINO peer needs {", ".join(missing)}: pip install -r requirements-torch.txt'
+        )
     return None
 
 
@@ -55,8 +69,10 @@ def basicsr_kwargs(model_cfg):
     """BasicSR ``EDVR(**kwargs)`` for our ``model`` config; ValueError if BasicSR cannot
     express it (it hard-codes a 64-wide upsampling tail)."""
     if model_cfg['num_upsample_feat'] != 64:
-        raise ValueError(f'BasicSR EDVR hard-codes num_upsample_feat 64, the config has '
-                         f'{model_cfg["num_upsample_feat"]}')
+        raise ValueError(
+            f'BasicSR EDVR hard-codes num_upsample_feat 64, the config has '
+            f'{model_cfg["num_upsample_feat"]}'
+        )
     return {k: model_cfg[k] for k in BASICSR_ARGS}
 
 
@@ -75,9 +91,18 @@ class OpenVinoPeer:
     the peer's set-up, seconds).
     """
 
-    def __init__(self, model_cfg, tf_values, window, threads=None, precisions=PRECISIONS,
-                 basicsr_source=None, timeout=900):
+    def __init__(
+        self,
+        model_cfg,
+        tf_values,
+        window,
+        threads=None,
+        precisions=PRECISIONS,
+        basicsr_source=None,
+        timeout=900,
+    ):
         from edvr.convert import to_basicsr
+
         self.timeout = timeout
         self._folder = tempfile.TemporaryDirectory(prefix='openvino_peer_')
         weights = os.path.join(self._folder.name, 'weights.npz')
@@ -85,13 +110,24 @@ class OpenVinoPeer:
         frames = os.path.join(self._folder.name, 'window.npz')
         np.savez(frames, window=np.asarray(window, np.float32))
         self._process = subprocess.Popen(
-            [sys.executable, '-m', 'bench.openvino_peer'], cwd=REPO, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, bufsize=1)
+            [sys.executable, '-m', 'bench.openvino_peer'],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         try:
-            reply = self._request(cmd='load', config=basicsr_kwargs(model_cfg), weights=weights,
-                                  frames=frames, threads=threads, precisions=list(precisions),
-                                  basicsr_source=basicsr_source,
-                                  basicsr_cache=basicsr_cache_dir())
+            reply = self._request(
+                cmd='load',
+                config=basicsr_kwargs(model_cfg),
+                weights=weights,
+                frames=frames,
+                threads=threads,
+                precisions=list(precisions),
+                basicsr_source=basicsr_source,
+                basicsr_cache=basicsr_cache_dir(),
+            )
         except BaseException:
             self.close()
             raise
@@ -104,8 +140,9 @@ class OpenVinoPeer:
         line = self._process.stdout.readline()
         if not line:
             code = self._process.wait(timeout=self.timeout)
-            raise PeerError(f'the OpenVINO peer exited (code {code}) on {request["cmd"]!r}; '
-                            'its stderr is above')
+            raise PeerError(
+                f'the OpenVINO peer exited (code {code}) on {request["cmd"]!r}; its stderr is above'
+            )
         reply = json.loads(line)
         if not reply.get('ok'):
             raise PeerError(f'the OpenVINO peer failed on {request["cmd"]!r}:\n{reply["error"]}')
@@ -137,6 +174,7 @@ class OpenVinoPeer:
 
 # --- the peer process ----------------------------------------------------------------------
 
+
 class _Peer:
     """In the child: BasicSR's EDVR converted and compiled, and the window (1, t, c, h, w)."""
 
@@ -148,6 +186,7 @@ class _Peer:
         import torch
 
         from tests.model import basicsr_oracle
+
         setup = {'import': time.perf_counter() - self.started}
         start = time.perf_counter()
         source = basicsr_source or basicsr_oracle.download_source(basicsr_cache)
@@ -174,8 +213,10 @@ class _Peer:
 
     def run(self, precision, output=None):
         if precision not in self.compiled:
-            raise ValueError(f'precision must be one of {sorted(self.compiled)} (compiled at '
-                             f'load), got {precision!r}')
+            raise ValueError(
+                f'precision must be one of {sorted(self.compiled)} (compiled at '
+                f'load), got {precision!r}'
+            )
         compiled = self.compiled[precision]
         start = time.perf_counter()
         result = compiled(self.window)[0]

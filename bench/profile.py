@@ -11,6 +11,7 @@ e.g. ``pcd_alignment/l1``, forward and backward together), the time of all its o
 its convolutions reach. ``--trace`` writes the run as a Chrome trace (chrome://tracing,
 Perfetto).
 """
+
 import argparse
 import collections
 import json
@@ -21,9 +22,11 @@ import tensorflow as tf
 
 from bench import flops
 
-GROUPS = (('fused deformable conv', ('EdvrDeformConv2D',)),  # before 'Conv2D' matches it
-          ('convolution', ('Conv2D', 'Conv2DBackprop', 'DepthwiseConv')),
-          ('deformable sampling', ('EdvrDeformableOffsets', 'EdvrBilinearSample')))
+GROUPS = (
+    ('fused deformable conv', ('EdvrDeformConv2D',)),  # before 'Conv2D' matches it
+    ('convolution', ('Conv2D', 'Conv2DBackprop', 'DepthwiseConv')),
+    ('deformable sampling', ('EdvrDeformableOffsets', 'EdvrBilinearSample')),
+)
 
 
 def op_group(op_type):
@@ -69,13 +72,25 @@ def time_by_op_type(metadata):
         start = first if start is None else min(start, first)
         end = last if end is None else max(end, last)
     busy = sum(seconds.values())
-    rows = [dict(op_type=t, group=op_group(t), seconds=s, count=counts[t],
-                 share=s / busy if busy else 0.0) for t, s in seconds.most_common()]
+    rows = [
+        dict(
+            op_type=t,
+            group=op_group(t),
+            seconds=s,
+            count=counts[t],
+            share=s / busy if busy else 0.0,
+        )
+        for t, s in seconds.most_common()
+    ]
     groups = collections.Counter()
     for row in rows:
         groups[row['group']] += row['seconds']
-    return {'rows': rows, 'groups': dict(groups), 'busy': busy,
-            'wall': (end - start) * 1e-9 if start is not None else 0.0}
+    return {
+        'rows': rows,
+        'groups': dict(groups),
+        'busy': busy,
+        'wall': (end - start) * 1e-9 if start is not None else 0.0,
+    }
 
 
 FUSABLE = ('BiasAdd', 'LeakyRelu', 'Relu', 'AddV2', 'Add')  # what grappler fuses into a conv
@@ -88,7 +103,7 @@ def scope_key(name, depth):
     parts = name.split('/')[:-1]
     while parts and parts[0].startswith('gradients'):
         parts = parts[1:]
-    return '/'.join(parts[1:1 + depth]) or name
+    return '/'.join(parts[1 : 1 + depth]) or name
 
 
 def _conv_components(fetches, depth):
@@ -121,17 +136,26 @@ def time_by_scope(metadata, fetches, depth=2):
         seconds[key] += node.all_end_rel_nanos * 1e-9
         if op_group(op_type) in ('convolution', 'fused deformable conv'):
             conv_seconds[key] += node.all_end_rel_nanos * 1e-9
-    return [dict(scope=k, seconds=t, conv_seconds=conv_seconds[k], conv_flops=conv_flops[k],
-                 conv_rate=conv_flops[k] / conv_seconds[k] if conv_seconds[k] else None)
-            for k, t in seconds.most_common()]
+    return [
+        dict(
+            scope=k,
+            seconds=t,
+            conv_seconds=conv_seconds[k],
+            conv_flops=conv_flops[k],
+            conv_rate=conv_flops[k] / conv_seconds[k] if conv_seconds[k] else None,
+        )
+        for k, t in seconds.most_common()
+    ]
 
 
 def format_scopes(rows, top=25):
     lines = [f'{"component":<44}{"seconds":>9}{"conv s":>9}{"conv GFLOP":>12}{"GFLOP/s":>9}']
     for row in rows[:top]:
         rate = f'{row["conv_rate"] / 1e9:9.1f}' if row['conv_rate'] else f'{"-":>9}'
-        lines.append(f'{row["scope"]:<44}{row["seconds"]:9.3f}{row["conv_seconds"]:9.3f}'
-                     f'{row["conv_flops"] / 1e9:12.2f}{rate}')
+        lines.append(
+            f'{row["scope"]:<44}{row["seconds"]:9.3f}{row["conv_seconds"]:9.3f}'
+            f'{row["conv_flops"] / 1e9:12.2f}{rate}'
+        )
     return '\n'.join(lines)
 
 
@@ -139,9 +163,17 @@ def chrome_trace(metadata):
     """The traced run as Chrome trace events (one row per device and thread)."""
     events = []
     for device, node, op_type in _node_events(metadata):
-        events.append({'name': op_type, 'ph': 'X', 'pid': device, 'tid': node.thread_id,
-                       'ts': node.all_start_nanos / 1e3, 'dur': node.all_end_rel_nanos / 1e3,
-                       'args': {'name': node.node_name}})
+        events.append(
+            {
+                'name': op_type,
+                'ph': 'X',
+                'pid': device,
+                'tid': node.thread_id,
+                'ts': node.all_start_nanos / 1e3,
+                'dur': node.all_end_rel_nanos / 1e3,
+                'args': {'name': node.node_name},
+            }
+        )
     return {'traceEvents': events}
 
 
@@ -149,13 +181,17 @@ def format_profile(profile, top=25):
     """The aggregate as a text table: the ``top`` op types, then the groups."""
     lines = [f'{"op type":<44}{"group":<23}{"seconds":>9}{"share":>8}{"count":>7}']
     for row in profile['rows'][:top]:
-        lines.append(f'{row["op_type"]:<44}{row["group"]:<23}{row["seconds"]:9.3f}'
-                     f'{100 * row["share"]:7.1f}%{row["count"]:7d}')
+        lines.append(
+            f'{row["op_type"]:<44}{row["group"]:<23}{row["seconds"]:9.3f}'
+            f'{100 * row["share"]:7.1f}%{row["count"]:7d}'
+        )
     rest = profile['rows'][top:]
     if rest:
-        lines.append(f'{f"({len(rest)} more op types)":<65}'
-                     f'{sum(r["seconds"] for r in rest):9.3f}'
-                     f'{100 * sum(r["share"] for r in rest):7.1f}%')
+        lines.append(
+            f'{f"({len(rest)} more op types)":<65}'
+            f'{sum(r["seconds"] for r in rest):9.3f}'
+            f'{100 * sum(r["share"] for r in rest):7.1f}%'
+        )
     lines.append('')
     busy = profile['busy']
     for group, seconds in sorted(profile['groups'].items(), key=lambda kv: -kv[1]):
@@ -163,8 +199,10 @@ def format_profile(profile, top=25):
     lines.append(f'{"summed op time":<65}{busy:9.3f}')
     lines.append(f'{"wall time of the traced run":<65}{profile["wall"]:9.3f}')
     if busy > 1.05 * profile['wall']:
-        lines.append('(ops overlapped: with inter-op parallelism an op\'s time includes sharing '
-                     'the cores; --inter_op_threads 1 attributes time serially)')
+        lines.append(
+            '(ops overlapped: with inter-op parallelism an op\'s time includes sharing '
+            'the cores; --inter_op_threads 1 attributes time serially)'
+        )
     return '\n'.join(lines)
 
 
@@ -173,6 +211,7 @@ def build_workload(what, size, threads, tmp_dir, mixed_precision=False):
     precision (edvr.precision) or float32."""
     from bench import workloads
     from edvr.precision import compute_dtype
+
     config = workloads.load_sized_config(size, threads)
     dtype = compute_dtype(mixed_precision)
     if what == 'train':
@@ -184,21 +223,28 @@ def build_workload(what, size, threads, tmp_dir, mixed_precision=False):
 def main(argv=None):
     from edvr import precision
     from edvr.session import add_thread_flags, threads_from_flags
-    parser = argparse.ArgumentParser(prog='python -m bench.profile',
-                                     description=__doc__.split('\n\n')[0])
+
+    parser = argparse.ArgumentParser(
+        prog='python -m bench.profile', description=__doc__.split('\n\n')[0]
+    )
     parser.add_argument('--what', choices=('train', 'infer'), default='train')
-    parser.add_argument('--size', choices=('full', 'quick'), default='full',
-                        help='full: EDVR-M at the issue sizes; quick: the tiny model')
+    parser.add_argument(
+        '--size',
+        choices=('full', 'quick'),
+        default='full',
+        help='full: EDVR-M at the issue sizes; quick: the tiny model',
+    )
     parser.add_argument('--top', type=int, default=25, help='op types to list')
-    parser.add_argument('--depth', type=int, default=2,
-                        help='name-scope depth of the per-component table')
+    parser.add_argument(
+        '--depth', type=int, default=2, help='name-scope depth of the per-component table'
+    )
     parser.add_argument('--trace', help='write a Chrome trace of the run here')
     add_thread_flags(parser)
     precision.add_precision_flag(parser)
     args = parser.parse_args(argv)
     from bench import workloads
-    mixed = precision.mixed_from_flags(
-        args, workloads.load_sized_config(args.size)['train'])
+
+    mixed = precision.mixed_from_flags(args, workloads.load_sized_config(args.size)['train'])
     with tempfile.TemporaryDirectory() as tmp_dir:
         workload = build_workload(args.what, args.size, threads_from_flags(args), tmp_dir, mixed)
         try:
@@ -207,8 +253,10 @@ def main(argv=None):
         finally:
             workload.close()
     profile = time_by_op_type(metadata)
-    print(f'{args.what} ({args.size}, {"mixed precision" if mixed else "float32"}): time by op '
-          f'type of one traced run')
+    print(
+        f'{args.what} ({args.size}, {"mixed precision" if mixed else "float32"}): time by op '
+        f'type of one traced run'
+    )
     print(format_profile(profile, args.top))
     print()
     print(f'{args.what} ({args.size}): time by model component')

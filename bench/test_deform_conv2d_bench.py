@@ -7,6 +7,7 @@ reference benchmarks also run tf.nn.conv2d once before each of their rounds (unt
 pytest-benchmark, timed here), so that their ratios compare rounds taken side by side: load
 from outside the process then moves both sides of a ratio, not one.
 """
+
 import os
 import time
 
@@ -43,8 +44,15 @@ def build(variant, shape, dtype=tf.float32):
         y = tf.compat.v1.nn.conv2d(x, filter=filters, strides=[1, 1, 1, 1], padding="SAME")
         inputs = [x, filters]
     else:
-        offsets = variable(np.concatenate([rng.normal(0, 2, (n, h, w, 2 * GROUPS * 9)),
-                                           rng.uniform(0, 1, (n, h, w, GROUPS * 9))], axis=-1))
+        offsets = variable(
+            np.concatenate(
+                [
+                    rng.normal(0, 2, (n, h, w, 2 * GROUPS * 9)),
+                    rng.uniform(0, 1, (n, h, w, GROUPS * 9)),
+                ],
+                axis=-1,
+            )
+        )
         with backend_selected(variant.split()[0]):
             y = ops.deform_conv2d(x, offsets, filters, pads=(1, 1, 1, 1), deformable_groups=GROUPS)
         inputs = [x, offsets, filters]
@@ -82,8 +90,13 @@ def run_beside(benchmark, target, baseline, rounds):
 
     with tf.compat.v1.Session() as sess:
         sess.run(tf.compat.v1.global_variables_initializer())
-        benchmark.pedantic(sess.run, args=(target,), rounds=rounds, warmup_rounds=1,
-                           setup=run_baseline if baseline is not None else None)
+        benchmark.pedantic(
+            sess.run,
+            args=(target,),
+            rounds=rounds,
+            warmup_rounds=1,
+            setup=run_baseline if baseline is not None else None,
+        )
     return baseline_times
 
 

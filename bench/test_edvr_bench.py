@@ -7,6 +7,7 @@ the end (bench.floor); ``--bench-quick`` runs the tiny model at tiny sizes inste
 The workloads are bench.workloads (edvr.training.graph's TrainingGraph, edvr.inference's Restorer,
 edvr.data.pipeline on a synthetic dataset), run in graph mode with edvr.session's config.
 """
+
 import os
 import time
 
@@ -18,14 +19,28 @@ from bench.conftest import record_model, record_skip
 from ops import _native
 
 # Full-size rounds are few: an EDVR-M training step takes seconds on 2 cores.
-ROUNDS = {'full': {floor.CONV_RATE: 10, floor.TRAIN_STEP: 3, floor.INFER_FRAME: 3,
-                   floor.INFER_FRAME_CACHED: 3, floor.INPUT_PIPELINE: 3,
-                   floor.TRAIN_STEP_MIXED: 3, floor.INFER_FRAME_MIXED: 3,
-                   floor.INFER_FRAME_OPENVINO: 3},
-          'quick': {floor.CONV_RATE: 5, floor.TRAIN_STEP: 3, floor.INFER_FRAME: 3,
-                    floor.INFER_FRAME_CACHED: 3, floor.INPUT_PIPELINE: 2,
-                    floor.TRAIN_STEP_MIXED: 3, floor.INFER_FRAME_MIXED: 3,
-                    floor.INFER_FRAME_OPENVINO: 3}}
+ROUNDS = {
+    'full': {
+        floor.CONV_RATE: 10,
+        floor.TRAIN_STEP: 3,
+        floor.INFER_FRAME: 3,
+        floor.INFER_FRAME_CACHED: 3,
+        floor.INPUT_PIPELINE: 3,
+        floor.TRAIN_STEP_MIXED: 3,
+        floor.INFER_FRAME_MIXED: 3,
+        floor.INFER_FRAME_OPENVINO: 3,
+    },
+    'quick': {
+        floor.CONV_RATE: 5,
+        floor.TRAIN_STEP: 3,
+        floor.INFER_FRAME: 3,
+        floor.INFER_FRAME_CACHED: 3,
+        floor.INPUT_PIPELINE: 2,
+        floor.TRAIN_STEP_MIXED: 3,
+        floor.INFER_FRAME_MIXED: 3,
+        floor.INFER_FRAME_OPENVINO: 3,
+    },
+}
 
 
 CONV_BATCH_SECONDS = {'full': 0.5, 'quick': 0.05}
@@ -71,8 +86,9 @@ def measure(benchmark, workload, name, size, interleave_conv=False, beside=None,
         batch_rates.append(runs * conv.flops / (time.perf_counter() - start))
 
     try:
-        benchmark.pedantic(workload.run, setup=time_conv, rounds=ROUNDS[size][name],
-                           warmup_rounds=1)
+        benchmark.pedantic(
+            workload.run, setup=time_conv, rounds=ROUNDS[size][name], warmup_rounds=1
+        )
     finally:
         workload.close()
         for other in (conv, beside):
@@ -95,33 +111,59 @@ def test_conv2d_rate(benchmark, size):
 
 def test_train_step(benchmark, size):
     workload = workloads.TrainStep(workloads.load_sized_config(size))
-    measure(benchmark, workload, floor.TRAIN_STEP, size, interleave_conv=True,
-            flops=dict(workload.flops), samples=workload.samples)
+    measure(
+        benchmark,
+        workload,
+        floor.TRAIN_STEP,
+        size,
+        interleave_conv=True,
+        flops=dict(workload.flops),
+        samples=workload.samples,
+    )
 
 
 def test_infer_frame(benchmark, size, tmp_path):
     height, width = workloads.SIZES[size]['frame']
-    workload = workloads.InferFrame(workloads.load_sized_config(size), height, width,
-                                    str(tmp_path))
-    measure(benchmark, workload, floor.INFER_FRAME, size, interleave_conv=True,
-            flops=dict(workload.flops), samples=workload.samples, frame=[height, width])
+    workload = workloads.InferFrame(workloads.load_sized_config(size), height, width, str(tmp_path))
+    measure(
+        benchmark,
+        workload,
+        floor.INFER_FRAME,
+        size,
+        interleave_conv=True,
+        flops=dict(workload.flops),
+        samples=workload.samples,
+        frame=[height, width],
+    )
 
 
 def test_infer_frame_cached(benchmark, size, tmp_path):
     """A frame of a streamed clip with the feature cache (each frame's features once), in
     the same run as test_infer_frame: the report gives the ratio of the two."""
     height, width = workloads.SIZES[size]['frame']
-    workload = workloads.InferFrame(workloads.load_sized_config(size), height, width,
-                                    str(tmp_path), cached=True)
-    measure(benchmark, workload, floor.INFER_FRAME_CACHED, size, interleave_conv=True,
-            flops=dict(workload.flops), samples=workload.samples, frame=[height, width])
+    workload = workloads.InferFrame(
+        workloads.load_sized_config(size), height, width, str(tmp_path), cached=True
+    )
+    measure(
+        benchmark,
+        workload,
+        floor.INFER_FRAME_CACHED,
+        size,
+        interleave_conv=True,
+        flops=dict(workload.flops),
+        samples=workload.samples,
+        frame=[height, width],
+    )
 
 
 def test_input_pipeline(benchmark, size, tmp_path_factory):
     settings = workloads.SIZES[size]
-    workload = workloads.InputPipeline(workloads.load_sized_config(size),
-                                       str(tmp_path_factory.mktemp('synthetic') / 'data'),
-                                       settings['gt_frame'], settings['pipeline_batches'])
+    workload = workloads.InputPipeline(
+        workloads.load_sized_config(size),
+        str(tmp_path_factory.mktemp('synthetic') / 'data'),
+        settings['gt_frame'],
+        settings['pipeline_batches'],
+    )
     measure(benchmark, workload, floor.INPUT_PIPELINE, size, samples=workload.samples)
 
 
@@ -132,8 +174,9 @@ def test_train_step_mixed(benchmark, size):
     fp32 = workloads.TrainStep(config)
     fp32.run()  # warm-up, as pytest-benchmark's for the timed workload
     workload = workloads.TrainStep(config, compute_dtype=tf.bfloat16)
-    measure(benchmark, workload, floor.TRAIN_STEP_MIXED, size, beside=fp32,
-            samples=workload.samples)
+    measure(
+        benchmark, workload, floor.TRAIN_STEP_MIXED, size, beside=fp32, samples=workload.samples
+    )
 
 
 def test_infer_frame_mixed(benchmark, size, tmp_path):
@@ -141,10 +184,18 @@ def test_infer_frame_mixed(benchmark, size, tmp_path):
     config = workloads.load_sized_config(size)
     fp32 = workloads.InferFrame(config, height, width, str(tmp_path / 'fp32'))
     fp32.run()
-    workload = workloads.InferFrame(config, height, width, str(tmp_path / 'mixed'),
-                                    compute_dtype=tf.bfloat16)
-    measure(benchmark, workload, floor.INFER_FRAME_MIXED, size, beside=fp32,
-            samples=workload.samples, frame=[height, width])
+    workload = workloads.InferFrame(
+        config, height, width, str(tmp_path / 'mixed'), compute_dtype=tf.bfloat16
+    )
+    measure(
+        benchmark,
+        workload,
+        floor.INFER_FRAME_MIXED,
+        size,
+        beside=fp32,
+        samples=workload.samples,
+        frame=[height, width],
+    )
 
 
 def test_infer_frame_openvino(benchmark, size, tmp_path):
@@ -153,10 +204,13 @@ def test_infer_frame_openvino(benchmark, size, tmp_path):
     INFERENCE_PRECISION_HINT f32 and bf16. Each timed round of our mixed-precision frame
     follows one of our float32 frame, OpenVINO f32 and OpenVINO bf16."""
     from bench import openvino_peer
+
     reason = openvino_peer.missing_requirement()
     if size == 'quick':
-        reason = ('measured at full size only: BasicSR cannot express the tiny config, and the '
-                  "peer's set-up takes a minute")
+        reason = (
+            'measured at full size only: BasicSR cannot express the tiny config, and the '
+            "peer's set-up takes a minute"
+        )
     if reason:
         record_skip(floor.INFER_FRAME_OPENVINO, reason)
         pytest.skip(reason)
@@ -172,15 +226,27 @@ def test_infer_frame_openvino(benchmark, size, tmp_path):
         record_skip(floor.INFER_FRAME_OPENVINO, str(error).splitlines()[-1])
         pytest.skip(str(error).splitlines()[-1])
     try:
-        workload = workloads.InferFrame(config, height, width, str(tmp_path / 'mixed'),
-                                        compute_dtype=tf.bfloat16)
-        beside = {'ours fp32': fp32.run, 'openvino f32': peer.runner('f32'),
-                  'openvino bf16': peer.runner('bf16')}
+        workload = workloads.InferFrame(
+            config, height, width, str(tmp_path / 'mixed'), compute_dtype=tf.bfloat16
+        )
+        beside = {
+            'ours fp32': fp32.run,
+            'openvino f32': peer.runner('f32'),
+            'openvino bf16': peer.runner('bf16'),
+        }
         for run in beside.values():
             run()  # warm-up, as pytest-benchmark's for the timed workload
-        measure(benchmark, workload, floor.INFER_FRAME_OPENVINO, size, beside=beside,
-                samples=workload.samples, frame=[height, width], openvino=peer.version,
-                openvino_setup_seconds=peer.setup_seconds)
+        measure(
+            benchmark,
+            workload,
+            floor.INFER_FRAME_OPENVINO,
+            size,
+            beside=beside,
+            samples=workload.samples,
+            frame=[height, width],
+            openvino=peer.version,
+            openvino_setup_seconds=peer.setup_seconds,
+        )
     finally:
         fp32.close()
         peer.close()

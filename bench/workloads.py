@@ -18,6 +18,7 @@
 Each has ``run()`` (one unit of work), ``close()``, and what the report needs (FLOPs, samples).
 ``SIZES`` holds the full-size settings and a quick, tiny set for tests.
 """
+
 import os
 
 import numpy as np
@@ -31,13 +32,25 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SIZES = {
     # The issue's measurements: EDVR-M, batch 4 of 5 frames of 64x64, one 180x320 frame.
-    'full': dict(config=os.path.join(REPO, 'configs', 'edvr_m.yaml'), batch=4, crop=64,
-                 frame=(180, 320), conv_shape=(20, 64, 64, 64), gt_frame=(720, 1280),
-                 pipeline_batches=20),
+    'full': dict(
+        config=os.path.join(REPO, 'configs', 'edvr_m.yaml'),
+        batch=4,
+        crop=64,
+        frame=(180, 320),
+        conv_shape=(20, 64, 64, 64),
+        gt_frame=(720, 1280),
+        pipeline_batches=20,
+    ),
     # Seconds in all: tests exercise the report end to end with these.
-    'quick': dict(config=os.path.join(REPO, 'configs', 'edvr_tiny.yaml'), batch=2, crop=16,
-                  frame=(16, 24), conv_shape=(4, 16, 16, 16), gt_frame=(64, 96),
-                  pipeline_batches=4),
+    'quick': dict(
+        config=os.path.join(REPO, 'configs', 'edvr_tiny.yaml'),
+        batch=2,
+        crop=16,
+        frame=(16, 24),
+        conv_shape=(4, 16, 16, 16),
+        gt_frame=(64, 96),
+        pipeline_batches=4,
+    ),
 }
 
 
@@ -67,8 +80,9 @@ class ConvRate(_Session):
         self.graph = tf.Graph()
         with self.graph.as_default():
             x = tf.compat.v1.Variable(rng.normal(size=shape).astype(np.float32))
-            w = tf.compat.v1.Variable(rng.normal(size=(3, 3, shape[3], shape[3]))
-                                      .astype(np.float32) * 0.05)
+            w = tf.compat.v1.Variable(
+                rng.normal(size=(3, 3, shape[3], shape[3])).astype(np.float32) * 0.05
+            )
             self.target = tf.nn.conv2d(x, w, [1, 1, 1, 1], 'SAME').op  # run, not fetched
             init = tf.compat.v1.global_variables_initializer()
         self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(threads))
@@ -88,24 +102,30 @@ class TrainStep(_Session):
 
     def __init__(self, config, compute_dtype=tf.float32):
         from edvr.training.graph import TrainingGraph  # heavy imports only for this workload
+
         self.config = config
         batch, crop = config['train']['batch_size'], config['data']['lr_crop']
         frames = config['model']['num_frame']
         self.graph = tf.Graph()
         with self.graph.as_default():
-            self.model = TrainingGraph(config, data_dir=None, val_spec=None,
-                                       compute_dtype=compute_dtype)
-            self.fetches = {'op': self.model.train_ops.full, 'loss': self.model.loss,
-                            'lr': self.model.train_ops.lr}
+            self.model = TrainingGraph(
+                config, data_dir=None, val_spec=None, compute_dtype=compute_dtype
+            )
+            self.fetches = {
+                'op': self.model.train_ops.full,
+                'loss': self.model.loss,
+                'lr': self.model.train_ops.lr,
+            }
             self.traced_fetches = list(self.fetches.values())
             self.flops = graph_conv_flops(self.traced_fetches)
         rng = np.random.default_rng(0)
         uniform = lambda *shape: rng.uniform(size=shape).astype(np.float32)  # as the pipeline's
-        self.feed = {self.model.lr_frames: uniform(batch, frames, crop, crop, 3),
-                     self.model.gt: uniform(batch, 4 * crop, 4 * crop, 3)}
+        self.feed = {
+            self.model.lr_frames: uniform(batch, frames, crop, crop, 3),
+            self.model.gt: uniform(batch, 4 * crop, 4 * crop, 3),
+        }
         self.samples = batch
-        self.sess = tf.compat.v1.Session(graph=self.graph,
-                                         config=session_config(config['threads']))
+        self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(config['threads']))
         self.sess.run(self.model.init)
 
     def run(self, **kwargs):
@@ -123,11 +143,13 @@ def write_random_checkpoint(model_cfg, directory, offset_pixels=1.5, seed=0):
     """
     from edvr.checkpoint import assign_weights
     from edvr.model import build_edvr
+
     rng = np.random.default_rng(seed)
     graph = tf.Graph()
     with graph.as_default():
         frames = tf.compat.v1.placeholder(
-            tf.float32, [1, model_cfg['num_frame'], 32, 32, model_cfg['num_in_ch']])
+            tf.float32, [1, model_cfg['num_frame'], 32, 32, model_cfg['num_in_ch']]
+        )
         _, endpoints = build_edvr(frames, model_cfg)
         variables = tf.compat.v1.global_variables()
         kernels = {v.op.name: v for v in variables}
@@ -142,7 +164,7 @@ def write_random_checkpoint(model_cfg, directory, offset_pixels=1.5, seed=0):
                 assign_weights(sess, {name: value}, [kernel])
                 # Offsets are linear in the offset columns of the kernel (bias 0): rescale them.
                 std = float(np.std(sess.run(offsets, feed)))
-                value[..., :offsets.shape[-1]] *= offset_pixels / max(std, 1e-12)
+                value[..., : offsets.shape[-1]] *= offset_pixels / max(std, 1e-12)
                 assign_weights(sess, {name: value}, [kernel])
             return saver.save(sess, os.path.join(directory, 'random'))
 
@@ -157,24 +179,30 @@ class InferFrame(_Session):
     ``flops``: the forward convolution FLOPs of that work at this frame size.
     """
 
-    def __init__(self, config, height, width, checkpoint_dir, cached=False,
-                 compute_dtype=tf.float32):
+    def __init__(
+        self, config, height, width, checkpoint_dir, cached=False, compute_dtype=tf.float32
+    ):
         from edvr.inference import Restorer
+
         model_cfg = config['model']
         checkpoint = self.checkpoint = write_random_checkpoint(model_cfg, checkpoint_dir)
-        self.restorer = Restorer(model_cfg, checkpoint, threads=config['threads'],
-                                 compute_dtype=compute_dtype)
+        self.restorer = Restorer(
+            model_cfg, checkpoint, threads=config['threads'], compute_dtype=compute_dtype
+        )
         self.sess = self.restorer.sess
         self.cached = cached
         rng = np.random.default_rng(0)
         self.window = rng.uniform(size=(model_cfg['num_frame'], height, width, 3)).astype(
-            np.float32)
+            np.float32
+        )
         if cached:
             self.frame, feats = self.restorer.feature_tower(height, width)
             self.placeholders, self.center, self.output = self.restorer.window_tower(height, width)
             per_frame = [self.sess.run(feats, {self.frame: f[None]}) for f in self.window]
-            self.feed = {p: np.concatenate([f[level] for f in per_frame])
-                         for level, p in enumerate(self.placeholders)}
+            self.feed = {
+                p: np.concatenate([f[level] for f in per_frame])
+                for level, p in enumerate(self.placeholders)
+            }
             self.feed[self.center] = self.window[None, self.restorer.center]
             self.features = feats
             self.traced_fetches = list(feats) + [self.output]
@@ -207,8 +235,13 @@ class OpenVinoFrame:
         from bench.openvino_peer import OpenVinoPeer
         from edvr.checkpoint import read_values
         from edvr.session import thread_counts
-        self.peer = OpenVinoPeer(frame.restorer.cfg, read_values(frame.checkpoint),
-                                 frame.window, threads=thread_counts(threads)[0])
+
+        self.peer = OpenVinoPeer(
+            frame.restorer.cfg,
+            read_values(frame.checkpoint),
+            frame.window,
+            threads=thread_counts(threads)[0],
+        )
         self.version, self.setup_seconds = self.peer.version, self.peer.setup_seconds
 
     def runner(self, precision):
@@ -222,9 +255,16 @@ def ensure_synthetic(data_dir, gt_frame):
     """A small synthetic dataset in ``data_dir`` (generated on first use), GT frames of
     ``gt_frame`` (h, w): two training clips of 8 frames, one validation clip."""
     from edvr.data import synthetic
+
     options = synthetic.SyntheticOptions(
-        gt_height=gt_frame[0], gt_width=gt_frame[1], train_photos=('astronaut', 'brick'),
-        val_photos=('chelsea',), train_clips_per_photo=1, train_frames=8, val_frames=5)
+        gt_height=gt_frame[0],
+        gt_width=gt_frame[1],
+        train_photos=('astronaut', 'brick'),
+        val_photos=('chelsea',),
+        train_clips_per_photo=1,
+        train_frames=8,
+        val_frames=5,
+    )
     return synthetic.ensure_dataset(data_dir, options, log=lambda message: None)
 
 
@@ -235,20 +275,25 @@ class InputPipeline(_Session):
 
     def __init__(self, config, data_dir, gt_frame, batches):
         from edvr.data import pipeline, reds
+
         ensure_synthetic(data_dir, gt_frame)
         spec = reds.read_split(data_dir, 'train')
         train_cfg, data_cfg = config['train'], config['data']
         self.graph = tf.Graph()
         with self.graph.as_default():
             dataset = pipeline.training_dataset(
-                data_dir, spec, num_frames=config['model']['num_frame'],
-                lr_crop=data_cfg['lr_crop'], batch_size=train_cfg['batch_size'],
-                num_parallel_calls=data_cfg['num_parallel_calls'], prefetch=data_cfg['prefetch'])
+                data_dir,
+                spec,
+                num_frames=config['model']['num_frame'],
+                lr_crop=data_cfg['lr_crop'],
+                batch_size=train_cfg['batch_size'],
+                num_parallel_calls=data_cfg['num_parallel_calls'],
+                prefetch=data_cfg['prefetch'],
+            )
             self.next_batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
         self.batches = batches
         self.samples = batches * train_cfg['batch_size']
-        self.sess = tf.compat.v1.Session(graph=self.graph,
-                                         config=session_config(config['threads']))
+        self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(config['threads']))
         self.sess.run(self.next_batch)  # start the pipeline (opens files, fills buffers)
 
     def run(self):

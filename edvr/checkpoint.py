@@ -16,6 +16,7 @@ are deleted after the state is updated. A save that fails (full disk, I/O error)
 it half wrote and raises ``CheckpointSaveError``; the previous checkpoint and the state file
 are untouched.
 """
+
 import glob
 import os
 import re
@@ -26,12 +27,13 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 STATE_FILE = 'checkpoint'  # TensorFlow's name for the state file of a folder
-RUN_PREFIX = 'model.ckpt'   # a run's checkpoints: RUN_PREFIX-STEP
+RUN_PREFIX = 'model.ckpt'  # a run's checkpoints: RUN_PREFIX-STEP
 STEP_PATTERN = re.compile(r'-(\d+)$')
 
 
 class CheckpointError(ValueError):
     """No checkpoint where one was expected, or one that does not fit the model."""
+
     exit_code = 1  # edvr.cli.EXIT_CHECKPOINT (edvr.cli imports this module lazily)
 
 
@@ -41,14 +43,15 @@ class CheckpointDamagedError(CheckpointError):
 
 class CheckpointSaveError(OSError):
     """A checkpoint could not be written; the previous one is intact."""
+
     exit_code = 1  # edvr.cli.EXIT_CHECKPOINT
 
 
 # --- reading the index (an uncompressed LevelDB table, as TensorFlow writes it) -------------
 
-_TABLE_MAGIC = 0xdb4775248b80fb57
-_FOOTER_SIZE = 48      # two block handles (varints, zero-padded to 40 bytes) and the magic
-_BLOCK_TRAILER = 5     # compression type byte and masked crc32c after every block
+_TABLE_MAGIC = 0xDB4775248B80FB57
+_FOOTER_SIZE = 48  # two block handles (varints, zero-padded to 40 bytes) and the magic
+_BLOCK_TRAILER = 5  # compression type byte and masked crc32c after every block
 
 
 def _varint(data, pos):
@@ -58,7 +61,7 @@ def _varint(data, pos):
         if pos >= len(data) or shift > 63:
             raise ValueError('varint runs past the end')
         byte = data[pos]
-        value |= (byte & 0x7f) << shift
+        value |= (byte & 0x7F) << shift
         pos, shift = pos + 1, shift + 7
         if not byte & 0x80:
             return value, pos
@@ -77,7 +80,7 @@ def _proto_fields(data):
             fields[number], pos = struct.unpack_from('<Q', data, pos)[0], pos + 8
         elif wire == 2:
             length, pos = _varint(data, pos)
-            fields[number], pos = bytes(data[pos:pos + length]), pos + length
+            fields[number], pos = bytes(data[pos : pos + length]), pos + length
         elif wire == 5:
             fields[number], pos = struct.unpack_from('<I', data, pos)[0], pos + 4
         else:
@@ -92,9 +95,11 @@ def _block(table, offset, size):
     if offset + size + _BLOCK_TRAILER > len(table) or size < 4:
         raise ValueError(f'block at byte {offset} ({size} bytes) runs past the end')
     if table[offset + size] != 0:
-        raise ValueError(f'block at byte {offset} is compressed (type {table[offset + size]}); '
-                         f'TensorFlow writes checkpoint indexes uncompressed')
-    block = table[offset:offset + size]
+        raise ValueError(
+            f'block at byte {offset} is compressed (type {table[offset + size]}); '
+            f'TensorFlow writes checkpoint indexes uncompressed'
+        )
+    block = table[offset : offset + size]
     num_restarts = struct.unpack_from('<I', block, size - 4)[0]
     end = size - 4 - 4 * num_restarts
     if end < 0:
@@ -106,9 +111,9 @@ def _block(table, offset, size):
         value_size, pos = _varint(block, pos)
         if shared > len(key) or pos + unshared + value_size > end:
             raise ValueError(f'entry at byte {offset + pos} of the block runs past its end')
-        key = key[:shared] + bytes(block[pos:pos + unshared])
+        key = key[:shared] + bytes(block[pos : pos + unshared])
         pos += unshared
-        pairs.append((key, bytes(block[pos:pos + value_size])))
+        pairs.append((key, bytes(block[pos : pos + value_size])))
         pos += value_size
     return pairs
 
@@ -126,7 +131,7 @@ def read_index(index_path):
     footer = table[-_FOOTER_SIZE:]
     if struct.unpack_from('<Q', footer, _FOOTER_SIZE - 8)[0] != _TABLE_MAGIC:
         raise ValueError('no table magic number at its end (truncated, or not an index)')
-    _, pos = _varint(footer, 0)                  # metaindex block: empty in bundles
+    _, pos = _varint(footer, 0)  # metaindex block: empty in bundles
     _, pos = _varint(footer, pos)
     index_offset, pos = _varint(footer, pos)
     index_size, _ = _varint(footer, pos)
@@ -136,7 +141,7 @@ def read_index(index_path):
         block_size, _ = _varint(handle, pos)
         for key, value in _block(table, block_offset, block_size):
             fields = _proto_fields(value)
-            if key == b'':                       # the header entry: BundleHeaderProto
+            if key == b'':  # the header entry: BundleHeaderProto
                 num_shards = fields.get(1, 0)
             else:
                 entries[key.decode('utf-8', 'replace')] = fields
@@ -161,13 +166,14 @@ def verify_checkpoint(prefix):
     index_path = prefix + '.index'
 
     def damaged(file, why):
-        return CheckpointDamagedError(f'checkpoint {prefix} is damaged: {file} {why}; use '
-                                      f'another checkpoint (an older one of the run) or '
-                                      f'write it again')
+        return CheckpointDamagedError(
+            f'checkpoint {prefix} is damaged: {file} {why}; use '
+            f'another checkpoint (an older one of the run) or '
+            f'write it again'
+        )
 
     if not os.path.isfile(index_path):
-        raise CheckpointError(f'checkpoint {prefix}: no such checkpoint '
-                              f'(expected {index_path})')
+        raise CheckpointError(f'checkpoint {prefix}: no such checkpoint (expected {index_path})')
     try:
         num_shards, entries = read_index(index_path)
     except (ValueError, struct.error) as e:
@@ -183,22 +189,26 @@ def verify_checkpoint(prefix):
             raise damaged(path, f'is missing (the index names {num_shards} data file(s))')
         sizes[shard] = os.path.getsize(path)
     for name, fields in sorted(entries.items()):
-        if 7 in fields:                          # a partitioned variable: its slices hold data
+        if 7 in fields:  # a partitioned variable: its slices hold data
             continue
         shard, end = fields.get(3, 0), fields.get(4, 0) + fields.get(5, 0)
         if shard not in sizes:
             raise damaged(index_path, f'puts tensor {name!r} in shard {shard} of {num_shards}')
         if end > sizes[shard]:
-            raise damaged(data_file(prefix, shard, num_shards),
-                          f'is {sizes[shard]} bytes, but the index puts tensor {name!r} up to '
-                          f'byte {end} (the file is truncated)')
+            raise damaged(
+                data_file(prefix, shard, num_shards),
+                f'is {sizes[shard]} bytes, but the index puts tensor {name!r} up to '
+                f'byte {end} (the file is truncated)',
+            )
     for name in sorted(reader.get_variable_to_dtype_map()):
         try:
             reader.get_tensor(name)
         except (tf.errors.OpError, ValueError) as e:
             shard = entries.get(name, {}).get(3, 0)
-            raise damaged(data_file(prefix, shard, num_shards),
-                          f'fails the check of tensor {name!r} ({error_summary(e)})') from None
+            raise damaged(
+                data_file(prefix, shard, num_shards),
+                f'fails the check of tensor {name!r} ({error_summary(e)})',
+            ) from None
 
 
 def error_summary(error):
@@ -206,13 +216,19 @@ def error_summary(error):
     graph-execution preamble and node trace TF 2 wraps around it."""
     text = str(getattr(error, 'message', None) or error)
     for line in text.splitlines():
-        if line.strip() and not line[0].isspace() and not line.startswith(
-                ('Graph execution error', 'Detected at node', 'Node:', 'Original stack trace')):
+        if (
+            line.strip()
+            and not line[0].isspace()
+            and not line.startswith(
+                ('Graph execution error', 'Detected at node', 'Node:', 'Original stack trace')
+            )
+        ):
             return line.strip()
     return type(error).__name__
 
 
 # --- finding the checkpoint of a folder -----------------------------------------------------
+
 
 def checkpoint_step(path):
     """The step number in a checkpoint path ``.../model.ckpt-STEP``."""
@@ -241,8 +257,10 @@ def listed_checkpoints(directory):
     try:
         state = tf.compat.v1.train.get_checkpoint_state(directory)
     except (text_format.ParseError, UnicodeDecodeError, ValueError, tf.errors.OpError) as e:
-        raise CheckpointDamagedError(f'{state_path} is damaged ({error_summary(e)}); delete it '
-                                     f'to fall back to the newest checkpoint of the folder')
+        raise CheckpointDamagedError(
+            f'{state_path} is damaged ({error_summary(e)}); delete it '
+            f'to fall back to the newest checkpoint of the folder'
+        )
     if state is None:
         return []
     paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
@@ -255,7 +273,8 @@ def listed_checkpoints(directory):
                 f'or moved from elsewhere and its state file would restore the original '
                 f'run\'s weights. Pass the checkpoint prefix itself (e.g. '
                 f'{os.path.join(directory, os.path.basename(path))}), or delete the state file '
-                f'to use the newest checkpoint of the folder')
+                f'to use the newest checkpoint of the folder'
+            )
     # The latest one last, whatever order the list had.
     latest = state.model_checkpoint_path or paths[-1]
     return [p for p in paths if p != latest] + [latest]
@@ -263,7 +282,7 @@ def listed_checkpoints(directory):
 
 def _newest_index(directory):
     indexes = sorted(glob.glob(os.path.join(directory, '*.index')), key=os.path.getmtime)
-    return indexes[-1][:-len('.index')] if indexes else None
+    return indexes[-1][: -len('.index')] if indexes else None
 
 
 def resolve_checkpoint(path):
@@ -276,13 +295,17 @@ def resolve_checkpoint(path):
         listed = listed_checkpoints(path)
         latest = listed[-1] if listed else _newest_index(path)
         if latest is None:
-            raise CheckpointError(f'--checkpoint {path}: directory holds no checkpoint '
-                                  f'(expected a `checkpoint` file or PREFIX.index files)')
+            raise CheckpointError(
+                f'--checkpoint {path}: directory holds no checkpoint '
+                f'(expected a `checkpoint` file or PREFIX.index files)'
+            )
     else:
         latest = path
         if not os.path.isfile(path + '.index'):
-            raise CheckpointError(f'--checkpoint {path}: no such checkpoint (expected '
-                                  f'{path}.index or a directory of checkpoints)')
+            raise CheckpointError(
+                f'--checkpoint {path}: no such checkpoint (expected '
+                f'{path}.index or a directory of checkpoints)'
+            )
     return latest
 
 
@@ -299,7 +322,7 @@ def newest_intact_checkpoint(directory, warn):
         warn(f'warning: {e}; looking for checkpoints in the folder instead')
         candidates = []
     if not candidates:
-        prefixes = [p[:-len('.index')] for p in glob.glob(os.path.join(directory, '*.index'))]
+        prefixes = [p[: -len('.index')] for p in glob.glob(os.path.join(directory, '*.index'))]
         candidates = sorted((p for p in prefixes if STEP_PATTERN.search(p)), key=checkpoint_step)
     damaged = []
     for prefix in reversed(candidates):
@@ -312,12 +335,14 @@ def newest_intact_checkpoint(directory, warn):
             warn(f'warning: {damaged[0]}. Resuming from {prefix}, the newest intact checkpoint')
         return prefix
     if damaged:
-        raise CheckpointDamagedError(f'{damaged[0]} (and no older intact checkpoint in '
-                                     f'{directory})')
+        raise CheckpointDamagedError(
+            f'{damaged[0]} (and no older intact checkpoint in {directory})'
+        )
     return None
 
 
 # --- restoring --------------------------------------------------------------------------------
+
 
 def mismatch_report(missing=(), unexpected=(), mismatched=(), noun='variables', limit=20):
     """The one description of weights that do not fit a model, '' when they do.
@@ -326,6 +351,7 @@ def mismatch_report(missing=(), unexpected=(), mismatched=(), noun='variables', 
     lines. E.g. ``missing variables (2): a, b | shape mismatches (1): c: got (7,), expected
     (3,)``; at most ``limit`` names each, then ``... and N more``.
     """
+
     def listed(items, separator):
         items = sorted(items)
         more = f' ... and {len(items) - limit} more' if len(items) > limit else ''
@@ -351,16 +377,24 @@ def check_compatible(checkpoint, variables):
     wanted = {v.op.name: v.shape.as_list() for v in variables}
     scopes = {name.split('/')[0] for name in wanted}
     missing = set(wanted) - set(stored)
-    mismatched = [f'{name}: got {tuple(stored[name])}, expected {tuple(shape)}'
-                  for name, shape in sorted(wanted.items())
-                  if name in stored and list(stored[name]) != list(shape)]
-    unexpected = [name for name in stored
-                  if name.split('/')[0] in scopes and name not in wanted
-                  and not any(name.startswith(w + '/') for w in wanted)]
+    mismatched = [
+        f'{name}: got {tuple(stored[name])}, expected {tuple(shape)}'
+        for name, shape in sorted(wanted.items())
+        if name in stored and list(stored[name]) != list(shape)
+    ]
+    unexpected = [
+        name
+        for name in stored
+        if name.split('/')[0] in scopes
+        and name not in wanted
+        and not any(name.startswith(w + '/') for w in wanted)
+    ]
     report = mismatch_report(missing, unexpected, mismatched)
     if report:
-        raise CheckpointError(f'checkpoint {checkpoint} does not fit the config: {report}. '
-                              f'Was it written for another config?')
+        raise CheckpointError(
+            f'checkpoint {checkpoint} does not fit the config: {report}. '
+            f'Was it written for another config?'
+        )
 
 
 def model_variables(scope='edvr'):
@@ -381,6 +415,7 @@ def restore(sess, checkpoint, variables, saver=None, verify=True):
 
 # --- NumPy weights into a graph or a checkpoint ---------------------------------------------
 
+
 def read_values(checkpoint):
     """{variable name: array} of every variable stored at checkpoint prefix ``checkpoint``."""
     reader = tf.compat.v1.train.NewCheckpointReader(checkpoint)
@@ -395,9 +430,11 @@ def assign_weights(sess, values, variables=None):
     """
     variables = tf.compat.v1.global_variables() if variables is None else list(variables)
     shapes = {v.op.name: tuple(v.shape.as_list()) for v in variables}
-    mismatched = [f'{name}: got {np.shape(values[name])}, expected {shape}'
-                  for name, shape in sorted(shapes.items())
-                  if name in values and tuple(np.shape(values[name])) != shape]
+    mismatched = [
+        f'{name}: got {np.shape(values[name])}, expected {shape}'
+        for name, shape in sorted(shapes.items())
+        if name in values and tuple(np.shape(values[name])) != shape
+    ]
     report = mismatch_report(set(shapes) - set(values), set(values) - set(shapes), mismatched)
     if report:
         raise CheckpointError(f'weights do not fit the graph: {report}')
@@ -412,10 +449,12 @@ def assign_weights(sess, values, variables=None):
 def _model_graph(cfg, scope):
     """A new graph holding ``build_edvr(cfg)`` on (1, t, ?, ?, c) frames; returns the graph."""
     from edvr.model import build_edvr
+
     graph = tf.Graph()
     with graph.as_default():
-        frames = tf.compat.v1.placeholder(tf.float32,
-                                          [1, cfg['num_frame'], None, None, cfg['num_in_ch']])
+        frames = tf.compat.v1.placeholder(
+            tf.float32, [1, cfg['num_frame'], None, None, cfg['num_in_ch']]
+        )
         build_edvr(frames, cfg, scope=scope)
     return graph
 
@@ -440,6 +479,7 @@ def write_weights(values, cfg, path, scope='edvr'):
 
 
 # --- saving during training -----------------------------------------------------------------
+
 
 class CheckpointManager:
     """Saves to and prunes ``directory``; ``saver`` is a tf.compat.v1.train.Saver."""
@@ -466,7 +506,7 @@ class CheckpointManager:
         name = f'{RUN_PREFIX}-{step}'
         prefix = os.path.join(self.directory, name)
         kept = [n for n in self.kept() if n != name] + [name]
-        dropped, kept = kept[:-self.max_to_keep], kept[-self.max_to_keep:]
+        dropped, kept = kept[: -self.max_to_keep], kept[-self.max_to_keep :]
         try:
             self.saver.save(sess, prefix, write_meta_graph=False, write_state=False)
             self._write_state(name, kept)
@@ -475,7 +515,8 @@ class CheckpointManager:
             raise CheckpointSaveError(
                 f'could not save checkpoint {prefix} at step {step} '
                 f'({type(e).__name__}: {error_summary(e)}); the previous '
-                f'checkpoint {self.latest() or "(none)"} and the state file are intact') from e
+                f'checkpoint {self.latest() or "(none)"} and the state file are intact'
+            ) from e
         for old in dropped:
             for path in glob.glob(os.path.join(self.directory, old) + '.*'):
                 os.remove(path)
@@ -485,17 +526,20 @@ class CheckpointManager:
         # Names relative to the folder (TensorFlow joins them to the folder when reading),
         # written to a temporary file and renamed by TensorFlow. The folder is passed
         # absolute: with a relative one TensorFlow takes the names as relative to the cwd.
-        tf.compat.v1.train.update_checkpoint_state(os.path.abspath(self.directory), name,
-                                                   all_model_checkpoint_paths=kept)
+        tf.compat.v1.train.update_checkpoint_state(
+            os.path.abspath(self.directory), name, all_model_checkpoint_paths=kept
+        )
 
     def _remove_partial(self, name):
         """Deletes what a failed save of ``name`` left: its files (unless the state lists
         it), the writer's temporary files and a half-written state file."""
         if name in self.kept():
             return
-        leftovers = glob.glob(os.path.join(self.directory, name) + '.*') + \
-            glob.glob(os.path.join(self.directory, name) + '_temp*') + \
-            glob.glob(os.path.join(self.directory, 'checkpoint.tmp*'))
+        leftovers = (
+            glob.glob(os.path.join(self.directory, name) + '.*')
+            + glob.glob(os.path.join(self.directory, name) + '_temp*')
+            + glob.glob(os.path.join(self.directory, 'checkpoint.tmp*'))
+        )
         for path in leftovers:
             try:
                 if os.path.isdir(path):

@@ -7,21 +7,25 @@ input: a ``ValueError`` or ``OSError`` (bad flags, config, data, files), or an e
 with an ``exit_code`` attribute (checkpoints, a lost worker). Anything else is a bug and keeps
 its traceback.
 """
+
 import argparse
 import sys
 
 EXIT_OK = 0
-EXIT_CHECKPOINT = 1    # no, a damaged or an unfitting checkpoint; a checkpoint not saved
-EXIT_USAGE = 2         # bad flags (argparse's own code), config, dataset, input or output files
-EXIT_NONFINITE = 3     # training stopped on a non-finite loss
-EXIT_WORKER_LOST = 4   # multi-worker training lost a worker
-EXIT_DOWNLOAD = 5      # a download failed after its retries
+EXIT_CHECKPOINT = 1  # no, a damaged or an unfitting checkpoint; a checkpoint not saved
+EXIT_USAGE = 2  # bad flags (argparse's own code), config, dataset, input or output files
+EXIT_NONFINITE = 3  # training stopped on a non-finite loss
+EXIT_WORKER_LOST = 4  # multi-worker training lost a worker
+EXIT_DOWNLOAD = 5  # a download failed after its retries
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT): nothing half-written is left
 
 EXIT_CODES = (
     (EXIT_OK, 'done'),
-    (EXIT_CHECKPOINT, 'checkpoint: none where one was expected, damaged, written for another '
-                      'config, or could not be saved'),
+    (
+        EXIT_CHECKPOINT,
+        'checkpoint: none where one was expected, damaged, written for another '
+        'config, or could not be saved',
+    ),
     (EXIT_USAGE, 'usage or input: bad flags, config, dataset, input or output files, device'),
     (EXIT_NONFINITE, 'training stopped on a non-finite loss'),
     (EXIT_WORKER_LOST, 'multi-worker training lost a worker'),
@@ -30,24 +34,38 @@ EXIT_CODES = (
 )
 
 
-def tool_parser(tool, description, config_help=None, config_default=None,
-                config_required=False, threads=True, checkpoint=False):
+def tool_parser(
+    tool,
+    description,
+    config_help=None,
+    config_default=None,
+    config_required=False,
+    threads=True,
+    checkpoint=False,
+):
     """An ArgumentParser for ``python -m edvr.TOOL`` with the shared flags: ``--config``
     (when ``config_help`` is given), the thread-pool flags (``threads``) and, for the tools
     that read a trained model (``checkpoint``), ``--checkpoint`` and a ``--config`` that
     defaults to the run folder's (edvr.config.load_run_config)."""
     parser = argparse.ArgumentParser(prog=f'edvr.{tool}', description=description)
     if checkpoint:
-        config_help = config_help or ('YAML config of the model (default: config.yaml of the '
-                                      'checkpoint\'s run folder, which edvr.train writes)')
+        config_help = config_help or (
+            'YAML config of the model (default: config.yaml of the '
+            'checkpoint\'s run folder, which edvr.train writes)'
+        )
     if config_help is not None:
-        parser.add_argument('--config', default=config_default, required=config_required,
-                            help=config_help)
+        parser.add_argument(
+            '--config', default=config_default, required=config_required, help=config_help
+        )
     if checkpoint:
-        parser.add_argument('--checkpoint', required=True,
-                            help='checkpoint prefix, or a run folder (its latest checkpoint)')
+        parser.add_argument(
+            '--checkpoint',
+            required=True,
+            help='checkpoint prefix, or a run folder (its latest checkpoint)',
+        )
     if threads:
         from edvr.session import add_thread_flags
+
         add_thread_flags(parser)
     return parser
 

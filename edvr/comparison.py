@@ -17,8 +17,12 @@ def detailed_crop_box(gt, size):
     best, box = -1.0, (0, 0)
     for top in range(0, h - size, step):
         for left in range(0, w - size, step):
-            total = (integral[top + size - 1, left + size - 1] - integral[top, left + size - 1]
-                     - integral[top + size - 1, left] + integral[top, left])
+            total = (
+                integral[top + size - 1, left + size - 1]
+                - integral[top, left + size - 1]
+                - integral[top + size - 1, left]
+                + integral[top, left]
+            )
             if total > best:
                 best, box = total, (top, left)
     return box, size
@@ -27,8 +31,12 @@ def detailed_crop_box(gt, size):
 def comparison_image(bicubic, edvr, gt, crop=128, zoom=2, caption=None):
     """uint8 image: the three (h, w, 3) frames cropped alike, zoomed, side by side, labelled."""
     (top, left), size = detailed_crop_box(gt, crop)
-    tiles = [Image.fromarray(im[top:top + size, left:left + size]).resize(
-        (size * zoom, size * zoom), Image.NEAREST) for im in (bicubic, edvr, gt)]
+    tiles = [
+        Image.fromarray(im[top : top + size, left : left + size]).resize(
+            (size * zoom, size * zoom), Image.NEAREST
+        )
+        for im in (bicubic, edvr, gt)
+    ]
     label_height, gap = 18, 4
     width = len(tiles) * size * zoom + (len(tiles) - 1) * gap
     height = size * zoom + label_height * (2 if caption else 1)

@@ -65,20 +65,20 @@ SCHEMA = {
         'scheduler_periods': ([50000, 100000, 150000, 150000, 150000], list),
         'restart_weights': ([1, 0.5, 0.5, 0.5, 0.5], list),
         'eta_min': (1e-7, float),
-        'tsa_iter': (50000, _INT),       # fusion-only warm-up; 0 disables it
+        'tsa_iter': (50000, _INT),  # fusion-only warm-up; 0 disables it
         'dcn_lr_mul': (1.0, float),
-        'loss': ('charbonnier', str),     # charbonnier | l1 | l2
-        'loss_reduction': ('sum', str),   # sum | mean
+        'loss': ('charbonnier', str),  # charbonnier | l1 | l2
+        'loss_reduction': ('sum', str),  # sum | mean
         'charbonnier_eps': (1e-6, float),
         'seed': (0, _INT),
-        'log_every': (100, _INT),         # scalar summaries, offset monitor
+        'log_every': (100, _INT),  # scalar summaries, offset monitor
         'image_summary_every': (1000, _INT),
         'checkpoint_every': (5000, _INT),
         'max_to_keep': (5, _INT),
         # A checkpoint save that fails (full disk, I/O error): stop the run (false), or
         # warn and try again at the next checkpoint_every (true).
         'keep_going_on_save_error': (False, bool),
-        'validate_every': (5000, _INT),   # 0: no validation, not even at the end
+        'validate_every': (5000, _INT),  # 0: no validation, not even at the end
         'val_crop_border': (0, _INT),
         'offset_warning_threshold': (100.0, float),
         # Mixed precision (edvr.precision; --precision overrides): on the NPU precision_mode
@@ -89,20 +89,20 @@ SCHEMA = {
         'loss_scale': ('dynamic', (str, float, type(None))),
     },
     'data': {
-        'lr_crop': (64, _INT),            # LR training crop; the GT crop is 4x
+        'lr_crop': (64, _INT),  # LR training crop; the GT crop is 4x
         'use_flip': (True, bool),
         'use_rotation': (True, bool),
         'use_temporal_reverse': (False, bool),
         'num_parallel_calls': (8, _INT),
         'prefetch': (4, _INT),
         'val_padding': ('reflection_circle', str),
-        'verify_pixels': (False, bool),   # full PNG check at start, not only headers
+        'verify_pixels': (False, bool),  # full PNG check at start, not only headers
     },
     # Session thread pools of edvr.train, edvr.infer and edvr.evaluate (edvr.session);
     # 0: chosen for the machine. The --intra_op_threads / --inter_op_threads flags override.
     'threads': {
-        'intra_op': (0, _INT),            # threads one op splits its work over
-        'inter_op': (0, _INT),            # ops run at the same time
+        'intra_op': (0, _INT),  # threads one op splits its work over
+        'inter_op': (0, _INT),  # ops run at the same time
     },
     # Multi-worker training from TF_CONFIG (edvr.training.distributed): seconds a collective
     # waits for the other workers before this worker stops with an error naming the lost one
@@ -124,17 +124,23 @@ def _check_value(source, section, key, value, types):
     if float in types_tuple and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     # bool is a subclass of int: `num_feat: true` must not pass as an int.
-    ok = isinstance(value, types_tuple) and not (isinstance(value, bool) and bool not in types_tuple)
+    ok = isinstance(value, types_tuple) and not (
+        isinstance(value, bool) and bool not in types_tuple
+    )
     if not ok:
-        raise ConfigError(f'{source}: {section}.{key} must be {_type_name(types)}, '
-                          f'got {value!r} ({type(value).__name__})')
+        raise ConfigError(
+            f'{source}: {section}.{key} must be {_type_name(types)}, '
+            f'got {value!r} ({type(value).__name__})'
+        )
     return value
 
 
 def _unknown(source, what, name, known):
     close = difflib.get_close_matches(name, known, n=1)
     hint = f'; did you mean {close[0]!r}?' if close else ''
-    return ConfigError(f'{source}: unknown {what} {name!r}{hint} (known: {", ".join(sorted(known))})')
+    return ConfigError(
+        f'{source}: unknown {what} {name!r}{hint} (known: {", ".join(sorted(known))})'
+    )
 
 
 def parse_config(mapping, source='<dict>'):
@@ -142,7 +148,9 @@ def parse_config(mapping, source='<dict>'):
     if mapping is None:
         mapping = {}
     if not isinstance(mapping, dict):
-        raise ConfigError(f'{source}: top level must be a mapping of sections, got {type(mapping).__name__}')
+        raise ConfigError(
+            f'{source}: top level must be a mapping of sections, got {type(mapping).__name__}'
+        )
     config = {}
     for section, fields in SCHEMA.items():
         config[section] = {key: copy.deepcopy(default) for key, (default, _) in fields.items()}
@@ -164,35 +172,50 @@ def parse_config(mapping, source='<dict>'):
 
 def check_model_config(model, source='<dict>'):
     """Cross-key checks of the ``model`` section (widths that must divide, valid indices)."""
+
     def fail(message):
         raise ConfigError(f'{source}: model.{message}')
 
-    for key in ('num_in_ch', 'num_out_ch', 'num_feat', 'num_frame', 'deformable_groups',
-                'num_upsample_feat'):
+    for key in (
+        'num_in_ch',
+        'num_out_ch',
+        'num_feat',
+        'num_frame',
+        'deformable_groups',
+        'num_upsample_feat',
+    ):
         if model[key] < 1:
             fail(f'{key} must be positive, got {model[key]}')
     for key in ('num_extract_block', 'num_reconstruct_block'):
         if model[key] < 0:
             fail(f'{key} must be >= 0, got {model[key]}')
     if model['num_feat'] % model['deformable_groups']:
-        fail(f'deformable_groups must divide num_feat ({model["num_feat"]}), '
-             f'got {model["deformable_groups"]}')
+        fail(
+            f'deformable_groups must divide num_feat ({model["num_feat"]}), '
+            f'got {model["deformable_groups"]}'
+        )
     if model['num_in_ch'] != model['num_out_ch']:
-        fail(f'num_out_ch must equal num_in_ch ({model["num_in_ch"]}) because the output adds '
-             f'the upsampled centre frame, got {model["num_out_ch"]}')
+        fail(
+            f'num_out_ch must equal num_in_ch ({model["num_in_ch"]}) because the output adds '
+            f'the upsampled centre frame, got {model["num_out_ch"]}'
+        )
     center = model['center_frame_idx']
     if center is not None and not 0 <= center < model['num_frame']:
         fail(f'center_frame_idx must be in [0, num_frame={model["num_frame"]}), got {center}')
     if model['hr_in'] and not model['with_predeblur']:
-        fail('hr_in: true needs with_predeblur: true (as in BasicSR, the pre-deblur module '
-             'holds the two stride-2 convs that bring high-resolution input down by 4), '
-             'got with_predeblur: false')
+        fail(
+            'hr_in: true needs with_predeblur: true (as in BasicSR, the pre-deblur module '
+            'holds the two stride-2 convs that bring high-resolution input down by 4), '
+            'got with_predeblur: false'
+        )
 
 
 # Where the presets (configs/*.yaml of the repository) are found: inside the installed
 # package (`pip install .` copies them there), then a clone's configs/ beside edvr/.
-PRESET_DIRS = (os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs'),
-               os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs'))
+PRESET_DIRS = (
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), 'configs'),
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs'),
+)
 
 
 def resolve_config_path(path):
@@ -225,8 +248,10 @@ def load_config(path):
     except FileNotFoundError:
         raise ConfigError(f'--config {path}: no such file') from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
-        raise ConfigError(f'--config {path}: cannot be read as a YAML config '
-                          f'({type(e).__name__}: {getattr(e, "strerror", None) or e})') from None
+        raise ConfigError(
+            f'--config {path}: cannot be read as a YAML config '
+            f'({type(e).__name__}: {getattr(e, "strerror", None) or e})'
+        ) from None
     return parse_config(mapping, source=str(path))
 
 
@@ -242,7 +267,9 @@ def load_run_config(path, checkpoint):
     run_dir = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint) or '.'
     saved = os.path.join(run_dir, RUN_CONFIG)
     if not os.path.isfile(saved):
-        raise ConfigError(f'--config not given and --checkpoint {checkpoint} has no {saved} '
-                          f'(edvr.train writes {RUN_CONFIG} into its run directory); '
-                          f'pass --config')
+        raise ConfigError(
+            f'--config not given and --checkpoint {checkpoint} has no {saved} '
+            f'(edvr.train writes {RUN_CONFIG} into its run directory); '
+            f'pass --config'
+        )
     return load_config(saved)

@@ -14,6 +14,7 @@ orders channels (i * r + j) * c + ch, PyTorch ch * r^2 + i * r + j), and the DCN
 convs (torchvision/mmcv interleave (dy, dx) per group and kernel point; ``ops`` takes a dx
 block, a dy block, then the mask).
 """
+
 import os
 import re
 import sys
@@ -32,6 +33,7 @@ class ConversionError(ValueError):
 
 # --- the layer table: TF variable scope <-> BasicSR module, and the output permutation -----
 
+
 def _pixel_shuffle_permutation(channels_out, factor=2):
     """perm[q] = PyTorch channel feeding TF channel q for a conv followed by a pixel shuffle."""
     perm = np.empty(channels_out * factor * factor, dtype=np.int64)
@@ -45,9 +47,13 @@ def _dcn_offset_permutation(deformable_groups):
     """perm[q] = PyTorch channel of conv_offset feeding TF channel q (dx, dy, mask blocks)."""
     gk = deformable_groups * KERNEL_POINTS
     index = np.arange(gk)
-    return np.concatenate([2 * index + 1,  # dx of point g*K + k: odd channels of cat(o1, o2)
-                           2 * index,      # dy: even channels
-                           2 * gk + index])  # the mask chunk keeps its order
+    return np.concatenate(
+        [
+            2 * index + 1,  # dx of point g*K + k: odd channels of cat(o1, o2)
+            2 * index,  # dy: even channels
+            2 * gk + index,
+        ]
+    )  # the mask chunk keeps its order
 
 
 def layer_table(cfg, scope='edvr'):
@@ -63,8 +69,11 @@ def layer_table(cfg, scope='edvr'):
 
     def dcn(tf_scope, module):
         conv(tf_scope, module)
-        conv(f'{tf_scope}/offset_mask_conv', f'{module}.conv_offset',
-             _dcn_offset_permutation(cfg['deformable_groups']))
+        conv(
+            f'{tf_scope}/offset_mask_conv',
+            f'{module}.conv_offset',
+            _dcn_offset_permutation(cfg['deformable_groups']),
+        )
 
     if cfg['with_predeblur']:
         conv('predeblur/conv_first', 'predeblur.conv_first')
@@ -89,7 +98,7 @@ def layer_table(cfg, scope='edvr'):
 
     for level in (3, 2, 1):
         tf_level, module = f'pcd_alignment/l{level}', 'pcd_align'
-        for j in ((1, 2) if level == 3 else (1, 2, 3)):
+        for j in (1, 2) if level == 3 else (1, 2, 3):
             conv(f'{tf_level}/offset_conv{j}', f'{module}.offset_conv{j}.l{level}')
         dcn(f'{tf_level}/dcn', f'{module}.dcn_pack.l{level}')
         if level < 3:
@@ -150,10 +159,14 @@ _ORIGINAL_RENAME_TABLE = r"""
 ^recon_trunk\.                                 reconstruction.
 ^HRconv\.                                      conv_hr.
 """
-_ORIGINAL_RENAMES = [(re.compile(pattern), replacement)
-                     for pattern, replacement in (line.split() for line in
-                                                  _ORIGINAL_RENAME_TABLE.strip().splitlines()
-                                                  if not line.startswith('#'))]
+_ORIGINAL_RENAMES = [
+    (re.compile(pattern), replacement)
+    for pattern, replacement in (
+        line.split()
+        for line in _ORIGINAL_RENAME_TABLE.strip().splitlines()
+        if not line.startswith('#')
+    )
+]
 # The original numbers the pre-deblur's L1 residual blocks from 1, BasicSR from 0.
 _ORIGINAL_L1_RESBLOCK = re.compile(r'^pre_deblur\.RB_L1_(\d)\.')
 
@@ -169,7 +182,7 @@ def original_to_basicsr(name):
     """Rename one original-EDVR parameter name to its BasicSR name."""
     match = _ORIGINAL_L1_RESBLOCK.match(name)
     if match:
-        return f'predeblur.resblock_l1.{int(match.group(1)) - 1}.{name[match.end():]}'
+        return f'predeblur.resblock_l1.{int(match.group(1)) - 1}.{name[match.end() :]}'
     for pattern, replacement in _ORIGINAL_RENAMES:
         new, count = pattern.subn(replacement, name)
         if count:
@@ -180,20 +193,23 @@ def original_to_basicsr(name):
 def normalize_state_dict(state_dict):
     """Unwrap ``params``/``params_ema``, strip ``module.``, rename original-EDVR names."""
     if not isinstance(state_dict, dict):
-        raise ConversionError(f'expected a state dict (a mapping of names to arrays), got '
-                              f'{type(state_dict).__name__}')
+        raise ConversionError(
+            f'expected a state dict (a mapping of names to arrays), got {type(state_dict).__name__}'
+        )
     for key in ('params', 'params_ema'):
         if key in state_dict and isinstance(state_dict[key], dict):
             state_dict = state_dict[key]
             break
-    state_dict = {(k[len('module.'):] if k.startswith('module.') else k): v
-                  for k, v in state_dict.items()}
+    state_dict = {
+        (k[len('module.') :] if k.startswith('module.') else k): v for k, v in state_dict.items()
+    }
     if is_original_layout(state_dict):
         state_dict = {original_to_basicsr(k): v for k, v in state_dict.items()}
     return {k: np.asarray(v) for k, v in state_dict.items()}
 
 
 # --- conversion ---------------------------------------------------------------------------
+
 
 def to_tf(state_dict, cfg, variable_shapes, scope='edvr'):
     """BasicSR state dict -> {TF variable name: array}.
@@ -215,10 +231,15 @@ def to_tf(state_dict, cfg, variable_shapes, scope='edvr'):
                 continue
             consumed.add(torch_name)
             array = state_dict[torch_name]
-            torch_expected = (expected[3], expected[2], expected[0], expected[1]) \
-                if tf_leaf == 'kernel' else expected
+            torch_expected = (
+                (expected[3], expected[2], expected[0], expected[1])
+                if tf_leaf == 'kernel'
+                else expected
+            )
             if array.shape != torch_expected:
-                mismatches.append(f'{torch_name}: got {tuple(array.shape)}, expected {torch_expected}')
+                mismatches.append(
+                    f'{torch_name}: got {tuple(array.shape)}, expected {torch_expected}'
+                )
                 continue
             array = array.astype(np.float32)
             if perm is not None:
@@ -227,12 +248,15 @@ def to_tf(state_dict, cfg, variable_shapes, scope='edvr'):
     unexpected = set(state_dict) - consumed - set(missing)
     report = mismatch_report(missing, unexpected, mismatches, noun='keys')
     if report:
-        raise ConversionError(f'state dict does not match the config: {report} (is the config '
-                              f'the one the weights were trained with?)')
+        raise ConversionError(
+            f'state dict does not match the config: {report} (is the config '
+            f'the one the weights were trained with?)'
+        )
     unfilled = set(variable_shapes) - set(values)
     if unfilled:
-        raise AssertionError(f'graph variables not covered by the layer table: '
-                             f'{mismatch_report(missing=unfilled)}')
+        raise AssertionError(
+            f'graph variables not covered by the layer table: {mismatch_report(missing=unfilled)}'
+        )
     return values
 
 
@@ -259,29 +283,41 @@ def load_state_dict(path):
     try:
         import torch
     except ImportError:
-        raise ConversionError(f'reading {path} needs PyTorch, which is not installed. '
-                              f'Install it with `pip install -r requirements-torch.txt` '
-                              f'(or pass a .npz of the same names).') from None
+        raise ConversionError(
+            f'reading {path} needs PyTorch, which is not installed. '
+            f'Install it with `pip install -r requirements-torch.txt` '
+            f'(or pass a .npz of the same names).'
+        ) from None
     state = torch.load(path, map_location='cpu', weights_only=True)
 
     def to_numpy(obj):
         if isinstance(obj, dict):
             return {k: to_numpy(v) for k, v in obj.items()}
         return obj.detach().cpu().numpy() if hasattr(obj, 'detach') else obj
+
     return to_numpy(state)
 
 
 def make_parser():
-    parser = cli.tool_parser('convert', __doc__.split('\n')[0],
-                             'YAML config the weights belong to', config_required=True,
-                             threads=False)
-    parser.add_argument('--from_torch', required=True, help='BasicSR/EDVR .pth (or .npz) state dict')
-    parser.add_argument('--output', required=True, help='checkpoint prefix to write, e.g. ckpt/edvr_m')
+    parser = cli.tool_parser(
+        'convert',
+        __doc__.split('\n')[0],
+        'YAML config the weights belong to',
+        config_required=True,
+        threads=False,
+    )
+    parser.add_argument(
+        '--from_torch', required=True, help='BasicSR/EDVR .pth (or .npz) state dict'
+    )
+    parser.add_argument(
+        '--output', required=True, help='checkpoint prefix to write, e.g. ckpt/edvr_m'
+    )
     return parser
 
 
 def run(args):
     from edvr.config import load_config
+
     cfg = load_config(args.config)['model']
     values = to_tf(load_state_dict(args.from_torch), cfg, model_variable_shapes(cfg))
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

@@ -23,8 +23,16 @@ from edvr.session import session_config, threads_from_flags
 from edvr.validation import Evaluator, format_table
 
 
-def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_images=None,
-             comparison=None, verify_pixels=False):
+def evaluate(
+    config,
+    checkpoint,
+    data_dir,
+    split='val',
+    crop_border=0,
+    save_images=None,
+    comparison=None,
+    verify_pixels=False,
+):
     """Restores ``checkpoint`` (prefix or folder) and evaluates ``split`` of ``data_dir``,
     with the thread pools of ``config['threads']``, in the precision of
     ``config['train']['mixed_precision']`` (edvr.precision).
@@ -36,9 +44,13 @@ def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_imag
     spec = reds.check_dataset(data_dir, split, verify_pixels=verify_pixels)
     graph = tf.Graph()
     with graph.as_default():
-        evaluator = Evaluator(data_dir, spec, config, crop_border=crop_border,
-                              compute_dtype=precision.compute_dtype(
-                                  config['train']['mixed_precision']))
+        evaluator = Evaluator(
+            data_dir,
+            spec,
+            config,
+            crop_border=crop_border,
+            compute_dtype=precision.compute_dtype(config['train']['mixed_precision']),
+        )
         kept = {}
         first = spec.videos[0]
 
@@ -46,16 +58,24 @@ def evaluate(config, checkpoint, data_dir, split='val', crop_border=0, save_imag
             if frame['clip'] == first.name and frame['frame'] == first.nframes // 2:
                 kept.update(frame)
 
-        with tf.compat.v1.Session(graph=graph,
-                                  config=session_config(config.get('threads'))) as sess:
+        with tf.compat.v1.Session(
+            graph=graph, config=session_config(config.get('threads'))
+        ) as sess:
             restore(sess, checkpoint, model_variables())
             results = evaluator.run(sess, save_images=save_images, on_frame=keep)
     if comparison and kept:
-        gain = results['clips'][first.name]['edvr']['psnr'] - \
-            results['clips'][first.name]['bicubic']['psnr']
-        save_comparison(comparison, kept['bicubic'], kept['edvr'], kept['gt'],
-                        caption=f'clip {first.name} frame {kept["frame"]}: EDVR {gain:+.2f} dB '
-                                f'PSNR over bicubic (clip average)')
+        gain = (
+            results['clips'][first.name]['edvr']['psnr']
+            - results['clips'][first.name]['bicubic']['psnr']
+        )
+        save_comparison(
+            comparison,
+            kept['bicubic'],
+            kept['edvr'],
+            kept['gt'],
+            caption=f'clip {first.name} frame {kept["frame"]}: EDVR {gain:+.2f} dB '
+            f'PSNR over bicubic (clip average)',
+        )
     try:
         step = checkpoint_step(checkpoint)
     except ValueError:
@@ -70,12 +90,19 @@ def make_parser():
     parser.add_argument('--split', default='val', choices=reds.SPLITS)
     parser.add_argument('--json', help='write the results here as JSON')
     parser.add_argument('--save_images', help='write EDVR output frames here (CLIP/%%08d.png)')
-    parser.add_argument('--crop_border', type=int, default=None,
-                        help='pixels dropped at each border before the metrics '
-                             '(default: train.val_crop_border of the config)')
+    parser.add_argument(
+        '--crop_border',
+        type=int,
+        default=None,
+        help='pixels dropped at each border before the metrics '
+        '(default: train.val_crop_border of the config)',
+    )
     parser.add_argument('--comparison', help='write a bicubic / EDVR / GT crop figure here')
-    parser.add_argument('--verify_pixels', action='store_true',
-                        help='check every PNG fully before starting, not only its header')
+    parser.add_argument(
+        '--verify_pixels',
+        action='store_true',
+        help='check every PNG fully before starting, not only its header',
+    )
     precision.add_precision_flag(parser)
     return parser
 
@@ -84,12 +111,23 @@ def run(args):
     config = load_run_config(args.config, args.checkpoint)
     config['threads'] = threads_from_flags(args, config['threads'])
     config['train']['mixed_precision'] = precision.mixed_from_flags(args, config['train'])
-    crop_border = (config['train']['val_crop_border'] if args.crop_border is None
-                   else args.crop_border)
-    results = evaluate(config, args.checkpoint, args.data_dir, args.split, crop_border,
-                       args.save_images, args.comparison, args.verify_pixels)
-    print(f'{args.split} of {args.data_dir}, checkpoint {results["checkpoint"]}, '
-          f'crop_border {crop_border}')
+    crop_border = (
+        config['train']['val_crop_border'] if args.crop_border is None else args.crop_border
+    )
+    results = evaluate(
+        config,
+        args.checkpoint,
+        args.data_dir,
+        args.split,
+        crop_border,
+        args.save_images,
+        args.comparison,
+        args.verify_pixels,
+    )
+    print(
+        f'{args.split} of {args.data_dir}, checkpoint {results["checkpoint"]}, '
+        f'crop_border {crop_border}'
+    )
     print(format_table(results))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -34,6 +34,7 @@
 
 The library: ``edvr.inference``; exit codes: ``edvr.cli``.
 """
+
 import sys
 
 from edvr import cli
@@ -41,27 +42,51 @@ from edvr.data.frame_indices import PADDINGS
 
 
 def make_parser():
-    parser = cli.tool_parser('infer', 'Restore a clip (PNG frames or a video) with EDVR.',
-                             checkpoint=True)
-    parser.add_argument('--input', required=True,
-                        help='folder of PNG frames (sorted by name) or a video file')
-    parser.add_argument('--output', required=True,
-                        help='video file (with an extension: .mp4, .mkv, ...) or folder for PNGs')
+    parser = cli.tool_parser(
+        'infer', 'Restore a clip (PNG frames or a video) with EDVR.', checkpoint=True
+    )
+    parser.add_argument(
+        '--input', required=True, help='folder of PNG frames (sorted by name) or a video file'
+    )
+    parser.add_argument(
+        '--output',
+        required=True,
+        help='video file (with an extension: .mp4, .mkv, ...) or folder for PNGs',
+    )
     parser.add_argument('--codec', help='video codec of a video output (default: libx264)')
-    parser.add_argument('--crf', type=int, help='constant rate factor of libx264/libx265/libvpx '
-                                                '(default: the codec\'s; 0: lossless with libx264)')
-    parser.add_argument('--fps', type=float,
-                        help='frame rate of a video made from PNG frames (default for a video '
-                             'input: its own rate and timestamps)')
-    parser.add_argument('--padding', default=PADDINGS[0], choices=PADDINGS,
-                        help=f'temporal padding at clip ends (default: {PADDINGS[0]})')
+    parser.add_argument(
+        '--crf',
+        type=int,
+        help='constant rate factor of libx264/libx265/libvpx '
+        '(default: the codec\'s; 0: lossless with libx264)',
+    )
+    parser.add_argument(
+        '--fps',
+        type=float,
+        help='frame rate of a video made from PNG frames (default for a video '
+        'input: its own rate and timestamps)',
+    )
+    parser.add_argument(
+        '--padding',
+        default=PADDINGS[0],
+        choices=PADDINGS,
+        help=f'temporal padding at clip ends (default: {PADDINGS[0]})',
+    )
     parser.add_argument('--tile', type=int, default=None, help='tile size in input pixels')
-    parser.add_argument('--tile_overlap', type=int, default=None,
-                        help='context pixels around each tile (default: the receptive radius)')
-    parser.add_argument('--no_feature_cache', action='store_true',
-                        help='run the whole model on every window (each frame\'s features '
-                             'are otherwise computed once)')
+    parser.add_argument(
+        '--tile_overlap',
+        type=int,
+        default=None,
+        help='context pixels around each tile (default: the receptive radius)',
+    )
+    parser.add_argument(
+        '--no_feature_cache',
+        action='store_true',
+        help='run the whole model on every window (each frame\'s features '
+        'are otherwise computed once)',
+    )
     from edvr import precision
+
     precision.add_precision_flag(parser)
     return parser
 
@@ -71,14 +96,26 @@ def run(args):
     from edvr.config import load_run_config
     from edvr.inference import restore_clip
     from edvr.session import threads_from_flags
+
     config = load_run_config(args.config, args.checkpoint)
     threads = threads_from_flags(args, config['threads'])
     compute_dtype = precision.compute_dtype(precision.mixed_from_flags(args, config['train']))
     try:
-        written = restore_clip(config['model'], args.checkpoint, args.input, args.output,
-                               args.padding, args.tile, args.tile_overlap, threads=threads,
-                               feature_cache=not args.no_feature_cache, codec=args.codec,
-                               crf=args.crf, fps=args.fps, compute_dtype=compute_dtype)
+        written = restore_clip(
+            config['model'],
+            args.checkpoint,
+            args.input,
+            args.output,
+            args.padding,
+            args.tile,
+            args.tile_overlap,
+            threads=threads,
+            feature_cache=not args.no_feature_cache,
+            codec=args.codec,
+            crf=args.crf,
+            fps=args.fps,
+            compute_dtype=compute_dtype,
+        )
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f'nothing written to {args.output}') from None
     if len(written) == 1 and written[0] == args.output:

@@ -8,6 +8,7 @@ for ``edvr.infer`` (NumPy, ``pad_to_multiple``) and the validation of ``edvr.eva
 ``edvr.train`` (in the graph, ``pad_to_multiple_graph``), so both restore a frame whose size is
 not a multiple of 4 the same way.
 """
+
 import numpy as np
 from tqdm import tqdm
 
@@ -26,12 +27,16 @@ def clip_windows(num_frames_in_clip, num_frame, padding):
         raise InferenceError(f'--padding must be one of {", ".join(PADDINGS)}, got {padding!r}')
     minimum = min_clip_frames(num_frame, padding)
     if num_frames_in_clip < minimum:
-        raise InferenceError(f'the clip has {num_frames_in_clip} frames; --padding {padding} with a '
-                             f'{num_frame}-frame model needs at least {minimum} '
-                             f'(--padding replicate works with any number)')
+        raise InferenceError(
+            f'the clip has {num_frames_in_clip} frames; --padding {padding} with a '
+            f'{num_frame}-frame model needs at least {minimum} '
+            f'(--padding replicate works with any number)'
+        )
     try:
-        return [window_indices(center, num_frames_in_clip, num_frame, padding)
-                for center in range(num_frames_in_clip)]
+        return [
+            window_indices(center, num_frames_in_clip, num_frame, padding)
+            for center in range(num_frames_in_clip)
+        ]
     except ValueError as e:
         raise InferenceError(f'--padding {padding}: {e}') from None
 
@@ -58,10 +63,12 @@ def pad_to_multiple_graph(frames, multiple):
     ``multiple`` (the validation's; smaller ones fail in tf.pad); returns the padded frames
     and the original h and w as tensors."""
     import tensorflow as tf
+
     h, w = tf.shape(frames)[2], tf.shape(frames)[3]
     pad_h, pad_w = pad_amounts(h, w, multiple)
-    padded = tf.pad(frames, [[0, 0], [0, 0], [0, pad_h], [0, pad_w], [0, 0]],
-                    mode=SPATIAL_PAD_MODE.upper())
+    padded = tf.pad(
+        frames, [[0, 0], [0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode=SPATIAL_PAD_MODE.upper()
+    )
     return padded, h, w
 
 
@@ -72,11 +79,12 @@ def receptive_radius(cfg):
     path (in input pixels), rounded up to the size multiple.
     """
     from edvr.model import size_multiple
-    radius = 1 + 2 * cfg['num_extract_block']       # conv_first, extraction blocks
+
+    radius = 1 + 2 * cfg['num_extract_block']  # conv_first, extraction blocks
     if cfg['with_predeblur']:
-        radius += 64 if cfg['hr_in'] else 40        # its L3 blocks run at 1/4 (1/16) scale
-    radius += 48                                    # pyramid + PCD (L3 convs count x4)
-    radius += 24 if cfg['with_tsa'] else 0          # TSA pyramid at 1/2 and 1/4
+        radius += 64 if cfg['hr_in'] else 40  # its L3 blocks run at 1/4 (1/16) scale
+    radius += 48  # pyramid + PCD (L3 convs count x4)
+    radius += 24 if cfg['with_tsa'] else 0  # TSA pyramid at 1/2 and 1/4
     radius += 2 * cfg['num_reconstruct_block'] + 4  # reconstruction and upsampling
     if cfg['hr_in']:
         radius *= 4
@@ -102,6 +110,7 @@ def tile_spans(size, tile, overlap, multiple):
 
 # --- the model ----------------------------------------------------------------------------
 
+
 class Restorer:
     """An EDVR graph and session for one config and checkpoint; call it on a window.
 
@@ -119,6 +128,7 @@ class Restorer:
         from edvr.checkpoint import resolve_checkpoint, restore
         from edvr.model import build_edvr, center_frame_index, output_scale, size_multiple
         from edvr.session import session_config
+
         self.cfg = cfg
         self.center = center_frame_index(cfg)
         self.compute_dtype = compute_dtype or tf.float32
@@ -127,7 +137,8 @@ class Restorer:
         self._towers = {}
         with self.graph.as_default():
             self.frames = tf.compat.v1.placeholder(
-                tf.float32, [1, cfg['num_frame'], None, None, cfg['num_in_ch']], name='frames')
+                tf.float32, [1, cfg['num_frame'], None, None, cfg['num_in_ch']], name='frames'
+            )
             self.output, _ = build_edvr(self.frames, cfg, compute_dtype=self.compute_dtype)
             self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(threads))
             restore(self.sess, resolve_checkpoint(checkpoint), tf.compat.v1.global_variables())
@@ -143,12 +154,16 @@ class Restorer:
             import tensorflow as tf
 
             from edvr.model import build_edvr
+
             with self.graph.as_default():
                 frames = tf.compat.v1.placeholder(
-                    tf.float32, [1, self.cfg['num_frame'], key[0], key[1], self.cfg['num_in_ch']],
-                    name=f'frames_{key[0]}x{key[1]}')
-                output, _ = build_edvr(frames, self.cfg, reuse=True,
-                                       compute_dtype=self.compute_dtype)
+                    tf.float32,
+                    [1, self.cfg['num_frame'], key[0], key[1], self.cfg['num_in_ch']],
+                    name=f'frames_{key[0]}x{key[1]}',
+                )
+                output, _ = build_edvr(
+                    frames, self.cfg, reuse=True, compute_dtype=self.compute_dtype
+                )
             self._towers[key] = (frames, output)
         return self._towers[key]
 
@@ -160,14 +175,21 @@ class Restorer:
             import tensorflow as tf
 
             from edvr.model import build_frame_features
+
             with self.graph.as_default():
                 frame = tf.compat.v1.placeholder(
-                    tf.float32, [1, key[1], key[2], self.cfg['num_in_ch']],
-                    name=f'frame_{key[1]}x{key[2]}')
+                    tf.float32,
+                    [1, key[1], key[2], self.cfg['num_in_ch']],
+                    name=f'frame_{key[1]}x{key[2]}',
+                )
                 # Fetched through Identity: grappler's remapper fails on a fetched IdentityN
                 # (lrelu's custom gradient) whose input it fuses, and skips the whole graph.
-                feats = [tf.identity(f) for f in build_frame_features(
-                    frame, self.cfg, reuse=True, compute_dtype=self.compute_dtype)]
+                feats = [
+                    tf.identity(f)
+                    for f in build_frame_features(
+                        frame, self.cfg, reuse=True, compute_dtype=self.compute_dtype
+                    )
+                ]
                 self._towers[key] = (frame, feats)
         return self._towers[key]
 
@@ -180,16 +202,23 @@ class Restorer:
             import tensorflow as tf
 
             from edvr.model import build_window_from_features
+
             _, feats = self.feature_tower(height, width)
             t = self.cfg['num_frame']
             with self.graph.as_default():
                 placeholders = [
-                    tf.compat.v1.placeholder(f.dtype, [t] + f.shape.as_list()[1:],
-                                             name=f'window_l{level + 1}_{key[1]}x{key[2]}')
-                    for level, f in enumerate(feats)]
+                    tf.compat.v1.placeholder(
+                        f.dtype,
+                        [t] + f.shape.as_list()[1:],
+                        name=f'window_l{level + 1}_{key[1]}x{key[2]}',
+                    )
+                    for level, f in enumerate(feats)
+                ]
                 center = tf.compat.v1.placeholder(
-                    tf.float32, [1, key[1], key[2], self.cfg['num_in_ch']],
-                    name=f'center_{key[1]}x{key[2]}')
+                    tf.float32,
+                    [1, key[1], key[2], self.cfg['num_in_ch']],
+                    name=f'center_{key[1]}x{key[2]}',
+                )
                 output, _ = build_window_from_features(placeholders, center, self.cfg, reuse=True)
             self._towers[key] = (placeholders, center, output)
         return self._towers[key]
@@ -207,10 +236,13 @@ class Restorer:
         def features(index):
             return self.sess.run(feats, {frame: frames[index][None, r0:r1, q0:q1]})
 
-        per_frame = [cache.get((index, region), lambda index=index: features(index))
-                     for index in window]
-        feed = {placeholder: np.concatenate([f[level] for f in per_frame])
-                for level, placeholder in enumerate(placeholders)}
+        per_frame = [
+            cache.get((index, region), lambda index=index: features(index)) for index in window
+        ]
+        feed = {
+            placeholder: np.concatenate([f[level] for f in per_frame])
+            for level, placeholder in enumerate(placeholders)
+        }
         feed[center] = frames[window[self.center]][None, r0:r1, q0:q1]
         return self.sess.run(output, feed)[0]
 
@@ -223,11 +255,14 @@ class Restorer:
         """
         height, width = frames[window[0]].shape[:2]
         if cache is None:
+
             def run(r0, r1, q0, q1):
                 return self._run(np.stack([frames[i][r0:r1, q0:q1] for i in window]))
         else:
+
             def run(r0, r1, q0, q1):
                 return self._run_cached(frames, window, (r0, r1, q0, q1), cache)
+
         if tile is None:
             return run(0, height, 0, width)
         s = self.scale
@@ -235,20 +270,22 @@ class Restorer:
         for r0, r1, c0, c1 in tile_spans(height, tile, overlap, self.multiple):
             for q0, q1, d0, d1 in tile_spans(width, tile, overlap, self.multiple):
                 part = run(r0, r1, q0, q1)
-                out[c0 * s:c1 * s, d0 * s:d1 * s] = \
-                    part[(c0 - r0) * s:(c1 - r0) * s, (d0 - q0) * s:(d1 - q0) * s]
+                out[c0 * s : c1 * s, d0 * s : d1 * s] = part[
+                    (c0 - r0) * s : (c1 - r0) * s, (d0 - q0) * s : (d1 - q0) * s
+                ]
         return out
 
     def __call__(self, window, tile=None, overlap=0):
         """window: (t, h, w, c) float32 -> (h * s, w * s, c), s = 4 (1 with hr_in)."""
         padded, (h, w) = pad_to_multiple(window, self.multiple)
         out = self.restore(dict(enumerate(padded)), list(range(len(padded))), tile, overlap)
-        return out[:h * self.scale, :w * self.scale]
+        return out[: h * self.scale, : w * self.scale]
 
 
 def check_tiling(cfg, tile, overlap):
     """The overlap to use with ``--tile`` (default: the receptive radius); errors on bad values."""
     from edvr.model import size_multiple
+
     if tile is None:
         return 0
     multiple = size_multiple(cfg)
@@ -260,33 +297,58 @@ def check_tiling(cfg, tile, overlap):
     return overlap
 
 
-def restore_stream(restorer, source, sink, padding='reflection_circle', tile=None, overlap=0,
-                   feature_cache=True, progress=True):
+def restore_stream(
+    restorer,
+    source,
+    sink,
+    padding='reflection_circle',
+    tile=None,
+    overlap=0,
+    feature_cache=True,
+    progress=True,
+):
     """Restore every frame of ``source`` (edvr.video) into ``sink`` as the clip streams;
     returns the FeatureCache (None without ``feature_cache``). The sink is not committed."""
     from edvr.model.feature_cache import FeatureCache
     from edvr.video import sliding_windows
+
     num_frame = restorer.cfg['num_frame']
     cache = FeatureCache() if feature_cache else None
-    padded = (frame._replace(pixels=pad_to_multiple(frame.pixels, restorer.multiple)[0])
-              for frame in source)
+    padded = (
+        frame._replace(pixels=pad_to_multiple(frame.pixels, restorer.multiple)[0])
+        for frame in source
+    )
     h, w = source.size
     s = restorer.scale
     with tqdm(total=source.count, desc='edvr.infer', unit='frame', disable=not progress) as bar:
         for center, window, held in sliding_windows(
-                padded, num_frame, padding, lambda n: clip_windows(n, num_frame, padding)):
+            padded, num_frame, padding, lambda n: clip_windows(n, num_frame, padding)
+        ):
             pixels = {index: held[index].pixels for index in window}
             out = restorer.restore(pixels, window, tile, overlap, cache)
-            sink.write(held[center], out[:h * s, :w * s])
+            sink.write(held[center], out[: h * s, : w * s])
             if cache is not None:
                 cache.release_before(center + 1 - (num_frame - 1))
             bar.update()
     return cache
 
 
-def restore_clip(cfg, checkpoint, input_path, output_path, padding='reflection_circle', tile=None,
-                 overlap=None, progress=True, threads=None, feature_cache=True, codec=None,
-                 crf=None, fps=None, compute_dtype=None):
+def restore_clip(
+    cfg,
+    checkpoint,
+    input_path,
+    output_path,
+    padding='reflection_circle',
+    tile=None,
+    overlap=None,
+    progress=True,
+    threads=None,
+    feature_cache=True,
+    codec=None,
+    crf=None,
+    fps=None,
+    compute_dtype=None,
+):
     """Restore every frame of ``input_path`` (PNG folder or video) into ``output_path`` (PNG
     folder or video file, see edvr.video); returns the written paths. Nothing appears under
     ``output_path`` unless the whole clip was restored.
@@ -295,6 +357,7 @@ def restore_clip(cfg, checkpoint, input_path, output_path, padding='reflection_c
     ``compute_dtype``: the model's (edvr.precision.compute_dtype; None: float32)."""
     from edvr import video
     from edvr.model import output_scale
+
     overlap = check_tiling(cfg, tile, overlap)
     if padding not in PADDINGS:
         raise InferenceError(f'--padding must be one of {", ".join(PADDINGS)}, got {padding!r}')
@@ -303,13 +366,15 @@ def restore_clip(cfg, checkpoint, input_path, output_path, padding='reflection_c
         if source.count is not None:  # a clip too short is an error before any work
             clip_windows(source.count, cfg['num_frame'], padding)
         scale = output_scale(cfg)
-        sink = video.open_sink(output_path, source,
-                               (source.size[0] * scale, source.size[1] * scale), codec, crf, fps)
+        sink = video.open_sink(
+            output_path, source, (source.size[0] * scale, source.size[1] * scale), codec, crf, fps
+        )
         try:
             restorer = Restorer(cfg, checkpoint, threads, compute_dtype)
             try:
-                restore_stream(restorer, source, sink, padding, tile, overlap, feature_cache,
-                               progress)
+                restore_stream(
+                    restorer, source, sink, padding, tile, overlap, feature_cache, progress
+                )
             finally:
                 restorer.close()
             return sink.commit()

@@ -31,10 +31,12 @@ def image_metrics(prediction, target, crop_border=0):
     prediction = crop_borders(tf.cast(prediction, tf.float32), crop_border)
     target = crop_borders(tf.cast(target, tf.float32), crop_border)
     pred_y, target_y = rgb_to_y(prediction), rgb_to_y(target)
-    return {'psnr': tf.image.psnr(prediction, target, max_val=255.0),
-            'ssim': tf.image.ssim(prediction, target, max_val=255.0),
-            'psnr_y': tf.image.psnr(pred_y, target_y, max_val=255.0),
-            'ssim_y': tf.image.ssim(pred_y, target_y, max_val=255.0)}
+    return {
+        'psnr': tf.image.psnr(prediction, target, max_val=255.0),
+        'ssim': tf.image.ssim(prediction, target, max_val=255.0),
+        'psnr_y': tf.image.psnr(pred_y, target_y, max_val=255.0),
+        'ssim_y': tf.image.ssim(pred_y, target_y, max_val=255.0),
+    }
 
 
 def to_uint8(images):

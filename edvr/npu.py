@@ -18,6 +18,7 @@ of every variable from rank 0 at start.
 
 Without npu_bridge every entry point raises NpuUnavailableError saying what is missing.
 """
+
 import importlib
 import os
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ DEFAULT_PRECISION_MODE = "allow_fp32_to_fp16"
 
 class NpuUnavailableError(RuntimeError):
     """--device npu was asked for, but CANN's TF adapter cannot be used here."""
+
     exit_code = 2  # edvr.cli.EXIT_USAGE
 
 
@@ -52,13 +54,15 @@ def load_npu_bridge():
             raise NpuUnavailableError(
                 "--device npu needs CANN's TensorFlow adapter (npu_bridge for TF 1.15, from the "
                 "Ascend toolkit; run `source <toolkit>/set_env.sh` in a TF 1.15 environment). "
-                "Importing %s failed: %s" % (name, error)) from error
+                "Importing %s failed: %s" % (name, error)
+            ) from error
     return modules
 
 
 @dataclass(frozen=True)
 class ClusterInfo:
     """This process's place in an HCCL job (one process per NPU), from the modelzoo variables."""
+
     rank_size: int = 1
     rank_id: int = 0
     device_id: int = 0
@@ -74,17 +78,27 @@ class ClusterInfo:
                 return int(value)
             except ValueError:
                 raise ValueError("%s: expected an integer, got %r" % (name, value)) from None
-        info = cls(integer("RANK_SIZE", 1), integer("RANK_ID", 0), integer("DEVICE_ID", 0),
-                   env.get("RANK_TABLE_FILE", ""))
+
+        info = cls(
+            integer("RANK_SIZE", 1),
+            integer("RANK_ID", 0),
+            integer("DEVICE_ID", 0),
+            env.get("RANK_TABLE_FILE", ""),
+        )
         if info.rank_size < 1 or not 0 <= info.rank_id < info.rank_size:
-            raise ValueError("RANK_ID: expected 0 <= RANK_ID < RANK_SIZE=%d, got %d"
-                             % (info.rank_size, info.rank_id))
+            raise ValueError(
+                "RANK_ID: expected 0 <= RANK_ID < RANK_SIZE=%d, got %d"
+                % (info.rank_size, info.rank_id)
+            )
         if not 0 <= info.device_id < 8:
-            raise ValueError("DEVICE_ID: expected 0..7 (NPUs of one Ascend 910 server), got %d"
-                             % info.device_id)
+            raise ValueError(
+                "DEVICE_ID: expected 0..7 (NPUs of one Ascend 910 server), got %d" % info.device_id
+            )
         if info.distributed and not os.path.isfile(info.rank_table_file):
-            raise ValueError("RANK_TABLE_FILE: RANK_SIZE=%d needs the HCCL rank table json, got %r"
-                             % (info.rank_size, info.rank_table_file))
+            raise ValueError(
+                "RANK_TABLE_FILE: RANK_SIZE=%d needs the HCCL rank table json, got %r"
+                % (info.rank_size, info.rank_table_file)
+            )
         return info
 
     @property
@@ -95,20 +109,35 @@ class ClusterInfo:
 class NpuTraining:
     """Session config, optimizer wrapping and start-up broadcast for training on Ascend NPUs."""
 
-    def __init__(self, cluster, mixed_precision=True, loss_scale="dynamic", bridge=None,
-                 init_loss_scale=2.0 ** 32, incr_every_n_steps=1000, decr_every_n_nan_or_inf=2,
-                 decr_ratio=0.5):
+    def __init__(
+        self,
+        cluster,
+        mixed_precision=True,
+        loss_scale="dynamic",
+        bridge=None,
+        init_loss_scale=2.0**32,
+        incr_every_n_steps=1000,
+        decr_every_n_nan_or_inf=2,
+        decr_ratio=0.5,
+    ):
         """loss_scale: "dynamic", a positive number (fixed scale) or None (no scaling)."""
-        if not (loss_scale in ("dynamic", None) or
-                (isinstance(loss_scale, (int, float)) and loss_scale > 0)):
-            raise ValueError("loss_scale: expected 'dynamic', a positive number or None, got %r"
-                             % (loss_scale,))
+        if not (
+            loss_scale in ("dynamic", None)
+            or (isinstance(loss_scale, (int, float)) and loss_scale > 0)
+        ):
+            raise ValueError(
+                "loss_scale: expected 'dynamic', a positive number or None, got %r" % (loss_scale,)
+            )
         self.bridge = bridge if bridge is not None else load_npu_bridge()
         self.cluster = cluster
         self.mixed_precision = mixed_precision
         self.loss_scale = loss_scale
-        self.dynamic_scale = dict(init_loss_scale=init_loss_scale, incr_every_n_steps=incr_every_n_steps,
-                                  decr_every_n_nan_or_inf=decr_every_n_nan_or_inf, decr_ratio=decr_ratio)
+        self.dynamic_scale = dict(
+            init_loss_scale=init_loss_scale,
+            incr_every_n_steps=incr_every_n_steps,
+            decr_every_n_nan_or_inf=decr_every_n_nan_or_inf,
+            decr_ratio=decr_ratio,
+        )
 
     @classmethod
     def from_env(cls, env=None, **kwargs):
@@ -122,7 +151,9 @@ class NpuTraining:
 
     def session_config(self, config=None):
         """A ConfigProto whose graph is compiled for the NPU by the NpuOptimizer pass."""
-        config = config if config is not None else tf.compat.v1.ConfigProto(allow_soft_placement=True)
+        config = (
+            config if config is not None else tf.compat.v1.ConfigProto(allow_soft_placement=True)
+        )
         rewrite = config.graph_options.rewrite_options
         npu_pass = rewrite.custom_optimizers.add()
         npu_pass.name = "NpuOptimizer"
@@ -148,7 +179,8 @@ class NpuTraining:
             optimizer = self.bridge["optimizer"].NPUDistributedOptimizer(optimizer)
         if self.loss_scale is not None:
             optimizer = self.bridge["loss_scale_optimizer"].NPULossScaleOptimizer(
-                optimizer, self.loss_scale_manager(), is_distributed=self.cluster.distributed)
+                optimizer, self.loss_scale_manager(), is_distributed=self.cluster.distributed
+            )
         return optimizer
 
     def broadcast_variables(self, variables=None, root_rank=0):

@@ -13,6 +13,7 @@ Casts are explicit (``build_edvr(..., compute_dtype=tf.bfloat16)``) rather than 
 auto-mixed-precision pass, so the graph is the same on TF 1.15 and TF 2.x and our ops sit
 between bfloat16 convolutions with no Cast around them.
 """
+
 import argparse
 import warnings
 
@@ -50,20 +51,27 @@ def compute_dtype(mixed_precision, device='cpu', cpuinfo='/proc/cpuinfo'):
     if cpu_has_native_bfloat16(cpuinfo):
         return tf.bfloat16
     if not _warned:
-        warnings.warn('mixed precision asked for (train.mixed_precision or --precision mixed), '
-                      'but this CPU has no native bfloat16 (none of %s in %s); computing in '
-                      'float32' % (', '.join(NATIVE_BFLOAT16_FLAGS), cpuinfo),
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            'mixed precision asked for (train.mixed_precision or --precision mixed), '
+            'but this CPU has no native bfloat16 (none of %s in %s); computing in '
+            'float32' % (', '.join(NATIVE_BFLOAT16_FLAGS), cpuinfo),
+            RuntimeWarning,
+            stacklevel=2,
+        )
         _warned = True
     return tf.float32
 
 
 def add_precision_flag(parser):
     """Adds --precision mixed|fp32 (overriding the config's train.mixed_precision)."""
-    parser.add_argument('--precision', choices=PRECISIONS, default=None,
-                        help='mixed: bfloat16 compute on CPUs with native bfloat16 (float16 on '
-                             'the NPU); fp32: float32 throughout (default: '
-                             'train.mixed_precision of the config)')
+    parser.add_argument(
+        '--precision',
+        choices=PRECISIONS,
+        default=None,
+        help='mixed: bfloat16 compute on CPUs with native bfloat16 (float16 on '
+        'the NPU); fp32: float32 throughout (default: '
+        'train.mixed_precision of the config)',
+    )
 
 
 def mixed_from_flags(args, train_cfg):
@@ -72,8 +80,9 @@ def mixed_from_flags(args, train_cfg):
     if precision is None:
         return bool(train_cfg['mixed_precision'])
     if precision not in PRECISIONS:
-        raise argparse.ArgumentTypeError('--precision must be one of %s, got %r'
-                                         % (PRECISIONS, precision))
+        raise argparse.ArgumentTypeError(
+            '--precision must be one of %s, got %r' % (PRECISIONS, precision)
+        )
     return precision == 'mixed'
 
 

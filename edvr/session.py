@@ -6,6 +6,7 @@ Session; later sessions' thread settings are silently ignored. The tools create 
 so this does not bite them; a process with many sessions (the benchmarks) calls
 ``start_thread_pools`` first.
 """
+
 import os
 
 import tensorflow as tf
@@ -31,8 +32,10 @@ def thread_counts(threads=None):
     for key in ('intra_op', 'inter_op'):
         if threads.get(key, 0) < 0:
             raise ValueError(f'threads.{key} must be >= 0 (0: automatic), got {threads[key]}')
-    return (threads.get('intra_op') or available_cpus(),
-            threads.get('inter_op') or available_cpus())
+    return (
+        threads.get('intra_op') or available_cpus(),
+        threads.get('inter_op') or available_cpus(),
+    )
 
 
 def session_config(threads=None, config=None):
@@ -53,12 +56,20 @@ def start_thread_pools(threads=None):
 
 def add_thread_flags(parser):
     """Adds --intra_op_threads and --inter_op_threads (overriding the config's ``threads``)."""
-    parser.add_argument('--intra_op_threads', type=int, default=None,
-                        help='threads inside one op (default: threads.intra_op of the config, '
-                             '0 = every available CPU)')
-    parser.add_argument('--inter_op_threads', type=int, default=None,
-                        help='ops run concurrently (default: threads.inter_op of the config, '
-                             '0 = every available CPU)')
+    parser.add_argument(
+        '--intra_op_threads',
+        type=int,
+        default=None,
+        help='threads inside one op (default: threads.intra_op of the config, '
+        '0 = every available CPU)',
+    )
+    parser.add_argument(
+        '--inter_op_threads',
+        type=int,
+        default=None,
+        help='ops run concurrently (default: threads.inter_op of the config, '
+        '0 = every available CPU)',
+    )
 
 
 def threads_from_flags(args, threads=None):

@@ -48,26 +48,38 @@ DEFAULT_DATA = os.path.join(REPO, 'data', 'synthetic')
 
 
 def make_parser():
-    parser = cli.tool_parser('train', __doc__.split('\n\n')[0], 'YAML config',
-                             config_default=DEFAULT_CONFIG)
-    parser.add_argument('--data_dir', default=None,
-                        help=f'dataset in the seed layout (default {DEFAULT_DATA}, generated '
-                             f'on first use)')
-    parser.add_argument('--output', default=None,
-                        help='run folder: checkpoints, TensorBoard logs, config copy '
-                             '(default runs/<config name>)')
+    parser = cli.tool_parser(
+        'train', __doc__.split('\n\n')[0], 'YAML config', config_default=DEFAULT_CONFIG
+    )
+    parser.add_argument(
+        '--data_dir',
+        default=None,
+        help=f'dataset in the seed layout (default {DEFAULT_DATA}, generated on first use)',
+    )
+    parser.add_argument(
+        '--output',
+        default=None,
+        help='run folder: checkpoints, TensorBoard logs, config copy (default runs/<config name>)',
+    )
     parser.add_argument('--max_steps', type=int, help='override train.max_steps')
     parser.add_argument('--batch_size', type=int, help='override train.batch_size')
-    parser.add_argument('--max_minutes', type=float,
-                        help='override train.max_minutes (wall-clock limit on training steps)')
-    parser.add_argument('--resume', action='store_true',
-                        help='continue from the latest checkpoint in --output')
+    parser.add_argument(
+        '--max_minutes',
+        type=float,
+        help='override train.max_minutes (wall-clock limit on training steps)',
+    )
+    parser.add_argument(
+        '--resume', action='store_true', help='continue from the latest checkpoint in --output'
+    )
     parser.add_argument('--device', default='cpu', choices=('cpu', 'npu'))
     parser.add_argument('--no_progress', action='store_true', help='no tqdm bar (logs only)')
-    parser.add_argument('--collective_timeout', type=float,
-                        help='multi-worker (TF_CONFIG): seconds to wait for the other workers '
-                             'in an all-reduce before stopping with an error naming the lost '
-                             'one (default distributed.collective_timeout of the config, 60)')
+    parser.add_argument(
+        '--collective_timeout',
+        type=float,
+        help='multi-worker (TF_CONFIG): seconds to wait for the other workers '
+        'in an all-reduce before stopping with an error naming the lost '
+        'one (default distributed.collective_timeout of the config, 60)',
+    )
     precision.add_precision_flag(parser)
     return parser
 
@@ -98,11 +110,14 @@ def prepare_output(output, config, resume, chief=True, log=print):
         os.makedirs(output, exist_ok=True)
     saved_config = os.path.join(output, 'config.yaml')
     if not resume:
-        existing = sorted(glob.glob(os.path.join(output, '*.index'))) or \
-            [p for p in [os.path.join(output, STATE_FILE)] if os.path.isfile(p)]
+        existing = sorted(glob.glob(os.path.join(output, '*.index'))) or [
+            p for p in [os.path.join(output, STATE_FILE)] if os.path.isfile(p)
+        ]
         if existing:
-            raise FileExistsError(f'{output} already holds checkpoint {existing[-1]}; pass '
-                                  f'--resume to continue it, or choose another --output')
+            raise FileExistsError(
+                f'{output} already holds checkpoint {existing[-1]}; pass '
+                f'--resume to continue it, or choose another --output'
+            )
     latest = newest_intact_checkpoint(output, warn=log) if resume else None
     if resume and not latest:
         raise FileNotFoundError(f'--resume: no checkpoint in {output}')
@@ -110,11 +125,15 @@ def prepare_output(output, config, resume, chief=True, log=print):
         with open(saved_config) as f:
             previous = yaml.safe_load(f)
         if not isinstance(previous, dict):
-            raise ValueError(f'--resume: {saved_config} holds no config mapping (got '
-                             f'{type(previous).__name__}); restore it or start a new run')
+            raise ValueError(
+                f'--resume: {saved_config} holds no config mapping (got '
+                f'{type(previous).__name__}); restore it or start a new run'
+            )
         if previous.get('model') != config['model']:
-            raise ValueError(f'--resume: model section of the config differs from the one the '
-                             f'run in {output} was started with ({saved_config})')
+            raise ValueError(
+                f'--resume: model section of the config differs from the one the '
+                f'run in {output} was started with ({saved_config})'
+            )
     if chief:  # atomically: with several workers, the others may be reading it right now
         partial = f'{saved_config}.tmp-{os.getpid()}'
         with open(partial, 'w') as f:
@@ -133,20 +152,48 @@ def train(args, log=print):
         synthetic.ensure_dataset(data_dir, log=log)
     train_spec, val_spec = loop.check_data(data_dir, config, log)
     output = args.output or os.path.join(
-        REPO, 'runs', os.path.splitext(os.path.basename(args.config))[0])
+        REPO, 'runs', os.path.splitext(os.path.basename(args.config))[0]
+    )
     latest = prepare_output(output, config, args.resume, cluster.chief, log=log)
-    return loop.run_training(config, cluster, data_dir, train_spec, val_spec, output, latest,
-                             device=args.device, progress=not args.no_progress,
-                             resume_command=resume_command(args, data_dir, output), log=log)
+    return loop.run_training(
+        config,
+        cluster,
+        data_dir,
+        train_spec,
+        val_spec,
+        output,
+        latest,
+        device=args.device,
+        progress=not args.no_progress,
+        resume_command=resume_command(args, data_dir, output),
+        log=log,
+    )
 
 
 def resume_command(args, data_dir, output):
     """The command line that continues this run, with the same overrides (the batch size
     decides where the input stream restarts)."""
-    parts = ['python', '-m', 'edvr.train', '--config', args.config, '--data_dir', data_dir,
-             '--output', output, '--resume']
-    for flag in ('max_steps', 'batch_size', 'max_minutes', 'intra_op_threads',
-                 'inter_op_threads', 'precision', 'collective_timeout'):
+    parts = [
+        'python',
+        '-m',
+        'edvr.train',
+        '--config',
+        args.config,
+        '--data_dir',
+        data_dir,
+        '--output',
+        output,
+        '--resume',
+    ]
+    for flag in (
+        'max_steps',
+        'batch_size',
+        'max_minutes',
+        'intra_op_threads',
+        'inter_op_threads',
+        'precision',
+        'collective_timeout',
+    ):
         if getattr(args, flag, None) is not None:
             parts += [f'--{flag}', str(getattr(args, flag))]
     if args.device != 'cpu':
@@ -157,6 +204,7 @@ def resume_command(args, data_dir, output):
 def main(argv=None):
     def body(args):
         train(args, log=lambda message: tqdm.write(str(message)))
+
     return cli.main('train', make_parser(), body, argv)
 
 

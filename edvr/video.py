@@ -13,6 +13,7 @@
 A video keeps its frame rate, time base and every frame's timestamp (variable frame rate
 survives), and its audio streams are copied packet by packet (no re-encoding).
 """
+
 import collections
 import os
 import queue
@@ -28,8 +29,7 @@ DEFAULT_CODEC = 'libx264'
 # subsampling; every other codec gets yuv420p (what players expect) when it supports it.
 LOSSLESS_RGB_CODECS = ('ffv1', 'png', 'ffvhuff', 'huffyuv', 'utvideo', 'libx264rgb', 'qtrle')
 RGB_FORMATS = ('rgb24', 'bgr0', 'gbrp')
-CRF_CODECS = ('libx264', 'libx264rgb', 'libx265', 'libvpx', 'libvpx-vp9', 'libaom-av1',
-              'libsvtav1')
+CRF_CODECS = ('libx264', 'libx264rgb', 'libx265', 'libvpx', 'libvpx-vp9', 'libaom-av1', 'libsvtav1')
 QUEUE_FRAMES = 8  # decoded frames the decoding thread may run ahead of the model
 
 Frame = collections.namedtuple('Frame', 'index name pixels pts')
@@ -43,16 +43,22 @@ class VideoError(ValueError):
 
 # --- PNG frames ---------------------------------------------------------------------------
 
+
 def list_frames(input_dir):
     """Sorted paths of the PNG frames in ``input_dir``; errors on other files or none."""
     if not os.path.isdir(input_dir):
         raise VideoError(f'--input {input_dir}: not a directory')
-    names = sorted(n for n in os.listdir(input_dir)
-                   if not n.startswith('.') and os.path.isfile(os.path.join(input_dir, n)))
+    names = sorted(
+        n
+        for n in os.listdir(input_dir)
+        if not n.startswith('.') and os.path.isfile(os.path.join(input_dir, n))
+    )
     others = [n for n in names if not n.lower().endswith('.png')]
     if others:
-        raise VideoError(f'--input {input_dir}: expected only PNG frames, found other files: '
-                         f'{", ".join(others[:5])}{" ..." if len(others) > 5 else ""}')
+        raise VideoError(
+            f'--input {input_dir}: expected only PNG frames, found other files: '
+            f'{", ".join(others[:5])}{" ..." if len(others) > 5 else ""}'
+        )
     if not names:
         raise VideoError(f'--input {input_dir}: no PNG frames found (the folder is empty)')
     return [os.path.join(input_dir, n) for n in names]
@@ -62,8 +68,10 @@ def _open_png(path):
     image = Image.open(path)
     if image.format != 'PNG' or image.mode not in IMAGE_MODES:
         image.close()
-        raise VideoError(f'{path}: expected an 8-bit PNG ({"/".join(IMAGE_MODES)}), '
-                         f'got {image.format} in mode {image.mode}')
+        raise VideoError(
+            f'{path}: expected an 8-bit PNG ({"/".join(IMAGE_MODES)}), '
+            f'got {image.format} in mode {image.mode}'
+        )
     return image
 
 
@@ -111,7 +119,8 @@ class PngSource:
                 raise VideoError(
                     f'{path}: frame size {width}x{height} differs from '
                     f'{os.path.basename(self.paths[0])} ({size[1]}x{size[0]}); '
-                    f'all frames of a clip must have one size')
+                    f'all frames of a clip must have one size'
+                )
         self.size = size  # (h, w)
 
     def __iter__(self):
@@ -124,8 +133,10 @@ class PngSource:
 
 # --- video files --------------------------------------------------------------------------
 
+
 def _ffmpeg_errors():
     import av
+
     return (av.FFmpegError, ValueError, OSError)  # av.FFmpegError subclasses OSError/ValueError
 
 
@@ -140,6 +151,7 @@ class VideoSource:
 
     def __init__(self, path):
         import av
+
         self.path = path
         if not os.path.isfile(path):
             raise VideoError(f'--input {path}: no such file or folder')
@@ -165,8 +177,9 @@ class VideoSource:
     def __iter__(self):
         items = queue.Queue(maxsize=QUEUE_FRAMES)
         end = object()
-        self._thread = threading.Thread(target=self._decode, args=(items, end), daemon=True,
-                                        name='edvr-video-decode')
+        self._thread = threading.Thread(
+            target=self._decode, args=(items, end), daemon=True, name='edvr-video-decode'
+        )
         self._thread.start()
         while True:
             item = items.get()
@@ -203,7 +216,8 @@ class VideoSource:
                             f'--input {self.path}: frame {index} is '
                             f'{decoded.width}x{decoded.height}, '
                             f'the stream started at {self.size[1]}x{self.size[0]}; frame sizes '
-                            f'that change mid-stream are not supported')
+                            f'that change mid-stream are not supported'
+                        )
                     pts = decoded.pts
                     if pts is None:  # e.g. raw streams: the frame's place at the average rate
                         pts = int(round(index / (self.rate * self.time_base)))
@@ -237,6 +251,7 @@ def open_source(path):
 
 
 # --- output -------------------------------------------------------------------------------
+
 
 def is_video_path(path):
     """An output path names a video file when it has an extension and is not a folder."""
@@ -300,6 +315,7 @@ class VideoSink:
 
     def __init__(self, path, source, size, codec=None, crf=None, fps=None):
         import av
+
         self.path = path
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
@@ -310,11 +326,13 @@ class VideoSink:
         except _ffmpeg_errors() as e:
             raise VideoError(f'--codec {codec_name}: not an encoder of this FFmpeg ({e})') from None
         if encoder.type != 'video':
-            raise VideoError(f'--codec {codec_name}: a {encoder.type} codec, expected a video '
-                             f'codec')
+            raise VideoError(
+                f'--codec {codec_name}: a {encoder.type} codec, expected a video codec'
+            )
         if crf is not None and codec_name not in CRF_CODECS:
-            raise VideoError(f'--crf applies to {", ".join(CRF_CODECS)}; --codec {codec_name} '
-                             f'has no crf')
+            raise VideoError(
+                f'--crf applies to {", ".join(CRF_CODECS)}; --codec {codec_name} has no crf'
+            )
         if source.rate is None:
             if fps is None:
                 raise VideoError(f'--output {path}: a video from PNG frames needs --fps')
@@ -323,22 +341,28 @@ class VideoSink:
             self._pts = lambda frame: frame.index
         else:
             if fps is not None:
-                raise VideoError(f'--fps applies to PNG frames; the video {source.path} keeps '
-                                 f'its own rate and timestamps')
+                raise VideoError(
+                    f'--fps applies to PNG frames; the video {source.path} keeps '
+                    f'its own rate and timestamps'
+                )
             rate, time_base = source.rate, source.time_base
             self._pts = lambda frame: frame.pts
         self.temp = _temporary_name(path)
         try:
             self.container = av.open(self.temp, 'w')
         except _ffmpeg_errors() as e:
-            raise VideoError(f'--output {path}: FFmpeg has no container for the extension '
-                             f'{os.path.splitext(path)[1]!r} ({e})') from None
+            raise VideoError(
+                f'--output {path}: FFmpeg has no container for the extension '
+                f'{os.path.splitext(path)[1]!r} ({e})'
+            ) from None
         try:
             supported = self.container.supported_codecs
             if encoder.name not in supported and codec_name not in supported:
-                raise VideoError(f'--output {path}: a {self.container.format.name} container '
-                                 f'cannot hold {codec_name} video; choose another --codec or '
-                                 f'container')
+                raise VideoError(
+                    f'--output {path}: a {self.container.format.name} container '
+                    f'cannot hold {codec_name} video; choose another --codec or '
+                    f'container'
+                )
             self.stream = self.container.add_stream(codec_name, rate=rate)
             self.stream.height, self.stream.width = size
             self.stream.pix_fmt = _pixel_format(encoder)
@@ -354,7 +378,8 @@ class VideoSink:
                     raise VideoError(
                         f'--input {source.path}: its audio stream #{stream.index} ({name}) cannot '
                         f'be copied into a {self.container.format.name} container ({path}); '
-                        f'choose a container that holds {name} (e.g. .mkv)')
+                        f'choose a container that holds {name} (e.g. .mkv)'
+                    )
                 self.audio[stream.index] = self.container.add_stream_from_template(stream)
         except BaseException:
             self.abort()
@@ -363,6 +388,7 @@ class VideoSink:
 
     def write(self, frame, restored):
         import av
+
         out = av.VideoFrame.from_ndarray(to_uint8(restored), format='rgb24')
         out.pts = self._pts(frame)
         out.time_base = self.time_base
@@ -370,9 +396,11 @@ class VideoSink:
             for packet in self.stream.encode(out):
                 self.container.mux(packet)
         except _ffmpeg_errors() as e:
-            raise VideoError(f'--output {self.path}: encoding frame {frame.index} with '
-                             f'{self.stream.codec_context.name} at time base {self.time_base} '
-                             f'failed: {e}') from None
+            raise VideoError(
+                f'--output {self.path}: encoding frame {frame.index} with '
+                f'{self.stream.codec_context.name} at time base {self.time_base} '
+                f'failed: {e}'
+            ) from None
 
     def copy_packet(self, packet):
         """An input audio packet, muxed unchanged into its copied stream."""
@@ -403,6 +431,7 @@ class VideoSink:
 
 def _fraction(fps):
     import fractions
+
     if fps <= 0:
         raise VideoError(f'--fps must be positive, got {fps}')
     return fractions.Fraction(fps).limit_denominator(1001000)
@@ -414,12 +443,15 @@ def open_sink(path, source, size, codec=None, crf=None, fps=None):
     if is_video_path(path):
         return VideoSink(path, source, size, codec, crf, fps)
     if codec is not None or crf is not None or fps is not None:
-        raise VideoError(f'--output {path}: a folder of PNGs; --codec, --crf and --fps apply '
-                         f'to a video file output (give it an extension such as .mp4)')
+        raise VideoError(
+            f'--output {path}: a folder of PNGs; --codec, --crf and --fps apply '
+            f'to a video file output (give it an extension such as .mp4)'
+        )
     return PngSink(path)
 
 
 # --- the sliding window -------------------------------------------------------------------
+
 
 def sliding_windows(frames, num_frame, padding, check_length):
     """Each frame's model window over a stream, holding only what later windows need.
@@ -432,6 +464,7 @@ def sliding_windows(frames, num_frame, padding, check_length):
     when the stream ends (it raises for clips too short for ``padding``).
     """
     from edvr.data.frame_indices import window_indices
+
     held, read, ended = {}, 0, False
     frames = iter(frames)
     center = 0

@@ -21,14 +21,24 @@ deformable group, float16/float32, modulated) and keep our op, with a warning, e
 parts, the checks and output size of ops/_checks.py and the float64 oracle
 ops/numpy_reference.py, serve tools and tests without it (tests/kernels).
 """
+
 from . import _checks
 from ._backend import backend
 
 __all__ = ["backend", "deformable_offsets", "deform_conv2d", "bilinear_sample"]
 
 
-def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
-                       deformable_groups=1, modulated=True, name=None):
+def deformable_offsets(
+    x,
+    offsets,
+    ksize,
+    strides=(1, 1),
+    pads=(0, 0, 0, 0),
+    dilations=(1, 1),
+    deformable_groups=1,
+    modulated=True,
+    name=None,
+):
     """Samples x at deformed kernel positions (the sampling half of DCNv2).
 
     Args:
@@ -43,12 +53,14 @@ def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dil
     import tensorflow as tf
 
     from . import _native, _npu_builtin, reference
+
     op = "deformable_offsets"
     geo = _checks.geometry(op, ksize, strides, pads, dilations, deformable_groups, modulated)
     active = backend()
     if active == "reference":
-        return reference.deformable_offsets(x, offsets, ksize, strides, pads, dilations,
-                                            deformable_groups, modulated, name)
+        return reference.deformable_offsets(
+            x, offsets, ksize, strides, pads, dilations, deformable_groups, modulated, name
+        )
     with tf.compat.v1.name_scope(name, "DeformableOffsets", [x, offsets]) as scope:
         x = tf.convert_to_tensor(x)
         offsets = tf.convert_to_tensor(offsets, dtype=x.dtype)
@@ -71,6 +83,7 @@ def bilinear_sample(x, coords, name=None):
     import tensorflow as tf
 
     from . import _native, reference
+
     op = "bilinear_sample"
     if backend() == "reference":
         return reference.bilinear_sample(x, coords, name)
@@ -81,8 +94,18 @@ def bilinear_sample(x, coords, name=None):
         return _native.bilinear_sample(x, coords, name=scope)
 
 
-def deform_conv2d(x, offsets, filters, bias=None, strides=(1, 1), pads=(0, 0, 0, 0),
-                  dilations=(1, 1), deformable_groups=1, groups=1, name=None):
+def deform_conv2d(
+    x,
+    offsets,
+    filters,
+    bias=None,
+    strides=(1, 1),
+    pads=(0, 0, 0, 0),
+    dilations=(1, 1),
+    deformable_groups=1,
+    groups=1,
+    name=None,
+):
     """Modulated deformable convolution (DCNv2).
 
     conv2d(deformable_offsets(x, offsets, (kh, kw), ...), filters, strides=(kh, kw),
@@ -97,6 +120,7 @@ def deform_conv2d(x, offsets, filters, bias=None, strides=(1, 1), pads=(0, 0, 0,
     import tensorflow as tf
 
     from . import _native, reference
+
     op = "deform_conv2d"
     with tf.compat.v1.name_scope(name, "DeformConv2D", [x, offsets, filters]):
         x = tf.convert_to_tensor(x)
@@ -105,14 +129,23 @@ def deform_conv2d(x, offsets, filters, bias=None, strides=(1, 1), pads=(0, 0, 0,
             bias = tf.convert_to_tensor(bias, dtype=x.dtype)
         kernel_h, kernel_w = _checks.deform_conv2d_filters(op, x, filters, groups, bias)
         offsets = tf.convert_to_tensor(offsets, dtype=x.dtype)
-        geo = _checks.geometry(op, (kernel_h, kernel_w), strides, pads, dilations,
-                               deformable_groups)
+        geo = _checks.geometry(
+            op, (kernel_h, kernel_w), strides, pads, dilations, deformable_groups
+        )
         _checks.deformable_offsets_shapes(op, x, offsets, geo)
         if groups == 1 and backend() == "native":
             # Fused: each tile of output pixels is sampled and multiplied by the filters while
             # it is in cache, so the columns (and their gradient) are never stored.
             y = _native.deform_conv2d(x, offsets, filters, geo)
             return y if bias is None else tf.nn.bias_add(y, bias)
-        columns = deformable_offsets(x, offsets, (kernel_h, kernel_w), strides, pads, dilations,
-                                     deformable_groups, modulated=True)
+        columns = deformable_offsets(
+            x,
+            offsets,
+            (kernel_h, kernel_w),
+            strides,
+            pads,
+            dilations,
+            deformable_groups,
+            modulated=True,
+        )
         return reference.convolve_columns(columns, offsets, filters, bias, groups)

@@ -6,6 +6,7 @@ or ``npu`` (native op types for CANN's TF adapter; needs npu_bridge and the op l
 Tests that switch backends set the variable and call ``reresolve()``
 (tests/ops/conftest.backend_selected).
 """
+
 import importlib
 import os
 import warnings
@@ -39,20 +40,28 @@ def _resolve(choice):
         try:
             importlib.import_module("npu_bridge")
         except ImportError as error:
-            raise RuntimeError(f"{ENV_VAR}=npu needs CANN's TensorFlow adapter "
-                               f"(npu_bridge), which cannot be imported: {error}") from error
+            raise RuntimeError(
+                f"{ENV_VAR}=npu needs CANN's TensorFlow adapter "
+                f"(npu_bridge), which cannot be imported: {error}"
+            ) from error
     import tensorflow as tf  # here, so that `import ops` does not import TensorFlow
 
     from . import _native
+
     try:
         _native.load()
         return "npu" if choice == "npu" else "native"
     except (OSError, tf.errors.NotFoundError) as error:
         if choice in ("native", "npu"):
-            raise RuntimeError(f"{ENV_VAR}={choice} but the native op library cannot be "
-                               f"loaded: {error}") from error
+            raise RuntimeError(
+                f"{ENV_VAR}={choice} but the native op library cannot be loaded: {error}"
+            ) from error
         # stacklevel 3: the caller of backend(), as when backend() warned itself.
-        warnings.warn(f"edvr ops: using the slow pure-TF reference backend because the native "
-                      f"library cannot be loaded ({error}). Build it with "
-                      f"`python setup.py build_ext --inplace`.", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"edvr ops: using the slow pure-TF reference backend because the native "
+            f"library cannot be loaded ({error}). Build it with "
+            f"`python setup.py build_ext --inplace`.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return "reference"

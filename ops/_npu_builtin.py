@@ -13,6 +13,7 @@ tf.custom_gradient: the adapter registers the TF gradient of ``DeformableOffsets
 ``npu_bridge.tbe.npu_cube_ops``, which ``import npu_bridge`` does not load. Second derivatives
 are not supported.
 """
+
 import importlib
 import os
 import warnings
@@ -39,8 +40,10 @@ def adapter_ops():
     try:
         helper = importlib.import_module(ADAPTER_OPS_MODULE)
     except ImportError as error:
-        raise RuntimeError(f"{SELECT_ENV}=builtin needs {ADAPTER_OPS_MODULE} of CANN's "
-                           f"TensorFlow adapter, which cannot be imported: {error}") from error
+        raise RuntimeError(
+            f"{SELECT_ENV}=builtin needs {ADAPTER_OPS_MODULE} of CANN's "
+            f"TensorFlow adapter, which cannot be imported: {error}"
+        ) from error
     return helper.get_gen_ops()
 
 
@@ -66,21 +69,27 @@ def usable_for(dtype, geo):
         return adapter
     if reason not in _warned_reasons:
         _warned_reasons.add(reason)
-        warnings.warn(f"edvr ops: {SELECT_ENV}=builtin, but CANN's DeformableOffsets cannot take "
-                      f"{reason}; using our EdvrDeformableOffsets for such calls",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"edvr ops: {SELECT_ENV}=builtin, but CANN's DeformableOffsets cannot take "
+            f"{reason}; using our EdvrDeformableOffsets for such calls",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return None
 
 
 def builtin_attrs(geo):
     """The built-in's attributes for docs/ops.md's geometry (ksize (kh, kw), pads (top, bottom, left,
     right) as ours; strides and dilations 4-long in NHWC order)."""
-    return dict(strides=[1, geo.stride_h, geo.stride_w, 1],
-                pads=[geo.pad_top, geo.pad_bottom, geo.pad_left, geo.pad_right],
-                ksize=[geo.kernel_h, geo.kernel_w],
-                dilations=[1, geo.dilation_h, geo.dilation_w, 1],
-                data_format="NHWC", deformable_groups=geo.deformable_groups,
-                modulated=geo.modulated)
+    return dict(
+        strides=[1, geo.stride_h, geo.stride_w, 1],
+        pads=[geo.pad_top, geo.pad_bottom, geo.pad_left, geo.pad_right],
+        ksize=[geo.kernel_h, geo.kernel_w],
+        dilations=[1, geo.dilation_h, geo.dilation_w, 1],
+        data_format="NHWC",
+        deformable_groups=geo.deformable_groups,
+        modulated=geo.modulated,
+    )
 
 
 def deformable_offsets(adapter, x, offsets, geo, name=None):
@@ -94,6 +103,7 @@ def deformable_offsets(adapter, x, offsets, geo, name=None):
         def grad(dy):
             grad_x, grad_offsets = adapter.deformable_offsets_grad(dy, x, offsets, **attrs)
             return grad_x, grad_offsets
+
         return y, grad
 
     return sample(x, offsets)

@@ -3,6 +3,7 @@
 Slow and plain on purpose: an oracle for both backends in tests/ops. Loops over
 every sampling point; vectorised only over the channels of one group.
 """
+
 import math
 
 import numpy as np
@@ -20,15 +21,27 @@ def bilinear(image, py, px):
         return value
     y0, x0 = math.floor(py), math.floor(px)
     ly, lx = py - y0, px - x0
-    for y, x, weight in ((y0, x0, (1 - ly) * (1 - lx)), (y0, x0 + 1, (1 - ly) * lx),
-                         (y0 + 1, x0, ly * (1 - lx)), (y0 + 1, x0 + 1, ly * lx)):
+    for y, x, weight in (
+        (y0, x0, (1 - ly) * (1 - lx)),
+        (y0, x0 + 1, (1 - ly) * lx),
+        (y0 + 1, x0, ly * (1 - lx)),
+        (y0 + 1, x0 + 1, ly * lx),
+    ):
         if 0 <= y < height and 0 <= x < width:
             value += weight * image[y, x].astype(np.float64)
     return value
 
 
-def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
-                       deformable_groups=1, modulated=True):
+def deformable_offsets(
+    x,
+    offsets,
+    ksize,
+    strides=(1, 1),
+    pads=(0, 0, 0, 0),
+    dilations=(1, 1),
+    deformable_groups=1,
+    modulated=True,
+):
     """x [N, H, W, C], offsets [N, Ho, Wo, 3*G*K] -> y [N, Ho*kh, Wo*kw, C], float64."""
     n, height, width, channels = x.shape
     kh, kw = ksize
@@ -51,17 +64,31 @@ def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dil
                         for g in range(deformable_groups):
                             dx = float(offsets[b, ho, wo, g * k_points + k])
                             dy = float(offsets[b, ho, wo, gk + g * k_points + k])
-                            m = float(offsets[b, ho, wo, 2 * gk + g * k_points + k]) if modulated else 1.0
+                            m = (
+                                float(offsets[b, ho, wo, 2 * gk + g * k_points + k])
+                                if modulated
+                                else 1.0
+                            )
                             py = ho * sh - top + i * dh + dy
                             px = wo * sw - left + j * dw + dx
                             channel = slice(g * cg, (g + 1) * cg)
                             y[b, ho * kh + i, wo * kw + j, channel] = m * bilinear(
-                                x[b, :, :, channel], py, px)
+                                x[b, :, :, channel], py, px
+                            )
     return y
 
 
-def deform_conv2d(x, offsets, filters, bias=None, strides=(1, 1), pads=(0, 0, 0, 0),
-                  dilations=(1, 1), deformable_groups=1, groups=1):
+def deform_conv2d(
+    x,
+    offsets,
+    filters,
+    bias=None,
+    strides=(1, 1),
+    pads=(0, 0, 0, 0),
+    dilations=(1, 1),
+    deformable_groups=1,
+    groups=1,
+):
     """Deformable convolution from the sampled columns: [N, Ho, Wo, F], float64."""
     kh, kw, c_per_group, f = filters.shape
     columns = deformable_offsets(x, offsets, (kh, kw), strides, pads, dilations, deformable_groups)
@@ -70,9 +97,11 @@ def deform_conv2d(x, offsets, filters, bias=None, strides=(1, 1), pads=(0, 0, 0,
     f_per_group = f // groups
     out = np.zeros((n, rows // kh, cols // kw, f))
     for g in range(groups):
-        patch = patches[..., g * c_per_group:(g + 1) * c_per_group]
-        weight = filters[..., g * f_per_group:(g + 1) * f_per_group].astype(np.float64)
-        out[..., g * f_per_group:(g + 1) * f_per_group] = np.einsum("nhiwjc,ijcf->nhwf", patch, weight)
+        patch = patches[..., g * c_per_group : (g + 1) * c_per_group]
+        weight = filters[..., g * f_per_group : (g + 1) * f_per_group].astype(np.float64)
+        out[..., g * f_per_group : (g + 1) * f_per_group] = np.einsum(
+            "nhiwjc,ijcf->nhwf", patch, weight
+        )
     if bias is not None:
         out += bias
     return out

@@ -7,6 +7,7 @@ Semantics: docs/ops.md (NHWC, zero-outside bilinear rule, NaN gives NaN).
 bfloat16 inputs are sampled in float32 and the result rounded once, as the native kernels do:
 positions in bfloat16 would be off by up to a pixel at a few hundred pixels.
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -45,8 +46,12 @@ def _bilinear(image, py, px, scale=None):
     flat = tf.concat([flat, tf.zeros_like(flat[:, :1])], axis=1)
     batch_index = tf.broadcast_to(tf.reshape(tf.range(n), [n, 1, 1]), [n, p, g])
     group_index = tf.broadcast_to(tf.reshape(tf.range(g), [1, 1, g]), [n, p, g])
-    corners = ((0, 0, (1 - ly) * (1 - lx)), (0, 1, (1 - ly) * lx),
-               (1, 0, ly * (1 - lx)), (1, 1, ly * lx))
+    corners = (
+        (0, 0, (1 - ly) * (1 - lx)),
+        (0, 1, (1 - ly) * lx),
+        (1, 0, ly * (1 - lx)),
+        (1, 1, ly * lx),
+    )
     value = 0
     for dy, dx, weight in corners:
         yi, xi = y0 + dy, x0 + dx
@@ -79,8 +84,17 @@ def _nan_poison(py, px, scale=None):
     return total * total
 
 
-def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
-                       deformable_groups=1, modulated=True, name=None):
+def deformable_offsets(
+    x,
+    offsets,
+    ksize,
+    strides=(1, 1),
+    pads=(0, 0, 0, 0),
+    dilations=(1, 1),
+    deformable_groups=1,
+    modulated=True,
+    name=None,
+):
     """Reference deformable_offsets: x [N, H, W, C], offsets [N, Ho, Wo, 3*G*K] -> [N, Ho*kh, Wo*kw, C]."""
     op = "deformable_offsets"
     geo = _checks.geometry(op, ksize, strides, pads, dilations, deformable_groups, modulated)
@@ -89,22 +103,36 @@ def deformable_offsets(x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dil
         offsets = tf.convert_to_tensor(offsets, dtype=x.dtype)
         _checks.deformable_offsets_shapes(op, x, offsets, geo)
         if x.dtype == tf.bfloat16:
-            y = deformable_offsets(tf.cast(x, tf.float32), tf.cast(offsets, tf.float32), ksize,
-                                   strides, pads, dilations, deformable_groups, modulated)
+            y = deformable_offsets(
+                tf.cast(x, tf.float32),
+                tf.cast(offsets, tf.float32),
+                ksize,
+                strides,
+                pads,
+                dilations,
+                deformable_groups,
+                modulated,
+            )
             return tf.cast(y, tf.bfloat16)
         n, h, w, c = (_dim(x, a) for a in range(4))
         ho, wo = _dim(offsets, 1), _dim(offsets, 2)
         kh, kw, g = geo.kernel_h, geo.kernel_w, geo.deformable_groups
         k = kh * kw
         blocks = tf.reshape(offsets, [n, ho, wo, 3, g, k])
-        dx, dy, mask = blocks[:, :, :, 0], blocks[:, :, :, 1], blocks[:, :, :, 2]  # [N, Ho, Wo, G, K]
+        dx, dy, mask = (
+            blocks[:, :, :, 0],
+            blocks[:, :, :, 1],
+            blocks[:, :, :, 2],
+        )  # [N, Ho, Wo, G, K]
         kernel_i = np.repeat(np.arange(kh), kw)
         kernel_j = np.tile(np.arange(kw), kh)
         # Base positions: py = ho*sh - top + i*dh, px = wo*sw - left + j*dw.
-        base_y = (tf.reshape(tf.range(ho) * geo.stride_h - geo.pad_top, [1, ho, 1, 1, 1])
-                  + (kernel_i * geo.dilation_h).reshape([1, 1, 1, 1, k]))
-        base_x = (tf.reshape(tf.range(wo) * geo.stride_w - geo.pad_left, [1, 1, wo, 1, 1])
-                  + (kernel_j * geo.dilation_w).reshape([1, 1, 1, 1, k]))
+        base_y = tf.reshape(tf.range(ho) * geo.stride_h - geo.pad_top, [1, ho, 1, 1, 1]) + (
+            kernel_i * geo.dilation_h
+        ).reshape([1, 1, 1, 1, k])
+        base_x = tf.reshape(tf.range(wo) * geo.stride_w - geo.pad_left, [1, 1, wo, 1, 1]) + (
+            kernel_j * geo.dilation_w
+        ).reshape([1, 1, 1, 1, k])
         py = tf.cast(base_y, x.dtype) + dy
         px = tf.cast(base_x, x.dtype) + dx
         # Sample points ordered (ho, wo, k) per group: [N, Ho*Wo*K, G].
@@ -150,10 +178,17 @@ def convolve_columns(columns, offsets, filters, bias=None, groups=1):
     if groups == 1:
         y = _conv_kernel_rows(columns, filters, kernel_h, kernel_w, tf.shape(offsets)[2])
     else:
-        y = tf.concat([tf.compat.v1.nn.conv2d(c, filter=f, strides=[1, kernel_h, kernel_w, 1],
-                                              padding="VALID")
-                       for c, f in zip(tf.split(columns, groups, axis=3),
-                                       tf.split(filters, groups, axis=3))], axis=3)
+        y = tf.concat(
+            [
+                tf.compat.v1.nn.conv2d(
+                    c, filter=f, strides=[1, kernel_h, kernel_w, 1], padding="VALID"
+                )
+                for c, f in zip(
+                    tf.split(columns, groups, axis=3), tf.split(filters, groups, axis=3)
+                )
+            ],
+            axis=3,
+        )
     # TF's CPU conv2d returns its input's shape for an empty batch; restate the true one.
     out_shape = tf.concat([tf.shape(columns)[:1], tf.shape(offsets)[1:3], tf.shape(filters)[3:]], 0)
     y = tf.reshape(y, out_shape)

@@ -4,6 +4,7 @@ is in the process, so the sanitizer run cannot pass by testing the normal build.
 
 Loaded with `-p tests.asan_session` when EDVR_OPS_SANITIZER=address.
 """
+
 import os
 
 import pytest
@@ -26,13 +27,19 @@ def asan_problems(library_path, maps_text):
 
 def pytest_sessionstart(session):
     if os.environ.get("EDVR_OPS_SANITIZER") != "address":
-        pytest.exit("tests.asan_session needs EDVR_OPS_SANITIZER=address (run `make test-asan`)",
-                    returncode=3)
+        pytest.exit(
+            "tests.asan_session needs EDVR_OPS_SANITIZER=address (run `make test-asan`)",
+            returncode=3,
+        )
     from ops import _native
+
     expected = os.environ.get("EDVR_OPS_LIBRARY", "")
     if not expected or os.path.realpath(_native.LIBRARY_PATH) != os.path.realpath(expected):
-        pytest.exit(f"the native backend loads {_native.LIBRARY_PATH}, not the ASan build "
-                    f"EDVR_OPS_LIBRARY={expected!r}", returncode=3)
+        pytest.exit(
+            f"the native backend loads {_native.LIBRARY_PATH}, not the ASan build "
+            f"EDVR_OPS_LIBRARY={expected!r}",
+            returncode=3,
+        )
     _native.load()
     with open("/proc/self/maps") as maps:
         problems = asan_problems(_native.LIBRARY_PATH, maps.read())

@@ -1,6 +1,7 @@
 """edvr.cli: every tool exits with the code README.md's table gives, after one line
 ``edvr.TOOL: error: ...``, for a usage error, a bad input and (where it reads one) a
 missing checkpoint."""
+
 import os
 import re
 
@@ -13,19 +14,27 @@ from edvr.training.distributed import WorkerLostError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, 'configs', 'edvr_tiny.yaml')
-TOOLS = {'train': train.main, 'infer': infer.main, 'evaluate': evaluate.main,
-         'convert': convert.main, 'freeze': freeze.main,
-         'data.download_reds': download_reds.main, 'data.regroup_reds': regroup_reds.main,
-         'data.synthetic': synthetic.main}
+TOOLS = {
+    'train': train.main,
+    'infer': infer.main,
+    'evaluate': evaluate.main,
+    'convert': convert.main,
+    'freeze': freeze.main,
+    'data.download_reds': download_reds.main,
+    'data.regroup_reds': regroup_reds.main,
+    'data.synthetic': synthetic.main,
+}
 
 
 def readme_exit_codes():
     """{code: meaning} of the table in README.md's "Exit codes" section."""
     with open(os.path.join(REPO, 'README.md'), encoding='utf-8') as f:
         text = f.read()
-    section = text[text.index('\n## Exit codes'):]
-    return {int(code): meaning.strip()
-            for code, meaning in re.findall(r'^\| (\d+) \| (.+) \|$', section, re.MULTILINE)}
+    section = text[text.index('\n## Exit codes') :]
+    return {
+        int(code): meaning.strip()
+        for code, meaning in re.findall(r'^\| (\d+) \| (.+) \|$', section, re.MULTILINE)
+    }
 
 
 def test_readme_documents_the_table():
@@ -52,22 +61,55 @@ def bad_inputs(tmp_path):
     missing = str(tmp_path / 'missing.yaml')
     nothing = str(tmp_path / 'nothing')
     return {
-        'train': (['--config', missing, '--output', str(tmp_path / 'run')], cli.EXIT_USAGE,
-                  f'--config {missing}: no such file'),
-        'infer': (['--config', TINY, '--checkpoint', nothing, '--input', nothing, '--output',
-                   str(tmp_path / 'out')], cli.EXIT_USAGE, f'--input {nothing}'),
-        'evaluate': (['--config', TINY, '--checkpoint', nothing, '--data_dir', nothing],
-                     cli.EXIT_CHECKPOINT, f'--checkpoint {nothing}: no such checkpoint'),
-        'convert': (['--config', TINY, '--from_torch', nothing + '.npz', '--output', nothing],
-                    cli.EXIT_USAGE, nothing + '.npz'),
-        'freeze': (['--config', TINY, '--checkpoint', nothing, '--output', nothing],
-                   cli.EXIT_CHECKPOINT, f'--checkpoint {nothing}: no such checkpoint'),
-        'data.download_reds': (['--root_dir', REPO + '/README.md', '--val_sharp'],
-                               cli.EXIT_USAGE, 'README.md'),  # a file, not a folder
-        'data.regroup_reds': (['--src', nothing, '--dst', str(tmp_path / 'dst')],
-                              cli.EXIT_USAGE, nothing),
-        'data.synthetic': (['--output', str(tmp_path / 'synthetic'), '--gt_height', '10'],
-                           cli.EXIT_USAGE, 'gt_height must be a multiple of 4'),
+        'train': (
+            ['--config', missing, '--output', str(tmp_path / 'run')],
+            cli.EXIT_USAGE,
+            f'--config {missing}: no such file',
+        ),
+        'infer': (
+            [
+                '--config',
+                TINY,
+                '--checkpoint',
+                nothing,
+                '--input',
+                nothing,
+                '--output',
+                str(tmp_path / 'out'),
+            ],
+            cli.EXIT_USAGE,
+            f'--input {nothing}',
+        ),
+        'evaluate': (
+            ['--config', TINY, '--checkpoint', nothing, '--data_dir', nothing],
+            cli.EXIT_CHECKPOINT,
+            f'--checkpoint {nothing}: no such checkpoint',
+        ),
+        'convert': (
+            ['--config', TINY, '--from_torch', nothing + '.npz', '--output', nothing],
+            cli.EXIT_USAGE,
+            nothing + '.npz',
+        ),
+        'freeze': (
+            ['--config', TINY, '--checkpoint', nothing, '--output', nothing],
+            cli.EXIT_CHECKPOINT,
+            f'--checkpoint {nothing}: no such checkpoint',
+        ),
+        'data.download_reds': (
+            ['--root_dir', REPO + '/README.md', '--val_sharp'],
+            cli.EXIT_USAGE,
+            'README.md',
+        ),  # a file, not a folder
+        'data.regroup_reds': (
+            ['--src', nothing, '--dst', str(tmp_path / 'dst')],
+            cli.EXIT_USAGE,
+            nothing,
+        ),
+        'data.synthetic': (
+            ['--output', str(tmp_path / 'synthetic'), '--gt_height', '10'],
+            cli.EXIT_USAGE,
+            'gt_height must be a multiple of 4',
+        ),
     }
 
 
@@ -78,14 +120,22 @@ def test_bad_input(tool, tmp_path, capsys):
     assert message in one_error_line(capsys, tool)
 
 
-@pytest.mark.parametrize('error, code', [
-    (CheckpointError('x'), cli.EXIT_CHECKPOINT), (CheckpointSaveError('x'), cli.EXIT_CHECKPOINT),
-    (ValueError('x'), cli.EXIT_USAGE), (FileNotFoundError('x'), cli.EXIT_USAGE),
-    (FloatingPointError('x'), cli.EXIT_NONFINITE), (WorkerLostError('x'), cli.EXIT_WORKER_LOST),
-    (download_reds.DownloadError('x'), cli.EXIT_DOWNLOAD)])
+@pytest.mark.parametrize(
+    'error, code',
+    [
+        (CheckpointError('x'), cli.EXIT_CHECKPOINT),
+        (CheckpointSaveError('x'), cli.EXIT_CHECKPOINT),
+        (ValueError('x'), cli.EXIT_USAGE),
+        (FileNotFoundError('x'), cli.EXIT_USAGE),
+        (FloatingPointError('x'), cli.EXIT_NONFINITE),
+        (WorkerLostError('x'), cli.EXIT_WORKER_LOST),
+        (download_reds.DownloadError('x'), cli.EXIT_DOWNLOAD),
+    ],
+)
 def test_errors_map_to_the_table(error, code, capsys):
     def body(args):
         raise error
+
     assert cli.run('tool', body, None) == code
     assert capsys.readouterr().err == 'edvr.tool: error: x\n'
 
@@ -96,6 +146,7 @@ def test_interrupt_and_bugs():
 
     def bug(args):
         raise KeyError('a bug keeps its traceback')
+
     assert cli.run('tool', interrupted, None) == cli.EXIT_INTERRUPTED
     with pytest.raises(KeyError):
         cli.run('tool', bug, None)

@@ -11,6 +11,7 @@ marks the name, or a keyword argument passed to it, `versionadded` after 1.17, o
 is in NEWER_THAN_1_17 (names whose docstrings carry no such note, from numpy's release notes).
 Methods on arrays (`x.astype(...)`) cannot be resolved statically and are not checked.
 """
+
 import ast
 import inspect
 import os
@@ -19,7 +20,6 @@ import subprocess
 import sys
 
 import numpy
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST_DIRS = ("ops", "edvr", os.path.join("kernels", "tbe"), "scripts")
@@ -30,20 +30,52 @@ NUMPY_FLOOR = (1, 17)
 NEWER_THAN_1_17 = {
     # The Generator API is new in 1.17.0 itself; TF 1.15 accepts numpy 1.16, which lacks it, and the
     # project rule keeps host code on the legacy np.random functions.
-    "random.default_rng": "1.17", "random.Generator": "1.17", "random.BitGenerator": "1.17",
-    "random.SeedSequence": "1.17", "random.PCG64": "1.17", "random.Philox": "1.17",
+    "random.default_rng": "1.17",
+    "random.Generator": "1.17",
+    "random.BitGenerator": "1.17",
+    "random.SeedSequence": "1.17",
+    "random.PCG64": "1.17",
+    "random.Philox": "1.17",
     "random.SFC64": "1.17",
-    "typing": "1.20", "from_dlpack": "1.22", "array_api": "1.22", "exceptions": "1.25",
-    "dtypes": "1.25", "strings": "2.0", "long": "2.0", "ulong": "2.0", "isdtype": "2.0",
-    "pow": "2.0", "acos": "2.0", "asin": "2.0", "atan": "2.0", "acosh": "2.0", "asinh": "2.0",
-    "atanh": "2.0", "atan2": "2.0", "concat": "2.0", "permute_dims": "2.0",
-    "matrix_transpose": "2.0", "bitwise_left_shift": "2.0", "bitwise_right_shift": "2.0",
-    "bitwise_invert": "2.0", "unique_all": "2.0", "unique_counts": "2.0",
-    "unique_inverse": "2.0", "unique_values": "2.0", "linalg.vector_norm": "2.0",
-    "linalg.matrix_norm": "2.0", "linalg.vecdot": "2.0", "linalg.svdvals": "2.0",
-    "linalg.matrix_transpose": "2.0", "linalg.diagonal": "2.0", "linalg.trace": "2.0",
-    "linalg.outer": "2.0", "linalg.cross": "2.0", "linalg.tensordot": "2.0",
-    "cumulative_sum": "2.1", "cumulative_prod": "2.1",
+    "typing": "1.20",
+    "from_dlpack": "1.22",
+    "array_api": "1.22",
+    "exceptions": "1.25",
+    "dtypes": "1.25",
+    "strings": "2.0",
+    "long": "2.0",
+    "ulong": "2.0",
+    "isdtype": "2.0",
+    "pow": "2.0",
+    "acos": "2.0",
+    "asin": "2.0",
+    "atan": "2.0",
+    "acosh": "2.0",
+    "asinh": "2.0",
+    "atanh": "2.0",
+    "atan2": "2.0",
+    "concat": "2.0",
+    "permute_dims": "2.0",
+    "matrix_transpose": "2.0",
+    "bitwise_left_shift": "2.0",
+    "bitwise_right_shift": "2.0",
+    "bitwise_invert": "2.0",
+    "unique_all": "2.0",
+    "unique_counts": "2.0",
+    "unique_inverse": "2.0",
+    "unique_values": "2.0",
+    "linalg.vector_norm": "2.0",
+    "linalg.matrix_norm": "2.0",
+    "linalg.vecdot": "2.0",
+    "linalg.svdvals": "2.0",
+    "linalg.matrix_transpose": "2.0",
+    "linalg.diagonal": "2.0",
+    "linalg.trace": "2.0",
+    "linalg.outer": "2.0",
+    "linalg.cross": "2.0",
+    "linalg.tensordot": "2.0",
+    "cumulative_sum": "2.1",
+    "cumulative_prod": "2.1",
 }
 _VERSION_ADDED = re.compile(r"\.\. versionadded::\s*(\d+)\.(\d+)")
 
@@ -58,11 +90,20 @@ def host_sources():
 
 def test_vermin_python_3_7():
     folders = [os.path.join(ROOT, d) for d in HOST_DIRS if os.path.isdir(os.path.join(ROOT, d))]
-    command = [sys.executable, "-c", "import sys; from vermin.main import main; sys.exit(main())",
-               "--no-config-file", "-t=3.7-", "--violations", "--eval-annotations", "--no-tips"]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from vermin.main import main; sys.exit(main())",
+        "--no-config-file",
+        "-t=3.7-",
+        "--violations",
+        "--eval-annotations",
+        "--no-tips",
+    ]
     result = subprocess.run(command + folders, capture_output=True, text=True)
-    assert result.returncode == 0, "vermin -t=3.7- found code newer than Python 3.7:\n" + \
-        result.stdout + result.stderr
+    assert result.returncode == 0, (
+        "vermin -t=3.7- found code newer than Python 3.7:\n" + result.stdout + result.stderr
+    )
 
 
 def numpy_uses(source):
@@ -76,12 +117,18 @@ def numpy_uses(source):
             for alias in node.names:
                 if alias.name == "numpy" or alias.name.startswith("numpy."):
                     if alias.asname:
-                        aliases[alias.asname] = alias.name[len("numpy."):] if "." in alias.name else ""
+                        aliases[alias.asname] = (
+                            alias.name[len("numpy.") :] if "." in alias.name else ""
+                        )
                     else:
                         aliases["numpy"] = ""
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and \
-                (node.module == "numpy" or node.module.startswith("numpy.")):
-            prefix = node.module[len("numpy."):] + "." if "." in node.module else ""
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and (node.module == "numpy" or node.module.startswith("numpy."))
+        ):
+            prefix = node.module[len("numpy.") :] + "." if "." in node.module else ""
             for alias in node.names:
                 aliases[alias.asname or alias.name] = prefix + alias.name
 
@@ -103,9 +150,15 @@ def numpy_uses(source):
             calls[id(node.func)] = [k.arg for k in node.keywords if k.arg]
     uses = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and \
-                node.module.startswith("numpy."):
-            uses.extend((node.module[len("numpy."):] + "." + a.name, [], node.lineno) for a in node.names)
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.startswith("numpy.")
+        ):
+            uses.extend(
+                (node.module[len("numpy.") :] + "." + a.name, [], node.lineno) for a in node.names
+            )
         elif isinstance(node, (ast.Attribute, ast.Name)) and id(node) not in inner:
             name = resolve(node)
             if name:
@@ -122,8 +175,14 @@ def numpy_doc_sections(obj):
     docstring."""
     doc = inspect.cleandoc(getattr(obj, "__doc__", None) or "")
     lines = doc.splitlines()
-    head_end = next((i for i in range(len(lines) - 1)
-                     if lines[i].strip() == "Parameters" and set(lines[i + 1].strip()) == {"-"}), len(lines))
+    head_end = next(
+        (
+            i
+            for i in range(len(lines) - 1)
+            if lines[i].strip() == "Parameters" and set(lines[i + 1].strip()) == {"-"}
+        ),
+        len(lines),
+    )
     params, current = {}, None
     for i in range(head_end + 2, len(lines)):
         line = lines[i]
@@ -154,24 +213,32 @@ def too_new(name, keywords):
         return None
     head, params = numpy_doc_sections(obj)
     if any(v > NUMPY_FLOOR for v in _version_notes(head)):
-        return "numpy.%s: its docstring says versionadded %d.%d" % ((name,) + max(_version_notes(head)))
+        return "numpy.%s: its docstring says versionadded %d.%d" % (
+            (name,) + max(_version_notes(head))
+        )
     for keyword in keywords:
         notes = _version_notes(params.get(keyword, ""))
         if any(v > NUMPY_FLOOR for v in notes):
-            return "numpy.%s(%s=...): the keyword is versionadded %d.%d" % ((name, keyword) + max(notes))
+            return "numpy.%s(%s=...): the keyword is versionadded %d.%d" % (
+                (name, keyword) + max(notes)
+            )
     return None
 
 
 def test_checker_sees_new_numpy_api():
-    source = ("import numpy as np\nfrom numpy.random import default_rng\nfrom numpy import lib\n"
-              "a = np.random.default_rng(0)\nb = default_rng()\nc = np.argmax(x, axis=1, keepdims=True)\n"
-              "d = np.broadcast_shapes((1,), (2,))\ne = np.mean(x, where=m)\n"
-              "f = lib.stride_tricks.sliding_window_view(x, 3)\ng = np.pow(x, 2)\n"
-              "ok = np.argmax(x, axis=1) + np.mean(x, axis=0) + np.float32(1) + np.pi\n")
+    source = (
+        "import numpy as np\nfrom numpy.random import default_rng\nfrom numpy import lib\n"
+        "a = np.random.default_rng(0)\nb = default_rng()\nc = np.argmax(x, axis=1, keepdims=True)\n"
+        "d = np.broadcast_shapes((1,), (2,))\ne = np.mean(x, where=m)\n"
+        "f = lib.stride_tricks.sliding_window_view(x, 3)\ng = np.pow(x, 2)\n"
+        "ok = np.argmax(x, axis=1) + np.mean(x, axis=0) + np.float32(1) + np.pi\n"
+    )
     found = {}
     for name, keywords, line in numpy_uses(source):
         found.setdefault(line, []).append(too_new(name, keywords))
-    assert sorted(line for line, whys in found.items() if any(whys)) == [2, 4, 5, 6, 7, 8, 9, 10], found
+    assert sorted(line for line, whys in found.items() if any(whys)) == [2, 4, 5, 6, 7, 8, 9, 10], (
+        found
+    )
     assert "keepdims" in found[6][0] and "1.22" in found[6][0]
     assert "where" in found[8][0]
     assert found[11] == [None] * 4
@@ -186,5 +253,7 @@ def test_host_code_uses_no_numpy_newer_than_1_17():
             why = too_new(name, keywords)
             if why:
                 problems.append("%s:%d: %s" % (os.path.relpath(path, ROOT), line, why))
-    assert not problems, "host code must run with numpy 1.17 (requirements-ascend.txt):\n" + \
-        "\n".join(sorted(set(problems)))
+    assert not problems, (
+        "host code must run with numpy 1.17 (requirements-ascend.txt):\n"
+        + "\n".join(sorted(set(problems)))
+    )

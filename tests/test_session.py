@@ -1,4 +1,5 @@
 """edvr.session: thread pools from the config's threads section and the tools' flags."""
+
 import argparse
 
 import pytest

@@ -1,5 +1,6 @@
 """Every `tf.` path the project's Python code uses exists in TF 1.15's public API,
 which Ascend's TF adapter targets (the list is docs/tf115_api.txt, one `tf.` path per line)."""
+
 import ast
 import os
 
@@ -32,16 +33,28 @@ def tf_paths(source):
                 yield node.lineno, "tf." + ".".join(reversed(parts))
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.startswith("tensorflow") and (alias.name, alias.asname) != ("tensorflow", "tf"):
+                if alias.name.startswith("tensorflow") and (alias.name, alias.asname) != (
+                    "tensorflow",
+                    "tf",
+                ):
                     yield node.lineno, f"import {alias.name}"
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tensorflow"):
             yield node.lineno, f"from {node.module} import ..."
 
 
 def test_scanner_finds_paths():
-    found = [p for _, p in tf_paths("import tensorflow as tf\nx = tf.compat.v1.nn.conv2d(a, tf.nn.relu(b))\n"
-                                    "from tensorflow.python import ops\n")]
-    assert sorted(found) == ["from tensorflow.python import ...", "tf.compat.v1.nn.conv2d", "tf.nn.relu"]
+    found = [
+        p
+        for _, p in tf_paths(
+            "import tensorflow as tf\nx = tf.compat.v1.nn.conv2d(a, tf.nn.relu(b))\n"
+            "from tensorflow.python import ops\n"
+        )
+    ]
+    assert sorted(found) == [
+        "from tensorflow.python import ...",
+        "tf.compat.v1.nn.conv2d",
+        "tf.nn.relu",
+    ]
 
 
 def test_every_tf_path_is_in_tf115_api():

@@ -33,6 +33,7 @@ CONTENT_RANGE = re.compile(r'bytes (\d+)-(\d+)/(\d+|\*)')
 
 class DownloadError(RuntimeError):
     """A download failed; the message says what to do next."""
+
     exit_code = 5  # edvr.cli.EXIT_DOWNLOAD
 
 
@@ -49,8 +50,7 @@ def base_url(flag_value=None):
 def _open(url, offset, timeout):
     headers = {'Range': f'bytes={offset}-'} if offset else {}
     try:
-        return urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                      timeout=timeout)
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:
             return None  # nothing left past the offset: the .part file is complete
@@ -59,7 +59,8 @@ def _open(url, offset, timeout):
         reason = getattr(e, 'reason', e)
         raise DownloadError(
             f'cannot reach {url} ({reason}); check the network connection, or point '
-            f'--base_url or ${BASE_URL_ENV} at a mirror of the REDS zip files') from e
+            f'--base_url or ${BASE_URL_ENV} at a mirror of the REDS zip files'
+        ) from e
 
 
 def _expected_total(response, offset, url):
@@ -67,8 +68,10 @@ def _expected_total(response, offset, url):
     if response.status == 206:
         match = CONTENT_RANGE.match(response.headers.get('Content-Range', ''))
         if not match or int(match.group(1)) != offset:
-            raise DownloadError(f'{url}: server answered Range {offset}- with Content-Range '
-                                f'{response.headers.get("Content-Range")!r}')
+            raise DownloadError(
+                f'{url}: server answered Range {offset}- with Content-Range '
+                f'{response.headers.get("Content-Range")!r}'
+            )
         return (None if match.group(3) == '*' else int(match.group(3))), offset
     length = response.headers.get('Content-Length')
     return (int(length) if length is not None else None), 0  # Range ignored: start over
@@ -88,9 +91,15 @@ def fetch(url, destination, timeout=30.0, progress=True):
         return destination
     with response:
         total, offset = _expected_total(response, offset, url)
-        with open(part, 'r+b' if offset else 'wb') as f, \
-                tqdm(total=total, initial=offset, unit='B', unit_scale=True, unit_divisor=1024,
-                     desc=os.path.basename(destination), disable=not progress) as bar:
+        with open(part, 'r+b' if offset else 'wb') as f, tqdm(
+            total=total,
+            initial=offset,
+            unit='B',
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=os.path.basename(destination),
+            disable=not progress,
+        ) as bar:
             f.seek(offset)
             f.truncate()
             try:
@@ -103,11 +112,13 @@ def fetch(url, destination, timeout=30.0, progress=True):
             except (OSError, http.client.HTTPException) as e:
                 raise TransferInterrupted(
                     f'{url}: transfer interrupted at {f.tell()} of {total} bytes ({e}); run '
-                    f'the same command again to resume') from e
+                    f'the same command again to resume'
+                ) from e
             written = f.tell()
     if total is not None and written != total:
-        raise TransferInterrupted(f'{url}: got {written} of {total} bytes; run the same '
-                                  f'command again to resume')
+        raise TransferInterrupted(
+            f'{url}: got {written} of {total} bytes; run the same command again to resume'
+        )
     os.replace(part, destination)
     return destination
 
@@ -132,12 +143,14 @@ def unzip(archive, root_dir):
             for member in zf.namelist():
                 target = os.path.realpath(os.path.join(root, member))
                 if os.path.commonpath([root, target]) != root:
-                    raise DownloadError(f'{archive}: member {member!r} would be extracted '
-                                        f'outside {root_dir}')
+                    raise DownloadError(
+                        f'{archive}: member {member!r} would be extracted outside {root_dir}'
+                    )
             zf.extractall(root)
     except zipfile.BadZipFile as e:
-        raise DownloadError(f'{archive}: not a valid zip file ({e}); delete it and download '
-                            f'again') from e
+        raise DownloadError(
+            f'{archive}: not a valid zip file ({e}); delete it and download again'
+        ) from e
 
 
 def fetch_part(part, root_dir, url_base, keep_zip=False, retries=3, timeout=30.0, progress=True):
@@ -148,8 +161,7 @@ def fetch_part(part, root_dir, url_base, keep_zip=False, retries=3, timeout=30.0
         return
     archive = os.path.join(root_dir, f'{part}.zip')
     if not os.path.exists(archive):
-        download(urllib.parse.urljoin(url_base, f'{part}.zip'), archive, retries, timeout,
-                 progress)
+        download(urllib.parse.urljoin(url_base, f'{part}.zip'), archive, retries, timeout, progress)
     unzip(archive, root_dir)
     with open(marker, 'w'):
         pass
@@ -163,9 +175,11 @@ def make_parser():
     parser.add_argument('--root_dir', required=True, help='where zips go and are unzipped')
     for part in PARTS:
         parser.add_argument(f'--{part}', action='store_true', help=f'fetch {part}.zip')
-    parser.add_argument('--base_url', default=None,
-                        help=f'URL of the folder holding the zips (default ${BASE_URL_ENV} or '
-                             f'{DEFAULT_BASE_URL})')
+    parser.add_argument(
+        '--base_url',
+        default=None,
+        help=f'URL of the folder holding the zips (default ${BASE_URL_ENV} or {DEFAULT_BASE_URL})',
+    )
     parser.add_argument('--retries', type=int, default=3, help='resumed retries per file')
     parser.add_argument('--timeout', type=float, default=30.0, help='socket timeout, seconds')
     parser.add_argument('--keep_zip', action='store_true', help='keep zips after unzipping')
@@ -184,8 +198,8 @@ def main(argv=None):
         url_base = base_url(args.base_url)
         for part in parts:
             fetch_part(part, args.root_dir, url_base, args.keep_zip, args.retries, args.timeout)
-        print(f'done; next: python -m edvr.data.regroup_reds --src {args.root_dir} '
-              f'--dst DATA_DIR')
+        print(f'done; next: python -m edvr.data.regroup_reds --src {args.root_dir} --dst DATA_DIR')
+
     return cli.run('data.download_reds', run, args)
 
 

@@ -12,8 +12,12 @@ def min_clip_frames(num_frames, padding):
     """The fewest frames a clip needs for every centre to have a ``num_frames`` window with
     ``padding``: ``reflection`` mirrors about the end frame (half the window past it), the
     circular ones take frames from the far side of the window."""
-    return {'replicate': 1, 'reflection': num_frames // 2 + 1, 'reflection_circle': num_frames,
-            'circle': num_frames}[padding]
+    return {
+        'replicate': 1,
+        'reflection': num_frames // 2 + 1,
+        'reflection_circle': num_frames,
+        'circle': num_frames,
+    }[padding]
 
 
 def window_indices(center, nframes, num_frames, padding='reflection_circle'):
@@ -35,17 +39,26 @@ def window_indices(center, nframes, num_frames, padding='reflection_circle'):
     indices = []
     for i in range(center - half, center + half + 1):
         if i < 0:
-            pad = {'replicate': 0, 'reflection': -i,
-                   'reflection_circle': center + half - i, 'circle': num_frames + i}[padding]
+            pad = {
+                'replicate': 0,
+                'reflection': -i,
+                'reflection_circle': center + half - i,
+                'circle': num_frames + i,
+            }[padding]
         elif i > last:
-            pad = {'replicate': last, 'reflection': last * 2 - i,
-                   'reflection_circle': (center - half) - (i - last),
-                   'circle': i - num_frames}[padding]
+            pad = {
+                'replicate': last,
+                'reflection': last * 2 - i,
+                'reflection_circle': (center - half) - (i - last),
+                'circle': i - num_frames,
+            }[padding]
         else:
             pad = i
         if not 0 <= pad < nframes:
-            raise ValueError(f'clip of {nframes} frames is too short for a {num_frames}-frame '
-                             f'window with {padding!r} padding (centre {center} needs frame {pad})')
+            raise ValueError(
+                f'clip of {nframes} frames is too short for a {num_frames}-frame '
+                f'window with {padding!r} padding (centre {center} needs frame {pad})'
+            )
         indices.append(pad)
     return indices
 

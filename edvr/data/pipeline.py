@@ -34,11 +34,13 @@ def training_windows(data_dir, spec, num_frames):
         gt_paths = reds.gt_frame_paths(data_dir, spec, video)
         half = num_frames // 2
         for center in frame_indices.training_centers(video.nframes, num_frames):
-            lr_rows.append(lr_paths[center - half:center + half + 1])
+            lr_rows.append(lr_paths[center - half : center + half + 1])
             gt_rows.append(gt_paths[center])
     if not lr_rows:
-        raise ValueError(f'no clip of {data_dir} has the {num_frames} frames a training window '
-                         f'needs; clip lengths are {[v.nframes for v in spec.videos]}')
+        raise ValueError(
+            f'no clip of {data_dir} has the {num_frames} frames a training window '
+            f'needs; clip lengths are {[v.nframes for v in spec.videos]}'
+        )
     return np.array(lr_rows), np.array(gt_rows)
 
 
@@ -70,8 +72,10 @@ def rank_order(num_windows, seed, start_sample, rank_size=1, rank_id=0):
     its own frames.
     """
     if int(rank_size) < 1 or not 0 <= int(rank_id) < int(rank_size):
-        raise ValueError(f'rank_id, rank_size: expected 0 <= rank_id < rank_size, got rank_id '
-                         f'{rank_id!r}, rank_size {rank_size!r}')
+        raise ValueError(
+            f'rank_id, rank_size: expected 0 <= rank_id < rank_size, got rank_id '
+            f'{rank_id!r}, rank_size {rank_size!r}'
+        )
     order = epoch_order(num_windows, seed, start_sample)
     return order.shard(int(rank_size), int(rank_id)) if rank_size > 1 else order
 
@@ -91,11 +95,10 @@ def random_crop(lr, gt, lr_crop, seed, scale=reds.SCALE):
     ``gt [H, W, c]`` to the matching ``[scale*lr_crop, scale*lr_crop, c]`` region."""
     shape = tf.shape(lr)
     top = tf.random.stateless_uniform([], seed, 0, shape[1] - lr_crop + 1, dtype=tf.int32)
-    left = tf.random.stateless_uniform([], seed + [0, 1], 0, shape[2] - lr_crop + 1,
-                                       dtype=tf.int32)
-    lr = lr[:, top:top + lr_crop, left:left + lr_crop, :]
+    left = tf.random.stateless_uniform([], seed + [0, 1], 0, shape[2] - lr_crop + 1, dtype=tf.int32)
+    lr = lr[:, top : top + lr_crop, left : left + lr_crop, :]
     gt_crop = lr_crop * scale
-    gt = gt[top * scale:top * scale + gt_crop, left * scale:left * scale + gt_crop, :]
+    gt = gt[top * scale : top * scale + gt_crop, left * scale : left * scale + gt_crop, :]
     return lr, gt
 
 
@@ -132,10 +135,22 @@ def to_float(image):
     return tf.cast(image, tf.float32) / 255.0
 
 
-def training_dataset(data_dir, spec, num_frames=5, lr_crop=64, batch_size=16, seed=0,
-                     start_sample=0, use_flip=True, use_rotation=True,
-                     use_temporal_reverse=False, num_parallel_calls=DEFAULT_PARALLEL_CALLS,
-                     prefetch=4, rank_size=1, rank_id=0):
+def training_dataset(
+    data_dir,
+    spec,
+    num_frames=5,
+    lr_crop=64,
+    batch_size=16,
+    seed=0,
+    start_sample=0,
+    use_flip=True,
+    use_rotation=True,
+    use_temporal_reverse=False,
+    num_parallel_calls=DEFAULT_PARALLEL_CALLS,
+    prefetch=4,
+    rank_size=1,
+    rank_id=0,
+):
     """Endless dataset of training batches.
 
     Yields ``{'lr': float32 [b, t, lr_crop, lr_crop, 3], 'gt': float32 [b, 4*lr_crop,
@@ -148,9 +163,11 @@ def training_dataset(data_dir, spec, num_frames=5, lr_crop=64, batch_size=16, se
     lr_paths, gt_paths = training_windows(data_dir, spec, num_frames)
     for video in spec.videos:
         if min(video.x4_shape) < lr_crop:
-            raise ValueError(f'video {video.name!r} of {data_dir}: LR frames are '
-                             f'{video.x4_shape[0]}x{video.x4_shape[1]}, smaller than the '
-                             f'training crop {lr_crop}x{lr_crop}')
+            raise ValueError(
+                f'video {video.name!r} of {data_dir}: LR frames are '
+                f'{video.x4_shape[0]}x{video.x4_shape[1]}, smaller than the '
+                f'training crop {lr_crop}x{lr_crop}'
+            )
     lr_table = tf.constant(lr_paths)
     gt_table = tf.constant(gt_paths)
 
@@ -181,13 +198,25 @@ def validation_windows(data_dir, spec, num_frames, padding='reflection_circle'):
         gt_paths = reds.gt_frame_paths(data_dir, spec, video)
         for center in range(video.nframes):
             window = frame_indices.window_indices(center, video.nframes, num_frames, padding)
-            items.append({'clip': video.name, 'frame': center,
-                          'lr_paths': [lr_paths[i] for i in window], 'gt_path': gt_paths[center]})
+            items.append(
+                {
+                    'clip': video.name,
+                    'frame': center,
+                    'lr_paths': [lr_paths[i] for i in window],
+                    'gt_path': gt_paths[center],
+                }
+            )
     return items
 
 
-def validation_dataset(data_dir, spec, num_frames=5, padding='reflection_circle',
-                       num_parallel_calls=DEFAULT_PARALLEL_CALLS, prefetch=2):
+def validation_dataset(
+    data_dir,
+    spec,
+    num_frames=5,
+    padding='reflection_circle',
+    num_parallel_calls=DEFAULT_PARALLEL_CALLS,
+    prefetch=2,
+):
     """Deterministic pass over whole validation frames, one per element (clips may differ
     in size).
 
@@ -195,15 +224,20 @@ def validation_dataset(data_dir, spec, num_frames=5, padding='reflection_circle'
     'frame': int32 [1]}``, clip by clip, frame by frame.
     """
     items = validation_windows(data_dir, spec, num_frames, padding)
-    columns = {'clip': np.array([it['clip'] for it in items]),
-               'frame': np.array([it['frame'] for it in items], np.int32),
-               'lr_paths': np.array([it['lr_paths'] for it in items]),
-               'gt_path': np.array([it['gt_path'] for it in items])}
+    columns = {
+        'clip': np.array([it['clip'] for it in items]),
+        'frame': np.array([it['frame'] for it in items], np.int32),
+        'lr_paths': np.array([it['lr_paths'] for it in items]),
+        'gt_path': np.array([it['gt_path'] for it in items]),
+    }
 
     def load(item):
-        return {'lr': to_float(decode_window(item['lr_paths'], num_frames)),
-                'gt': to_float(decode_frame(item['gt_path'])),
-                'clip': item['clip'], 'frame': item['frame']}
+        return {
+            'lr': to_float(decode_window(item['lr_paths'], num_frames)),
+            'gt': to_float(decode_frame(item['gt_path'])),
+            'clip': item['clip'],
+            'frame': item['frame'],
+        }
 
     dataset = Dataset.from_tensor_slices(columns)
     return dataset.map(load, num_parallel_calls=num_parallel_calls).batch(1).prefetch(prefetch)

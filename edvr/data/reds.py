@@ -33,28 +33,37 @@ class DatasetError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class VideoEntry:
     """One clip of a split: its folder name, frame shapes ``(h, w)`` and frame count."""
+
     name: str
     gt_shape: tuple
     x4_shape: tuple
     nframes: int
 
     def to_json(self):
-        return {'name': self.name, 'gt_shape': list(self.gt_shape),
-                'x4_shape': list(self.x4_shape), 'nframes': self.nframes}
+        return {
+            'name': self.name,
+            'gt_shape': list(self.gt_shape),
+            'x4_shape': list(self.x4_shape),
+            'nframes': self.nframes,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
 class SplitSpec:
     """Contents of ``DATA/sets/<split>.json``."""
+
     videos: tuple
     gt_folder: str = 'truth'
     x4_folder: str = 'blur4'
     prefix: bool = False
 
     def to_json(self):
-        return {'prefix': self.prefix, 'gt_folder': self.gt_folder,
-                'x4_folder': self.x4_folder, 'videos': [v.to_json() for v in self.videos]}
-
+        return {
+            'prefix': self.prefix,
+            'gt_folder': self.gt_folder,
+            'x4_folder': self.x4_folder,
+            'videos': [v.to_json() for v in self.videos],
+        }
 
 
 def split_file(data_dir, split):
@@ -90,10 +99,14 @@ def _require(condition, path, message):
 
 
 def _parse_shape(value, path, key, video_name):
-    _require(isinstance(value, list) and len(value) == 2
-             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value),
-             path, f'video {video_name!r}: {key} must be [height, width] with positive '
-                   f'integers, got {value!r}')
+    _require(
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value),
+        path,
+        f'video {video_name!r}: {key} must be [height, width] with positive '
+        f'integers, got {value!r}',
+    )
     return tuple(value)
 
 
@@ -101,41 +114,64 @@ def parse_split(obj, path='<split>'):
     """Validates a decoded split JSON object and returns a SplitSpec. ``path`` is for errors."""
     _require(isinstance(obj, dict), path, f'expected a JSON object, got {type(obj).__name__}')
     for key in ('gt_folder', 'x4_folder', 'videos'):
-        _require(key in obj, path, f'missing key {key!r}; expected keys prefix, gt_folder, '
-                                   f'x4_folder, videos')
+        _require(
+            key in obj,
+            path,
+            f'missing key {key!r}; expected keys prefix, gt_folder, x4_folder, videos',
+        )
     prefix = obj.get('prefix', False)
-    _require(prefix is False, path,
-             f'"prefix" is {prefix!r}; only false (frames named %08d.png) is supported')
-    _require(isinstance(obj['videos'], list) and obj['videos'], path,
-             f'"videos" must be a non-empty list, got {obj["videos"]!r:.80}')
+    _require(
+        prefix is False,
+        path,
+        f'"prefix" is {prefix!r}; only false (frames named %08d.png) is supported',
+    )
+    _require(
+        isinstance(obj['videos'], list) and obj['videos'],
+        path,
+        f'"videos" must be a non-empty list, got {obj["videos"]!r:.80}',
+    )
     videos, seen = [], set()
     for item in obj['videos']:
         keys = {'name', 'gt_shape', 'x4_shape', 'nframes'}
-        _require(isinstance(item, dict) and keys <= set(item), path,
-                 f'each video needs name, gt_shape, x4_shape, nframes; got {item!r:.120}')
+        _require(
+            isinstance(item, dict) and keys <= set(item),
+            path,
+            f'each video needs name, gt_shape, x4_shape, nframes; got {item!r:.120}',
+        )
         name = item['name']
-        _require(isinstance(name, str) and name and name not in seen, path,
-                 f'video name must be a unique non-empty string, got {name!r}')
+        _require(
+            isinstance(name, str) and name and name not in seen,
+            path,
+            f'video name must be a unique non-empty string, got {name!r}',
+        )
         seen.add(name)
         gt_shape = _parse_shape(item['gt_shape'], path, 'gt_shape', name)
         x4_shape = _parse_shape(item['x4_shape'], path, 'x4_shape', name)
-        _require(gt_shape == (x4_shape[0] * SCALE, x4_shape[1] * SCALE), path,
-                 f'video {name!r}: gt_shape {list(gt_shape)} is not {SCALE}x x4_shape '
-                 f'{list(x4_shape)}')
+        _require(
+            gt_shape == (x4_shape[0] * SCALE, x4_shape[1] * SCALE),
+            path,
+            f'video {name!r}: gt_shape {list(gt_shape)} is not {SCALE}x x4_shape {list(x4_shape)}',
+        )
         nframes = item['nframes']
-        _require(isinstance(nframes, int) and not isinstance(nframes, bool) and nframes > 0, path,
-                 f'video {name!r}: nframes must be a positive integer, got {nframes!r}')
+        _require(
+            isinstance(nframes, int) and not isinstance(nframes, bool) and nframes > 0,
+            path,
+            f'video {name!r}: nframes must be a positive integer, got {nframes!r}',
+        )
         videos.append(VideoEntry(name, gt_shape, x4_shape, nframes))
-    return SplitSpec(videos=tuple(videos), gt_folder=obj['gt_folder'],
-                     x4_folder=obj['x4_folder'], prefix=False)
+    return SplitSpec(
+        videos=tuple(videos), gt_folder=obj['gt_folder'], x4_folder=obj['x4_folder'], prefix=False
+    )
 
 
 def read_split(data_dir, split):
     """Reads and validates ``DATA/sets/<split>.json``; raises DatasetError naming the file."""
     path = split_file(data_dir, split)
     if not os.path.isfile(path):
-        raise DatasetError(f'{path}: split file not found; expected the seed layout '
-                           f'DATA/sets/{{train,val}}.json under data_dir {data_dir!r}')
+        raise DatasetError(
+            f'{path}: split file not found; expected the seed layout '
+            f'DATA/sets/{{train,val}}.json under data_dir {data_dir!r}'
+        )
     try:
         with open(path) as f:
             obj = json.load(f)
@@ -168,14 +204,20 @@ def verify_png_chunks(path):
     pos, saw_end = 8, False
     while pos < len(data):
         _require(pos + 12 <= len(data), path, f'truncated PNG: chunk header cut at byte {pos}')
-        length = int.from_bytes(data[pos:pos + 4], 'big')
-        kind = data[pos + 4:pos + 8]
+        length = int.from_bytes(data[pos : pos + 4], 'big')
+        kind = data[pos + 4 : pos + 8]
         end = pos + 12 + length
-        _require(end <= len(data), path,
-                 f'truncated PNG: chunk {kind!r} needs {length} bytes, file ends at {len(data)}')
-        crc = int.from_bytes(data[end - 4:end], 'big')
-        _require(zlib.crc32(data[pos + 4:end - 4]) == crc, path,
-                 f'corrupt PNG: CRC mismatch in chunk {kind!r} at byte {pos}')
+        _require(
+            end <= len(data),
+            path,
+            f'truncated PNG: chunk {kind!r} needs {length} bytes, file ends at {len(data)}',
+        )
+        crc = int.from_bytes(data[end - 4 : end], 'big')
+        _require(
+            zlib.crc32(data[pos + 4 : end - 4]) == crc,
+            path,
+            f'corrupt PNG: CRC mismatch in chunk {kind!r} at byte {pos}',
+        )
         pos = end
         if kind == b'IEND':
             saw_end = True
@@ -197,9 +239,12 @@ def check_frame(path, expected_shape, verify_pixels):
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DatasetError(f'{path}: unreadable PNG ({e})') from e
     _require(fmt == 'PNG', path, f'expected a PNG file, got format {fmt}')
-    _require((height, width) == tuple(expected_shape), path,
-             f'frame is {height}x{width} (h x w), the split file says '
-             f'{expected_shape[0]}x{expected_shape[1]}')
+    _require(
+        (height, width) == tuple(expected_shape),
+        path,
+        f'frame is {height}x{width} (h x w), the split file says '
+        f'{expected_shape[0]}x{expected_shape[1]}',
+    )
     if verify_pixels:
         verify_png_chunks(path)
 
@@ -217,10 +262,13 @@ def check_dataset(data_dir, split, verify_pixels=False, num_workers=8):
         for folder, shape in ((spec.x4_folder, video.x4_shape), (spec.gt_folder, video.gt_shape)):
             directory = clip_dir(data_dir, video.name, folder)
             if not os.path.isdir(directory):
-                raise DatasetError(f'{directory}: missing clip folder for video {video.name!r} '
-                                   f'of {split_file(data_dir, split)}')
-            jobs.extend((os.path.join(directory, frame_name(i)), shape)
-                        for i in range(video.nframes))
+                raise DatasetError(
+                    f'{directory}: missing clip folder for video {video.name!r} '
+                    f'of {split_file(data_dir, split)}'
+                )
+            jobs.extend(
+                (os.path.join(directory, frame_name(i)), shape) for i in range(video.nframes)
+            )
     with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
         futures = [pool.submit(check_frame, path, shape, verify_pixels) for path, shape in jobs]
         for future in futures:

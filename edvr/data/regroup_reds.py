@@ -44,8 +44,10 @@ def count_frames(folder):
         raise reds.DatasetError(f'{folder}: no %08d.png frames')
     for expected, got in enumerate(indices):
         if got != expected:
-            raise reds.DatasetError(f'{os.path.join(folder, reds.frame_name(expected))}: '
-                                    f'missing frame (clip has frames up to {indices[-1]})')
+            raise reds.DatasetError(
+                f'{os.path.join(folder, reds.frame_name(expected))}: '
+                f'missing frame (clip has frames up to {indices[-1]})'
+            )
     return len(indices)
 
 
@@ -62,8 +64,10 @@ def plan_clips(src):
     Raises DatasetError when the training folders are missing or only half of a pair exists.
     """
     plan = []
-    pairs = (('train', 'train_sharp', 'train_sharp_bicubic/X4', 0),
-             ('val', 'val_sharp', 'val_sharp_bicubic/X4', VAL_OFFSET))
+    pairs = (
+        ('train', 'train_sharp', 'train_sharp_bicubic/X4', 0),
+        ('val', 'val_sharp', 'val_sharp_bicubic/X4', VAL_OFFSET),
+    )
     for split, gt_name, lr_name, offset in pairs:
         gt_root, lr_root = find_folder(src, split, gt_name), find_folder(src, split, lr_name)
         if gt_root is None and lr_root is None and split == 'val':
@@ -73,19 +77,28 @@ def plan_clips(src):
             if root is None:
                 raise reds.DatasetError(
                     f'{os.path.join(src, split, name)}: folder not found (nor '
-                    f'{os.path.join(src, name)}); expected an unzipped REDS {name}')
+                    f'{os.path.join(src, name)}); expected an unzipped REDS {name}'
+                )
         gt_clips = sorted(d for d in os.listdir(gt_root) if os.path.isdir(os.path.join(gt_root, d)))
         lr_clips = sorted(d for d in os.listdir(lr_root) if os.path.isdir(os.path.join(lr_root, d)))
         if gt_clips != lr_clips:
             only = sorted(set(gt_clips) ^ set(lr_clips))
-            raise reds.DatasetError(f'{gt_root} and {lr_root} hold different clips; '
-                                    f'only in one of them: {only[:10]}')
+            raise reds.DatasetError(
+                f'{gt_root} and {lr_root} hold different clips; only in one of them: {only[:10]}'
+            )
         for clip in gt_clips:
             if not clip.isdigit():
-                raise reds.DatasetError(f'{os.path.join(gt_root, clip)}: clip folder names must '
-                                        f'be numbers like 000, got {clip!r}')
-            plan.append(('%03d' % (int(clip) + offset), os.path.join(gt_root, clip),
-                         os.path.join(lr_root, clip)))
+                raise reds.DatasetError(
+                    f'{os.path.join(gt_root, clip)}: clip folder names must '
+                    f'be numbers like 000, got {clip!r}'
+                )
+            plan.append(
+                (
+                    '%03d' % (int(clip) + offset),
+                    os.path.join(gt_root, clip),
+                    os.path.join(lr_root, clip),
+                )
+            )
     return plan
 
 
@@ -98,8 +111,10 @@ def describe_clip(name, gt_folder, lr_folder):
     gt_shape = frame_shape(os.path.join(gt_folder, reds.frame_name(0)))
     x4_shape = frame_shape(os.path.join(lr_folder, reds.frame_name(0)))
     if gt_shape != (x4_shape[0] * reds.SCALE, x4_shape[1] * reds.SCALE):
-        raise reds.DatasetError(f'{os.path.join(lr_folder, reds.frame_name(0))}: LR frame is '
-                                f'{x4_shape}, expected GT {gt_shape} / {reds.SCALE}')
+        raise reds.DatasetError(
+            f'{os.path.join(lr_folder, reds.frame_name(0))}: LR frame is '
+            f'{x4_shape}, expected GT {gt_shape} / {reds.SCALE}'
+        )
     return reds.VideoEntry(name, gt_shape, x4_shape, nframes)
 
 
@@ -126,17 +141,19 @@ def regroup(src, dst, mode='move', val_clips=REDS4, check=True):
     videos = [describe_clip(*item) for item in plan]
     names = [v.name for v in videos]
     if len(set(names)) != len(names):
-        raise reds.DatasetError(f'{src}: clip numbers collide after renumbering validation '
-                                f'clips by +{VAL_OFFSET}')
+        raise reds.DatasetError(
+            f'{src}: clip numbers collide after renumbering validation clips by +{VAL_OFFSET}'
+        )
     missing = [c for c in val_clips if c not in names]
     if missing:
-        raise reds.DatasetError(f'{src}: validation clips {missing} not found among the '
-                                f'training clips')
+        raise reds.DatasetError(
+            f'{src}: validation clips {missing} not found among the training clips'
+        )
     for name in names:
         target = os.path.join(dst, 'images', name)
         if os.path.exists(target):
             raise FileExistsError(f'{target} already exists; expected an empty destination')
-    for (name, gt_folder, lr_folder) in plan:
+    for name, gt_folder, lr_folder in plan:
         place(gt_folder, reds.clip_dir(dst, name, 'truth'), mode)
         place(lr_folder, reds.clip_dir(dst, name, 'blur4'), mode)
     train = reds.SplitSpec(videos=tuple(v for v in videos if v.name not in val_clips))
@@ -153,19 +170,29 @@ def make_parser():
     parser = cli.tool_parser('data.regroup_reds', __doc__.split('\n\n')[0], threads=False)
     parser.add_argument('--src', required=True, help='folder with the unzipped REDS download')
     parser.add_argument('--dst', required=True, help='dataset folder to create (seed layout)')
-    parser.add_argument('--mode', choices=MODES, default='move',
-                        help='move (fast, same disk), copy, or symlink the clip folders')
-    parser.add_argument('--val_clips', default=','.join(REDS4),
-                        help='comma-separated clips for sets/val.json (default REDS4)')
+    parser.add_argument(
+        '--mode',
+        choices=MODES,
+        default='move',
+        help='move (fast, same disk), copy, or symlink the clip folders',
+    )
+    parser.add_argument(
+        '--val_clips',
+        default=','.join(REDS4),
+        help='comma-separated clips for sets/val.json (default REDS4)',
+    )
     parser.add_argument('--no_check', action='store_true', help='skip the frame-by-frame check')
     return parser
 
 
 def run(args):
-    train, val = regroup(args.src, args.dst, args.mode, tuple(args.val_clips.split(',')),
-                         check=not args.no_check)
-    print(f'wrote {args.dst}: {len(train.videos)} training clips, {len(val.videos)} validation '
-          f'clips ({", ".join(v.name for v in val.videos)})')
+    train, val = regroup(
+        args.src, args.dst, args.mode, tuple(args.val_clips.split(',')), check=not args.no_check
+    )
+    print(
+        f'wrote {args.dst}: {len(train.videos)} training clips, {len(val.videos)} validation '
+        f'clips ({", ".join(v.name for v in val.videos)})'
+    )
 
 
 def main(argv=None):

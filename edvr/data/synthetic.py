@@ -27,8 +27,18 @@ from edvr.data import reds
 GENERATOR_VERSION = 2  # 2: numpy RandomState instead of Generator (other pixels, same statistics)
 MANIFEST = 'synthetic.json'
 # Photographs from skimage.data; the two lists share no photograph (and no scene).
-TRAIN_PHOTOS = ('astronaut', 'motorcycle_left', 'immunohistochemistry', 'hubble_deep_field',
-                'retina', 'camera', 'brick', 'grass', 'gravel', 'coins')
+TRAIN_PHOTOS = (
+    'astronaut',
+    'motorcycle_left',
+    'immunohistochemistry',
+    'hubble_deep_field',
+    'retina',
+    'camera',
+    'brick',
+    'grass',
+    'gravel',
+    'coins',
+)
 VAL_PHOTOS = ('chelsea', 'coffee', 'rocket')
 SOURCE_MARGIN = 1.25  # sources are resized to this many times the frame size (room to move)
 
@@ -36,6 +46,7 @@ SOURCE_MARGIN = 1.25  # sources are resized to this many times the frame size (r
 @dataclasses.dataclass
 class SyntheticOptions:
     """What to generate. Sizes are ground-truth pixels; LR frames are 4x smaller."""
+
     seed: int = 0
     gt_height: int = 256
     gt_width: int = 384
@@ -44,10 +55,10 @@ class SyntheticOptions:
     val_clips_per_photo: int = 1
     val_frames: int = 10
     object_probability: float = 0.5
-    max_speed: float = 2.0        # camera pan, GT pixels per frame
-    max_rotation: float = 0.3     # degrees per frame
-    max_zoom: float = 0.004       # relative scale change per frame
-    jitter: float = 0.3           # std of hand-held shake, GT pixels
+    max_speed: float = 2.0  # camera pan, GT pixels per frame
+    max_rotation: float = 0.3  # degrees per frame
+    max_zoom: float = 0.004  # relative scale change per frame
+    jitter: float = 0.3  # std of hand-held shake, GT pixels
     train_photos: tuple = TRAIN_PHOTOS
     val_photos: tuple = VAL_PHOTOS
 
@@ -55,25 +66,33 @@ class SyntheticOptions:
         for key in ('gt_height', 'gt_width'):
             value = getattr(self, key)
             if value % reds.SCALE or value < 16 * reds.SCALE:
-                raise ValueError(f'{key} must be a multiple of {reds.SCALE} and at least '
-                                 f'{16 * reds.SCALE}, got {value}')
+                raise ValueError(
+                    f'{key} must be a multiple of {reds.SCALE} and at least '
+                    f'{16 * reds.SCALE}, got {value}'
+                )
         for key in ('train_frames', 'val_frames', 'train_clips_per_photo', 'val_clips_per_photo'):
             if getattr(self, key) < 1:
                 raise ValueError(f'{key} must be at least 1, got {getattr(self, key)}')
         overlap = set(self.train_photos) & set(self.val_photos)
         if overlap:
-            raise ValueError(f'photographs {sorted(overlap)} are in both train_photos and '
-                             f'val_photos; validation must use unseen photographs')
+            raise ValueError(
+                f'photographs {sorted(overlap)} are in both train_photos and '
+                f'val_photos; validation must use unseen photographs'
+            )
         self.train_photos, self.val_photos = tuple(self.train_photos), tuple(self.val_photos)
 
     def to_json(self):
-        return dict(dataclasses.asdict(self), train_photos=list(self.train_photos),
-                    val_photos=list(self.val_photos))
+        return dict(
+            dataclasses.asdict(self),
+            train_photos=list(self.train_photos),
+            val_photos=list(self.val_photos),
+        )
 
 
 def load_photo(name):
     """RGB uint8 photograph ``[h, w, 3]`` from skimage.data (grey images are replicated)."""
     import skimage.data  # imported here: only the generator needs scikit-image
+
     if name == 'motorcycle_left':
         image = skimage.data.stereo_motorcycle()[0]
     else:
@@ -112,8 +131,18 @@ def camera_path(rng, options, source_size, nframes):
     """
     src_w, src_h = source_size
     frame_center = np.array([options.gt_width / 2.0, options.gt_height / 2.0])
-    corners = np.array([[0, 0], [options.gt_width, 0], [0, options.gt_height],
-                        [options.gt_width, options.gt_height]], float) - frame_center
+    corners = (
+        np.array(
+            [
+                [0, 0],
+                [options.gt_width, 0],
+                [0, options.gt_height],
+                [options.gt_width, options.gt_height],
+            ],
+            float,
+        )
+        - frame_center
+    )
     angle = rng.uniform(0, 2 * np.pi)
     velocity = rng.uniform(0.3, 1.0) * options.max_speed * np.array([np.cos(angle), np.sin(angle)])
     theta0 = rng.uniform(-3.0, 3.0)
@@ -125,7 +154,7 @@ def camera_path(rng, options, source_size, nframes):
     for _ in range(60):
         scales = (1.0 + zoom) ** np.arange(nframes)
         linears = np.stack([s * rotation(theta0 + omega * k) for k, s in enumerate(scales)])
-        offsets = velocity * t + jitter                                        # [T, 2]
+        offsets = velocity * t + jitter  # [T, 2]
         extents = np.einsum('tij,cj->tci', linears, corners) + offsets[:, None, :]  # [T, 4, 2]
         low = -extents.min(axis=(0, 1)) + margin
         high = np.array([src_w, src_h]) - extents.max(axis=(0, 1)) - margin
@@ -134,10 +163,12 @@ def camera_path(rng, options, source_size, nframes):
         velocity, omega, zoom, jitter = velocity * 0.8, omega * 0.8, zoom * 0.8, jitter * 0.8
         theta0 *= 0.8
     else:
-        raise ValueError(f'source of {src_w}x{src_h} is too small for {options.gt_width}x'
-                         f'{options.gt_height} frames')
+        raise ValueError(
+            f'source of {src_w}x{src_h} is too small for {options.gt_width}x'
+            f'{options.gt_height} frames'
+        )
     start = low + rng.uniform(0, 1, size=2) * (high - low)
-    centers = start + offsets                                                  # [T, 2]
+    centers = start + offsets  # [T, 2]
     translations = centers - np.einsum('tij,j->ti', linears, frame_center)
     return np.concatenate([linears, translations[:, :, None]], axis=2)
 
@@ -151,7 +182,7 @@ def make_object(rng, photo_pool, options):
     y0 = rng.randint(0, photo.height - size)
     rgb = np.asarray(photo.crop((x0, y0, x0 + size, y0 + size)), np.float32)
     yy, xx = np.mgrid[:size, :size] + 0.5 - size / 2.0
-    alpha = np.clip(radius - np.sqrt(xx ** 2 + yy ** 2) + 0.5, 0.0, 1.0)[..., None]
+    alpha = np.clip(radius - np.sqrt(xx**2 + yy**2) + 0.5, 0.0, 1.0)[..., None]
     start = rng.uniform([0, 0], [options.gt_width, options.gt_height]) - size / 2.0
     angle = rng.uniform(0, 2 * np.pi)
     velocity = rng.uniform(1.5, 4.0) * np.array([np.cos(angle), np.sin(angle)])
@@ -198,22 +229,28 @@ def write_clip(data_dir, name, gt_frames):
     os.makedirs(lr_dir)
     for i, gt in enumerate(gt_frames):
         Image.fromarray(gt).save(os.path.join(gt_dir, reds.frame_name(i)), compress_level=1)
-        Image.fromarray(bicubic_downscale(gt)).save(os.path.join(lr_dir, reds.frame_name(i)),
-                                                    compress_level=1)
+        Image.fromarray(bicubic_downscale(gt)).save(
+            os.path.join(lr_dir, reds.frame_name(i)), compress_level=1
+        )
     h, w = gt_frames.shape[1:3]
     return reds.VideoEntry(name, (h, w), (h // reds.SCALE, w // reds.SCALE), len(gt_frames))
 
 
 def generate(output_dir, options):
     """Generates the dataset into ``output_dir`` (must not hold files). Returns clip counts."""
-    rng = np.random.RandomState(options.seed)  # Generator is numpy 1.17+; the Ascend host may have 1.16
-    splits = {'train': (options.train_photos, options.train_clips_per_photo, options.train_frames),
-              'val': (options.val_photos, options.val_clips_per_photo, options.val_frames)}
+    rng = np.random.RandomState(
+        options.seed
+    )  # Generator is numpy 1.17+; the Ascend host may have 1.16
+    splits = {
+        'train': (options.train_photos, options.train_clips_per_photo, options.train_frames),
+        'val': (options.val_photos, options.val_clips_per_photo, options.val_frames),
+    }
     clip_number = 0
     counts = {}
     for split, (photos, clips_per_photo, nframes) in splits.items():
-        sources = [prepare_source(load_photo(p), options.gt_height, options.gt_width)
-                   for p in photos]
+        sources = [
+            prepare_source(load_photo(p), options.gt_height, options.gt_width) for p in photos
+        ]
         videos = []
         for source in sources:
             for _ in range(clips_per_photo):
@@ -223,8 +260,15 @@ def generate(output_dir, options):
         reds.write_split(output_dir, split, reds.SplitSpec(videos=tuple(videos)))
         counts[split] = len(videos)
     with open(os.path.join(output_dir, MANIFEST), 'w') as f:
-        json.dump({'generator': 'edvr.data.synthetic', 'version': GENERATOR_VERSION,
-                   'options': options.to_json()}, f, indent=1)
+        json.dump(
+            {
+                'generator': 'edvr.data.synthetic',
+                'version': GENERATOR_VERSION,
+                'options': options.to_json(),
+            },
+            f,
+            indent=1,
+        )
     return counts
 
 
@@ -259,14 +303,17 @@ def ensure_dataset(output_dir, options=None, force=False, log=print):
         manifest = existing_dataset(output_dir)
         if manifest is not None:
             same = manifest.get('options') == options.to_json()
-            log(f'{output_dir} already holds a valid dataset; reusing it'
-                + ('' if same else ' (made with other options; pass --force to regenerate)'))
+            log(
+                f'{output_dir} already holds a valid dataset; reusing it'
+                + ('' if same else ' (made with other options; pass --force to regenerate)')
+            )
             return output_dir
     if os.path.isdir(output_dir) and os.listdir(output_dir):
         if not (force and os.path.isfile(manifest_path)):
             raise FileExistsError(
                 f'{output_dir} is not empty and holds no valid dataset; expected an empty or '
-                f'missing folder (or one made by this generator, with --force)')
+                f'missing folder (or one made by this generator, with --force)'
+            )
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     start = time.time()
@@ -279,9 +326,11 @@ def ensure_dataset(output_dir, options=None, force=False, log=print):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f'wrote {counts["train"]} training and {counts["val"]} validation clips '
+    log(
+        f'wrote {counts["train"]} training and {counts["val"]} validation clips '
         f'({options.gt_height}x{options.gt_width} GT, x4 LR) to {output_dir} in '
-        f'{time.time() - start:.1f} s')
+        f'{time.time() - start:.1f} s'
+    )
     return output_dir
 
 
@@ -297,16 +346,22 @@ def make_parser():
     parser.add_argument('--train_frames', type=int, default=defaults.train_frames)
     parser.add_argument('--val_clips_per_photo', type=int, default=defaults.val_clips_per_photo)
     parser.add_argument('--val_frames', type=int, default=defaults.val_frames)
-    parser.add_argument('--object_probability', type=float, default=defaults.object_probability,
-                        help='share of clips with a moving object')
-    parser.add_argument('--force', action='store_true',
-                        help='regenerate even if OUTPUT holds a valid dataset')
+    parser.add_argument(
+        '--object_probability',
+        type=float,
+        default=defaults.object_probability,
+        help='share of clips with a moving object',
+    )
+    parser.add_argument(
+        '--force', action='store_true', help='regenerate even if OUTPUT holds a valid dataset'
+    )
     return parser
 
 
 def run(args):
-    options = SyntheticOptions(**{k: v for k, v in vars(args).items()
-                                  if k not in ('output', 'force')})
+    options = SyntheticOptions(
+        **{k: v for k, v in vars(args).items() if k not in ('output', 'force')}
+    )
     ensure_dataset(args.output, options, force=args.force)
 
 

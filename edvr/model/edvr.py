@@ -1,4 +1,5 @@
 """The EDVR network (Wang et al., arXiv 1905.02716) assembled from its paper components."""
+
 import collections
 
 import tensorflow as tf
@@ -49,14 +50,17 @@ def build_edvr(frames, cfg, scope='edvr', reuse=None, compute_dtype=tf.float32):
     """
     t, c = int(frames.shape[1]), int(frames.shape[4])
     if t != cfg['num_frame'] or c != cfg['num_in_ch']:
-        raise ValueError(f'frames must be (b, t={cfg["num_frame"]}, h, w, c={cfg["num_in_ch"]}) '
-                         f'for this config, got shape {frames.shape}')
+        raise ValueError(
+            f'frames must be (b, t={cfg["num_frame"]}, h, w, c={cfg["num_in_ch"]}) '
+            f'for this config, got shape {frames.shape}'
+        )
     with _model_scope(scope, reuse, compute_dtype):
         b, h, w = dim(frames, 0), dim(frames, 2), dim(frames, 3)
         lr = tf.cast(frames, compute_dtype)  # no op in float32
         feats = feature_extraction(tf.reshape(lr, [-1, h, w, c]), cfg)  # frames in the batch
-        output, endpoints = _restore_from_features(feats, frames[:, center_frame_index(cfg)], b,
-                                                   cfg)
+        output, endpoints = _restore_from_features(
+            feats, frames[:, center_frame_index(cfg)], b, cfg
+        )
     return output, endpoints
 
 
@@ -64,8 +68,9 @@ def _model_scope(scope, reuse, compute_dtype):
     """The model's variable scope; in bfloat16 its variables are float32 masters read through
     a Cast (edvr.precision.master_variable_getter)."""
     mixed = tf.as_dtype(compute_dtype) != tf.float32
-    return tf.compat.v1.variable_scope(scope, reuse=reuse,
-                                       custom_getter=master_variable_getter if mixed else None)
+    return tf.compat.v1.variable_scope(
+        scope, reuse=reuse, custom_getter=master_variable_getter if mixed else None
+    )
 
 
 def build_frame_features(frames, cfg, scope='edvr', reuse=None, compute_dtype=tf.float32):
@@ -104,7 +109,7 @@ def _restore_from_features(feats, base, b, cfg):
     for feat in feats:
         fh, fw = dim(feat, 1), dim(feat, 2)
         per_clip = tf.reshape(feat, [b, t, fh, fw, num_feat])
-        ref = tf.tile(per_clip[:, center:center + 1], [1, t, 1, 1, 1])
+        ref = tf.tile(per_clip[:, center : center + 1], [1, t, 1, 1, 1])
         ref_feats.append(tf.reshape(ref, [-1, fh, fw, num_feat]))
     aligned, offsets = pcd_alignment(feats, ref_feats, num_feat, cfg['deformable_groups'])
     aligned = tf.reshape(aligned, [b, t, dim(aligned, 1), dim(aligned, 2), num_feat])

@@ -6,6 +6,7 @@ cache keeps the features by key (frame index, plus the tile region when tiling) 
 ``release_before`` drops the frames no later window needs, so it holds a bounded number of
 frames however long the clip is.
 """
+
 import collections
 
 

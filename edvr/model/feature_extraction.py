@@ -1,4 +1,5 @@
 """Feature extraction (EDVR paper section 3.1): per-frame features and their L1-L3 pyramid."""
+
 import tensorflow as tf
 
 from edvr.model.layers import conv2d, lrelu, residual_blocks

@@ -5,6 +5,7 @@ variable scope, names ``kernel`` ([kh, kw, in, out]) and ``bias`` ([out]). Paddi
 PyTorch (symmetric ``(k - 1) // 2`` on each side), which for stride 2 differs from TF's
 'SAME', so the pretrained BasicSR weights see the same pixels.
 """
+
 import tensorflow as tf
 
 import ops
@@ -59,9 +60,9 @@ def _default_kernel_init():
     Converted BasicSR weights replace it, so parity is unaffected. The PCD offset branch
     keeps PyTorch's init (``offset_branch_kernel_init``).
     """
-    return tf.compat.v1.variance_scaling_initializer(scale=2.0 / (1.0 + LRELU_SLOPE ** 2),
-                                                     mode='fan_in',
-                                                     distribution='untruncated_normal')
+    return tf.compat.v1.variance_scaling_initializer(
+        scale=2.0 / (1.0 + LRELU_SLOPE**2), mode='fan_in', distribution='untruncated_normal'
+    )
 
 
 def offset_branch_kernel_init():
@@ -75,27 +76,36 @@ def offset_branch_kernel_init():
     them back, and the network stayed at its bilinear base. The small init keeps the offset
     features, and so the offsets' early speed, small.
     """
-    return tf.compat.v1.variance_scaling_initializer(scale=1.0 / 3.0, mode='fan_in',
-                                                     distribution='uniform')
+    return tf.compat.v1.variance_scaling_initializer(
+        scale=1.0 / 3.0, mode='fan_in', distribution='uniform'
+    )
 
 
 def residual_kernel_init():
     """BasicSR's residual-block init: Kaiming normal (fan_in) scaled by 0.1."""
-    return tf.compat.v1.variance_scaling_initializer(scale=0.02, mode='fan_in',
-                                                     distribution='untruncated_normal')
+    return tf.compat.v1.variance_scaling_initializer(
+        scale=0.02, mode='fan_in', distribution='untruncated_normal'
+    )
 
 
-def conv2d(x, filters, kernel_size=3, stride=1, name='conv', kernel_initializer=None,
-           bias_initializer=None):
+def conv2d(
+    x, filters, kernel_size=3, stride=1, name='conv', kernel_initializer=None, bias_initializer=None
+):
     """Conv with PyTorch padding: x (n, h, w, c) -> (n, ceil(h / stride), ceil(w / stride), filters)."""
     in_channels = int(x.shape[-1])
     with tf.compat.v1.variable_scope(name):
         kernel = tf.compat.v1.get_variable(
-            'kernel', [kernel_size, kernel_size, in_channels, filters], dtype=x.dtype,
-            initializer=kernel_initializer or _default_kernel_init())
+            'kernel',
+            [kernel_size, kernel_size, in_channels, filters],
+            dtype=x.dtype,
+            initializer=kernel_initializer or _default_kernel_init(),
+        )
         bias = tf.compat.v1.get_variable(
-            'bias', [filters], dtype=x.dtype,
-            initializer=bias_initializer or tf.compat.v1.zeros_initializer())
+            'bias',
+            [filters],
+            dtype=x.dtype,
+            initializer=bias_initializer or tf.compat.v1.zeros_initializer(),
+        )
         pad = (kernel_size - 1) // 2
         if stride == 1:
             padding = 'SAME'  # odd kernels, stride 1: 'SAME' pads `pad` on each side
@@ -165,18 +175,35 @@ def dcn_pack(x, condition, filters, deformable_groups, name='dcn'):
     in_channels = int(x.shape[-1])
     with tf.compat.v1.variable_scope(name):
         # Zero init: the DCN starts as a plain conv (BasicSR does the same).
-        raw = conv2d(condition, 3 * deformable_groups * kernel_points, name='offset_mask_conv',
-                     kernel_initializer=tf.compat.v1.zeros_initializer())
+        raw = conv2d(
+            condition,
+            3 * deformable_groups * kernel_points,
+            name='offset_mask_conv',
+            kernel_initializer=tf.compat.v1.zeros_initializer(),
+        )
         # One Split rather than two strided slices: the gradient of Split is a concat, while
         # each StridedSliceGrad zero-fills and copies a full-size tensor (5% of an EDVR-M
         # training step).
         offsets, mask_logits = tf.split(
-            raw, [2 * deformable_groups * kernel_points, deformable_groups * kernel_points], -1)
+            raw, [2 * deformable_groups * kernel_points, deformable_groups * kernel_points], -1
+        )
         mask = sigmoid(mask_logits)
-        kernel = tf.compat.v1.get_variable('kernel', [3, 3, in_channels, filters], dtype=x.dtype,
-                                           initializer=_default_kernel_init())
-        bias = tf.compat.v1.get_variable('bias', [filters], dtype=x.dtype,
-                                         initializer=tf.compat.v1.zeros_initializer())
-        y = ops.deform_conv2d(x, tf.concat([offsets, mask], axis=-1), kernel, bias,
-                              strides=(1, 1), pads=(1, 1, 1, 1), deformable_groups=deformable_groups)
+        kernel = tf.compat.v1.get_variable(
+            'kernel',
+            [3, 3, in_channels, filters],
+            dtype=x.dtype,
+            initializer=_default_kernel_init(),
+        )
+        bias = tf.compat.v1.get_variable(
+            'bias', [filters], dtype=x.dtype, initializer=tf.compat.v1.zeros_initializer()
+        )
+        y = ops.deform_conv2d(
+            x,
+            tf.concat([offsets, mask], axis=-1),
+            kernel,
+            bias,
+            strides=(1, 1),
+            pads=(1, 1, 1, 1),
+            deformable_groups=deformable_groups,
+        )
         return y, offsets

@@ -1,4 +1,5 @@
 """Pyramid, Cascading and Deformable (PCD) alignment (EDVR paper section 3.2)."""
+
 import collections
 
 import tensorflow as tf
@@ -25,8 +26,11 @@ def pcd_alignment(nbr_feats, ref_feats, num_feat, deformable_groups, scope='pcd_
                 if level == 3:
                     offset = lrelu(offset_conv(offset, num_feat, 'offset_conv2'))
                 else:
-                    offset = lrelu(offset_conv(tf.concat([offset, upsampled_offset], -1),
-                                               num_feat, 'offset_conv2'))
+                    offset = lrelu(
+                        offset_conv(
+                            tf.concat([offset, upsampled_offset], -1), num_feat, 'offset_conv2'
+                        )
+                    )
                     offset = lrelu(offset_conv(offset, num_feat, 'offset_conv3'))
                 feat, offsets[f'l{level}'] = dcn_pack(nbr, offset, num_feat, deformable_groups)
                 if level < 3:
@@ -39,8 +43,9 @@ def pcd_alignment(nbr_feats, ref_feats, num_feat, deformable_groups, scope='pcd_
                     upsampled_offset = upsample_bilinear(offset * 2)
                     upsampled_feat = upsample_bilinear(feat)
         with tf.compat.v1.variable_scope('cascading'):
-            offset = lrelu(offset_conv(tf.concat([feat, ref_feats[0]], -1), num_feat,
-                                       'offset_conv1'))
+            offset = lrelu(
+                offset_conv(tf.concat([feat, ref_feats[0]], -1), num_feat, 'offset_conv1')
+            )
             offset = lrelu(offset_conv(offset, num_feat, 'offset_conv2'))
             feat, offsets['cascading'] = dcn_pack(feat, offset, num_feat, deformable_groups)
             feat = lrelu(feat)

@@ -1,4 +1,5 @@
 """Pre-deblurring module (EDVR paper section 3.4, used for the deblurring tracks)."""
+
 import tensorflow as tf
 
 from edvr.model.layers import conv2d, lrelu, residual_block, upsample_bilinear
@@ -18,8 +19,12 @@ def predeblur(frames, num_feat, hr_in, scope='predeblur'):
         if hr_in:
             feat_l1 = lrelu(conv2d(feat_l1, num_feat, stride=2, name='hr_stride_conv1'))
             feat_l1 = lrelu(conv2d(feat_l1, num_feat, stride=2, name='hr_stride_conv2'))
-        feat_l2 = lrelu(conv2d(feat_l1, num_feat, stride=2, name='l2_stride_conv'))  # (n, h'/2, w'/2, c)
-        feat_l3 = lrelu(conv2d(feat_l2, num_feat, stride=2, name='l3_stride_conv'))  # (n, h'/4, w'/4, c)
+        feat_l2 = lrelu(
+            conv2d(feat_l1, num_feat, stride=2, name='l2_stride_conv')
+        )  # (n, h'/2, w'/2, c)
+        feat_l3 = lrelu(
+            conv2d(feat_l2, num_feat, stride=2, name='l3_stride_conv')
+        )  # (n, h'/4, w'/4, c)
 
         feat_l3 = upsample_bilinear(residual_block(feat_l3, 'l3_resblock'))
         feat_l2 = residual_block(feat_l2, 'l2_resblock_0') + feat_l3

@@ -1,4 +1,5 @@
 """Reconstruction (EDVR paper section 3.1): residual blocks and two pixel-shuffle x2 stages."""
+
 import tensorflow as tf
 
 from edvr.model.layers import conv2d, lrelu, pixel_shuffle, residual_blocks
@@ -17,5 +18,9 @@ def reconstruction(feat, cfg, scope='reconstruction'):
         # Zero init: the network starts as its bilinear base (residual exactly 0), with the
         # Kaiming-initialised layers before it carrying a full-scale signal, so the first
         # steps grow a useful residual instead of a random one of the same scale.
-        return conv2d(out, cfg['num_out_ch'], name='conv_last',
-                      kernel_initializer=tf.compat.v1.zeros_initializer())
+        return conv2d(
+            out,
+            cfg['num_out_ch'],
+            name='conv_last',
+            kernel_initializer=tf.compat.v1.zeros_initializer(),
+        )

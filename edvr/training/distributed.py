@@ -29,6 +29,7 @@ timeout and wants its own replica-context training loop.
         broadcast = collectives.broadcast_variables()
     sess = tf.compat.v1.Session(server.target, config=collectives.session_config(...))
 """
+
 import json
 import os
 import socket
@@ -47,8 +48,12 @@ GROUP_KEY = 1  # one group: all workers, one device each
 ENV = 'TF_CONFIG'
 # Errors with which a collective fails when a peer is gone: timed out (the attribute below),
 # connection refused or reset, or aborted because another collective of the step failed.
-LOST_PEER_ERRORS = (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
-                    tf.errors.AbortedError, tf.errors.CancelledError)
+LOST_PEER_ERRORS = (
+    tf.errors.DeadlineExceededError,
+    tf.errors.UnavailableError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+)
 PROBE_SECONDS = 3.0  # how long a lost worker's survey waits for each peer (connect, read)
 # The resource name of worker i's progress variable (int64: the step it is entering), which
 # lives on worker i's own task; every worker's server shares its resources across sessions,
@@ -58,12 +63,14 @@ PROGRESS_VARIABLE = 'edvr_worker_progress_{index}'
 
 class WorkerLostError(RuntimeError):
     """A collective failed because a worker died, hung, or cannot be reached."""
+
     exit_code = 4  # edvr.cli.EXIT_WORKER_LOST
 
 
 @dataclass(frozen=True)
 class WorkerCluster:
     """The workers of the job (``host:port`` each, by task index) and this process's index."""
+
     workers: tuple
     index: int
 
@@ -83,18 +90,27 @@ class WorkerCluster:
         except ValueError as error:
             raise ValueError(f'{ENV}: expected JSON, got {text!r} ({error})') from None
         if not isinstance(parsed, dict) or not isinstance(parsed.get('cluster'), dict):
-            raise ValueError(f'{ENV}: expected {{"cluster": {{"worker": ["host:port", ...]}}, '
-                             f'"task": {{"type": "worker", "index": i}}}}, got {text!r}')
+            raise ValueError(
+                f'{ENV}: expected {{"cluster": {{"worker": ["host:port", ...]}}, '
+                f'"task": {{"type": "worker", "index": i}}}}, got {text!r}'
+            )
         jobs = sorted(parsed['cluster'])
         if jobs != [JOB]:
-            raise ValueError(f'{ENV}: expected a cluster of "worker" tasks only (worker 0 is '
-                             f'the chief), got jobs {jobs}')
+            raise ValueError(
+                f'{ENV}: expected a cluster of "worker" tasks only (worker 0 is '
+                f'the chief), got jobs {jobs}'
+            )
         workers = tuple(parsed['cluster'][JOB])
         task = parsed.get('task') or {}
-        if task.get('type') != JOB or not isinstance(task.get('index'), int) \
-                or not 0 <= task['index'] < len(workers):
-            raise ValueError(f'{ENV}: task must be {{"type": "worker", "index": i}} with 0 <= i '
-                             f'< {len(workers)}, got {task!r}')
+        if (
+            task.get('type') != JOB
+            or not isinstance(task.get('index'), int)
+            or not 0 <= task['index'] < len(workers)
+        ):
+            raise ValueError(
+                f'{ENV}: task must be {{"type": "worker", "index": i}} with 0 <= i '
+                f'< {len(workers)}, got {task!r}'
+            )
         for address in workers:
             host, _, port = str(address).rpartition(':')
             if not host or not port.isdigit():
@@ -143,8 +159,11 @@ def accepts_connections(address, timeout=PROBE_SECONDS):
 
 def unreachable_workers(cluster, timeout=PROBE_SECONDS):
     """Indices of the other workers whose server port does not accept a connection."""
-    return [index for index, address in enumerate(cluster.workers)
-            if index != cluster.index and not accepts_connections(address, timeout)]
+    return [
+        index
+        for index, address in enumerate(cluster.workers)
+        if index != cluster.index and not accepts_connections(address, timeout)
+    ]
 
 
 def wait_for_workers(cluster, seconds, poll=0.5):
@@ -162,7 +181,8 @@ def wait_for_workers(cluster, seconds, poll=0.5):
             f'{", ".join(cluster.describe(i) for i in missing)} did not start: '
             f'{cluster.describe(cluster.index)} waited {seconds:g} s '
             f'(distributed.startup_timeout) for its server. Start every worker of TF_CONFIG '
-            f'with the same arguments, and check the addresses')
+            f'with the same arguments, and check the addresses'
+        )
 
 
 def error_summary(error):
@@ -179,7 +199,8 @@ def progress_handle(index):
     """Worker ``index``'s progress variable: a resource handle (int64 scalar) on its task."""
     with tf.device(WorkerCluster.task_device(index)):
         return tf.compat.v1.raw_ops.VarHandleOp(
-            dtype=tf.int64, shape=[], shared_name=PROGRESS_VARIABLE.format(index=index))
+            dtype=tf.int64, shape=[], shared_name=PROGRESS_VARIABLE.format(index=index)
+        )
 
 
 def read_progress(address, index, timeout):
@@ -190,14 +211,14 @@ def read_progress(address, index, timeout):
     or hung), other tf.errors.OpError when it cannot be reached."""
     graph = tf.Graph()
     with graph.as_default():
-        read = tf.compat.v1.raw_ops.ReadVariableOp(resource=progress_handle(index),
-                                                   dtype=tf.int64)
+        read = tf.compat.v1.raw_ops.ReadVariableOp(resource=progress_handle(index), dtype=tf.int64)
     milliseconds = max(1, int(timeout * 1000))
     # A session on the worker's own server, not on this one's: a master session that has
     # placed a graph on a stopped worker waits for it forever when it closes. Here only the
     # gRPC calls from this process wait, each bounded by operation_timeout_in_ms.
-    config = tf.compat.v1.ConfigProto(device_filters=[f'/job:{JOB}/task:{index}'],
-                                      operation_timeout_in_ms=milliseconds)
+    config = tf.compat.v1.ConfigProto(
+        device_filters=[f'/job:{JOB}/task:{index}'], operation_timeout_in_ms=milliseconds
+    )
     sess = tf.compat.v1.Session(f'grpc://{address}', graph=graph, config=config)
     try:
         return int(sess.run(read, options=tf.compat.v1.RunOptions(timeout_in_ms=milliseconds)))
@@ -219,6 +240,7 @@ class WorkerStatus:
     closed), SILENT (its port accepts connections but it did not answer a read of its
     progress in time: stopped or hung) or ANSWERED, with ``step`` the step it last entered
     (None: none yet)."""
+
     index: int
     state: str
     step: Optional[int] = None
@@ -250,8 +272,9 @@ def survey_workers(cluster, timeout=PROBE_SECONDS):
     """The WorkerStatus of every worker (this one included), in index order; the workers are
     asked at once, so this takes about ``timeout`` seconds when one is silent."""
     with ThreadPoolExecutor(cluster.size) as pool:
-        return list(pool.map(lambda index: worker_status(cluster, index, timeout),
-                             range(cluster.size)))
+        return list(
+            pool.map(lambda index: worker_status(cluster, index, timeout), range(cluster.size))
+        )
 
 
 def _what_happened(status, cluster, step):
@@ -260,13 +283,17 @@ def _what_happened(status, cluster, step):
     if status.state == GONE:
         return f'{name} no longer accepts connections: it has stopped or its host is unreachable'
     if status.state == SILENT:
-        return (f'{name} is unreachable (stopped or hung): its server accepts connections but '
-                f'did not answer a read of its progress within {PROBE_SECONDS:g} s (a stopped '
-                f'process, SIGSTOP or a debugger, or a hung one)')
+        return (
+            f'{name} is unreachable (stopped or hung): its server accepts connections but '
+            f'did not answer a read of its progress within {PROBE_SECONDS:g} s (a stopped '
+            f'process, SIGSTOP or a debugger, or a hung one)'
+        )
     where = f'at step {status.step}' if status.step is not None else 'at no step yet'
-    return (f'{name} answers but is behind, {where}: it has not entered step {step} (stuck '
-            f'before it, e.g. in its input pipeline, a checkpoint save or validation, or '
-            f'slower than the timeout)')
+    return (
+        f'{name} answers but is behind, {where}: it has not entered step {step} (stuck '
+        f'before it, e.g. in its input pipeline, a checkpoint save or validation, or '
+        f'slower than the timeout)'
+    )
 
 
 def lost_worker_error(cluster, error, timeout):
@@ -276,8 +303,11 @@ def lost_worker_error(cluster, error, timeout):
     statuses = survey_workers(cluster)
     mine = statuses[cluster.index].step
     others = [s for s in statuses if s.index != cluster.index]
-    lost = [s for s in others if s.state != ANSWERED or
-            (mine is not None and (s.step is None or s.step < mine))]
+    lost = [
+        s
+        for s in others
+        if s.state != ANSWERED or (mine is not None and (s.step is None or s.step < mine))
+    ]
     me = cluster.describe(cluster.index)
     where = f'in step {mine}' if mine is not None else 'before its first step'
     reason = f'{type(error).__name__}: {error_summary(error)}'
@@ -290,13 +320,15 @@ def lost_worker_error(cluster, error, timeout):
         return WorkerLostError(
             f'lost {names}: {me} waited for {"it" if len(lost) == 1 else "them"} {where} in '
             f'a collective all-reduce ({settings}): {details}.{arrived} Restart all workers '
-            f'with --resume. ({reason})')
+            f'with --resume. ({reason})'
+        )
     steps = ', '.join(f'{cluster.describe(s.index)} at step {s.step}' for s in others)
     return WorkerLostError(
         f'a collective all-reduce on {me} failed {where}, but every other worker answers and '
         f'has entered the same step or a later one ({steps}): one of them is slower than the '
         f'timeout ({timeout:g} s, distributed.collective_timeout), or they run with different '
-        f'arguments. Restart all workers with --resume. ({reason})')
+        f'arguments. Restart all workers with --resume. ({reason})'
+    )
 
 
 def exit_at_once(status):
@@ -315,10 +347,14 @@ def exit_if_stuck(error, status, seconds=PROBE_SECONDS):
     ``status``. Closing the training session can wait for gRPC calls to a stalled peer (20 to
     30 s measured after a SIGSTOP); it has nothing left to do. Only for a process that ends
     on this error (``python -m edvr.train``)."""
+
     def stop():
-        print(f'edvr.train: error: {error} (the session did not close within {seconds:g} s)',
-              file=sys.stderr)
+        print(
+            f'edvr.train: error: {error} (the session did not close within {seconds:g} s)',
+            file=sys.stderr,
+        )
         exit_at_once(status)
+
     timer = threading.Timer(seconds, stop)
     timer.daemon = True
     timer.start()
@@ -329,8 +365,15 @@ def _supports_timeout():
     with tf.Graph().as_default():
         try:
             tf.compat.v1.raw_ops.CollectiveReduce(
-                input=tf.zeros([1]), group_size=1, group_key=GROUP_KEY, instance_key=1,
-                merge_op='Add', final_op='Id', subdiv_offsets=[0], timeout_seconds=1.0)
+                input=tf.zeros([1]),
+                group_size=1,
+                group_key=GROUP_KEY,
+                instance_key=1,
+                merge_op='Add',
+                final_op='Id',
+                subdiv_offsets=[0],
+                timeout_seconds=1.0,
+            )
         except TypeError:
             return False
     return True
@@ -347,8 +390,9 @@ class Collectives:
         than sum them (``sum``), so a step equals the single-process step on the global batch."""
         for key, value in (('collective_timeout', timeout), ('startup_timeout', startup_timeout)):
             if not value > 0:
-                raise ValueError(f'distributed.{key}: expected a positive number of seconds, '
-                                 f'got {value!r}')
+                raise ValueError(
+                    f'distributed.{key}: expected a positive number of seconds, got {value!r}'
+                )
         self.cluster = cluster
         self.timeout = float(timeout)
         self.startup_timeout = float(startup_timeout)
@@ -359,7 +403,10 @@ class Collectives:
             tf.compat.v1.logging.warning(
                 'this TensorFlow (%s) has no timeout_seconds on collective ops: a lost worker '
                 'makes the others wait forever instead of failing after %g s. Use TF >= 2.3 for '
-                'multi-worker training.', tf.version.VERSION, self.timeout)
+                'multi-worker training.',
+                tf.version.VERSION,
+                self.timeout,
+            )
         self.reduced_bytes = 0  # per step and train op: what the gradient all-reduces carry
         self._publish = None  # the op setting this worker's progress, made once per graph
 
@@ -368,8 +415,7 @@ class Collectives:
         return key
 
     def _common(self, timeout):
-        attrs = dict(group_size=self.cluster.size, group_key=GROUP_KEY,
-                     instance_key=self._key())
+        attrs = dict(group_size=self.cluster.size, group_key=GROUP_KEY, instance_key=self._key())
         if self._timeouts:
             attrs['timeout_seconds'] = timeout
         return attrs
@@ -377,8 +423,12 @@ class Collectives:
     def reduce(self, tensor, merge_op='Add', final_op='Id', timeout=None):
         """All-reduce of ``tensor`` (any shape) over the workers."""
         return tf.compat.v1.raw_ops.CollectiveReduce(
-            input=tensor, merge_op=merge_op, final_op=final_op, subdiv_offsets=[0],
-            **self._common(timeout or self.timeout))
+            input=tensor,
+            merge_op=merge_op,
+            final_op=final_op,
+            subdiv_offsets=[0],
+            **self._common(timeout or self.timeout),
+        )
 
     def publish_progress(self):
         """The op setting this worker's progress variable to the step it enters (the global
@@ -389,15 +439,19 @@ class Collectives:
         if self._publish is None or self._publish.graph is not graph:
             step = tf.compat.v1.train.get_global_step()
             if step is None:
-                raise ValueError('Collectives.all_reduce_gradients: the graph has no global '
-                                 'step (tf.compat.v1.train.get_or_create_global_step); it '
-                                 'publishes the step each worker enters')
+                raise ValueError(
+                    'Collectives.all_reduce_gradients: the graph has no global '
+                    'step (tf.compat.v1.train.get_or_create_global_step); it '
+                    'publishes the step each worker enters'
+                )
             # Outside the caller's control dependencies: one op for every train op of the graph.
-            with tf.control_dependencies(None), tf.device(self.cluster.device), \
-                    tf.compat.v1.name_scope('publish_progress'):
+            with tf.control_dependencies(None), tf.device(
+                self.cluster.device
+            ), tf.compat.v1.name_scope('publish_progress'):
                 self._publish = tf.compat.v1.raw_ops.AssignVariableOp(
                     resource=progress_handle(self.cluster.index),
-                    value=tf.cast(step.read_value(), tf.int64) + 1)
+                    value=tf.cast(step.read_value(), tf.int64) + 1,
+                )
         return self._publish
 
     def all_reduce_gradients(self, gradients):
@@ -461,9 +515,13 @@ class Collectives:
 
     def start_server(self, config):
         """Starts this worker's server (the session's target) with ``config`` (ConfigProto)."""
-        return tf.compat.v1.distribute.Server(self.cluster.cluster_spec(), job_name=JOB,
-                                              task_index=self.cluster.index,
-                                              config=self.session_config(config), start=True)
+        return tf.compat.v1.distribute.Server(
+            self.cluster.cluster_spec(),
+            job_name=JOB,
+            task_index=self.cluster.index,
+            config=self.session_config(config),
+            start=True,
+        )
 
     def session_config(self, config):
         """``config`` set up for collectives: worker 0 leads group resolution; this worker's
@@ -485,14 +543,14 @@ class AllReduceOptimizer(tf.compat.v1.train.Optimizer):
         self._collectives = collectives
 
     def compute_gradients(self, *args, **kwargs):
-        pairs = [(g, v) for g, v in self._optimizer.compute_gradients(*args, **kwargs)
-                 if g is not None]
+        pairs = [
+            (g, v) for g, v in self._optimizer.compute_gradients(*args, **kwargs) if g is not None
+        ]
         reduced = self._collectives.all_reduce_gradients([g for g, _ in pairs])
         return list(zip(reduced, [v for _, v in pairs]))
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
-        return self._optimizer.apply_gradients(grads_and_vars, global_step=global_step,
-                                               name=name)
+        return self._optimizer.apply_gradients(grads_and_vars, global_step=global_step, name=name)
 
 
 def check_start_step(cluster, step, expected, output):
@@ -502,4 +560,5 @@ def check_start_step(cluster, step, expected, output):
         raise ValueError(
             f'{cluster.describe(cluster.index)} read step {expected} from the run folder '
             f'{output}, but the chief (worker 0) is at step {step}: every worker must see the '
-            f'same --output (a shared folder on several hosts) and get the same arguments')
+            f'same --output (a shared folder on several hosts) and get the same arguments'
+        )

@@ -28,12 +28,17 @@ def check_data(data_dir, config, log):
     verify = config['data']['verify_pixels']
     start = time.time()
     train_spec = reds.check_dataset(data_dir, 'train', verify_pixels=verify)
-    val_spec = (reds.check_dataset(data_dir, 'val', verify_pixels=verify)
-                if os.path.isfile(reds.split_file(data_dir, 'val')) else None)
+    val_spec = (
+        reds.check_dataset(data_dir, 'val', verify_pixels=verify)
+        if os.path.isfile(reds.split_file(data_dir, 'val'))
+        else None
+    )
     frames = sum(v.nframes for v in train_spec.videos)
-    log(f'dataset {data_dir}: {len(train_spec.videos)} training clips ({frames} frames), '
+    log(
+        f'dataset {data_dir}: {len(train_spec.videos)} training clips ({frames} frames), '
         f'{len(val_spec.videos) if val_spec else 0} validation clips; checked in '
-        f'{time.time() - start:.1f} s')
+        f'{time.time() - start:.1f} s'
+    )
     return train_spec, val_spec
 
 
@@ -50,31 +55,51 @@ def start_cluster(config, device, log):
     train_cfg = config['train']
     setup = None  # --device cpu: plain optimisers, default session
     if device == 'npu':  # first: without npu_bridge, stop before touching the data
-        setup = npu.NpuTraining.from_env(mixed_precision=train_cfg['mixed_precision'],
-                                         loss_scale=train_cfg['loss_scale'])
-        log(f'npu: rank {setup.cluster.rank_id} of {setup.cluster.rank_size}, device '
+        setup = npu.NpuTraining.from_env(
+            mixed_precision=train_cfg['mixed_precision'], loss_scale=train_cfg['loss_scale']
+        )
+        log(
+            f'npu: rank {setup.cluster.rank_id} of {setup.cluster.rank_size}, device '
             f'{setup.cluster.device_id}, precision_mode {setup.precision_mode}, loss scale '
-            f'{setup.loss_scale}')
+            f'{setup.loss_scale}'
+        )
     workers = distributed.WorkerCluster.from_env()
     workers = workers if workers is not None and workers.size > 1 else None
     collectives = None
     if workers is not None:
         if setup is not None:
-            raise ValueError('--device npu trains over HCCL (RANK_SIZE, RANK_TABLE_FILE); unset '
-                             'TF_CONFIG, which is for multi-worker training on CPU or GPU')
+            raise ValueError(
+                '--device npu trains over HCCL (RANK_SIZE, RANK_TABLE_FILE); unset '
+                'TF_CONFIG, which is for multi-worker training on CPU or GPU'
+            )
         collectives = distributed.Collectives(
-            workers, config['distributed']['collective_timeout'],
+            workers,
+            config['distributed']['collective_timeout'],
             config['distributed']['startup_timeout'],
-            average=train_cfg['loss_reduction'] == 'mean')
-        log(f'multi-worker: {workers.describe(workers.index)} of {workers.size}'
+            average=train_cfg['loss_reduction'] == 'mean',
+        )
+        log(
+            f'multi-worker: {workers.describe(workers.index)} of {workers.size}'
             f'{" (chief)" if workers.chief else ""}; collective timeout '
-            f'{collectives.timeout:g} s')
+            f'{collectives.timeout:g} s'
+        )
     chief = (setup is None or setup.cluster.rank_id == 0) and (workers is None or workers.chief)
     return Cluster(setup, workers, collectives, chief)
 
 
-def run_training(config, cluster, data_dir, train_spec, val_spec, output, latest, device='cpu',
-                 progress=True, resume_command=None, log=print):
+def run_training(
+    config,
+    cluster,
+    data_dir,
+    train_spec,
+    val_spec,
+    output,
+    latest,
+    device='cpu',
+    progress=True,
+    resume_command=None,
+    log=print,
+):
     """Trains as ``config`` says on ``cluster`` (start_cluster) into the run folder ``output``,
     from the checkpoint ``latest`` (None: from scratch); returns (last step, final validation
     results or None). ``resume_command``: the command line that continues the run, logged
@@ -91,28 +116,54 @@ def run_training(config, cluster, data_dir, train_spec, val_spec, output, latest
         if workers is not None and compute_dtype != tf.float32:
             # In a session on a tf.distribute.Server, grappler fuses the bfloat16 convolutions
             # into TF's own _FusedConv2D, which has no bfloat16 kernel (oneDNN's does).
-            log('multi-worker: bfloat16 is not supported on a distributed server session; '
-                'computing in float32')
+            log(
+                'multi-worker: bfloat16 is not supported on a distributed server session; '
+                'computing in float32'
+            )
             compute_dtype = tf.float32
-        log(f'precision: {"mixed" if train_cfg["mixed_precision"] else "fp32"}, model computes '
-            f'in {compute_dtype.name}')
+        log(
+            f'precision: {"mixed" if train_cfg["mixed_precision"] else "fp32"}, model computes '
+            f'in {compute_dtype.name}'
+        )
         validates = train_cfg['validate_every'] and (chief or workers is not None)
-        graph = TrainingGraph(config, data_dir, val_spec if validates else None,
-                              wrap_optimizer=(setup.wrap_optimizer if setup else
-                                              collectives.wrap_optimizer if collectives else None),
-                              compute_dtype=compute_dtype)
-        broadcast = (setup.broadcast_variables() if setup else
-                     collectives.broadcast_variables() if collectives else None)
+        graph = TrainingGraph(
+            config,
+            data_dir,
+            val_spec if validates else None,
+            wrap_optimizer=(
+                setup.wrap_optimizer
+                if setup
+                else collectives.wrap_optimizer
+                if collectives
+                else None
+            ),
+            compute_dtype=compute_dtype,
+        )
+        broadcast = (
+            setup.broadcast_variables()
+            if setup
+            else collectives.broadcast_variables()
+            if collectives
+            else None
+        )
         agreement = collectives.step_agreement(graph.loss) if collectives else None
         # Each rank reads its own shard of the one sample stream; batch_size is per rank.
-        cluster = (setup.cluster if setup else
-                   npu.ClusterInfo(rank_size=workers.size, rank_id=workers.index) if workers
-                   else npu.ClusterInfo())
-        dataset = training_dataset(config, data_dir, train_spec, start_step,
-                                   cluster.rank_size, cluster.rank_id)
+        cluster = (
+            setup.cluster
+            if setup
+            else npu.ClusterInfo(rank_size=workers.size, rank_id=workers.index)
+            if workers
+            else npu.ClusterInfo()
+        )
+        dataset = training_dataset(
+            config, data_dir, train_spec, start_step, cluster.rank_size, cluster.rank_id
+        )
         next_batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
-        writer = (tf.compat.v1.summary.FileWriter(os.path.join(output, 'logs'), graph_obj)
-                  if chief else _NoSummaries())
+        writer = (
+            tf.compat.v1.summary.FileWriter(os.path.join(output, 'logs'), graph_obj)
+            if chief
+            else _NoSummaries()
+        )
     graph_obj.finalize()
     checkpoints = CheckpointManager(output, graph.saver, train_cfg['max_to_keep'])
     config_proto = session_config(config['threads'])
@@ -124,16 +175,19 @@ def run_training(config, cluster, data_dir, train_spec, val_spec, output, latest
         config_proto = collectives.session_config(config_proto)
         target = collectives.start_server(config_proto).target
     # Saver and FileWriter refuse to work in eager mode: stay inside the graph context.
-    with graph_obj.as_default(), \
-            tf.compat.v1.Session(target, graph=graph_obj, config=config_proto) as sess:
+    with graph_obj.as_default(), tf.compat.v1.Session(
+        target, graph=graph_obj, config=config_proto
+    ) as sess:
         try:
             if latest:  # verified by newest_intact_checkpoint; the graph is finalized
-                restore(sess, latest, tf.compat.v1.global_variables(), saver=graph.saver,
-                        verify=False)
+                restore(
+                    sess, latest, tf.compat.v1.global_variables(), saver=graph.saver, verify=False
+                )
                 restored = int(sess.run(graph.global_step))
                 if restored != start_step:
-                    raise ValueError(f'{latest}: global_step is {restored}, the name says '
-                                     f'{start_step}')
+                    raise ValueError(
+                        f'{latest}: global_step is {restored}, the name says {start_step}'
+                    )
                 log(f'resumed from {latest} at step {start_step}')
             else:
                 sess.run(graph.init)
@@ -142,13 +196,26 @@ def run_training(config, cluster, data_dir, train_spec, val_spec, output, latest
             if broadcast is not None:
                 sess.run(broadcast)  # every rank starts from rank 0's variables
             if workers is not None:
-                distributed.check_start_step(workers, int(sess.run(graph.global_step)),
-                                             start_step, output)
+                distributed.check_start_step(
+                    workers, int(sess.run(graph.global_step)), start_step, output
+                )
             with StopSignals(log) as stop:
-                return run_loop(sess, graph, next_batch, checkpoints, writer, config, start_step,
-                                log, progress=progress, chief=chief, stop=stop,
-                                last_saved=latest, resume_command=resume_command,
-                                agreement=agreement)
+                return run_loop(
+                    sess,
+                    graph,
+                    next_batch,
+                    checkpoints,
+                    writer,
+                    config,
+                    start_step,
+                    log,
+                    progress=progress,
+                    chief=chief,
+                    stop=stop,
+                    last_saved=latest,
+                    resume_command=resume_command,
+                    agreement=agreement,
+                )
         except distributed.LOST_PEER_ERRORS as error:
             if workers is None:
                 raise
@@ -163,15 +230,17 @@ def run_training(config, cluster, data_dir, train_spec, val_spec, output, latest
             writer.close()
 
 
-
 def validate(sess, graph, writer, step, log):
     start = time.time()
     results = graph.evaluator.run(sess)
     log(f'validation at step {step} ({time.time() - start:.1f} s):\n{format_table(results)}')
     average = results['average']
-    writer.add_summary(monitor.scalar_summary(
-        {f'val/{method}_{m}': average[method][m] for method in average for m in average[method]}),
-        step)
+    writer.add_summary(
+        monitor.scalar_summary(
+            {f'val/{method}_{m}': average[method][m] for method in average for m in average[method]}
+        ),
+        step,
+    )
     return results
 
 
@@ -198,14 +267,31 @@ def save_checkpoint(checkpoints, sess, step, keep_going, log):
             raise CheckpointSaveError(
                 f'{e}. Free disk space and continue with --resume, or set '
                 f'train.keep_going_on_save_error: true to try again at the next '
-                f'checkpoint_every') from e
-        log(f'warning: {e}; training goes on and saves again at the next checkpoint '
-            f'(train.keep_going_on_save_error)')
+                f'checkpoint_every'
+            ) from e
+        log(
+            f'warning: {e}; training goes on and saves again at the next checkpoint '
+            f'(train.keep_going_on_save_error)'
+        )
         return None
 
 
-def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, progress=True,
-             chief=True, stop=None, last_saved=None, resume_command=None, agreement=None):
+def run_loop(
+    sess,
+    graph,
+    next_batch,
+    checkpoints,
+    writer,
+    config,
+    step,
+    log,
+    progress=True,
+    chief=True,
+    stop=None,
+    last_saved=None,
+    resume_command=None,
+    agreement=None,
+):
     """The training steps; checkpoints are saved only by the ``chief`` (rank 0).
 
     ``stop``: a StopSignals; once it is requested the loop ends after the current step and
@@ -223,16 +309,26 @@ def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, pr
     time_up = False
     if tsa_iter and fusion_warmup_active(step, tsa_iter):
         log(f'training only the fusion module until step {tsa_iter - 1} (train.tsa_iter)')
-    bar = tqdm(total=max_steps, initial=step, desc='train', unit='step', dynamic_ncols=True,
-               disable=not progress, smoothing=0.1)
+    bar = tqdm(
+        total=max_steps,
+        initial=step,
+        desc='train',
+        unit='step',
+        dynamic_ncols=True,
+        disable=not progress,
+        smoothing=0.1,
+    )
     try:
         while step < max_steps and not time_up:
             start = time.perf_counter()
             batch = sess.run(next_batch)
             fetched = time.perf_counter()
             warmup = fusion_warmup_active(step, tsa_iter)
-            fetches = {'op': graph.train_ops.fusion_only if warmup else graph.train_ops.full,
-                       'loss': graph.loss, 'lr': graph.train_ops.lr}
+            fetches = {
+                'op': graph.train_ops.fusion_only if warmup else graph.train_ops.full,
+                'loss': graph.loss,
+                'lr': graph.train_ops.lr,
+            }
             summary_step = (step + 1) % train_cfg['log_every'] == 0
             if summary_step:
                 fetches.update(scalars=graph.scalar_summaries, max_offset=graph.max_offset)
@@ -254,29 +350,39 @@ def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, pr
                 raise FloatingPointError(
                     f'loss is {got["loss"]} at step {step}; stopped without saving. The last '
                     f'good checkpoint is {kept or "none (no checkpoint saved yet)"}. Lower '
-                    f'train.lr, check the data, or resume from it with --resume')
+                    f'train.lr, check the data, or resume from it with --resume'
+                )
             if warmup and not fusion_warmup_active(step, tsa_iter):
                 log(f'step {step}: fusion warm-up over, training all parameters')
             bar.update(1)
-            bar.set_postfix(loss=f'{got["loss"]:.4g}', lr=f'{got["lr"]:.3g}',
-                            wait=f'{100 * wait_time / step_time:.1f}%', refresh=False)
+            bar.set_postfix(
+                loss=f'{got["loss"]:.4g}',
+                lr=f'{got["lr"]:.3g}',
+                wait=f'{100 * wait_time / step_time:.1f}%',
+                refresh=False,
+            )
             if summary_step:
                 writer.add_summary(got['scalars'], step)
-                writer.add_summary(monitor.scalar_summary(
-                    {'train/input_wait_share': wait_time / step_time}), step)
+                writer.add_summary(
+                    monitor.scalar_summary({'train/input_wait_share': wait_time / step_time}), step
+                )
                 if got['max_offset'] > train_cfg['offset_warning_threshold']:
-                    bar.write(f'warning: step {step}: mean |DCN offset| is '
-                              f'{got["max_offset"]:.1f}, above '
-                              f'train.offset_warning_threshold '
-                              f'({train_cfg["offset_warning_threshold"]}); training may be '
-                              f'diverging')
+                    bar.write(
+                        f'warning: step {step}: mean |DCN offset| is '
+                        f'{got["max_offset"]:.1f}, above '
+                        f'train.offset_warning_threshold '
+                        f'({train_cfg["offset_warning_threshold"]}); training may be '
+                        f'diverging'
+                    )
             if 'images' in got:
                 writer.add_summary(got['images'], step)
             if chief and step % train_cfg['checkpoint_every'] == 0:
-                last_saved = save_checkpoint(checkpoints, sess, step, keep_going,
-                                             log) or last_saved
-            if train_cfg['validate_every'] and step % train_cfg['validate_every'] == 0 \
-                    and graph.evaluator is not None:
+                last_saved = save_checkpoint(checkpoints, sess, step, keep_going, log) or last_saved
+            if (
+                train_cfg['validate_every']
+                and step % train_cfg['validate_every'] == 0
+                and graph.evaluator is not None
+            ):
                 results, validated_at = validate(sess, graph, writer, step, bar.write), step
             # With several workers a signal stops this worker through the agreement above, at
             # the same step as the others; breaking alone would leave them in an all-reduce.
@@ -291,8 +397,10 @@ def run_loop(sess, graph, next_batch, checkpoints, writer, config, step, log, pr
     if chief and step > 0 and (last_saved is None or checkpoint_step(last_saved) != step):
         last_saved = save_checkpoint(checkpoints, sess, step, False, log)
     share = 100 * wait_time / step_time if step_time else 0.0
-    log(f'stopped at step {step} after {step_time / 60:.1f} min of training steps; waiting '
-        f'on input took {share:.1f}% of step time; checkpoint {last_saved}')
+    log(
+        f'stopped at step {step} after {step_time / 60:.1f} min of training steps; waiting '
+        f'on input took {share:.1f}% of step time; checkpoint {last_saved}'
+    )
     signalled = stop is not None and stop.requested.is_set()
     if signalled:
         # The checkpoint holds global_step; --resume restarts the sample stream at

@@ -19,8 +19,10 @@ import tensorflow as tf
 def check_schedule(periods, restart_weights, eta_min, max_steps=None):
     """Raises ValueError unless the schedule is well formed (and covers ``max_steps``)."""
     if not periods or len(periods) != len(restart_weights):
-        raise ValueError(f'train.scheduler_periods and train.restart_weights must be non-empty '
-                         f'and of equal length, got {periods} and {restart_weights}')
+        raise ValueError(
+            f'train.scheduler_periods and train.restart_weights must be non-empty '
+            f'and of equal length, got {periods} and {restart_weights}'
+        )
     if any(not isinstance(p, int) or p <= 0 for p in periods):
         raise ValueError(f'train.scheduler_periods must be positive integers, got {periods}')
     if any(not isinstance(w, (int, float)) or w < 0 for w in restart_weights):
@@ -28,9 +30,11 @@ def check_schedule(periods, restart_weights, eta_min, max_steps=None):
     if eta_min < 0:
         raise ValueError(f'train.eta_min must be >= 0, got {eta_min}')
     if max_steps is not None and max_steps > sum(periods):
-        raise ValueError(f'train.max_steps ({max_steps}) is past the end of the lr schedule '
-                         f'(sum of train.scheduler_periods = {sum(periods)}); BasicSR has no lr '
-                         f'there either: lengthen the periods')
+        raise ValueError(
+            f'train.max_steps ({max_steps}) is past the end of the lr schedule '
+            f'(sum of train.scheduler_periods = {sum(periods)}); BasicSR has no lr '
+            f'there either: lengthen the periods'
+        )
 
 
 def cosine_annealing_restart_lr(step, base_lr, periods, restart_weights, eta_min):
@@ -48,5 +52,6 @@ def cosine_annealing_restart_lr(step, base_lr, periods, restart_weights, eta_min
     start = tf.gather(tf.constant(starts), index)
     period = tf.gather(tf.constant(periods, tf.float64), index)
     lr = eta_min + weight * 0.5 * (base_lr - eta_min) * (
-        1.0 + tf.cos(math.pi * (step - start) / period))
+        1.0 + tf.cos(math.pi * (step - start) / period)
+    )
     return tf.cast(lr, tf.float32)

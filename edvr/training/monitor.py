@@ -17,7 +17,8 @@ def offset_magnitudes(dcn_offsets):
     ``endpoints['dcn_offsets']``. Returns (OrderedDict name -> float32 scalar, float32 scalar).
     """
     means = collections.OrderedDict(
-        (name, tf.reduce_mean(tf.abs(offsets))) for name, offsets in dcn_offsets.items())
+        (name, tf.reduce_mean(tf.abs(offsets))) for name, offsets in dcn_offsets.items()
+    )
     return means, tf.reduce_max(tf.stack(list(means.values())))
 
 

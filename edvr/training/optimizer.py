@@ -90,16 +90,31 @@ def build_train_ops(loss, global_step, train_cfg, variables=None, wrap_optimizer
     """
     variables = variables if variables is not None else tf.compat.v1.trainable_variables()
     groups = variable_groups(variables)
-    lr = cosine_annealing_restart_lr(global_step, train_cfg['lr'],
-                                     train_cfg['scheduler_periods'],
-                                     train_cfg['restart_weights'], train_cfg['eta_min'])
+    lr = cosine_annealing_restart_lr(
+        global_step,
+        train_cfg['lr'],
+        train_cfg['scheduler_periods'],
+        train_cfg['restart_weights'],
+        train_cfg['eta_min'],
+    )
     # BasicSR scales the dcn group's initial lr; the schedule then anneals it to eta_min.
-    dcn_lr = cosine_annealing_restart_lr(global_step, train_cfg['lr'] * train_cfg['dcn_lr_mul'],
-                                         train_cfg['scheduler_periods'],
-                                         train_cfg['restart_weights'], train_cfg['eta_min'])
-    optimizers = {name: tf.compat.v1.train.AdamOptimizer(
-        dcn_lr if name == 'dcn' else lr, beta1=train_cfg['beta1'], beta2=train_cfg['beta2'],
-        epsilon=1e-8, name=f'adam_{name}') for name in groups}
+    dcn_lr = cosine_annealing_restart_lr(
+        global_step,
+        train_cfg['lr'] * train_cfg['dcn_lr_mul'],
+        train_cfg['scheduler_periods'],
+        train_cfg['restart_weights'],
+        train_cfg['eta_min'],
+    )
+    optimizers = {
+        name: tf.compat.v1.train.AdamOptimizer(
+            dcn_lr if name == 'dcn' else lr,
+            beta1=train_cfg['beta1'],
+            beta2=train_cfg['beta2'],
+            epsilon=1e-8,
+            name=f'adam_{name}',
+        )
+        for name in groups
+    }
 
     def apply(names):
         var_list = [v for name in names for v in groups[name]]
@@ -115,8 +130,9 @@ def build_train_ops(loss, global_step, train_cfg, variables=None, wrap_optimizer
         updates, start = [], 0
         for name in names:
             count = len(groups[name])
-            pairs = [(g, v) for g, v in zip(grads[start:start + count], groups[name])
-                     if g is not None]
+            pairs = [
+                (g, v) for g, v in zip(grads[start : start + count], groups[name]) if g is not None
+            ]
             start += count
             if pairs:
                 updates.append(optimizers[name].apply_gradients(pairs))
@@ -127,7 +143,9 @@ def build_train_ops(loss, global_step, train_cfg, variables=None, wrap_optimizer
     fusion_only = None
     if train_cfg['tsa_iter'] > 0:
         if not groups['fusion']:
-            raise ValueError(f'train.tsa_iter is {train_cfg["tsa_iter"]} but the model has no '
-                             f'fusion variables to warm up; set train.tsa_iter: 0')
+            raise ValueError(
+                f'train.tsa_iter is {train_cfg["tsa_iter"]} but the model has no '
+                f'fusion variables to warm up; set train.tsa_iter: 0'
+            )
         fusion_only = apply(['fusion'])
     return TrainOps(full, fusion_only, lr, groups)

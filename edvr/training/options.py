@@ -13,8 +13,14 @@ def check_train_config(config, source='<config>'):
     def fail(key, got, expected):
         raise ValueError(f'{source}: {key} must be {expected}, got {got!r}')
 
-    for key in ('batch_size', 'max_steps', 'log_every', 'image_summary_every',
-                'checkpoint_every', 'max_to_keep'):
+    for key in (
+        'batch_size',
+        'max_steps',
+        'log_every',
+        'image_summary_every',
+        'checkpoint_every',
+        'max_to_keep',
+    ):
         if train[key] < 1:
             fail(f'train.{key}', train[key], 'a positive integer')
     for key in ('validate_every', 'tsa_iter', 'val_crop_border'):
@@ -37,8 +43,12 @@ def check_train_config(config, source='<config>'):
     if train['max_minutes'] is not None and train['max_minutes'] <= 0:
         fail('train.max_minutes', train['max_minutes'], 'positive or null')
     try:
-        check_schedule(train['scheduler_periods'], train['restart_weights'], train['eta_min'],
-                       train['max_steps'])
+        check_schedule(
+            train['scheduler_periods'],
+            train['restart_weights'],
+            train['eta_min'],
+            train['max_steps'],
+        )
     except ValueError as e:
         raise ValueError(f'{source}: {e}') from None
     if data['lr_crop'] < 1 or data['lr_crop'] % 4:

@@ -70,11 +70,15 @@ class StopSignals:
                 if not self.requested.is_set():
                     self.name = name
                     self.requested.set()
-                    self.log(f'{name}: stopping after this step and saving a checkpoint; '
-                             f'send it again to exit at once without saving')
+                    self.log(
+                        f'{name}: stopping after this step and saving a checkpoint; '
+                        f'send it again to exit at once without saving'
+                    )
                 else:
-                    sys.stderr.write(f'{name} again: exiting at once; the last saved '
-                                     f'checkpoint and the state file are intact\n')
+                    sys.stderr.write(
+                        f'{name} again: exiting at once; the last saved '
+                        f'checkpoint and the state file are intact\n'
+                    )
                     sys.stderr.flush()
                     os._exit(128 + signum)
 

@@ -130,23 +130,21 @@ inline FloatBuffer NewFloatBuffer(int64_t count) { return FloatBuffer(new float[
 
 inline FloatBuffer WidenAll(const BFloat16* in, int64_t count, const ParallelFor& parallel_for) {
   FloatBuffer out = NewFloatBuffer(count);
-  parallel_for((count + kConvertChunk - 1) / kConvertChunk, kConvertChunk,
-               [&](int64_t begin, int64_t end) {
-                 const int64_t first = begin * kConvertChunk;
-                 WidenBFloat16(in + first, std::min(end * kConvertChunk, count) - first,
-                               out.get() + first);
-               });
+  parallel_for(
+      (count + kConvertChunk - 1) / kConvertChunk, kConvertChunk, [&](int64_t begin, int64_t end) {
+        const int64_t first = begin * kConvertChunk;
+        WidenBFloat16(in + first, std::min(end * kConvertChunk, count) - first, out.get() + first);
+      });
   return out;
 }
 
 inline void NarrowAll(const float* in, int64_t count, BFloat16* out,
                       const ParallelFor& parallel_for) {
-  parallel_for((count + kConvertChunk - 1) / kConvertChunk, kConvertChunk,
-               [&](int64_t begin, int64_t end) {
-                 const int64_t first = begin * kConvertChunk;
-                 NarrowToBFloat16(in + first, std::min(end * kConvertChunk, count) - first,
-                                  out + first);
-               });
+  parallel_for(
+      (count + kConvertChunk - 1) / kConvertChunk, kConvertChunk, [&](int64_t begin, int64_t end) {
+        const int64_t first = begin * kConvertChunk;
+        NarrowToBFloat16(in + first, std::min(end * kConvertChunk, count) - first, out + first);
+      });
 }
 
 // Runs a float32 computation on bfloat16 tensors, each given as (data, element count):

@@ -105,8 +105,8 @@ class PointTable {
     const VT zero = {}, one = zero + T(1), minus_one = zero - T(1);
     const VT nan = zero + std::numeric_limits<T>::quiet_NaN();
     const VT py = V::Load(py_.data() + q), px = V::Load(px_.data() + q);
-    const VI in_range = (py > minus_one) & (py < zero + T(height)) & (px > minus_one) &
-                        (px < zero + T(width));
+    const VI in_range =
+        (py > minus_one) & (py < zero + T(height)) & (px > minus_one) & (px < zero + T(width));
     const VI is_nan = (py != py) | (px != px);
     // Out-of-range points are moved to 0 first: no huge or NaN value is converted to int.
     const VT sy = in_range ? py : zero, sx = in_range ? px : zero;
@@ -176,13 +176,12 @@ inline void SampleTablePoints(const In* image, const PointTable<T>& t, int64_t c
   using Index = typename PointTable<T>::Index;
   using Load = Stored<In>;
   const Index* const index[4] = {t.indices(0), t.indices(1), t.indices(2), t.indices(3)};
-  const T *__restrict__ w0 = t.weights(0), *__restrict__ w1 = t.weights(1);
-  const T *__restrict__ w2 = t.weights(2), *__restrict__ w3 = t.weights(3);
+  const T* __restrict__ w0 = t.weights(0), * __restrict__ w1 = t.weights(1);
+  const T* __restrict__ w2 = t.weights(2), * __restrict__ w3 = t.weights(3);
   for (int64_t q = 0; q < count; ++q) {
     const In* v[4];
     CornerAddresses(image + channel_offset[q], index, q, zeros, 0, v);
-    const In *__restrict__ a = v[0], *__restrict__ b = v[1], *__restrict__ d = v[2],
-                          *__restrict__ e = v[3];
+    const In* __restrict__ a = v[0], * __restrict__ b = v[1], * __restrict__ d = v[2], * __restrict__ e = v[3];
     const T s = scale[q];
     const T s00 = s * w0[q], s01 = s * w1[q], s10 = s * w2[q], s11 = s * w3[q];
     Out* __restrict__ o = out + out_offset[q];
@@ -202,8 +201,8 @@ inline void SampleTablePoints(const In* image, const PointTable<T>& t, int64_t c
 
 // The lane sums of three vectors, {sum(a), sum(b), sum(c)}, by pairwise adds.
 template <typename T>
-inline void Sum3(typename Vec<T>::type a, typename Vec<T>::type b, typename Vec<T>::type c,
-                 T* sa, T* sb, T* sc) {
+inline void Sum3(typename Vec<T>::type a, typename Vec<T>::type b, typename Vec<T>::type c, T* sa,
+                 T* sb, T* sc) {
   using VT = typename Vec<T>::type;
   if constexpr (Vec<T>::kWidth == 8) {
     typedef typename LaneInt<T>::type VI __attribute__((vector_size(32)));
@@ -234,26 +233,24 @@ inline void Sum3(typename Vec<T>::type a, typename Vec<T>::type b, typename Vec<
 template <int kChannels, bool kStoreSamples = false, typename T, typename In, typename G,
           typename Sample = T>
 inline void AccumulateTablePoints(const In* image, const PointTable<T>& t, int64_t count,
-                                  const T* scale, const int64_t* channel_offset,
-                                  const G* grad_out, const int64_t* out_offset,
-                                  int64_t channels, const In* zeros, T* sinks, T* grad_image,
-                                  T* d_px, T* d_py, T* d_scale, Sample* samples = nullptr) {
+                                  const T* scale, const int64_t* channel_offset, const G* grad_out,
+                                  const int64_t* out_offset, int64_t channels, const In* zeros,
+                                  T* sinks, T* grad_image, T* d_px, T* d_py, T* d_scale,
+                                  Sample* samples = nullptr) {
   if (kChannels) channels = kChannels;
   using Index = typename PointTable<T>::Index;
   using Load = Stored<In>;
   const Index* const index[4] = {t.indices(0), t.indices(1), t.indices(2), t.indices(3)};
-  const T *__restrict__ w0 = t.weights(0), *__restrict__ w1 = t.weights(1);
-  const T *__restrict__ w2 = t.weights(2), *__restrict__ w3 = t.weights(3);
-  const T *__restrict__ lys = t.lys(), *__restrict__ lxs = t.lxs();
+  const T* __restrict__ w0 = t.weights(0), * __restrict__ w1 = t.weights(1);
+  const T* __restrict__ w2 = t.weights(2), * __restrict__ w3 = t.weights(3);
+  const T* __restrict__ lys = t.lys(), * __restrict__ lxs = t.lxs();
   for (int64_t q = 0; q < count; ++q) {
     const In* v[4];
     T* gv[4];
     CornerAddresses(image + channel_offset[q], index, q, zeros, 0, v);
     CornerAddresses(grad_image + channel_offset[q], index, q, sinks, channels, gv);
-    const In *__restrict__ a = v[0], *__restrict__ b = v[1], *__restrict__ d = v[2],
-                          *__restrict__ e = v[3];
-    T *__restrict__ ga = gv[0], *__restrict__ gb = gv[1], *__restrict__ gd = gv[2],
-                   *__restrict__ ge = gv[3];
+    const In* __restrict__ a = v[0], * __restrict__ b = v[1], * __restrict__ d = v[2], * __restrict__ e = v[3];
+    T* __restrict__ ga = gv[0], * __restrict__ gb = gv[1], * __restrict__ gd = gv[2], * __restrict__ ge = gv[3];
     const T s = scale[q];
     const T w00 = w0[q], w01 = w1[q], w10 = w2[q], w11 = w3[q];
     const T ly = lys[q], lx = lxs[q], hy = T(1) - ly, hx = T(1) - lx;

@@ -16,8 +16,8 @@ constexpr int64_t kPointBlock = 64;    // points located together
 // Locates points [first, first + count) of batch row `n` (count <= kPointBlock).
 // Coordinates stored as S (bfloat16 for T = float) are widened here.
 template <typename T, typename S>
-void LocatePoints(const BilinearSampleGeometry& geo, const S* coords, int64_t first,
-                  int64_t count, PointTable<T>* table) {
+void LocatePoints(const BilinearSampleGeometry& geo, const S* coords, int64_t first, int64_t count,
+                  PointTable<T>* table) {
   for (int64_t q = 0; q < count; ++q) {
     table->px()[q] = Stored<S>::Get(coords + (first + q) * 2);
     table->py()[q] = Stored<S>::Get(coords + (first + q) * 2 + 1);
@@ -83,14 +83,16 @@ void BilinearSampleBackward(const BilinearSampleGeometry& geo, const T* x, const
     PointTable<T> table(kPointBlock);
     const BlockLayout<T> layout(geo.channels);
     const std::vector<T> zeros(kChannelBlock, T(0));
-    std::vector<T> sinks(4 * kChannelBlock), d_px(kPointBlock), d_py(kPointBlock), d_scale(kPointBlock);
+    std::vector<T> sinks(4 * kChannelBlock), d_px(kPointBlock), d_py(kPointBlock),
+        d_scale(kPointBlock);
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t n = unit / blocks, block = unit % blocks;
       const int64_t c_begin = block * kChannelBlock;
       const int64_t c_count = std::min(kChannelBlock, geo.channels - c_begin);
       const T* image = x + n * image_size + c_begin;
       T* grad_image = grad_x + n * image_size + c_begin;
-      for (int64_t p = 0; p < pixels; ++p) std::fill_n(grad_image + p * geo.channels, c_count, T(0));
+      for (int64_t p = 0; p < pixels; ++p)
+        std::fill_n(grad_image + p * geo.channels, c_count, T(0));
       T* part = partial.data() + (block * geo.batch + n) * geo.points * 2;
       for (int64_t start = 0; start < geo.points; start += kPointBlock) {
         const int64_t count = std::min(kPointBlock, geo.points - start);
@@ -126,8 +128,7 @@ void BilinearSampleBackward<BFloat16>(const BilinearSampleGeometry& geo, const B
   InFloat32({{x, x_size}, {coords, coords_size}, {grad_y, geo.batch * geo.points * geo.channels}},
             {{grad_x, x_size}, {grad_coords, coords_size}}, parallel_for,
             [&](const float* const* in, float* const* out) {
-              BilinearSampleBackward<float>(geo, in[0], in[1], in[2], out[0], out[1],
-                                            parallel_for);
+              BilinearSampleBackward<float>(geo, in[0], in[1], in[2], out[0], out[1], parallel_for);
             });
 }
 

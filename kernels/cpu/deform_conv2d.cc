@@ -107,8 +107,8 @@ void SampleColumns(const DeformableOffsetsGeometry& geo, const Taps& taps, const
 // product has float32 sums (GemmBF16), and a tile's y is rounded as it is written: no float32
 // copy of x or of the columns.
 template <typename S>
-void Forward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x,
-             const S* offsets, const S* filters, S* y, const ParallelFor& parallel_for) {
+void Forward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x, const S* offsets,
+             const S* filters, S* y, const ParallelFor& parallel_for) {
   using T = typename Stored<S>::Compute;
   constexpr bool kBFloat16 = std::is_same<S, BFloat16>::value;
   const int64_t cg = geo.channels / geo.deformable_groups;
@@ -118,8 +118,8 @@ void Forward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x,
   const Taps taps = MakeTaps(geo, geo.kernel_w * geo.channels);
   PackedPairs packed;
   if constexpr (kBFloat16) {
-    PackPairs(width, features, [&](int64_t k, int64_t f) { return filters[k * features + f]; },
-              &packed);
+    PackPairs(
+        width, features, [&](int64_t k, int64_t f) { return filters[k * features + f]; }, &packed);
   }
   const int64_t tiles = (total_pixels + kForwardTilePixels - 1) / kForwardTilePixels;
   const int64_t cost = kForwardTilePixels * (taps.count * (cg * 2 + 30) + width * features * 2);
@@ -135,8 +135,8 @@ void Forward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x,
       for (int64_t tile = begin; tile < end; ++tile) {
         const int64_t p_begin = tile * kForwardTilePixels;
         const int64_t p_count = std::min(kForwardTilePixels, total_pixels - p_begin);
-        SampleColumns<kChannels>(geo, taps, x, offsets, ones.data(), zeros.data(), p_begin,
-                                 p_count, row, &table, pixel_offsets.data(), columns.data());
+        SampleColumns<kChannels>(geo, taps, x, offsets, ones.data(), zeros.data(), p_begin, p_count,
+                                 row, &table, pixel_offsets.data(), columns.data());
         if constexpr (kBFloat16) {
           GemmBF16(p_count, columns.data(), row, packed, y_tile.data(), features);
           NarrowToBFloat16(y_tile.data(), p_count * features, y + p_begin * features);
@@ -158,9 +158,9 @@ void Forward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x,
 // are widened and its grad_offsets rounded as they are touched (once each); grad_x (a scatter)
 // and grad_filters are summed in float32 and rounded once at the end.
 template <typename S>
-void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x,
-              const S* offsets, const S* filters, const S* grad_y, S* grad_x, S* grad_offsets,
-              S* grad_filters, int64_t threads, const ParallelFor& parallel_for) {
+void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x, const S* offsets,
+              const S* filters, const S* grad_y, S* grad_x, S* grad_offsets, S* grad_filters,
+              int64_t threads, const ParallelFor& parallel_for) {
   using T = typename Stored<S>::Compute;
   constexpr bool kBFloat16 = std::is_same<S, BFloat16>::value;
   const int64_t k_points = geo.kernel_h * geo.kernel_w;
@@ -181,9 +181,10 @@ void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x
   if constexpr (kBFloat16) {
     for (int64_t i = 0; i < block_count; ++i) {
       const int64_t width = k_points * blocks[i].channels;
-      PackPairs(features, width,
-                [&](int64_t f, int64_t j) { return blocks[i].transposed_filters[f * width + j]; },
-                &packed_filters[i]);
+      PackPairs(
+          features, width,
+          [&](int64_t f, int64_t j) { return blocks[i].transposed_filters[f * width + j]; },
+          &packed_filters[i]);
     }
   }
   const int64_t grad_row = features + features % 2;
@@ -206,9 +207,10 @@ void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x
     std::vector<T> grad_columns(kBackwardTilePixels * max_width);
     std::vector<S> columns(kBackwardTilePixels * max_width);
     std::vector<T> pixel_offsets(kBFloat16 ? 3 * taps.count : 0), pixel_grad(pixel_offsets.size());
-    std::vector<BFloat16> column_pairs(kBFloat16 ? (kBackwardTilePixels + 1) / 2 * 2 * max_width : 0);
-    std::vector<BFloat16> even_grad_tile(kBFloat16 && features % 2 ? kBackwardTilePixels * grad_row : 0,
-                                         BFloat16{0});
+    std::vector<BFloat16> column_pairs(kBFloat16 ? (kBackwardTilePixels + 1) / 2 * 2 * max_width
+                                                 : 0);
+    std::vector<BFloat16> even_grad_tile(
+        kBFloat16 && features % 2 ? kBackwardTilePixels * grad_row : 0, BFloat16{0});
     PackedPairs packed_grad_tile;
     DispatchChannels(cg, [&](auto fixed_channels) {
       constexpr int kChannels = decltype(fixed_channels)::value;
@@ -234,8 +236,8 @@ void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x
               }
               grad_rows = {even_grad_tile.data(), grad_row, 2};
             }
-            GemmBF16(p_count, grad_rows, packed_filters[unit % block_count],
-                     grad_columns.data(), width);
+            GemmBF16(p_count, grad_rows, packed_filters[unit % block_count], grad_columns.data(),
+                     width);
           } else {
             Gemm<T>(p_count, width, features, {grad_tile, features, 1},
                     block.transposed_filters.data(), width, grad_columns.data(), width,
@@ -280,12 +282,13 @@ void Backward(const DeformableOffsetsGeometry& geo, int64_t features, const S* x
           if constexpr (kBFloat16) {
             // Pixels are the reduction: the columns and grad_y go by pairs of pixels.
             InterleaveRowPairs(columns.data(), p_count, width, column_pairs.data());
-            PackPairs(p_count, features,
-                      [&](int64_t p, int64_t f) { return grad_tile[p * features + f]; },
-                      &packed_grad_tile);
+            PackPairs(
+                p_count, features,
+                [&](int64_t p, int64_t f) { return grad_tile[p * features + f]; },
+                &packed_grad_tile);
             for (int64_t k = 0; k < k_points; ++k) {
-              GemmBF16(block.channels, PairedRows{column_pairs.data() + 2 * k * block.channels, 2,
-                                                  2 * width},
+              GemmBF16(block.channels,
+                       PairedRows{column_pairs.data() + 2 * k * block.channels, 2, 2 * width},
                        packed_grad_tile,
                        sum.data() + (k * geo.channels + block.g_begin * cg) * features, features,
                        /*accumulate=*/true);
@@ -329,15 +332,15 @@ void DeformConv2DBackward(const DeformableOffsetsGeometry& geo, int64_t features
                           const T* offsets, const T* filters, const T* grad_y, T* grad_x,
                           T* grad_offsets, T* grad_filters, int64_t threads,
                           const ParallelFor& parallel_for) {
-  Backward(geo, features, x, offsets, filters, grad_y, grad_x, grad_offsets, grad_filters,
-           threads, parallel_for);
+  Backward(geo, features, x, offsets, filters, grad_y, grad_x, grad_offsets, grad_filters, threads,
+           parallel_for);
 }
 
-#define EDVR_INSTANTIATE(T)                                                                   \
-  template void DeformConv2DForward<T>(const DeformableOffsetsGeometry&, int64_t, const T*,   \
-                                       const T*, const T*, T*, const ParallelFor&);           \
-  template void DeformConv2DBackward<T>(const DeformableOffsetsGeometry&, int64_t, const T*,  \
-                                        const T*, const T*, const T*, T*, T*, T*, int64_t,    \
+#define EDVR_INSTANTIATE(T)                                                                  \
+  template void DeformConv2DForward<T>(const DeformableOffsetsGeometry&, int64_t, const T*,  \
+                                       const T*, const T*, T*, const ParallelFor&);          \
+  template void DeformConv2DBackward<T>(const DeformableOffsetsGeometry&, int64_t, const T*, \
+                                        const T*, const T*, const T*, T*, T*, T*, int64_t,   \
                                         const ParallelFor&);
 EDVR_INSTANTIATE(float)
 EDVR_INSTANTIATE(double)

@@ -22,8 +22,7 @@ namespace edvr {
 // of output pixels.
 template <typename T>
 void DeformConv2DForward(const DeformableOffsetsGeometry& geo, int64_t features, const T* x,
-                         const T* offsets, const T* filters, T* y,
-                         const ParallelFor& parallel_for);
+                         const T* offsets, const T* filters, T* y, const ParallelFor& parallel_for);
 
 // grad_x, grad_offsets and grad_filters of sum(grad_y * y). grad_x is partitioned
 // as in DeformableOffsetsBackward; each work range sums its own grad_filters, and

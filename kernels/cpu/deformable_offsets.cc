@@ -86,8 +86,7 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
   // A unit is a batch item and a block of groups; it owns its part of grad_x and grad_offsets.
   const int64_t groups_per_block = GroupsPerBlock(geo, threads);
   const int64_t blocks = (geo.deformable_groups + groups_per_block - 1) / groups_per_block;
-  const int64_t cost =
-      geo.out_height * geo.out_width * groups_per_block * k_points * (cg * 6 + 40);
+  const int64_t cost = geo.out_height * geo.out_width * groups_per_block * k_points * (cg * 6 + 40);
   parallel_for(geo.batch * blocks, cost, [&](int64_t begin, int64_t end) {
     PointTable<T> table(taps.count);
     const std::vector<T> zeros(cg, T(0));
@@ -116,10 +115,11 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
             AccumulateTablePoints<kChannels>(
                 image, table, q_count,
                 (geo.modulated ? off_pixel + 2 * taps.count : ones.data()) + q_begin,
-                taps.group_channel.data() + q_begin, gy_pixel, taps.out_offset.data() + q_begin,
-                cg, zeros.data(), sinks.data(), grad_image, grad_off_pixel + q_begin,
+                taps.group_channel.data() + q_begin, gy_pixel, taps.out_offset.data() + q_begin, cg,
+                zeros.data(), sinks.data(), grad_image, grad_off_pixel + q_begin,
                 grad_off_pixel + taps.count + q_begin, grad_off_pixel + 2 * taps.count + q_begin);
-            if (!geo.modulated) std::fill_n(grad_off_pixel + 2 * taps.count + q_begin, q_count, T(0));
+            if (!geo.modulated)
+              std::fill_n(grad_off_pixel + 2 * taps.count + q_begin, q_count, T(0));
           }
         }
       }
@@ -128,10 +128,9 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
 }
 
 template <>
-void DeformableOffsetsBackward<BFloat16>(const DeformableOffsetsGeometry& geo,
-                                         const BFloat16* x, const BFloat16* offsets,
-                                         const BFloat16* grad_y, BFloat16* grad_x,
-                                         BFloat16* grad_offsets, int64_t threads,
+void DeformableOffsetsBackward<BFloat16>(const DeformableOffsetsGeometry& geo, const BFloat16* x,
+                                         const BFloat16* offsets, const BFloat16* grad_y,
+                                         BFloat16* grad_x, BFloat16* grad_offsets, int64_t threads,
                                          const ParallelFor& parallel_for) {
   const int64_t x_size = geo.batch * geo.in_height * geo.in_width * geo.channels;
   const int64_t out_pixels = geo.batch * geo.out_height * geo.out_width;
@@ -145,15 +144,13 @@ void DeformableOffsetsBackward<BFloat16>(const DeformableOffsetsGeometry& geo,
             });
 }
 
-template void DeformableOffsetsForward<BFloat16>(const DeformableOffsetsGeometry&,
-                                                 const BFloat16*, const BFloat16*, BFloat16*,
-                                                 const ParallelFor&);
-#define EDVR_INSTANTIATE(T)                                                                    \
-  template void DeformableOffsetsForward<T>(const DeformableOffsetsGeometry&, const T*,        \
-                                            const T*, T*, const ParallelFor&);                 \
-  template void DeformableOffsetsBackward<T>(const DeformableOffsetsGeometry&, const T*,       \
-                                             const T*, const T*, T*, T*, int64_t,              \
-                                             const ParallelFor&);
+template void DeformableOffsetsForward<BFloat16>(const DeformableOffsetsGeometry&, const BFloat16*,
+                                                 const BFloat16*, BFloat16*, const ParallelFor&);
+#define EDVR_INSTANTIATE(T)                                                                        \
+  template void DeformableOffsetsForward<T>(const DeformableOffsetsGeometry&, const T*, const T*,  \
+                                            T*, const ParallelFor&);                               \
+  template void DeformableOffsetsBackward<T>(const DeformableOffsetsGeometry&, const T*, const T*, \
+                                             const T*, T*, T*, int64_t, const ParallelFor&);
 EDVR_INSTANTIATE(float)
 EDVR_INSTANTIATE(double)
 #undef EDVR_INSTANTIATE

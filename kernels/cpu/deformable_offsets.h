@@ -45,10 +45,9 @@ void DeformableOffsetsBackward(const DeformableOffsetsGeometry& geo, const T* x,
 // forward reads x and writes y in place, rounding each sample once; the backward runs in
 // float32 on widened copies into float32 gradients rounded once at the end (InFloat32).
 template <>
-void DeformableOffsetsBackward<BFloat16>(const DeformableOffsetsGeometry& geo,
-                                         const BFloat16* x, const BFloat16* offsets,
-                                         const BFloat16* grad_y, BFloat16* grad_x,
-                                         BFloat16* grad_offsets, int64_t threads,
+void DeformableOffsetsBackward<BFloat16>(const DeformableOffsetsGeometry& geo, const BFloat16* x,
+                                         const BFloat16* offsets, const BFloat16* grad_y,
+                                         BFloat16* grad_x, BFloat16* grad_offsets, int64_t threads,
                                          const ParallelFor& parallel_for);
 
 }  // namespace edvr

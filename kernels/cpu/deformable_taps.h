@@ -17,10 +17,10 @@
 namespace edvr {
 
 struct Taps {
-  int64_t count;                          // G*K
-  std::vector<int64_t> group_channel;     // g * Cg: the tap's channels in x
-  std::vector<int64_t> out_offset;        // i*row_pitch + j*C + g*Cg
-  std::vector<int64_t> base_y, base_x;    // i*dh and j*dw
+  int64_t count;                        // G*K
+  std::vector<int64_t> group_channel;   // g * Cg: the tap's channels in x
+  std::vector<int64_t> out_offset;      // i*row_pitch + j*C + g*Cg
+  std::vector<int64_t> base_y, base_x;  // i*dh and j*dw
 };
 
 inline Taps MakeTaps(const DeformableOffsetsGeometry& geo, int64_t row_pitch) {

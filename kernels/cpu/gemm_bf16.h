@@ -52,8 +52,7 @@ PackedPairs PackPairs(int64_t k, int64_t n, Element b) {
 // padding width): out[i * 2 * width + 2 * j + r] = rows[(2i + r) * width + j], the missing
 // row of an odd count read as 0. Read as A with PairedRows{out + 2 * j0, 2, 2 * width}, this
 // is rows^T from column j0 on, with the reduction over the rows.
-inline void InterleaveRowPairs(const BFloat16* rows, int64_t count, int64_t width,
-                               BFloat16* out) {
+inline void InterleaveRowPairs(const BFloat16* rows, int64_t count, int64_t width, BFloat16* out) {
   typedef uint16_t Narrow __attribute__((vector_size(32)));
   typedef uint32_t Wide __attribute__((vector_size(64)));
   for (int64_t i = 0; 2 * i < count; ++i) {
@@ -169,8 +168,8 @@ inline void Block(int64_t pairs, PairedRows a, const BFloat16* b, int64_t ldb, f
 
 // All rows of one column panel, six rows at a time.
 template <int kVectors>
-inline void Panel(int64_t m, int64_t pairs, PairedRows a, const BFloat16* b, int64_t ldb,
-                  float* c, int64_t ldc, int64_t valid, bool accumulate) {
+inline void Panel(int64_t m, int64_t pairs, PairedRows a, const BFloat16* b, int64_t ldb, float* c,
+                  int64_t ldc, int64_t valid, bool accumulate) {
   constexpr int kRows = 6;
   int64_t r = 0;
   for (; r + kRows <= m; r += kRows) {

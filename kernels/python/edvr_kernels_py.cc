@@ -55,7 +55,8 @@ int64_t Product(const Shape& shape) {
 }
 
 int64_t Threads(int64_t threads) {
-  if (threads < 0) throw py::value_error("threads must be >= 0 (0: all), got " + std::to_string(threads));
+  if (threads < 0)
+    throw py::value_error("threads must be >= 0 (0: all), got " + std::to_string(threads));
   return threads > 0 ? threads : std::max<int64_t>(1, std::thread::hardware_concurrency());
 }
 
@@ -67,8 +68,8 @@ ParallelFor ThreadParallelFor(int64_t threads) {
   return [threads](int64_t total, int64_t cost_per_unit,
                    const std::function<void(int64_t, int64_t)>& work) {
     const int64_t min_cost_per_range = 10000;
-    const int64_t by_cost = std::max<int64_t>(1, total * std::max<int64_t>(cost_per_unit, 1) /
-                                                     min_cost_per_range);
+    const int64_t by_cost =
+        std::max<int64_t>(1, total * std::max<int64_t>(cost_per_unit, 1) / min_cost_per_range);
     const int64_t ranges = std::min({threads, total, by_cost});
     if (ranges <= 1) {
       if (total > 0) work(0, total);
@@ -110,7 +111,8 @@ template <typename Body>
 auto DispatchDtype(const std::string& op, const py::array& x, Body&& body) {
   if (x.dtype().is(py::dtype::of<float>())) return body(float());
   if (x.dtype().is(py::dtype::of<double>())) return body(double());
-  throw py::type_error(op + ": x must be float32 or float64, got " + std::string(py::str(x.dtype())));
+  throw py::type_error(op + ": x must be float32 or float64, got " +
+                       std::string(py::str(x.dtype())));
 }
 
 // The geometry arguments, checked as ops/_checks.geometry does.
@@ -133,7 +135,7 @@ void CheckInts(const std::string& op, const char* what, const Shape& v, size_t l
 // Checks x [N, H, W, C] and offsets [N, Ho, Wo, 3*G*K] against the geometry, with the
 // messages of ops/_checks.py; returns the kernels' geometry.
 DeformableOffsetsGeometry CheckDeformableOffsets(const std::string& op, const GeometryArgs& g,
-                                          const py::array& x, const py::array& offsets) {
+                                                 const py::array& x, const py::array& offsets) {
   CheckInts(op, "ksize", g.ksize, 2, 1);
   CheckInts(op, "strides", g.strides, 2, 1);
   CheckInts(op, "pads (top, bottom, left, right)", g.pads, 4, 0);
@@ -154,25 +156,35 @@ DeformableOffsetsGeometry CheckDeformableOffsets(const std::string& op, const Ge
   if (h * w * c >= (int64_t(1) << 31)) {  // the kernels index one image with 32-bit lanes
     Fail(op, "x is too large: H*W*C must be < 2^31 per batch item, got shape " + Join(x_shape));
   }
-  const int64_t ho =
-      OutputSize(h, g.pads[0] + g.pads[1], g.ksize[0], g.dilations[0], g.strides[0]);
-  const int64_t wo =
-      OutputSize(w, g.pads[2] + g.pads[3], g.ksize[1], g.dilations[1], g.strides[1]);
+  const int64_t ho = OutputSize(h, g.pads[0] + g.pads[1], g.ksize[0], g.dilations[0], g.strides[0]);
+  const int64_t wo = OutputSize(w, g.pads[2] + g.pads[3], g.ksize[1], g.dilations[1], g.strides[1]);
   if (ho < 1 || wo < 1) {
     Fail(op, "kernel (" + std::to_string(g.ksize[0]) + "x" + std::to_string(g.ksize[1]) +
                  " with dilation " + std::to_string(g.dilations[0]) + "x" +
-                 std::to_string(g.dilations[1]) + ") is larger than the padded input of x (x shape " +
-                 Join(x_shape) + ", pads " + Join(g.pads) + ")");
+                 std::to_string(g.dilations[1]) +
+                 ") is larger than the padded input of x (x shape " + Join(x_shape) + ", pads " +
+                 Join(g.pads) + ")");
   }
   const Shape expected = {n, ho, wo, 3 * g.deformable_groups * g.ksize[0] * g.ksize[1]};
   if (off_shape != expected) {
-    Fail(op, "offsets must have shape [N, Ho, Wo, 3*G*K] = " + Join(expected) +
-                 " for x of shape " + Join(x_shape) + ", got " + Join(off_shape));
+    Fail(op, "offsets must have shape [N, Ho, Wo, 3*G*K] = " + Join(expected) + " for x of shape " +
+                 Join(x_shape) + ", got " + Join(off_shape));
   }
-  return DeformableOffsetsGeometry{n,          h,          w,           c,
-                                   ho,         wo,         g.ksize[0],  g.ksize[1],
-                                   g.strides[0], g.strides[1], g.pads[0],  g.pads[2],
-                                   g.dilations[0], g.dilations[1], g.deformable_groups,
+  return DeformableOffsetsGeometry{n,
+                                   h,
+                                   w,
+                                   c,
+                                   ho,
+                                   wo,
+                                   g.ksize[0],
+                                   g.ksize[1],
+                                   g.strides[0],
+                                   g.strides[1],
+                                   g.pads[0],
+                                   g.pads[2],
+                                   g.dilations[0],
+                                   g.dilations[1],
+                                   g.deformable_groups,
                                    g.modulated};
 }
 
@@ -263,8 +275,8 @@ py::tuple DeformableOffsetsGrad(const py::array& grad, const py::array& x, const
 // Checks filters [kh, kw, C, F] against x, and x and offsets as CheckDeformableOffsets;
 // returns the geometry and F.
 DeformableOffsetsGeometry CheckDeformConv2D(const std::string& op, const py::array& x,
-                                    const py::array& offsets, const py::array& filters,
-                                    GeometryArgs args, int64_t* features) {
+                                            const py::array& offsets, const py::array& filters,
+                                            GeometryArgs args, int64_t* features) {
   const Shape f_shape = ShapeOf(filters), x_shape = ShapeOf(x);
   if (f_shape.size() != 4) {
     Fail(op, "filters must be rank 4 [kh, kw, C, F], got shape " + Join(f_shape));
@@ -284,9 +296,9 @@ py::array DeformConv2D(const py::array& x, const py::array& offsets, const py::a
                        int64_t deformable_groups, bool modulated, int64_t threads) {
   const std::string op = "deform_conv2d";
   int64_t features = 0;
-  const DeformableOffsetsGeometry geo = CheckDeformConv2D(
-      op, x, offsets, filters, {{}, strides, pads, dilations, deformable_groups, modulated},
-      &features);
+  const DeformableOffsetsGeometry geo =
+      CheckDeformConv2D(op, x, offsets, filters,
+                        {{}, strides, pads, dilations, deformable_groups, modulated}, &features);
   const ParallelFor parallel_for = ThreadParallelFor(Threads(threads));
   return DispatchDtype(op, x, [&](auto zero) -> py::array {
     using T = decltype(zero);
@@ -313,8 +325,7 @@ py::tuple DeformConv2DGrad(const py::array& grad, const py::array& x, const py::
     using T = decltype(zero);
     const auto ga = Input<T>(op, "grad", grad), xa = Input<T>(op, "x", x);
     const auto oa = Input<T>(op, "offsets", offsets), fa = Input<T>(op, "filters", filters);
-    return RunBackward<T>(ga, {ShapeOf(x), ShapeOf(offsets), ShapeOf(filters)},
-                          [&](T* const* out) {
+    return RunBackward<T>(ga, {ShapeOf(x), ShapeOf(offsets), ShapeOf(filters)}, [&](T* const* out) {
       DeformConv2DBackward<T>(geo, features, xa.data(), oa.data(), fa.data(), ga.data(), out[0],
                               out[1], out[2], workers, parallel_for);
     });
@@ -325,7 +336,7 @@ py::tuple DeformConv2DGrad(const py::array& grad, const py::array& x, const py::
 
 // Checks x [N, H, W, C] and coords [N, ..., 2] as ops/_checks.bilinear_sample_shapes.
 BilinearSampleGeometry CheckBilinearSample(const std::string& op, const py::array& x,
-                                   const py::array& coords) {
+                                           const py::array& coords) {
   const Shape x_shape = ShapeOf(x), c_shape = ShapeOf(coords);
   if (x_shape.size() != 4) Fail(op, "x must be rank 4 [N, H, W, C], got shape " + Join(x_shape));
   if (c_shape.size() < 2 || c_shape.back() != 2) {
@@ -372,8 +383,7 @@ py::tuple BilinearSampleGrad(const py::array& grad, const py::array& x, const py
     const auto ga = Input<T>(op, "grad", grad), xa = Input<T>(op, "x", x);
     const auto ca = Input<T>(op, "coords", coords);
     return RunBackward<T>(ga, {ShapeOf(x), ShapeOf(coords)}, [&](T* const* out) {
-      BilinearSampleBackward<T>(geo, xa.data(), ca.data(), ga.data(), out[0], out[1],
-                                parallel_for);
+      BilinearSampleBackward<T>(geo, xa.data(), ca.data(), ga.data(), out[0], out[1], parallel_for);
     });
   });
 }
@@ -394,13 +404,13 @@ void DefDeformable(py::module_& m, const char* name, F f, const char* doc, Leadi
 PYBIND11_MODULE(edvr_kernels, m) {
   using namespace edvr;
   using py::arg;
-  m.doc() = "EDVR's framework-free CPU sampling kernels for NumPy arrays (float32, float64), "
-            "without TensorFlow. Semantics: docs/ops.md; arguments as in the `ops` package.";
-  DefDeformable(
-      m, "deformable_offsets", &DeformableOffsets,
-      "x [N, H, W, C], offsets [N, Ho, Wo, 3*G*K] (dx, dy, mask blocks) -> "
-      "y [N, Ho*kh, Wo*kw, C].\npads: (top, bottom, left, right).",
-      arg("x"), arg("offsets"), arg("ksize"));
+  m.doc() =
+      "EDVR's framework-free CPU sampling kernels for NumPy arrays (float32, float64), "
+      "without TensorFlow. Semantics: docs/ops.md; arguments as in the `ops` package.";
+  DefDeformable(m, "deformable_offsets", &DeformableOffsets,
+                "x [N, H, W, C], offsets [N, Ho, Wo, 3*G*K] (dx, dy, mask blocks) -> "
+                "y [N, Ho*kh, Wo*kw, C].\npads: (top, bottom, left, right).",
+                arg("x"), arg("offsets"), arg("ksize"));
   DefDeformable(m, "deformable_offsets_grad", &DeformableOffsetsGrad,
                 "(grad_x, grad_offsets) of sum(grad * deformable_offsets(x, offsets, ...)).",
                 arg("grad"), arg("x"), arg("offsets"), arg("ksize"));

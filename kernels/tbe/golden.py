@@ -8,6 +8,7 @@ inputs and expected outputs, computed with the pure-TF reference ops (`ops.refer
 gradients by tf.GradientTape) from the inputs rounded to the case dtype. DIR/manifest.json lists
 every case with its files and the comparison tolerance for the device results.
 """
+
 import argparse
 import json
 import os
@@ -38,11 +39,13 @@ CANN_DTYPE = {"float16": "float16", "float32": "float"}
 
 def _tf():
     import tensorflow as tf
+
     return tf
 
 
 def _reference():
     from ops import reference
+
     return reference
 
 
@@ -52,7 +55,9 @@ def deformable_inputs(rng, x_shape, ksize, strides, pads, dilations, deformable_
     wo = out_size(w, pads[2] + pads[3], ksize[1], dilations[1], strides[1])
     x = rng.uniform(-1, 1, x_shape)
     k = ksize[0] * ksize[1]
-    shifts = rng.uniform(-2.5, 2.5, (n, ho, wo, 2 * deformable_groups * k))  # reaches past the borders
+    shifts = rng.uniform(
+        -2.5, 2.5, (n, ho, wo, 2 * deformable_groups * k)
+    )  # reaches past the borders
     mask = rng.uniform(0, 1, (n, ho, wo, deformable_groups * k))
     return x, np.concatenate([shifts, mask], axis=-1)
 
@@ -60,8 +65,13 @@ def deformable_inputs(rng, x_shape, ksize, strides, pads, dilations, deformable_
 def bilinear_inputs(rng, x_shape, coords_shape):
     h, w = x_shape[1:3]
     x = rng.uniform(-1, 1, x_shape)
-    coords = np.stack([rng.uniform(-1.5, w + 0.5, coords_shape[:-1]),
-                       rng.uniform(-1.5, h + 0.5, coords_shape[:-1])], axis=-1)
+    coords = np.stack(
+        [
+            rng.uniform(-1.5, w + 0.5, coords_shape[:-1]),
+            rng.uniform(-1.5, h + 0.5, coords_shape[:-1]),
+        ],
+        axis=-1,
+    )
     return x, coords
 
 
@@ -83,28 +93,43 @@ def _write(data_dir, case, name, array, dtype):
     stem = os.path.join(data_dir, "%s_%s" % (case, name))
     array.tofile(stem + ".bin")
     np.save(stem + ".npy", array)
-    return {"name": name, "shape": list(array.shape), "dtype": dtype,
-            "value_range": [float(array.min()), float(array.max())],
-            "bin": os.path.relpath(stem + ".bin", os.path.dirname(data_dir)),
-            "npy": os.path.relpath(stem + ".npy", os.path.dirname(data_dir))}
+    return {
+        "name": name,
+        "shape": list(array.shape),
+        "dtype": dtype,
+        "value_range": [float(array.min()), float(array.max())],
+        "bin": os.path.relpath(stem + ".bin", os.path.dirname(data_dir)),
+        "npy": os.path.relpath(stem + ".npy", os.path.dirname(data_dir)),
+    }
 
 
 def _desc(entry, fmt, with_value):
-    desc = {"name": entry["name"], "format": [fmt], "type": [CANN_DTYPE[entry["dtype"]]],
-            "shape": entry["shape"]}
+    desc = {
+        "name": entry["name"],
+        "format": [fmt],
+        "type": [CANN_DTYPE[entry["dtype"]]],
+        "shape": entry["shape"],
+    }
     if with_value:
-        desc.update({"data_distribute": ["uniform"], "value_range": [entry["value_range"]],
-                     "value": entry["bin"]})
+        desc.update(
+            {
+                "data_distribute": ["uniform"],
+                "value_range": [entry["value_range"]],
+                "value": entry["bin"],
+            }
+        )
     return desc
 
 
 def _attrs(ksize, strides, pads, dilations, deformable_groups):
-    return [{"name": "ksize", "type": "list_int", "value": list(ksize)},
-            {"name": "strides", "type": "list_int", "value": list(strides)},
-            {"name": "pads", "type": "list_int", "value": list(pads)},
-            {"name": "dilations", "type": "list_int", "value": list(dilations)},
-            {"name": "deformable_groups", "type": "int", "value": deformable_groups},
-            {"name": "modulated", "type": "bool", "value": True}]
+    return [
+        {"name": "ksize", "type": "list_int", "value": list(ksize)},
+        {"name": "strides", "type": "list_int", "value": list(strides)},
+        {"name": "pads", "type": "list_int", "value": list(pads)},
+        {"name": "dilations", "type": "list_int", "value": list(dilations)},
+        {"name": "deformable_groups", "type": "int", "value": deformable_groups},
+        {"name": "modulated", "type": "bool", "value": True},
+    ]
 
 
 def generate(output, seed=0):
@@ -112,48 +137,96 @@ def generate(output, seed=0):
     reference = _reference()
     data_dir = os.path.join(output, "data")
     os.makedirs(data_dir, exist_ok=True)
-    suites = {"EdvrDeformableOffsets": [], "EdvrDeformableOffsetsGrad": [],
-              "EdvrBilinearSample": [], "EdvrBilinearSampleGrad": []}
+    suites = {
+        "EdvrDeformableOffsets": [],
+        "EdvrDeformableOffsetsGrad": [],
+        "EdvrBilinearSample": [],
+        "EdvrBilinearSampleGrad": [],
+    }
     manifest = []
     rng = np.random.RandomState(seed)  # runs on the Ascend host: no numpy 1.17 Generator
 
     def add(op, case, inputs, outputs, formats, attrs, dtype):
-        suites[op].append({"case_name": case, "op": op,
-                           "input_desc": [_desc(e, f, True) for e, f in zip(inputs, formats[0])],
-                           "output_desc": [_desc(e, f, False) for e, f in zip(outputs, formats[1])],
-                           "attr": attrs})
-        manifest.append({"op": op, "case": case, "dtype": dtype, "inputs": inputs,
-                         "expected": outputs, "tolerance": TOLERANCE[dtype]})
+        suites[op].append(
+            {
+                "case_name": case,
+                "op": op,
+                "input_desc": [_desc(e, f, True) for e, f in zip(inputs, formats[0])],
+                "output_desc": [_desc(e, f, False) for e, f in zip(outputs, formats[1])],
+                "attr": attrs,
+            }
+        )
+        manifest.append(
+            {
+                "op": op,
+                "case": case,
+                "dtype": dtype,
+                "inputs": inputs,
+                "expected": outputs,
+                "tolerance": TOLERANCE[dtype],
+            }
+        )
 
     for dtype in DTYPES:
-        upstream = lambda shape, dtype=dtype: rng.uniform(-1, 1, shape).astype(dtype).astype(np.float64)
+        upstream = lambda shape, dtype=dtype: (
+            rng.uniform(-1, 1, shape).astype(dtype).astype(np.float64)
+        )
         for name, x_shape, ksize, strides, pads, dilations, deformable_groups in DEFORMABLE_CASES:
-            x, off = deformable_inputs(rng, x_shape, ksize, strides, pads, dilations, deformable_groups)
+            x, off = deformable_inputs(
+                rng, x_shape, ksize, strides, pads, dilations, deformable_groups
+            )
             x, off = (a.astype(dtype).astype(np.float64) for a in (x, off))
-            fn = lambda a, b: reference.deformable_offsets(a, b, ksize, strides, pads, dilations,
-                                                           deformable_groups, True)
+            fn = lambda a, b: reference.deformable_offsets(
+                a, b, ksize, strides, pads, dilations, deformable_groups, True
+            )
             y, g, gx, goff = reference_with_grads(fn, x, off, upstream)
             case = "%s_%s" % (name, dtype)
             attrs = _attrs(ksize, strides, pads, dilations, deformable_groups)
             w = lambda n, a, c=case: _write(data_dir, "EdvrDeformableOffsets_" + c, n, a, dtype)
-            add("EdvrDeformableOffsets", "EdvrDeformableOffsets_" + case, [w("x", x), w("offsets", off)],
-                [w("y", y)], (["NHWC", "NHWC"], ["NHWC"]), attrs, dtype)
+            add(
+                "EdvrDeformableOffsets",
+                "EdvrDeformableOffsets_" + case,
+                [w("x", x), w("offsets", off)],
+                [w("y", y)],
+                (["NHWC", "NHWC"], ["NHWC"]),
+                attrs,
+                dtype,
+            )
             w = lambda n, a, c=case: _write(data_dir, "EdvrDeformableOffsetsGrad_" + c, n, a, dtype)
-            add("EdvrDeformableOffsetsGrad", "EdvrDeformableOffsetsGrad_" + case,
-                [w("grad", g), w("x", x), w("offsets", off)], [w("grad_x", gx), w("grad_offsets", goff)],
-                (["NHWC"] * 3, ["NHWC"] * 2), attrs, dtype)
+            add(
+                "EdvrDeformableOffsetsGrad",
+                "EdvrDeformableOffsetsGrad_" + case,
+                [w("grad", g), w("x", x), w("offsets", off)],
+                [w("grad_x", gx), w("grad_offsets", goff)],
+                (["NHWC"] * 3, ["NHWC"] * 2),
+                attrs,
+                dtype,
+            )
         for name, x_shape, coords_shape in BILINEAR_CASES:
             x, coords = bilinear_inputs(rng, x_shape, coords_shape)
             x, coords = (a.astype(dtype).astype(np.float64) for a in (x, coords))
             y, g, gx, gc = reference_with_grads(reference.bilinear_sample, x, coords, upstream)
             case = "%s_%s" % (name, dtype)
             w = lambda n, a, c=case: _write(data_dir, "EdvrBilinearSample_" + c, n, a, dtype)
-            add("EdvrBilinearSample", "EdvrBilinearSample_" + case, [w("x", x), w("coords", coords)],
-                [w("y", y)], (["NHWC", "ND"], ["ND"]), [], dtype)
+            add(
+                "EdvrBilinearSample",
+                "EdvrBilinearSample_" + case,
+                [w("x", x), w("coords", coords)],
+                [w("y", y)],
+                (["NHWC", "ND"], ["ND"]),
+                [],
+                dtype,
+            )
             w = lambda n, a, c=case: _write(data_dir, "EdvrBilinearSampleGrad_" + c, n, a, dtype)
-            add("EdvrBilinearSampleGrad", "EdvrBilinearSampleGrad_" + case,
-                [w("grad", g), w("x", x), w("coords", coords)], [w("grad_x", gx), w("grad_coords", gc)],
-                (["ND", "NHWC", "ND"], ["NHWC", "ND"]), [], dtype)
+            add(
+                "EdvrBilinearSampleGrad",
+                "EdvrBilinearSampleGrad_" + case,
+                [w("grad", g), w("x", x), w("coords", coords)],
+                [w("grad_x", gx), w("grad_coords", gc)],
+                (["ND", "NHWC", "ND"], ["NHWC", "ND"]),
+                [],
+                dtype,
+            )
     for op, cases in suites.items():
         with open(os.path.join(output, op + ".json"), "w") as f:
             json.dump(cases, f, indent=2)
@@ -164,7 +237,9 @@ def generate(output, seed=0):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", required=True, help="directory for the case JSON and data files")
+    parser.add_argument(
+        "--output", required=True, help="directory for the case JSON and data files"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     manifest = generate(args.output, args.seed)

@@ -32,8 +32,7 @@ REGISTER_OP("EdvrBilinearSample")
     .Input("x: T")
     .Input("coords: T")
     .Output("y: T")
-    .EDVR_DTYPE_ATTR
-    .SetShapeFn(ForwardShape)
+    .EDVR_DTYPE_ATTR.SetShapeFn(ForwardShape)
     .Doc(R"doc(
 Zero-outside bilinear sampling (warping), NHWC.
 x: [N, H, W, C]. coords: [N, ..., 2] holding (x, y) pixel positions. y: [N, ..., C].
@@ -45,8 +44,7 @@ REGISTER_OP("EdvrBilinearSampleGrad")
     .Input("coords: T")
     .Output("grad_x: T")
     .Output("grad_coords: T")
-    .EDVR_DTYPE_ATTR
-    .SetShapeFn(GradientShapes)
+    .EDVR_DTYPE_ATTR.SetShapeFn(GradientShapes)
     .Doc("Gradients of EdvrBilinearSample with respect to x and coords.");
 
 tf::TensorShape OutputShape(const tf::TensorShape& coords, int64_t channels) {

@@ -31,8 +31,7 @@ REGISTER_OP("EdvrDeformConv2D")
     .Input("offsets: T")
     .Input("filters: T")
     .Output("y: T")
-    .EDVR_DEFORMABLE_ATTRS
-    .SetShapeFn(ForwardShape)
+    .EDVR_DEFORMABLE_ATTRS.SetShapeFn(ForwardShape)
     .Doc(R"doc(
 Modulated deformable convolution (DCNv2) with one convolution group, NHWC, no bias:
 conv2d(EdvrDeformableOffsets(x, offsets), filters, strides=ksize, padding=VALID).
@@ -47,8 +46,7 @@ REGISTER_OP("EdvrDeformConv2DGrad")
     .Output("grad_x: T")
     .Output("grad_offsets: T")
     .Output("grad_filters: T")
-    .EDVR_DEFORMABLE_ATTRS
-    .SetShapeFn(GradientShapes)
+    .EDVR_DEFORMABLE_ATTRS.SetShapeFn(GradientShapes)
     .Doc("Gradients of EdvrDeformConv2D with respect to x, offsets and filters.");
 
 tf::TensorShape OutputShape(const DeformableOffsetsGeometry& geo, int64_t features) {
@@ -82,8 +80,8 @@ void ComputeGradient(tf::OpKernelContext* context, const DeformableAttrs& attrs)
                             &grad_filters)) {
     return;
   }
-  DeformConv2DBackward(geo, features, Data<T>(x), Data<T>(offsets), Data<T>(filters),
-                       Data<T>(grad), MutableData<T>(grad_x), MutableData<T>(grad_offsets),
+  DeformConv2DBackward(geo, features, Data<T>(x), Data<T>(offsets), Data<T>(filters), Data<T>(grad),
+                       MutableData<T>(grad_x), MutableData<T>(grad_offsets),
                        MutableData<T>(grad_filters), CpuThreads(context),
                        TensorFlowParallelFor(context));
 }

@@ -17,13 +17,12 @@ namespace edvr {
 
 // The attributes of the schema: one list for the forward and gradient ops. Their names are
 // the op interface (CANN's TF adapter maps them to the TBE kernels' by name).
-#define EDVR_DEFORMABLE_ATTRS                           \
-  EDVR_DTYPE_ATTR                                       \
-      .Attr("ksize: list(int)")                         \
-      .Attr("strides: list(int) = [1, 1]")              \
-      .Attr("pads: list(int) = [0, 0, 0, 0]")           \
-      .Attr("dilations: list(int) = [1, 1]")            \
-      .Attr("deformable_groups: int = 1")               \
+#define EDVR_DEFORMABLE_ATTRS                 \
+  EDVR_DTYPE_ATTR.Attr("ksize: list(int)")    \
+      .Attr("strides: list(int) = [1, 1]")    \
+      .Attr("pads: list(int) = [0, 0, 0, 0]") \
+      .Attr("dilations: list(int) = [1, 1]")  \
+      .Attr("deformable_groups: int = 1")     \
       .Attr("modulated: bool = true")
 
 // The attributes' values, checked.
@@ -70,8 +69,8 @@ tf::Status ReadDeformableAttrs(Context* ctx, DeformableAttrs* a) {
                            JoinShape(dilations));
   }
   if (pads.size() != 4 || *std::min_element(pads.begin(), pads.end()) < 0) {
-    return InvalidArgument(
-        "pads must be 4 non-negative integers (top, bottom, left, right), got ", JoinShape(pads));
+    return InvalidArgument("pads must be 4 non-negative integers (top, bottom, left, right), got ",
+                           JoinShape(pads));
   }
   if (deformable_groups < 1) {
     return InvalidArgument("deformable_groups must be >= 1, got ", deformable_groups);

@@ -31,8 +31,7 @@ REGISTER_OP("EdvrDeformableOffsets")
     .Input("x: T")
     .Input("offsets: T")
     .Output("y: T")
-    .EDVR_DEFORMABLE_ATTRS
-    .SetShapeFn(ForwardShape)
+    .EDVR_DEFORMABLE_ATTRS.SetShapeFn(ForwardShape)
     .Doc(R"doc(
 Sampling half of a modulated deformable convolution (DCNv2), NHWC.
 x: [N, H, W, C]. offsets: [N, Ho, Wo, 3*G*K] (dx block, dy block, mask block).
@@ -45,8 +44,7 @@ REGISTER_OP("EdvrDeformableOffsetsGrad")
     .Input("offsets: T")
     .Output("grad_x: T")
     .Output("grad_offsets: T")
-    .EDVR_DEFORMABLE_ATTRS
-    .SetShapeFn(GradientShapes)
+    .EDVR_DEFORMABLE_ATTRS.SetShapeFn(GradientShapes)
     .Doc("Gradients of EdvrDeformableOffsets with respect to x and offsets.");
 
 tf::TensorShape OutputShape(const DeformableOffsetsGeometry& geo) {

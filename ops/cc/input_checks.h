@@ -39,10 +39,9 @@ inline tf::Status CheckDeformableOffsetsInputs(const DeformableAttrs& a, const t
   }
   const int64_t ho = a.OutHeight(h), wo = a.OutWidth(w);
   if (ho < 1 || wo < 1) {
-    return InvalidArgument("kernel (", a.kernel_h, "x", a.kernel_w, " with dilation ",
-                           a.dilation_h, "x", a.dilation_w,
-                           ") is larger than the padded input of x (", h + a.pad_top + a.pad_bottom,
-                           "x", w + a.pad_left + a.pad_right, ")");
+    return InvalidArgument("kernel (", a.kernel_h, "x", a.kernel_w, " with dilation ", a.dilation_h,
+                           "x", a.dilation_w, ") is larger than the padded input of x (",
+                           h + a.pad_top + a.pad_bottom, "x", w + a.pad_left + a.pad_right, ")");
   }
   const std::vector<int64_t> expected = {n, ho, wo, 3 * a.deformable_groups * a.KernelPoints()};
   const std::vector<int64_t> got = {offsets.dim_size(0), offsets.dim_size(1), offsets.dim_size(2),
@@ -51,10 +50,21 @@ inline tf::Status CheckDeformableOffsetsInputs(const DeformableAttrs& a, const t
     return InvalidArgument("offsets must have shape [N, Ho, Wo, 3*G*K] = ", JoinShape(expected),
                            " for x of shape ", x.DebugString(), ", got ", offsets.DebugString());
   }
-  *geo = DeformableOffsetsGeometry{n,         h,          w,          c,
-                                   ho,        wo,         a.kernel_h, a.kernel_w,
-                                   a.stride_h, a.stride_w, a.pad_top,  a.pad_left,
-                                   a.dilation_h, a.dilation_w, a.deformable_groups,
+  *geo = DeformableOffsetsGeometry{n,
+                                   h,
+                                   w,
+                                   c,
+                                   ho,
+                                   wo,
+                                   a.kernel_h,
+                                   a.kernel_w,
+                                   a.stride_h,
+                                   a.stride_w,
+                                   a.pad_top,
+                                   a.pad_left,
+                                   a.dilation_h,
+                                   a.dilation_w,
+                                   a.deformable_groups,
                                    a.modulated};
   return tf::Status();
 }
@@ -77,8 +87,7 @@ inline tf::Status CheckDeformConv2DInputs(const DeformableAttrs& a, const tf::Te
 }
 
 // Checks x [N, H, W, C] and coords [N, ..., 2].
-inline tf::Status CheckBilinearSampleInputs(const tf::TensorShape& x,
-                                            const tf::TensorShape& coords,
+inline tf::Status CheckBilinearSampleInputs(const tf::TensorShape& x, const tf::TensorShape& coords,
                                             BilinearSampleGeometry* geo) {
   using tf::errors::InvalidArgument;
   if (x.dims() != 4) {
@@ -98,8 +107,7 @@ inline tf::Status CheckBilinearSampleInputs(const tf::TensorShape& x,
   }
   int64_t points = 1;
   for (int d = 1; d < coords.dims() - 1; ++d) points *= coords.dim_size(d);
-  *geo = BilinearSampleGeometry{x.dim_size(0), x.dim_size(1), x.dim_size(2), x.dim_size(3),
-                                points};
+  *geo = BilinearSampleGeometry{x.dim_size(0), x.dim_size(1), x.dim_size(2), x.dim_size(3), points};
   return tf::Status();
 }
 

@@ -26,14 +26,14 @@ namespace tf = ::tensorflow;
 
 // Registers, for each dtype T of EDVR_DTYPE_ATTR, the CPU kernels KERNEL<FORWARD<T>> of op
 // NAME and KERNEL<GRADIENT<T>> of op NAME "Grad".
-#define EDVR_REGISTER_CPU_KERNELS(NAME, KERNEL, FORWARD, GRADIENT)               \
-  EDVR_REGISTER_CPU_KERNELS_OF_TYPE(NAME, KERNEL, FORWARD, GRADIENT, float)      \
-  EDVR_REGISTER_CPU_KERNELS_OF_TYPE(NAME, KERNEL, FORWARD, GRADIENT, double)     \
+#define EDVR_REGISTER_CPU_KERNELS(NAME, KERNEL, FORWARD, GRADIENT)           \
+  EDVR_REGISTER_CPU_KERNELS_OF_TYPE(NAME, KERNEL, FORWARD, GRADIENT, float)  \
+  EDVR_REGISTER_CPU_KERNELS_OF_TYPE(NAME, KERNEL, FORWARD, GRADIENT, double) \
   EDVR_REGISTER_CPU_KERNELS_OF_TYPE(NAME, KERNEL, FORWARD, GRADIENT, tf::bfloat16)
-#define EDVR_REGISTER_CPU_KERNELS_OF_TYPE(NAME, KERNEL, FORWARD, GRADIENT, T)                  \
-  REGISTER_KERNEL_BUILDER(Name(NAME).Device(tf::DEVICE_CPU).TypeConstraint<T>("T"),            \
-                          KERNEL<FORWARD<T>>);                                                 \
-  REGISTER_KERNEL_BUILDER(Name(NAME "Grad").Device(tf::DEVICE_CPU).TypeConstraint<T>("T"),     \
+#define EDVR_REGISTER_CPU_KERNELS_OF_TYPE(NAME, KERNEL, FORWARD, GRADIENT, T)              \
+  REGISTER_KERNEL_BUILDER(Name(NAME).Device(tf::DEVICE_CPU).TypeConstraint<T>("T"),        \
+                          KERNEL<FORWARD<T>>);                                             \
+  REGISTER_KERNEL_BUILDER(Name(NAME "Grad").Device(tf::DEVICE_CPU).TypeConstraint<T>("T"), \
                           KERNEL<GRADIENT<T>>);
 
 // A CPU kernel whose work is the function Run: the ops' kernels differ in their function only.

@@ -33,12 +33,10 @@ inline tf::Status DeformableOutputGrid(InferenceContext* c, const DeformableAttr
   DimensionHandle offset_channels;
   TF_RETURN_IF_ERROR(c->WithValue(c->Dim(offsets, 3), 3 * a.deformable_groups * a.KernelPoints(),
                                   &offset_channels));
-  auto out_dim = [&](int axis, int64_t out_size_of_known,
-                     DimensionHandle* out) -> tf::Status {
+  auto out_dim = [&](int axis, int64_t out_size_of_known, DimensionHandle* out) -> tf::Status {
     DimensionHandle from_offsets = c->Dim(offsets, axis);
-    DimensionHandle from_x = c->ValueKnown(c->Dim(x, axis))
-                                 ? c->MakeDim(out_size_of_known)
-                                 : c->UnknownDim();
+    DimensionHandle from_x =
+        c->ValueKnown(c->Dim(x, axis)) ? c->MakeDim(out_size_of_known) : c->UnknownDim();
     if (c->ValueKnown(from_x) && c->Value(from_x) < 1) {
       return InvalidArgument("kernel is larger than the padded input along axis ", axis, " of x");
     }

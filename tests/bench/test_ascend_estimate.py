@@ -1,6 +1,7 @@
 """bench.ascend_estimate: its arithmetic on hand-made traces with hand-derived cycles, the DCN
 shapes it reads from the training graph, and (on the TIK double) that the kernels' counts are
 affine in the row count, which its extrapolation to full-size images relies on."""
+
 import collections
 import os
 
@@ -9,13 +10,16 @@ import pytest
 from bench import ascend_estimate as est
 
 # The TIK double's record fields (tests/tbe/tik_double/tbe/tik.py, TraceRecord).
-Record = collections.namedtuple("Record", "core unit op repeat dtype mask elements nbytes direction atomic "
-                                          "address_ops")
+Record = collections.namedtuple(
+    "Record", "core unit op repeat dtype mask elements nbytes direction atomic address_ops"
+)
 ATTRS = dict(ksize=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1), deformable_groups=2)
 
 
 def vector(core, op, repeat, address_ops=0):
-    return Record(core, "vector", op, repeat, "float32", 64, 64 * repeat, 0, None, False, address_ops)
+    return Record(
+        core, "vector", op, repeat, "float32", 64, 64 * repeat, 0, None, False, address_ops
+    )
 
 
 def scalar(core, op, ops):
@@ -23,20 +27,45 @@ def scalar(core, op, ops):
 
 
 def dma(core, nbytes, direction="gm->ub", address_ops=0):
-    return Record(core, "dma", "data_move", 1, "float32", None, nbytes // 4, nbytes, direction, False, address_ops)
+    return Record(
+        core,
+        "dma",
+        "data_move",
+        1,
+        "float32",
+        None,
+        nbytes // 4,
+        nbytes,
+        direction,
+        False,
+        address_ops,
+    )
 
 
 # Core 0: 3 + 2 scalar statement ops, and 2 + 1 operand ops of a vector and a DMA instruction.
-HAND_TRACE = [vector(0, "vec_axpy", 10, address_ops=2), vector(0, "vec_dup", 2), scalar(0, "set_as", 3),
-              scalar(0, "for_range", 2), dma(0, 640, address_ops=1), dma(0, 320, "ub->gm")] + \
-             [scalar(1, "set_as", 1)] * 100
+HAND_TRACE = [
+    vector(0, "vec_axpy", 10, address_ops=2),
+    vector(0, "vec_dup", 2),
+    scalar(0, "set_as", 3),
+    scalar(0, "for_range", 2),
+    dma(0, 640, address_ops=1),
+    dma(0, 320, "ub->gm"),
+] + [scalar(1, "set_as", 1)] * 100
 
 
 def test_counts_per_core():
     per_core = est.count_trace(HAND_TRACE)
-    assert per_core == {0: est.Counts(vector_instructions=2, vector_repeats=12, scalar_instructions=2,
-                                      scalar_ops=8, dma_instructions=2, dma_bytes=960),
-                        1: est.Counts(0, 0, 100, 100, 0, 0)}
+    assert per_core == {
+        0: est.Counts(
+            vector_instructions=2,
+            vector_repeats=12,
+            scalar_instructions=2,
+            scalar_ops=8,
+            dma_instructions=2,
+            dma_bytes=960,
+        ),
+        1: est.Counts(0, 0, 100, 100, 0, 0),
+    }
     assert est.total(per_core) == est.Counts(2, 12, 102, 108, 2, 960)
 
 
@@ -52,7 +81,10 @@ def test_cycles_and_kernel_time():
     overlapped, serial, bound = model.kernel_seconds({0: per_core[0]})
     assert (overlapped, serial, bound) == (pytest.approx(30e-9), pytest.approx(54e-9), "dma")
     slower = est.Ascend910(clock_hz=0.5e9, gm_bytes_per_cycle=16)
-    assert slower.kernel_seconds({0: per_core[0]})[:2] == (pytest.approx(120e-9), pytest.approx(168e-9))
+    assert slower.kernel_seconds({0: per_core[0]})[:2] == (
+        pytest.approx(120e-9),
+        pytest.approx(168e-9),
+    )
 
 
 def test_unknown_unit_is_named():
@@ -63,8 +95,9 @@ def test_unknown_unit_is_named():
 def test_extrapolation_and_even_split():
     traced = {3: est.Counts(1, 30, 5, 50, 2, 640), 4: est.Counts(1, 40, 6, 62, 3, 960)}
     # per row: +10 repeats, +1 scalar instruction, +12 ops, +1 DMA, +320 bytes
-    assert est.extrapolate_rows(traced, 64, images=20) == \
-        est.Counts(20, 20 * 640, 20 * 66, 20 * 782, 20 * 63, 20 * 20160)
+    assert est.extrapolate_rows(traced, 64, images=20) == est.Counts(
+        20, 20 * 640, 20 * 66, 20 * 782, 20 * 63, 20 * 20160
+    )
     split = est.balanced(est.Counts(32, 64, 96, 128, 0, 3200), 32)
     assert len(split) == 32 and split[31] == est.Counts(1, 2, 3, 4, 0, 100)
 
@@ -72,8 +105,18 @@ def test_extrapolation_and_even_split():
 def test_table_arithmetic():
     model = est.Ascend910()
     counts = est.Counts(1, 2, 3, 4, 5, 6e6)
-    rows = [{"dcn": "pcd_alignment/l1", "x_shape": (20, 64, 64, 64), "direction": d, "counts": counts,
-             "overlapped": 2e-3, "serial": 3e-3, "bound": "scalar"} for d in ("forward", "backward")]
+    rows = [
+        {
+            "dcn": "pcd_alignment/l1",
+            "x_shape": (20, 64, 64, 64),
+            "direction": d,
+            "counts": counts,
+            "overlapped": 2e-3,
+            "serial": 3e-3,
+            "bound": "scalar",
+        }
+        for d in ("forward", "backward")
+    ]
     table = est.format_table(rows, conv_flops=512e9, model=model, dtype="float32")
     assert "4.00 ms (overlapped) to 6.00 ms (serial)" in table
     assert "(512.0 GFLOP) at the Cube peak of 256 TFLOPS: 2.00 ms" in table
@@ -88,25 +131,37 @@ def test_dcn_shapes_come_from_the_training_graph():
     except RuntimeError as error:
         pytest.skip(str(error))  # reference backend: no deformable op in the graph
     shapes = sorted((d["name"].split("/dcn/")[0], d["x_shape"]) for d in dcns)
-    assert shapes == [("edvr/pcd_alignment/cascading", (10, 16, 16, 32)), ("edvr/pcd_alignment/l1", (10, 16, 16, 32)),
-                      ("edvr/pcd_alignment/l2", (10, 8, 8, 32)), ("edvr/pcd_alignment/l3", (10, 4, 4, 32))]
+    assert shapes == [
+        ("edvr/pcd_alignment/cascading", (10, 16, 16, 32)),
+        ("edvr/pcd_alignment/l1", (10, 16, 16, 32)),
+        ("edvr/pcd_alignment/l2", (10, 8, 8, 32)),
+        ("edvr/pcd_alignment/l3", (10, 4, 4, 32)),
+    ]
     assert all(d["attrs"] == ATTRS for d in dcns)
     assert conv_flops > 0
 
 
-@pytest.mark.skipif(not os.path.isdir(est.TIK_DOUBLE), reason="needs the TIK double, tests/tbe/tik_double")
+@pytest.mark.skipif(
+    not os.path.isdir(est.TIK_DOUBLE), reason="needs the TIK double, tests/tbe/tik_double"
+)
 @pytest.mark.parametrize("backward", (False, True), ids=("forward", "backward"))
 def test_counts_are_affine_in_rows(backward):
     """Each count at 5 rows equals its extrapolation from 3 and 4 rows. Forward: exactly (every
     interior row repeats the same instructions, one more row one more task and core). Backward:
     the offsets gradient splits the flat points into per-core runs whose boundaries move with the
     size, a few instructions each; measured within 0.1% of a row's increment, allowed 1%."""
-    traced = {rows: est.total(est.count_trace(est.trace_deformable((1, rows, 8, 16), ATTRS, "float32",
-                                                                    backward, cores=32)))
-              for rows in (3, 4, 5)}
+    traced = {
+        rows: est.total(
+            est.count_trace(
+                est.trace_deformable((1, rows, 8, 16), ATTRS, "float32", backward, cores=32)
+            )
+        )
+        for rows in (3, 4, 5)
+    }
     predicted = est.extrapolate_rows({3: traced[3], 4: traced[4]}, 5)
-    for field, got, want, step in zip(est.COUNT_FIELDS, traced[5], predicted,
-                                      (b - a for a, b in zip(traced[3], traced[4]))):
+    for field, got, want, step in zip(
+        est.COUNT_FIELDS, traced[5], predicted, (b - a for a, b in zip(traced[3], traced[4]))
+    ):
         assert step > 0, field
         if backward:
             assert abs(got - want) <= 0.01 * step, (field, got, want)

@@ -9,6 +9,7 @@ pixels, so the deformable sampling's layout matters. Tolerances:
   than float32 rounding (1e-5), or the precision hint did nothing.
 Skips without openvino, torch or torchvision (``pip install -r requirements-torch.txt``).
 """
+
 import numpy as np
 import pytest
 
@@ -18,9 +19,15 @@ from edvr.config import parse_config
 from tests.model.model_testing import random_checkpoint
 
 F32_TOLERANCE = 1e-4
-BF16_MAX_ERROR, BF16_MEAN_ERROR = 0.03, 2.0 ** -8
-CFG = dict(num_feat=32, num_frame=3, deformable_groups=4, num_extract_block=2,
-           num_reconstruct_block=2, with_tsa=True)
+BF16_MAX_ERROR, BF16_MEAN_ERROR = 0.03, 2.0**-8
+CFG = dict(
+    num_feat=32,
+    num_frame=3,
+    deformable_groups=4,
+    num_extract_block=2,
+    num_reconstruct_block=2,
+    with_tsa=True,
+)
 
 
 @pytest.fixture(scope='module')
@@ -30,6 +37,7 @@ def outputs(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     from edvr.inference import Restorer
+
     cfg = parse_config({'model': CFG})['model']
     folder = tmp_path_factory.mktemp('openvino_peer')
     values = random_checkpoint(cfg, folder / 'edvr', offset_scale=1.5)
@@ -80,23 +88,38 @@ def test_a_config_basicsr_cannot_express_is_refused():
 
 def test_summary_and_table_from_rounds_side_by_side():
     from bench import floor
-    results = {floor.INFER_FRAME_OPENVINO: {
-        'seconds': 3.0, 'openvino': '2026.4.1', 'openvino_setup_seconds': {'convert': 9.0},
-        'frame': [180, 320],
-        'beside_seconds_by_label': {'ours fp32': 5.0, 'openvino f32': 6.0, 'openvino bf16': 4.0}}}
+
+    results = {
+        floor.INFER_FRAME_OPENVINO: {
+            'seconds': 3.0,
+            'openvino': '2026.4.1',
+            'openvino_setup_seconds': {'convert': 9.0},
+            'frame': [180, 320],
+            'beside_seconds_by_label': {
+                'ours fp32': 5.0,
+                'openvino f32': 6.0,
+                'openvino bf16': 4.0,
+            },
+        }
+    }
     summary = floor.openvino_summary(results)
-    assert summary['ratios'] == {'ours mixed / openvino bf16': 0.75,
-                                 'ours fp32 / openvino f32': 5.0 / 6.0,
-                                 'ours mixed / ours fp32': 0.6, 'openvino bf16 / openvino f32': 4.0 / 6.0}
+    assert summary['ratios'] == {
+        'ours mixed / openvino bf16': 0.75,
+        'ours fp32 / openvino f32': 5.0 / 6.0,
+        'ours mixed / ours fp32': 0.6,
+        'openvino bf16 / openvino f32': 4.0 / 6.0,
+    }
     lines = floor.format_openvino_table(summary)
     assert 'OpenVINO 2026.4.1' in lines[0] and '180x320' in lines[0]
-    assert any(line.startswith('ours mixed / openvino bf16') and line.endswith('0.75x')
-               for line in lines)
+    assert any(
+        line.startswith('ours mixed / openvino bf16') and line.endswith('0.75x') for line in lines
+    )
     assert floor.openvino_summary({}) == {}
 
 
 def test_a_skip_is_reported_with_its_reason():
     from bench import conftest, floor
+
     conftest.record_skip(floor.INFER_FRAME_OPENVINO, 'no openvino')
     try:
         summary = floor.openvino_summary(conftest.MODEL_RESULTS)

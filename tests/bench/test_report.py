@@ -1,6 +1,7 @@
 """The performance tooling of bench/: the FLOP counter against hand-derived counts, the
 floor and headroom arithmetic, the profile aggregation, and `python -m bench.report --quick`
 end to end."""
+
 import json
 import os
 import subprocess
@@ -31,7 +32,7 @@ def test_strided_valid_and_1x1_convs_use_their_output_size():
     with tf.Graph().as_default():
         x = tf.compat.v1.placeholder(tf.float32, [1, 9, 9, 3])
         y = conv(x, 3, 6, k=3, stride=2, padding='VALID')  # -> (1, 4, 4, 6)
-        z = conv(y, 6, 2, k=1)                               # -> (1, 4, 4, 2)
+        z = conv(y, 6, 2, k=1)  # -> (1, 4, 4, 2)
         counted = flops.graph_conv_flops([z])
     assert counted['Conv2D'] == 2 * 9 * 3 * 6 * 16 + 2 * 1 * 6 * 2 * 16
     assert counted['backward'] == 0
@@ -60,6 +61,7 @@ def test_backward_ops_each_count_as_much_as_the_forward_conv():
 def test_fused_deformable_conv_counts_as_the_conv_over_its_columns():
     import ops
     from tests.ops.conftest import backend_selected, require_native
+
     require_native()
     with backend_selected('native'), tf.Graph().as_default():
         x = tf.compat.v1.placeholder(tf.float32, [2, 6, 5, 8])
@@ -92,9 +94,17 @@ def test_dynamic_shapes_are_an_error_naming_the_op():
 
 def test_op_ratios_divide_each_op_by_the_conv2d_rounds_beside_it():
     from bench.conftest import ratios
-    results = {'L1': {'native fwd': 2.0, 'conv2d beside native fwd': 1.0,
-                      'reference fwd': 30.0, 'conv2d beside reference fwd': 1.5,
-                      'native fwd+bwd': 6.0, 'conv2d fwd+bwd': 3.0}}
+
+    results = {
+        'L1': {
+            'native fwd': 2.0,
+            'conv2d beside native fwd': 1.0,
+            'reference fwd': 30.0,
+            'conv2d beside reference fwd': 1.5,
+            'native fwd+bwd': 6.0,
+            'conv2d fwd+bwd': 3.0,
+        }
+    }
     rows = {phase: values for _, phase, *values in ratios(results)}
     # reference/native is 20 / 2, not 30 / 2: the reference ran while conv2d was 1.5x slower.
     assert rows['fwd'] == pytest.approx([2.0, 20.0, 10.0])
@@ -126,18 +136,32 @@ def test_floor_and_headroom_arithmetic():
 
 
 def test_feature_cache_ratios():
-    results = {floor.INFER_FRAME: {'seconds': 4.0, 'samples': 1, 'flops': {'total': 400e9},
-                                   'conv_rate': 100e9},
-               floor.INFER_FRAME_CACHED: {'seconds': 1.0, 'samples': 1,
-                                          'flops': {'total': 300e9}, 'conv_rate': 200e9}}
+    results = {
+        floor.INFER_FRAME: {
+            'seconds': 4.0,
+            'samples': 1,
+            'flops': {'total': 400e9},
+            'conv_rate': 100e9,
+        },
+        floor.INFER_FRAME_CACHED: {
+            'seconds': 1.0,
+            'samples': 1,
+            'flops': {'total': 300e9},
+            'conv_rate': 200e9,
+        },
+    }
     summary = floor.model_summary(results)
     # the cached frame ran while conv2d was 2x faster: at equal rate it would take 2 s, not 1
-    assert summary['feature_cache'] == {'time_ratio': pytest.approx(0.25),
-                                        'flops_ratio': pytest.approx(0.75),
-                                        'time_ratio_at_equal_conv_rate': pytest.approx(0.5)}
+    assert summary['feature_cache'] == {
+        'time_ratio': pytest.approx(0.25),
+        'flops_ratio': pytest.approx(0.75),
+        'time_ratio_at_equal_conv_rate': pytest.approx(0.5),
+    }
     lines = floor.format_model_table(summary)
-    assert any(line.startswith('feature cache: a streamed frame takes 0.25x the time and 0.75x')
-               for line in lines)
+    assert any(
+        line.startswith('feature cache: a streamed frame takes 0.25x the time and 0.75x')
+        for line in lines
+    )
     assert any(line.endswith('cancelled): 0.50x') for line in lines)
 
 
@@ -160,13 +184,26 @@ def test_profile_aggregates_a_traced_run_by_op_type():
 
 def test_quick_report_writes_the_expected_keys(tmp_path):
     out, plot = tmp_path / 'report.json', tmp_path / 'ops.png'
-    result = subprocess.run([sys.executable, '-m', 'bench.report', '--quick', '--json', str(out),
-                             '--plot', str(plot)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, '-m', 'bench.report', '--quick', '--json', str(out), '--plot', str(plot)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert {'quick', 'machine', 'ops', 'op_times', 'conv_rate_gflops', 'train_step',
-            'infer_frame', 'input_pipeline', 'targets'} <= set(report)
+    assert {
+        'quick',
+        'machine',
+        'ops',
+        'op_times',
+        'conv_rate_gflops',
+        'train_step',
+        'infer_frame',
+        'input_pipeline',
+        'targets',
+    } <= set(report)
     assert report['quick'] is True and report['conv_rate_gflops'] > 0
     for key in ('train_step', 'infer_frame', 'infer_frame_cached'):
         assert {'seconds', 'flops', 'floor_seconds', 'floor_ratio'} <= set(report[key])
@@ -176,8 +213,13 @@ def test_quick_report_writes_the_expected_keys(tmp_path):
     assert report['feature_cache']['time_ratio'] > 0
     assert report['train_step']['flops']['backward'] > report['train_step']['flops']['forward']
     assert report['input_pipeline']['headroom'] > 0
-    assert {'shape', 'pass', 'native_vs_conv2d', 'reference_vs_conv2d',
-            'reference_vs_native'} <= set(report['ops'][0])
+    assert {
+        'shape',
+        'pass',
+        'native_vs_conv2d',
+        'reference_vs_conv2d',
+        'reference_vs_native',
+    } <= set(report['ops'][0])
     assert plot.stat().st_size > 0
     assert 'time/floor' in result.stdout
     # The OpenVINO peer is measured at full size only: the quick report says why it is not.

@@ -1,5 +1,6 @@
 """bench.video_memory end to end at tiny sizes: it makes the clips, runs edvr.infer in child
 processes and reads their peak memory."""
+
 import os
 
 import av

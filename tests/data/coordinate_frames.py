@@ -32,10 +32,12 @@ def write_mini_dataset(root, splits, lr_shape=(24, 32), pixels=coordinate_frame)
                 os.makedirs(directory, exist_ok=True)
                 for i in range(nframes):
                     Image.fromarray(pixels(fh, fw, i)).save(os.path.join(directory, '%08d.png' % i))
-            videos.append({'name': name, 'gt_shape': [4 * h, 4 * w], 'x4_shape': [h, w],
-                           'nframes': nframes})
+            videos.append(
+                {'name': name, 'gt_shape': [4 * h, 4 * w], 'x4_shape': [h, w], 'nframes': nframes}
+            )
         os.makedirs(os.path.join(root, 'sets'), exist_ok=True)
         with open(os.path.join(root, 'sets', f'{split}.json'), 'w') as f:
-            json.dump({'prefix': False, 'gt_folder': 'truth', 'x4_folder': 'blur4',
-                       'videos': videos}, f)
+            json.dump(
+                {'prefix': False, 'gt_folder': 'truth', 'x4_folder': 'blur4', 'videos': videos}, f
+            )
     return str(root)

@@ -65,7 +65,7 @@ class ZipServer:
                 self.end_headers()
                 if server.cut_count:
                     server.cut_count -= 1
-                    body = body[:server.cut_after]
+                    body = body[: server.cut_after]
                 # Counted before writing: the client may finish reading (and the test
                 # assert) before this thread runs again after the write.
                 server.sent += len(body)
@@ -97,8 +97,12 @@ def server():
 def test_downloads_and_unzips_parts(tmp_path, server, monkeypatch):
     root = str(tmp_path / 'reds')
     monkeypatch.setenv(download_reds.BASE_URL_ENV, server.url)
-    assert download_reds.main(['--root_dir', root, '--train_sharp', '--train_sharp_bicubic',
-                               '--timeout', '5']) == 0
+    assert (
+        download_reds.main(
+            ['--root_dir', root, '--train_sharp', '--train_sharp_bicubic', '--timeout', '5']
+        )
+        == 0
+    )
     with zipfile.ZipFile(io.BytesIO(server.files['train_sharp.zip'])) as zf:
         expected = zf.read('train/train_sharp/000/00000002.png')
     with open(os.path.join(root, 'train', 'train_sharp', '000', '00000002.png'), 'rb') as f:
@@ -106,8 +110,7 @@ def test_downloads_and_unzips_parts(tmp_path, server, monkeypatch):
     assert os.path.isdir(os.path.join(root, 'train', 'train_sharp_bicubic', '000'))
     assert not os.path.exists(os.path.join(root, 'train_sharp.zip'))  # removed after unzip
     requests = len(server.requests)
-    assert download_reds.main(['--root_dir', root, '--train_sharp', '--base_url',
-                               server.url]) == 0
+    assert download_reds.main(['--root_dir', root, '--train_sharp', '--base_url', server.url]) == 0
     assert len(server.requests) == requests  # finished parts are not fetched again
 
 
@@ -116,8 +119,9 @@ def test_resumes_from_a_partial_file(tmp_path, server):
     destination = str(tmp_path / 'train_sharp.zip')
     with open(destination + '.part', 'wb') as f:
         f.write(data[:50000])
-    download_reds.download(server.url + 'train_sharp.zip', destination, retries=0, timeout=5,
-                           progress=False)
+    download_reds.download(
+        server.url + 'train_sharp.zip', destination, retries=0, timeout=5, progress=False
+    )
     with open(destination, 'rb') as f:
         assert f.read() == data
     assert server.requests == [('train_sharp.zip', 'bytes=50000-')]
@@ -150,8 +154,7 @@ def test_server_ignoring_range_restarts_cleanly(tmp_path, server):
     with open(destination + '.part', 'wb') as f:
         f.write(b'x' * 1000)  # would corrupt the file if appended to
     server.ignore_range = True
-    download_reds.download(server.url + 'train_sharp.zip', destination, timeout=5,
-                           progress=False)
+    download_reds.download(server.url + 'train_sharp.zip', destination, timeout=5, progress=False)
     with open(destination, 'rb') as f:
         assert f.read() == data
 
@@ -160,17 +163,30 @@ def test_unreachable_network_gives_clear_error(tmp_path, capsys):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(('127.0.0.1', 0))
         port = probe.getsockname()[1]
-    code = download_reds.main(['--root_dir', str(tmp_path), '--val_sharp', '--base_url',
-                               f'http://127.0.0.1:{port}/REDS', '--timeout', '2'])
+    code = download_reds.main(
+        [
+            '--root_dir',
+            str(tmp_path),
+            '--val_sharp',
+            '--base_url',
+            f'http://127.0.0.1:{port}/REDS',
+            '--timeout',
+            '2',
+        ]
+    )
     assert code == cli.EXIT_DOWNLOAD
-    assert re.search(rf'cannot reach http://127.0.0.1:{port}/REDS/val_sharp.zip .*check the '
-                     r'network connection, or point --base_url', capsys.readouterr().err)
+    assert re.search(
+        rf'cannot reach http://127.0.0.1:{port}/REDS/val_sharp.zip .*check the '
+        r'network connection, or point --base_url',
+        capsys.readouterr().err,
+    )
 
 
 def test_missing_file_and_bad_zip(tmp_path, server):
     with pytest.raises(download_reds.DownloadError, match='val_sharp.zip: HTTP 404'):
-        download_reds.download(server.url + 'val_sharp.zip', str(tmp_path / 'v.zip'),
-                               timeout=5, progress=False)
+        download_reds.download(
+            server.url + 'val_sharp.zip', str(tmp_path / 'v.zip'), timeout=5, progress=False
+        )
     bad = tmp_path / 'bad.zip'
     bad.write_bytes(b'not a zip')
     with pytest.raises(download_reds.DownloadError, match='not a valid zip file'):

@@ -52,8 +52,9 @@ def to_uint8(x):
 
 def test_training_shapes_and_range(mini_dataset):
     spec = reds.read_split(mini_dataset, 'train')
-    batch = take(pipeline.training_dataset(mini_dataset, spec, num_frames=5, lr_crop=16,
-                                           batch_size=3), 1)[0]
+    batch = take(
+        pipeline.training_dataset(mini_dataset, spec, num_frames=5, lr_crop=16, batch_size=3), 1
+    )[0]
     assert batch['lr'].shape == (3, 5, 16, 16, 3) and batch['lr'].dtype == np.float32
     assert batch['gt'].shape == (3, 64, 64, 3) and batch['gt'].dtype == np.float32
     assert 0.0 <= batch['lr'].min() and batch['lr'].max() <= 1.0
@@ -62,9 +63,15 @@ def test_training_shapes_and_range(mini_dataset):
 @pytest.mark.parametrize('temporal_reverse', [False, True])
 def test_every_frame_and_gt_share_crop_and_transform(mini_dataset, temporal_reverse):
     spec = reds.read_split(mini_dataset, 'train')
-    dataset = pipeline.training_dataset(mini_dataset, spec, num_frames=5, lr_crop=8,
-                                        batch_size=4, seed=3,
-                                        use_temporal_reverse=temporal_reverse)
+    dataset = pipeline.training_dataset(
+        mini_dataset,
+        spec,
+        num_frames=5,
+        lr_crop=8,
+        batch_size=4,
+        seed=3,
+        use_temporal_reverse=temporal_reverse,
+    )
     transforms, reversals = set(), set()
     for batch in take(dataset, 12):
         for lr, gt in zip(to_uint8(batch['lr']), to_uint8(batch['gt'])):
@@ -73,8 +80,9 @@ def test_every_frame_and_gt_share_crop_and_transform(mini_dataset, temporal_reve
             gt_found = identify(gt, center, 8, scale=4)
             assert gt_found is not None, 'GT is not a flipped/rotated crop of its frame'
             for frame_index, lr_frame in zip(frames, lr):
-                assert identify(lr_frame, frame_index, 8, scale=1) == gt_found, \
+                assert identify(lr_frame, frame_index, 8, scale=1) == gt_found, (
                     'an LR frame got another crop or transform than the GT'
+                )
             forward = list(range(center - 2, center + 3))
             assert frames in (forward, forward[::-1])
             assert 0 <= min(frames) and max(frames) < 7  # windows stay inside the clip
@@ -86,8 +94,15 @@ def test_every_frame_and_gt_share_crop_and_transform(mini_dataset, temporal_reve
 
 def test_no_augmentation_means_identity(mini_dataset):
     spec = reds.read_split(mini_dataset, 'train')
-    dataset = pipeline.training_dataset(mini_dataset, spec, num_frames=3, lr_crop=8,
-                                        batch_size=8, use_flip=False, use_rotation=False)
+    dataset = pipeline.training_dataset(
+        mini_dataset,
+        spec,
+        num_frames=3,
+        lr_crop=8,
+        batch_size=8,
+        use_flip=False,
+        use_rotation=False,
+    )
     for gt in to_uint8(take(dataset, 2)[0]['gt']):
         assert identify(gt, (int(gt[0, 0, 2]) - 1) // 10, 8, 4)[2] == (False, False, False)
 
@@ -98,7 +113,7 @@ def test_one_epoch_visits_every_window_once(mini_dataset):
     assert len(gt_paths) == 3 + 2  # clips of 7 and 6 frames have 3 and 2 inner centres
     pairs = [(int(s), int(w)) for s, w in pipeline.epoch_order(len(gt_paths), 0, 0).take(15)]
     assert [s for s, _ in pairs] == list(range(15))
-    epochs = [[w for _, w in pairs[i:i + 5]] for i in (0, 5, 10)]
+    epochs = [[w for _, w in pairs[i : i + 5]] for i in (0, 5, 10)]
     assert all(sorted(e) == list(range(5)) for e in epochs)
     assert len({tuple(e) for e in epochs}) > 1, 'epochs are not reshuffled'
 
@@ -117,8 +132,9 @@ def test_stream_restarts_exactly(mini_dataset):
 
 def test_crop_larger_than_frames_is_refused(mini_dataset):
     spec = reds.read_split(mini_dataset, 'train')
-    with pytest.raises(ValueError, match="video '000' .* LR frames are 24x32, smaller than "
-                                         "the training crop 28x28"):
+    with pytest.raises(
+        ValueError, match="video '000' .* LR frames are 24x32, smaller than the training crop 28x28"
+    ):
         pipeline.training_dataset(mini_dataset, spec, lr_crop=28)
 
 
@@ -128,8 +144,14 @@ def test_validation_visits_whole_clips_with_reflection_circle(mini_dataset):
     with pytest.raises(StopIteration):
         take(pipeline.validation_dataset(mini_dataset, spec, num_frames=5), 7)
     # Worked by hand from BasicSR's generate_frame_indices for a 6-frame clip.
-    expected_windows = [[4, 3, 0, 1, 2], [4, 0, 1, 2, 3], [0, 1, 2, 3, 4], [1, 2, 3, 4, 5],
-                        [2, 3, 4, 5, 1], [3, 4, 5, 2, 1]]
+    expected_windows = [
+        [4, 3, 0, 1, 2],
+        [4, 0, 1, 2, 3],
+        [0, 1, 2, 3, 4],
+        [1, 2, 3, 4, 5],
+        [2, 3, 4, 5, 1],
+        [3, 4, 5, 2, 1],
+    ]
     for i, (item, window) in enumerate(zip(items, expected_windows)):
         assert item['clip'][0] == b'002' and item['frame'][0] == i
         assert item['lr'].shape == (1, 5, 24, 32, 3) and item['gt'].shape == (1, 96, 128, 3)

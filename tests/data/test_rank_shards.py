@@ -15,9 +15,15 @@ def samples(dataset, count):
 
 def test_ranks_split_each_epoch_into_disjoint_windows():
     num_windows, rank_size = 6, 2
-    shares = [[(int(s), int(w)) for s, w in
-               pipeline.rank_order(num_windows, 5, 0, rank_size, rank).take(3 * num_windows // 2)]
-              for rank in range(rank_size)]
+    shares = [
+        [
+            (int(s), int(w))
+            for s, w in pipeline.rank_order(num_windows, 5, 0, rank_size, rank).take(
+                3 * num_windows // 2
+            )
+        ]
+        for rank in range(rank_size)
+    ]
     assert [s for s, _ in shares[0]] == list(range(0, 18, 2))
     assert [s for s, _ in shares[1]] == list(range(1, 18, 2))
     stream = [(int(s), int(w)) for s, w in pipeline.epoch_order(num_windows, 5, 0).take(18)]
@@ -32,8 +38,10 @@ def test_rank_streams_interleave_to_the_single_process_stream(mini_dataset):
     spec = reds.read_split(mini_dataset, 'train')
     kwargs = dict(num_frames=3, lr_crop=8, batch_size=1, seed=11, use_temporal_reverse=True)
     single = samples(pipeline.training_dataset(mini_dataset, spec, **kwargs), 8)
-    ranks = [samples(pipeline.training_dataset(mini_dataset, spec, rank_size=2, rank_id=r,
-                                               **kwargs), 4) for r in (0, 1)]
+    ranks = [
+        samples(pipeline.training_dataset(mini_dataset, spec, rank_size=2, rank_id=r, **kwargs), 4)
+        for r in (0, 1)
+    ]
     for k, expected in enumerate(single):
         got = ranks[k % 2][k // 2]
         np.testing.assert_array_equal(got['lr'], expected['lr'], err_msg=f'sample {k}')
@@ -53,6 +61,9 @@ def test_rank_stream_resumes_at_the_global_sample(mini_dataset):
 
 @pytest.mark.parametrize('rank_size, rank_id', [(0, 0), (2, 2), (2, -1)])
 def test_bad_rank_is_refused(rank_size, rank_id):
-    with pytest.raises(ValueError, match=rf'rank_id, rank_size: expected 0 <= rank_id < '
-                                         rf'rank_size, got rank_id {rank_id}, rank_size {rank_size}'):
+    with pytest.raises(
+        ValueError,
+        match=rf'rank_id, rank_size: expected 0 <= rank_id < '
+        rf'rank_size, got rank_id {rank_id}, rank_size {rank_size}',
+    ):
         pipeline.rank_order(5, 0, 0, rank_size, rank_id)

@@ -18,9 +18,11 @@ def test_reads_split_and_paths(mini_dataset):
     assert [v.name for v in spec.videos] == ['000', '001']
     assert spec.videos[0] == reds.VideoEntry('000', (96, 128), (24, 32), 7)
     assert reds.lr_frame_paths(mini_dataset, spec, spec.videos[1])[-1] == frame(
-        mini_dataset, '001', 'blur4', 5)
+        mini_dataset, '001', 'blur4', 5
+    )
     assert reds.gt_frame_paths(mini_dataset, spec, spec.videos[0])[0] == frame(
-        mini_dataset, '000', 'truth', 0)
+        mini_dataset, '000', 'truth', 0
+    )
 
 
 def test_write_split_round_trips(tmp_path, mini_dataset):
@@ -58,7 +60,7 @@ def test_truncated_png_is_caught_by_the_full_check(mini_dataset):
     with open(bad, 'rb') as f:
         data = f.read()
     with open(bad, 'wb') as f:
-        f.write(data[:len(data) // 2])
+        f.write(data[: len(data) // 2])
     with pytest.raises(reds.DatasetError, match=f'{bad}: truncated PNG'):
         reds.check_dataset(mini_dataset, 'train', verify_pixels=True)
 
@@ -77,8 +79,9 @@ def test_bit_flip_is_caught_by_the_full_check(mini_dataset):
 def test_wrong_frame_size_is_named(mini_dataset):
     bad = frame(mini_dataset, '002', 'blur4', 3)
     Image.new('RGB', (32, 20)).save(bad)
-    with pytest.raises(reds.DatasetError,
-                       match=f'{bad}: frame is 20x32 \\(h x w\\), the split file says 24x32'):
+    with pytest.raises(
+        reds.DatasetError, match=f'{bad}: frame is 20x32 \\(h x w\\), the split file says 24x32'
+    ):
         reds.check_dataset(mini_dataset, 'val')
 
 
@@ -98,13 +101,16 @@ def test_split_file_errors(tmp_path, mini_dataset):
         reds.parse_split(obj)
 
 
-@pytest.mark.parametrize('center, expected', [
-    (0, [4, 3, 0, 1, 2]),       # worked by hand from BasicSR's generate_frame_indices
-    (1, [4, 0, 1, 2, 3]),
-    (2, [0, 1, 2, 3, 4]),
-    (98, [96, 97, 98, 99, 95]),
-    (99, [97, 98, 99, 96, 95]),
-])
+@pytest.mark.parametrize(
+    'center, expected',
+    [
+        (0, [4, 3, 0, 1, 2]),  # worked by hand from BasicSR's generate_frame_indices
+        (1, [4, 0, 1, 2, 3]),
+        (2, [0, 1, 2, 3, 4]),
+        (98, [96, 97, 98, 99, 95]),
+        (99, [97, 98, 99, 96, 95]),
+    ],
+)
 def test_reflection_circle_windows(center, expected):
     assert frame_indices.window_indices(center, 100, 5, 'reflection_circle') == expected
 

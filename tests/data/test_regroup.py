@@ -18,16 +18,22 @@ def write_clip(folder, nframes, shape, tag):
         Image.fromarray(pixels).save(os.path.join(folder, '%08d.png' % i))
 
 
-def fake_reds(src, train_clips=('000', '001', '011', '015', '020'), val_clips=('000', '001'),
-              nframes=3, nested=True):
+def fake_reds(
+    src,
+    train_clips=('000', '001', '011', '015', '020'),
+    val_clips=('000', '001'),
+    nframes=3,
+    nested=True,
+):
     """A REDS-shaped tree: GT 8x12, LR 2x3; pixel value 2*clip(+1 for LR), frame in [0,0,0]."""
     for split, clips, offset in (('train', train_clips, 0), ('val', val_clips, 100)):
         base = os.path.join(src, split) if nested else src
         for clip in clips:
             tag = (int(clip) + offset) % 120 * 2
             write_clip(os.path.join(base, f'{split}_sharp', clip), nframes, (8, 12), tag)
-            write_clip(os.path.join(base, f'{split}_sharp_bicubic', 'X4', clip), nframes, (2, 3),
-                       tag + 1)
+            write_clip(
+                os.path.join(base, f'{split}_sharp_bicubic', 'X4', clip), nframes, (2, 3), tag + 1
+            )
 
 
 @pytest.mark.parametrize('mode', ['move', 'copy', 'symlink'])
@@ -41,8 +47,12 @@ def test_regroup_layout_and_splits(tmp_path, mode):
         train = json.load(f)
     assert [v['name'] for v in val['videos']] == ['000', '011', '015', '020']
     assert [v['name'] for v in train['videos']] == ['001', '240', '241']
-    assert train['videos'][1] == {'name': '240', 'gt_shape': [8, 12], 'x4_shape': [2, 3],
-                                  'nframes': 3}
+    assert train['videos'][1] == {
+        'name': '240',
+        'gt_shape': [8, 12],
+        'x4_shape': [2, 3],
+        'nframes': 3,
+    }
     assert (val['prefix'], val['gt_folder'], val['x4_folder']) == (False, 'truth', 'blur4')
     # Official validation clip 001 became 241: its pixels carry tag (1 + 100) * 2.
     gt = np.asarray(Image.open(os.path.join(dst, 'images', '241', 'truth', '00000002.png')))
@@ -77,14 +87,18 @@ def test_errors_leave_the_source_untouched(tmp_path):
         regroup_reds.regroup(src, dst)
     empty = str(tmp_path / 'empty')
     os.makedirs(empty)
-    with pytest.raises(reds.DatasetError,
-                       match=f'{os.path.join(empty, "train", "train_sharp")}: folder not found'):
+    with pytest.raises(
+        reds.DatasetError, match=f'{os.path.join(empty, "train", "train_sharp")}: folder not found'
+    ):
         regroup_reds.regroup(empty, dst)
 
 
 def test_missing_reds4_clip(tmp_path):
     src = str(tmp_path / 'src')
     fake_reds(src, train_clips=('000', '001'))
-    with pytest.raises(reds.DatasetError, match=r"validation clips \['011', '015', '020'\] "
-                                                r"not found"):
+    with pytest.raises(
+        reds.DatasetError,
+        match=r"validation clips \['011', '015', '020'\] "
+        r"not found",
+    ):
         regroup_reds.regroup(src, str(tmp_path / 'dst'))

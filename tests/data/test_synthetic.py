@@ -10,9 +10,16 @@ from skimage.registration import phase_cross_correlation
 
 from edvr.data import reds, synthetic
 
-SMALL = dict(gt_height=96, gt_width=128, train_clips_per_photo=1, train_frames=5,
-             val_frames=5, train_photos=('astronaut', 'brick'), val_photos=('coffee',),
-             object_probability=0.0)
+SMALL = dict(
+    gt_height=96,
+    gt_width=128,
+    train_clips_per_photo=1,
+    train_frames=5,
+    val_frames=5,
+    train_photos=('astronaut', 'brick'),
+    val_photos=('coffee',),
+    object_probability=0.0,
+)
 
 
 def read(path):
@@ -21,8 +28,9 @@ def read(path):
 
 @pytest.fixture(scope='module')
 def small_dataset(tmp_path_factory):
-    return synthetic.ensure_dataset(str(tmp_path_factory.mktemp('syn') / 'data'),
-                                    synthetic.SyntheticOptions(seed=1, **SMALL))
+    return synthetic.ensure_dataset(
+        str(tmp_path_factory.mktemp('syn') / 'data'), synthetic.SyntheticOptions(seed=1, **SMALL)
+    )
 
 
 def test_layout_and_splits(small_dataset):
@@ -43,32 +51,38 @@ def test_lr_is_bicubic_downscale_of_gt(small_dataset):
 
 
 def test_frames_move_by_subpixel_camera_steps(small_dataset):
-    frames = [read(os.path.join(small_dataset, 'images', '002', 'truth', '%08d.png' % i))
-              .mean(axis=-1) for i in range(5)]
-    shifts = [phase_cross_correlation(a, b, upsample_factor=20)[0]
-              for a, b in zip(frames, frames[1:])]
+    frames = [
+        read(os.path.join(small_dataset, 'images', '002', 'truth', '%08d.png' % i)).mean(axis=-1)
+        for i in range(5)
+    ]
+    shifts = [
+        phase_cross_correlation(a, b, upsample_factor=20)[0] for a, b in zip(frames, frames[1:])
+    ]
     magnitudes = [float(np.hypot(*s)) for s in shifts]
     assert all(0.05 < m < 4.0 for m in magnitudes), magnitudes
     assert any(abs(c - round(c)) > 0.04 for s in shifts for c in s), 'only whole-pixel steps'
 
 
 def test_deterministic_for_a_seed(tmp_path, small_dataset):
-    again = synthetic.ensure_dataset(str(tmp_path / 'again'),
-                                     synthetic.SyntheticOptions(seed=1, **SMALL))
-    other = synthetic.ensure_dataset(str(tmp_path / 'other'),
-                                     synthetic.SyntheticOptions(seed=2, **SMALL))
+    again = synthetic.ensure_dataset(
+        str(tmp_path / 'again'), synthetic.SyntheticOptions(seed=1, **SMALL)
+    )
+    other = synthetic.ensure_dataset(
+        str(tmp_path / 'other'), synthetic.SyntheticOptions(seed=2, **SMALL)
+    )
     name = os.path.join('images', '001', 'truth', '00000004.png')
-    assert filecmp.cmp(os.path.join(small_dataset, name), os.path.join(again, name),
-                       shallow=False)
-    assert not np.array_equal(read(os.path.join(small_dataset, name)),
-                              read(os.path.join(other, name)))
+    assert filecmp.cmp(os.path.join(small_dataset, name), os.path.join(again, name), shallow=False)
+    assert not np.array_equal(
+        read(os.path.join(small_dataset, name)), read(os.path.join(other, name))
+    )
 
 
 def test_reuses_a_valid_dataset(small_dataset):
     messages = []
     stamp = os.path.getmtime(os.path.join(small_dataset, 'sets', 'train.json'))
-    synthetic.ensure_dataset(small_dataset, synthetic.SyntheticOptions(seed=1, **SMALL),
-                             log=messages.append)
+    synthetic.ensure_dataset(
+        small_dataset, synthetic.SyntheticOptions(seed=1, **SMALL), log=messages.append
+    )
     assert messages == [f'{small_dataset} already holds a valid dataset; reusing it']
     assert os.path.getmtime(os.path.join(small_dataset, 'sets', 'train.json')) == stamp
 
@@ -89,8 +103,20 @@ def test_default_photos_are_disjoint_and_frames_fit_every_crop():
 
 
 def test_command_line(tmp_path, capsys):
-    argv = ['--output', str(tmp_path / 'cli'), '--gt_height', '64', '--gt_width', '64',
-            '--train_frames', '2', '--val_frames', '2', '--train_clips_per_photo', '1']
+    argv = [
+        '--output',
+        str(tmp_path / 'cli'),
+        '--gt_height',
+        '64',
+        '--gt_width',
+        '64',
+        '--train_frames',
+        '2',
+        '--val_frames',
+        '2',
+        '--train_clips_per_photo',
+        '1',
+    ]
     assert synthetic.main(argv) == 0
     assert 'wrote 10 training and 3 validation clips (64x64 GT, x4 LR)' in capsys.readouterr().out
     assert len(reds.check_dataset(str(tmp_path / 'cli'), 'train').videos) == 10

@@ -5,6 +5,7 @@ central differences of the reference in float64.
 This module must not import TensorFlow (test_module_does_not_import_tensorflow); `import ops`
 does not, and neither do ops.numpy_reference and tests/ops/cases.py.
 """
+
 import os
 import subprocess
 import sys
@@ -14,8 +15,16 @@ import pytest
 
 from ops import numpy_reference as reference
 
-from ..ops.cases import (GEOMETRIES, GRADIENT_GEOMETRIES, far_offsets, gradient_inputs,
-                         integer_offsets, offsets_shape, random_offsets, tolerance)
+from ..ops.cases import (
+    GEOMETRIES,
+    GRADIENT_GEOMETRIES,
+    far_offsets,
+    gradient_inputs,
+    integer_offsets,
+    offsets_shape,
+    random_offsets,
+    tolerance,
+)
 
 kernels = pytest.importorskip("edvr_kernels", reason="edvr_kernels is not built: run `make build`")
 
@@ -64,11 +73,13 @@ def numerical_gradients(function, inputs, grad, seed=0, step=1e-6):
 def assert_gradients_match(analytic, numerical, names):
     for got, (indices, want), name in zip(analytic, numerical, names):
         assert np.abs(want).max() > 0, f"d/d{name} is zero everywhere checked: a useless check"
-        np.testing.assert_allclose(got.reshape(-1)[indices], want, rtol=1e-6, atol=1e-7,
-                                   err_msg=f"d/d{name}")
+        np.testing.assert_allclose(
+            got.reshape(-1)[indices], want, rtol=1e-6, atol=1e-7, err_msg=f"d/d{name}"
+        )
 
 
 # ---- deformable_offsets ----
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ("random", "far", "integer"))
@@ -90,10 +101,11 @@ def test_deformable_offsets_unmodulated_ignores_mask():
     x = rng.normal(0, 1, x_shape)
     offsets = make_offsets(rng, "random", x_shape, geo)
     y = kernels.deformable_offsets(x, offsets, modulated=False, **geo)
-    offsets[..., 2 * offsets.shape[-1] // 3:] = 123.0
+    offsets[..., 2 * offsets.shape[-1] // 3 :] = 123.0
     np.testing.assert_array_equal(kernels.deformable_offsets(x, offsets, modulated=False, **geo), y)
-    np.testing.assert_allclose(y, reference.deformable_offsets(x, offsets, modulated=False, **geo),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        y, reference.deformable_offsets(x, offsets, modulated=False, **geo), rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("modulated", (True, False))
@@ -101,15 +113,17 @@ def test_deformable_offsets_unmodulated_ignores_mask():
 def test_deformable_offsets_gradients_match_numerical(name, modulated):
     rng, x, offsets, geo = gradient_inputs(name, seed=2)
     grad = rng.normal(0, 1, kernels.deformable_offsets(x, offsets, **geo).shape)
-    grad_x, grad_offsets = kernels.deformable_offsets_grad(grad, x, offsets, modulated=modulated,
-                                                           **geo)
+    grad_x, grad_offsets = kernels.deformable_offsets_grad(
+        grad, x, offsets, modulated=modulated, **geo
+    )
     if not modulated:
         gk = offsets.shape[-1] // 3
-        assert np.all(grad_offsets[..., 2 * gk:] == 0)
-        grad_offsets = grad_offsets[..., :2 * gk]
-        offsets_dxy, mask = offsets[..., :2 * gk], offsets[..., 2 * gk:]
+        assert np.all(grad_offsets[..., 2 * gk :] == 0)
+        grad_offsets = grad_offsets[..., : 2 * gk]
+        offsets_dxy, mask = offsets[..., : 2 * gk], offsets[..., 2 * gk :]
         function = lambda a, dxy: reference.deformable_offsets(  # noqa: E731
-            a, np.concatenate([dxy, mask], -1), modulated=False, **geo)
+            a, np.concatenate([dxy, mask], -1), modulated=False, **geo
+        )
         numerical = numerical_gradients(function, [x, offsets_dxy], grad)
     else:
         function = lambda a, b: reference.deformable_offsets(a, b, **geo)  # noqa: E731
@@ -118,6 +132,7 @@ def test_deformable_offsets_gradients_match_numerical(name, modulated):
 
 
 # ---- deform_conv2d ----
+
 
 def make_conv_inputs(rng, x_shape, geo, features, dtype=np.float64):
     x = rng.normal(0, 1, x_shape)
@@ -158,11 +173,13 @@ def test_deform_conv2d_gradients_match_numerical(name):
 
 # ---- bilinear_sample ----
 
+
 def make_sample_inputs(rng, dtype=np.float64, points=(3, 5), away_from_integers=False):
     x = rng.normal(0, 1, (2, 4, 5, 3))
     n, h, w = x.shape[:3]
-    coords = np.stack([rng.uniform(-2, w + 1, (n,) + points),
-                       rng.uniform(-2, h + 1, (n,) + points)], axis=-1)
+    coords = np.stack(
+        [rng.uniform(-2, w + 1, (n,) + points), rng.uniform(-2, h + 1, (n,) + points)], axis=-1
+    )
     if away_from_integers:
         coords = np.floor(coords) + rng.uniform(0.1, 0.9, coords.shape)
     return x.astype(dtype), coords.astype(dtype)
@@ -196,24 +213,35 @@ def test_bilinear_sample_gradients_match_numerical():
 
 # ---- float32, threads, layouts, empty inputs ----
 
+
 def _all_ops(rng, dtype):
     """(name, forward, gradient) of each op on fixed inputs of `dtype`."""
     x_shape, geo = GEOMETRIES["tiles_width16_batch1"]
     x, offsets, filters, conv_geo = make_conv_inputs(rng, x_shape, geo, 16, dtype)
     sx, coords = make_sample_inputs(rng, dtype, points=(40, 7))
     g_def = rng.normal(0, 1, kernels.deformable_offsets(x, offsets, **geo).shape).astype(dtype)
-    g_conv = rng.normal(0, 1, kernels.deform_conv2d(x, offsets, filters, **conv_geo).shape).astype(dtype)
+    g_conv = rng.normal(0, 1, kernels.deform_conv2d(x, offsets, filters, **conv_geo).shape).astype(
+        dtype
+    )
     g_sample = rng.normal(0, 1, coords.shape[:-1] + (sx.shape[3],)).astype(dtype)
     return [
-        ("deformable_offsets",
-         lambda t: kernels.deformable_offsets(x, offsets, threads=t, **geo),
-         lambda t: kernels.deformable_offsets_grad(g_def, x, offsets, threads=t, **geo)),
-        ("deform_conv2d",
-         lambda t: kernels.deform_conv2d(x, offsets, filters, threads=t, **conv_geo),
-         lambda t: kernels.deform_conv2d_grad(g_conv, x, offsets, filters, threads=t, **conv_geo)),
-        ("bilinear_sample",
-         lambda t: kernels.bilinear_sample(sx, coords, threads=t),
-         lambda t: kernels.bilinear_sample_grad(g_sample, sx, coords, threads=t)),
+        (
+            "deformable_offsets",
+            lambda t: kernels.deformable_offsets(x, offsets, threads=t, **geo),
+            lambda t: kernels.deformable_offsets_grad(g_def, x, offsets, threads=t, **geo),
+        ),
+        (
+            "deform_conv2d",
+            lambda t: kernels.deform_conv2d(x, offsets, filters, threads=t, **conv_geo),
+            lambda t: kernels.deform_conv2d_grad(
+                g_conv, x, offsets, filters, threads=t, **conv_geo
+            ),
+        ),
+        (
+            "bilinear_sample",
+            lambda t: kernels.bilinear_sample(sx, coords, threads=t),
+            lambda t: kernels.bilinear_sample_grad(g_sample, sx, coords, threads=t),
+        ),
     ]
 
 
@@ -244,8 +272,10 @@ def test_non_contiguous_inputs():
     x = wide[..., ::2]
     assert not x.flags.c_contiguous
     offsets = make_offsets(rng, "random", x_shape, geo)
-    np.testing.assert_array_equal(kernels.deformable_offsets(x, offsets, **geo),
-                                  kernels.deformable_offsets(np.ascontiguousarray(x), offsets, **geo))
+    np.testing.assert_array_equal(
+        kernels.deformable_offsets(x, offsets, **geo),
+        kernels.deformable_offsets(np.ascontiguousarray(x), offsets, **geo),
+    )
 
 
 def test_empty_batch():
@@ -277,43 +307,97 @@ FILTERS = np.zeros((3, 3, 4, 2))
 PADS = dict(pads=(1, 1, 1, 1))
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: kernels.deformable_offsets(X, OFFSETS.astype(np.float32), (3, 3), **PADS),
-     ValueError, "deformable_offsets: offsets must have x's dtype float64, got float32"),
-    (lambda: kernels.deformable_offsets(X.astype(np.int64), OFFSETS, (3, 3), **PADS),
-     TypeError, "deformable_offsets: x must be float32 or float64, got int64"),
-    (lambda: kernels.deformable_offsets(X, OFFSETS, (3, 0), **PADS),
-     ValueError, "deformable_offsets: ksize must be 2 positive integers, got [3, 0]"),
-    (lambda: kernels.deformable_offsets(X, OFFSETS, (3, 3), pads=(1, 1, 1)),
-     ValueError, "pads (top, bottom, left, right) must be 4 non-negative integers, got [1, 1, 1]"),
-    (lambda: kernels.deformable_offsets(X, OFFSETS, (3, 3)),
-     ValueError, "offsets must have shape [N, Ho, Wo, 3*G*K] = [1, 3, 3, 27] for x of shape "
-                 "[1, 5, 5, 4], got [1, 5, 5, 27]"),
-    (lambda: kernels.deformable_offsets(X, np.zeros((1, 5, 5, 81)), (3, 3), deformable_groups=3,
-                                        **PADS),
-     ValueError, "x channels (4) must be divisible by deformable_groups (3)"),
-    (lambda: kernels.deformable_offsets(X, OFFSETS, (7, 7)),
-     ValueError, "kernel (7x7 with dilation 1x1) is larger than the padded input of x"),
-    (lambda: kernels.deformable_offsets(X[0], OFFSETS, (3, 3), **PADS),
-     ValueError, "x must be rank 4 [N, H, W, C], got shape [5, 5, 4]"),
-    (lambda: kernels.deformable_offsets(X, OFFSETS, (3, 3), threads=-1, **PADS),
-     ValueError, "threads must be >= 0"),
-    (lambda: kernels.deformable_offsets_grad(np.zeros((1, 5, 5, 4)), X, OFFSETS, (3, 3), **PADS),
-     ValueError, "deformable_offsets_grad: grad must have the shape of the forward output "
-                 "[1, 15, 15, 4], got [1, 5, 5, 4]"),
-    (lambda: kernels.deform_conv2d(X, OFFSETS, np.zeros((3, 3, 2, 2)), **PADS),
-     ValueError, "deform_conv2d: filters must have shape [kh, kw, C, F] with C = 4"),
-    (lambda: kernels.deform_conv2d(X, OFFSETS, FILTERS[0], **PADS),
-     ValueError, "deform_conv2d: filters must be rank 4 [kh, kw, C, F], got shape [3, 4, 2]"),
-    (lambda: kernels.deform_conv2d(X, OFFSETS, FILTERS.astype(np.float32), **PADS),
-     ValueError, "deform_conv2d: filters must have x's dtype float64, got float32"),
-    (lambda: kernels.bilinear_sample(X, np.zeros((1, 4, 3))),
-     ValueError, "bilinear_sample: coords must have shape [N, ..., 2] holding (x, y), got shape [1, 4, 3]"),
-    (lambda: kernels.bilinear_sample(X, np.zeros((2, 4, 2))),
-     ValueError, "bilinear_sample: coords batch (2) must equal x batch (1)"),
-    (lambda: kernels.bilinear_sample_grad(np.zeros((1, 4, 2)), X, np.zeros((1, 4, 2))),
-     ValueError, "bilinear_sample_grad: grad must have the shape of the forward output [1, 4, 4]"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (
+            lambda: kernels.deformable_offsets(X, OFFSETS.astype(np.float32), (3, 3), **PADS),
+            ValueError,
+            "deformable_offsets: offsets must have x's dtype float64, got float32",
+        ),
+        (
+            lambda: kernels.deformable_offsets(X.astype(np.int64), OFFSETS, (3, 3), **PADS),
+            TypeError,
+            "deformable_offsets: x must be float32 or float64, got int64",
+        ),
+        (
+            lambda: kernels.deformable_offsets(X, OFFSETS, (3, 0), **PADS),
+            ValueError,
+            "deformable_offsets: ksize must be 2 positive integers, got [3, 0]",
+        ),
+        (
+            lambda: kernels.deformable_offsets(X, OFFSETS, (3, 3), pads=(1, 1, 1)),
+            ValueError,
+            "pads (top, bottom, left, right) must be 4 non-negative integers, got [1, 1, 1]",
+        ),
+        (
+            lambda: kernels.deformable_offsets(X, OFFSETS, (3, 3)),
+            ValueError,
+            "offsets must have shape [N, Ho, Wo, 3*G*K] = [1, 3, 3, 27] for x of shape "
+            "[1, 5, 5, 4], got [1, 5, 5, 27]",
+        ),
+        (
+            lambda: kernels.deformable_offsets(
+                X, np.zeros((1, 5, 5, 81)), (3, 3), deformable_groups=3, **PADS
+            ),
+            ValueError,
+            "x channels (4) must be divisible by deformable_groups (3)",
+        ),
+        (
+            lambda: kernels.deformable_offsets(X, OFFSETS, (7, 7)),
+            ValueError,
+            "kernel (7x7 with dilation 1x1) is larger than the padded input of x",
+        ),
+        (
+            lambda: kernels.deformable_offsets(X[0], OFFSETS, (3, 3), **PADS),
+            ValueError,
+            "x must be rank 4 [N, H, W, C], got shape [5, 5, 4]",
+        ),
+        (
+            lambda: kernels.deformable_offsets(X, OFFSETS, (3, 3), threads=-1, **PADS),
+            ValueError,
+            "threads must be >= 0",
+        ),
+        (
+            lambda: kernels.deformable_offsets_grad(
+                np.zeros((1, 5, 5, 4)), X, OFFSETS, (3, 3), **PADS
+            ),
+            ValueError,
+            "deformable_offsets_grad: grad must have the shape of the forward output "
+            "[1, 15, 15, 4], got [1, 5, 5, 4]",
+        ),
+        (
+            lambda: kernels.deform_conv2d(X, OFFSETS, np.zeros((3, 3, 2, 2)), **PADS),
+            ValueError,
+            "deform_conv2d: filters must have shape [kh, kw, C, F] with C = 4",
+        ),
+        (
+            lambda: kernels.deform_conv2d(X, OFFSETS, FILTERS[0], **PADS),
+            ValueError,
+            "deform_conv2d: filters must be rank 4 [kh, kw, C, F], got shape [3, 4, 2]",
+        ),
+        (
+            lambda: kernels.deform_conv2d(X, OFFSETS, FILTERS.astype(np.float32), **PADS),
+            ValueError,
+            "deform_conv2d: filters must have x's dtype float64, got float32",
+        ),
+        (
+            lambda: kernels.bilinear_sample(X, np.zeros((1, 4, 3))),
+            ValueError,
+            "bilinear_sample: coords must have shape [N, ..., 2] holding (x, y), got shape [1, 4, 3]",
+        ),
+        (
+            lambda: kernels.bilinear_sample(X, np.zeros((2, 4, 2))),
+            ValueError,
+            "bilinear_sample: coords batch (2) must equal x batch (1)",
+        ),
+        (
+            lambda: kernels.bilinear_sample_grad(np.zeros((1, 4, 2)), X, np.zeros((1, 4, 2))),
+            ValueError,
+            "bilinear_sample_grad: grad must have the shape of the forward output [1, 4, 4]",
+        ),
+    ],
+)
 def test_errors_name_the_argument(call, error, message):
     with pytest.raises(error) as raised:
         call()
@@ -329,7 +413,9 @@ def test_module_does_not_import_tensorflow():
         "t.test_deformable_offsets_unmodulated_ignores_mask()\n"
         "t.test_threads_agree_and_repeat_exactly()\n"
         "assert 'tensorflow' not in sys.modules, sorted(m for m in sys.modules if 'tensorflow' in m)\n"
-        "print('ok')\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

@@ -13,6 +13,7 @@ crashes there), hence the separate process. basicsr's package ``__init__`` (whic
 its whole training stack) is replaced by stubs; ``basicsr.ops.dcn`` is loaded without its
 compiled extension, so ``DCNv2Pack`` takes BasicSR's torchvision path.
 """
+
 import importlib.util
 import json
 import logging
@@ -39,12 +40,28 @@ def download_source(cache_dir):
     if not os.path.isfile(archive):
         # --no-build-isolation: pip only reads the sdist's metadata, it builds nothing.
         result = subprocess.run(
-            [sys.executable, '-m', 'pip', 'download', f'basicsr=={BASICSR_VERSION}', '--no-deps',
-             '--no-binary', ':all:', '--no-build-isolation', '-d', cache_dir],
-            capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                '-m',
+                'pip',
+                'download',
+                f'basicsr=={BASICSR_VERSION}',
+                '--no-deps',
+                '--no-binary',
+                ':all:',
+                '--no-build-isolation',
+                '-d',
+                cache_dir,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if result.returncode != 0 or not os.path.isfile(archive):
-            raise RuntimeError(f'cannot download basicsr=={BASICSR_VERSION} with pip: '
-                               f'{(result.stderr.strip().splitlines() or ["no output"])[-1]}')
+            raise RuntimeError(
+                f'cannot download basicsr=={BASICSR_VERSION} with pip: '
+                f'{(result.stderr.strip().splitlines() or ["no output"])[-1]}'
+            )
     prefix = f'basicsr-{BASICSR_VERSION}/basicsr/'
     with tarfile.open(archive) as tar:
         members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
@@ -72,12 +89,13 @@ def load_edvr_arch(source):
     utils = _package('basicsr.utils')
     utils.get_root_logger = lambda *args, **kwargs: logging.getLogger('basicsr')
     registry = types.ModuleType('basicsr.utils.registry')
-    registry.ARCH_REGISTRY = types.SimpleNamespace(register=lambda *a, **k: (lambda cls: cls))
+    registry.ARCH_REGISTRY = types.SimpleNamespace(register=lambda *a, **k: lambda cls: cls)
     sys.modules['basicsr.utils.registry'] = registry
     _package('basicsr.ops', os.path.join(source, 'ops'))
     dcn = _package('basicsr.ops.dcn', os.path.join(source, 'ops', 'dcn'))
-    deform_conv = _load_module('basicsr.ops.dcn.deform_conv',
-                               os.path.join(source, 'ops', 'dcn', 'deform_conv.py'))
+    deform_conv = _load_module(
+        'basicsr.ops.dcn.deform_conv', os.path.join(source, 'ops', 'dcn', 'deform_conv.py')
+    )
     if hasattr(deform_conv, 'deform_conv_ext'):
         raise RuntimeError('expected BasicSR without its compiled DCN extension')
     dcn.ModulatedDeformConvPack = deform_conv.ModulatedDeformConvPack
@@ -89,6 +107,7 @@ def load_edvr_arch(source):
 
 def run(edvr_arch, request_path, result_path):
     import torch
+
     request = np.load(request_path)
     config = json.loads(str(request['config']))
     torch.manual_seed(int(request['seed']))
@@ -115,7 +134,13 @@ def run(edvr_arch, request_path, result_path):
     if 'pth_path' in request.files:  # also save the weights the way BasicSR does
         torch.save({'params': net.state_dict()}, str(request['pth_path']))
     tensors = {k: v.numpy() for k, v in net.state_dict().items()}
-    np.savez(result_path, output=output, aligned=aligned, fused=fused, **{f'param:{k}': v for k, v in tensors.items()})
+    np.savez(
+        result_path,
+        output=output,
+        aligned=aligned,
+        fused=fused,
+        **{f'param:{k}': v for k, v in tensors.items()},
+    )
 
 
 def main(source, *paths):

@@ -1,4 +1,5 @@
 """Fixtures for the model tests: BasicSR 1.4.2's EDVR as the parity oracle."""
+
 import importlib.util
 import os
 

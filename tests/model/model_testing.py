@@ -1,4 +1,5 @@
 """Helpers for the model tests: a checkpoint of random weights, the BasicSR oracle."""
+
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ def random_checkpoint(cfg, path, seed=0, offset_scale=1.0):
     U(-offset_scale, offset_scale), so offsets (in pixels) are of that size.
     """
     from edvr.checkpoint import model_variable_shapes, write_weights
+
     rng = np.random.default_rng(seed)
     values = {}
     for name, shape in sorted(model_variable_shapes(cfg).items()):
@@ -28,16 +30,24 @@ def random_checkpoint(cfg, path, seed=0, offset_scale=1.0):
     return values
 
 
-def _write_request(path, edvr_kwargs, frames, seed=0, offset_weight_std=0.05, residual_gain=1.0,
-                   pth_path=None):
+def _write_request(
+    path, edvr_kwargs, frames, seed=0, offset_weight_std=0.05, residual_gain=1.0, pth_path=None
+):
     extra = {} if pth_path is None else {'pth_path': str(pth_path)}
-    np.savez(path, config=json.dumps(edvr_kwargs), frames=frames, seed=seed,
-             offset_weight_std=offset_weight_std, residual_gain=residual_gain, **extra)
+    np.savez(
+        path,
+        config=json.dumps(edvr_kwargs),
+        frames=frames,
+        seed=seed,
+        offset_weight_std=offset_weight_std,
+        residual_gain=residual_gain,
+        **extra,
+    )
 
 
 def _read_result(path):
     with np.load(path) as data:
-        state_dict = {k[len('param:'):]: data[k] for k in data.files if k.startswith('param:')}
+        state_dict = {k[len('param:') :]: data[k] for k in data.files if k.startswith('param:')}
         return {k: data[k] for k in ('output', 'aligned', 'fused')}, state_dict
 
 
@@ -50,8 +60,12 @@ def run_oracle(source, folder, requests):
     paths = []
     for name, kwargs in requests.items():
         _write_request(os.path.join(folder, f'{name}.request.npz'), **kwargs)
-        paths += [os.path.join(folder, f'{name}.request.npz'), os.path.join(folder, f'{name}.result.npz')]
-    result = subprocess.run([sys.executable, ORACLE, source, *paths], capture_output=True, text=True,
-                            timeout=900)
+        paths += [
+            os.path.join(folder, f'{name}.request.npz'),
+            os.path.join(folder, f'{name}.result.npz'),
+        ]
+    result = subprocess.run(
+        [sys.executable, ORACLE, source, *paths], capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, f'BasicSR oracle failed:\n{result.stderr[-3000:]}'
     return {name: _read_result(os.path.join(folder, f'{name}.result.npz')) for name in requests}

@@ -1,4 +1,5 @@
 """Config loading: presets, defaults, and errors that name the bad key."""
+
 import os
 
 import pytest
@@ -18,8 +19,14 @@ def test_presets_load(name):
 
 def test_preset_widths_match_spec():
     m = load_config(os.path.join(CONFIGS, 'edvr_m.yaml'))['model']
-    assert (m['num_feat'], m['num_extract_block'], m['num_reconstruct_block'],
-            m['deformable_groups'], m['num_frame'], m['with_tsa']) == (64, 5, 10, 8, 5, True)
+    assert (
+        m['num_feat'],
+        m['num_extract_block'],
+        m['num_reconstruct_block'],
+        m['deformable_groups'],
+        m['num_frame'],
+        m['with_tsa'],
+    ) == (64, 5, 10, 8, 5, True)
     large = load_config(os.path.join(CONFIGS, 'edvr_l.yaml'))['model']
     assert (large['num_feat'], large['num_reconstruct_block']) == (128, 40)
 
@@ -32,8 +39,11 @@ def test_defaults_fill_missing_keys():
 def test_unknown_key_is_named_with_a_suggestion(tmp_path):
     path = tmp_path / 'bad.yaml'
     path.write_text('model:\n  num_feats: 64\n')
-    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key in section 'model': 'num_feats'; "
-                                          r"did you mean 'num_feat'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"bad\.yaml: unknown key in section 'model': 'num_feats'; "
+        r"did you mean 'num_feat'\?",
+    ):
         load_config(path)
 
 
@@ -42,20 +52,32 @@ def test_unknown_section_is_named():
         parse_config({'modle': {}})
 
 
-@pytest.mark.parametrize('key, value, expected', [
-    ('num_feat', '64', 'int'), ('num_feat', True, 'int'), ('with_tsa', 1, 'bool'),
-    ('center_frame_idx', 1.5, 'int or null')])
+@pytest.mark.parametrize(
+    'key, value, expected',
+    [
+        ('num_feat', '64', 'int'),
+        ('num_feat', True, 'int'),
+        ('with_tsa', 1, 'bool'),
+        ('center_frame_idx', 1.5, 'int or null'),
+    ],
+)
 def test_wrong_type_is_named(key, value, expected):
     with pytest.raises(ConfigError, match=rf'model\.{key} must be {expected}, got {value!r}'):
         parse_config({'model': {key: value}})
 
 
-@pytest.mark.parametrize('overrides, message', [
-    ({'num_feat': 60, 'deformable_groups': 8}, r'deformable_groups must divide num_feat \(60\), got 8'),
-    ({'hr_in': True}, r'hr_in: true needs with_predeblur: true'),
-    ({'center_frame_idx': 5}, r'center_frame_idx must be in \[0, num_frame=5\), got 5'),
-    ({'num_out_ch': 1}, r'num_out_ch must equal num_in_ch \(3\)'),
-])
+@pytest.mark.parametrize(
+    'overrides, message',
+    [
+        (
+            {'num_feat': 60, 'deformable_groups': 8},
+            r'deformable_groups must divide num_feat \(60\), got 8',
+        ),
+        ({'hr_in': True}, r'hr_in: true needs with_predeblur: true'),
+        ({'center_frame_idx': 5}, r'center_frame_idx must be in \[0, num_frame=5\), got 5'),
+        ({'num_out_ch': 1}, r'num_out_ch must equal num_in_ch \(3\)'),
+    ],
+)
 def test_inconsistent_model_is_rejected(overrides, message):
     with pytest.raises(ConfigError, match=message):
         parse_config({'model': overrides})

@@ -1,4 +1,5 @@
 """edvr.convert: BasicSR / original EDVR state dicts (built with NumPy) to TF and back."""
+
 import os
 import sys
 
@@ -12,9 +13,19 @@ from edvr.checkpoint import model_variable_shapes, write_weights
 from edvr.convert import ConversionError, layer_table, to_basicsr, to_tf
 
 REPO = os.path.join(os.path.dirname(__file__), '..', '..')
-CFG = parse_config({'model': dict(num_feat=8, num_frame=3, deformable_groups=2, num_extract_block=2,
-                                  num_reconstruct_block=1, num_upsample_feat=4,
-                                  with_predeblur=True)})['model']
+CFG = parse_config(
+    {
+        'model': dict(
+            num_feat=8,
+            num_frame=3,
+            deformable_groups=2,
+            num_extract_block=2,
+            num_reconstruct_block=1,
+            num_upsample_feat=4,
+            with_predeblur=True,
+        )
+    }
+)['model']
 
 
 _SHAPES = {}
@@ -43,13 +54,23 @@ def basicsr_state_dict(cfg, seed=0):
 def test_basicsr_names_cover_the_architecture():
     names = set(basicsr_state_dict(CFG))
     # spot checks against BasicSR 1.4.2's module names
-    for name in ['predeblur.resblock_l1.4.conv2.weight', 'predeblur.stride_conv_l3.bias',
-                 'conv_1x1.weight', 'feature_extraction.1.conv1.weight', 'conv_l3_2.weight',
-                 'pcd_align.offset_conv3.l1.weight', 'pcd_align.dcn_pack.l3.conv_offset.weight',
-                 'pcd_align.dcn_pack.l2.weight', 'pcd_align.feat_conv.l2.bias',
-                 'pcd_align.cas_dcnpack.conv_offset.bias', 'fusion.spatial_attn_add2.weight',
-                 'fusion.spatial_attn_l3.weight', 'reconstruction.0.conv2.bias', 'conv_hr.weight',
-                 'conv_last.bias']:
+    for name in [
+        'predeblur.resblock_l1.4.conv2.weight',
+        'predeblur.stride_conv_l3.bias',
+        'conv_1x1.weight',
+        'feature_extraction.1.conv1.weight',
+        'conv_l3_2.weight',
+        'pcd_align.offset_conv3.l1.weight',
+        'pcd_align.dcn_pack.l3.conv_offset.weight',
+        'pcd_align.dcn_pack.l2.weight',
+        'pcd_align.feat_conv.l2.bias',
+        'pcd_align.cas_dcnpack.conv_offset.bias',
+        'fusion.spatial_attn_add2.weight',
+        'fusion.spatial_attn_l3.weight',
+        'reconstruction.0.conv2.bias',
+        'conv_hr.weight',
+        'conv_last.bias',
+    ]:
         assert name in names, name
     assert 'pcd_align.offset_conv3.l3.weight' not in names  # L3 has two offset convs
 
@@ -82,9 +103,17 @@ def test_dcn_offset_channels_become_dx_dy_mask_blocks():
     torch_bias = state['pcd_align.dcn_pack.l1.conv_offset.bias']
     tf_bias = values['edvr/pcd_alignment/l1/dcn/offset_mask_conv/bias']
     gk = 2 * 9
-    expected = {0: 1, 5: 11, 9: 19, 17: 35,         # dx of (g0,k0), (g0,k5), (g1,k0), (g1,k8)
-                gk + 0: 0, gk + 5: 10, gk + 9: 18,  # dy of the same points
-                2 * gk + 0: 2 * gk, 2 * gk + 13: 2 * gk + 13}  # mask keeps its order
+    expected = {
+        0: 1,
+        5: 11,
+        9: 19,
+        17: 35,  # dx of (g0,k0), (g0,k5), (g1,k0), (g1,k8)
+        gk + 0: 0,
+        gk + 5: 10,
+        gk + 9: 18,  # dy of the same points
+        2 * gk + 0: 2 * gk,
+        2 * gk + 13: 2 * gk + 13,
+    }  # mask keeps its order
     for tf_channel, torch_channel in expected.items():
         assert tf_bias[tf_channel] == torch_bias[torch_channel], tf_channel
 
@@ -146,7 +175,8 @@ def test_original_state_dict_converts_like_basicsr():
                 original = o
         inverse['module.' + original] = value
     assert convert.is_original_layout(inverse.keys()) or convert.is_original_layout(
-        [k[len('module.'):] for k in inverse])
+        [k[len('module.') :] for k in inverse]
+    )
     shapes = shapes_of(CFG)
     a, b = to_tf(state, CFG, shapes), to_tf(inverse, CFG, shapes)
     assert all(np.array_equal(a[k], b[k]) for k in a)
@@ -173,19 +203,49 @@ def test_state_dict_of_another_config_is_rejected():
 
 def test_missing_torch_is_reported_plainly(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, 'torch', None)  # import torch -> ImportError
-    with pytest.raises(ConversionError, match=r'needs PyTorch, which is not installed. Install it with '
-                                         r'`pip install -r requirements-torch.txt`'):
+    with pytest.raises(
+        ConversionError,
+        match=r'needs PyTorch, which is not installed. Install it with '
+        r'`pip install -r requirements-torch.txt`',
+    ):
         convert.load_state_dict(str(tmp_path / 'weights.pth'))
 
 
 def test_cli_converts_an_npz(tmp_path, capsys):
     config = tmp_path / 'cfg.yaml'
-    config.write_text('model:\n' + ''.join(f'  {k}: {str(v).lower() if isinstance(v, bool) else ("null" if v is None else v)}\n'
-                                           for k, v in CFG.items()))
+    config.write_text(
+        'model:\n'
+        + ''.join(
+            f'  {k}: {str(v).lower() if isinstance(v, bool) else ("null" if v is None else v)}\n'
+            for k, v in CFG.items()
+        )
+    )
     np.savez(tmp_path / 'weights.npz', **basicsr_state_dict(CFG))
-    assert convert.main(['--from_torch', str(tmp_path / 'weights.npz'), '--config', str(config),
-                         '--output', str(tmp_path / 'out' / 'edvr')]) == 0
+    assert (
+        convert.main(
+            [
+                '--from_torch',
+                str(tmp_path / 'weights.npz'),
+                '--config',
+                str(config),
+                '--output',
+                str(tmp_path / 'out' / 'edvr'),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / 'out' / 'edvr.index').is_file()
-    assert convert.main(['--from_torch', str(tmp_path / 'weights.npz'), '--config',
-                         os.path.join(REPO, 'configs', 'edvr_tiny.yaml'), '--output', str(tmp_path / 'bad')]) == cli.EXIT_USAGE
+    assert (
+        convert.main(
+            [
+                '--from_torch',
+                str(tmp_path / 'weights.npz'),
+                '--config',
+                os.path.join(REPO, 'configs', 'edvr_tiny.yaml'),
+                '--output',
+                str(tmp_path / 'bad'),
+            ]
+        )
+        == cli.EXIT_USAGE
+    )
     assert 'does not match the config' in capsys.readouterr().err

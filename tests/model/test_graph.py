@@ -1,5 +1,6 @@
 """Graph structure: output and endpoint shapes for every preset and variant, scope names,
 and the PyTorch-compatible building blocks against NumPy oracles."""
+
 import os
 
 import numpy as np
@@ -11,8 +12,14 @@ from edvr.model import build_edvr
 from edvr.model import layers
 
 CONFIGS = os.path.join(os.path.dirname(__file__), '..', '..', 'configs')
-SMALL = dict(num_feat=8, num_frame=3, deformable_groups=2, num_extract_block=1,
-             num_reconstruct_block=1, num_upsample_feat=8)
+SMALL = dict(
+    num_feat=8,
+    num_frame=3,
+    deformable_groups=2,
+    num_extract_block=1,
+    num_reconstruct_block=1,
+    num_upsample_feat=8,
+)
 
 
 def _variable(name):
@@ -22,14 +29,23 @@ def _variable(name):
 def _run(cfg, b, h, w, static=True):
     graph = tf.Graph()
     with graph.as_default():
-        shape = [b, cfg['num_frame'], h, w, 3] if static else [None, cfg['num_frame'], None, None, 3]
+        shape = (
+            [b, cfg['num_frame'], h, w, 3] if static else [None, cfg['num_frame'], None, None, 3]
+        )
         frames = tf.compat.v1.placeholder(tf.float32, shape)
         output, endpoints = build_edvr(frames, cfg)
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             feed = {frames: np.random.default_rng(0).uniform(0, 1, (b, cfg['num_frame'], h, w, 3))}
-            got = sess.run({'output': output, 'aligned': endpoints['aligned'],
-                            'fused': endpoints['fused'], 'offsets': endpoints['dcn_offsets']}, feed)
+            got = sess.run(
+                {
+                    'output': output,
+                    'aligned': endpoints['aligned'],
+                    'fused': endpoints['fused'],
+                    'offsets': endpoints['dcn_offsets'],
+                },
+                feed,
+            )
             got['variables'] = {v.op.name for v in tf.compat.v1.global_variables()}
     return got
 
@@ -48,12 +64,15 @@ def test_preset_shapes(preset):
         assert got['offsets'][level].shape == (cfg['num_frame'], h, w, 2 * g * 9)
 
 
-@pytest.mark.parametrize('overrides, size, out', [
-    (dict(with_tsa=False), (8, 4), (32, 16)),
-    (dict(with_predeblur=True), (8, 4), (32, 16)),
-    (dict(with_predeblur=True, hr_in=True), (32, 16), (32, 16)),
-    (dict(num_frame=5, center_frame_idx=0), (4, 8), (16, 32)),
-])
+@pytest.mark.parametrize(
+    'overrides, size, out',
+    [
+        (dict(with_tsa=False), (8, 4), (32, 16)),
+        (dict(with_predeblur=True), (8, 4), (32, 16)),
+        (dict(with_predeblur=True, hr_in=True), (32, 16), (32, 16)),
+        (dict(num_frame=5, center_frame_idx=0), (4, 8), (16, 32)),
+    ],
+)
 def test_variant_shapes_with_dynamic_sizes(overrides, size, out):
     cfg = parse_config({'model': dict(SMALL, **overrides)})['model']
     got = _run(cfg, 2, *size, static=False)
@@ -63,14 +82,16 @@ def test_variant_shapes_with_dynamic_sizes(overrides, size, out):
 def test_scopes_read_like_the_paper():
     cfg = parse_config({'model': dict(SMALL, with_predeblur=True)})['model']
     names = _run(cfg, 1, 4, 4)['variables']
-    for name in ['edvr/predeblur/l1_resblock_4/conv2/kernel',
-                 'edvr/feature_extraction/conv_1x1/kernel',
-                 'edvr/feature_extraction/pyramid/l3_conv2/bias',
-                 'edvr/pcd_alignment/l3/dcn/offset_mask_conv/kernel',
-                 'edvr/pcd_alignment/cascading/dcn/kernel',
-                 'edvr/tsa_fusion/temporal_attention/reference_embedding/kernel',
-                 'edvr/tsa_fusion/spatial_attention/pyramid_conv3/kernel',
-                 'edvr/reconstruction/upconv2/kernel']:
+    for name in [
+        'edvr/predeblur/l1_resblock_4/conv2/kernel',
+        'edvr/feature_extraction/conv_1x1/kernel',
+        'edvr/feature_extraction/pyramid/l3_conv2/bias',
+        'edvr/pcd_alignment/l3/dcn/offset_mask_conv/kernel',
+        'edvr/pcd_alignment/cascading/dcn/kernel',
+        'edvr/tsa_fusion/temporal_attention/reference_embedding/kernel',
+        'edvr/tsa_fusion/spatial_attention/pyramid_conv3/kernel',
+        'edvr/reconstruction/upconv2/kernel',
+    ]:
         assert name in names, name
 
 
@@ -103,7 +124,7 @@ def _torch_style_pool(x, reducer, pad_value):
     out = np.empty((n, ho, wo, c), x.dtype)
     for i in range(ho):
         for j in range(wo):
-            out[:, i, j] = reducer(padded[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3], axis=(1, 2))
+            out[:, i, j] = reducer(padded[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3], axis=(1, 2))
     return out
 
 
@@ -116,6 +137,7 @@ def _torch_style_upsample2(x):
         lo = np.floor(src).astype(int)
         hi = np.minimum(lo + 1, size - 1)
         return lo, hi, src - lo
+
     y0, y1, ly = axis_weights(h)
     x0, x1, lx = axis_weights(w)
     rows = x[:, y0] * (1 - ly)[None, :, None, None] + x[:, y1] * ly[None, :, None, None]
@@ -126,9 +148,13 @@ def _torch_style_upsample2(x):
 def test_pooling_and_upsampling_follow_pytorch(h, w):
     x = np.random.default_rng(2).normal(size=(2, h, w, 3)).astype(np.float32)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-        got_max, got_avg, got_up = sess.run([layers.max_pool_3x3_s2(tf.constant(x)),
-                                             layers.avg_pool_3x3_s2(tf.constant(x)),
-                                             layers.upsample_bilinear(tf.constant(x))])
+        got_max, got_avg, got_up = sess.run(
+            [
+                layers.max_pool_3x3_s2(tf.constant(x)),
+                layers.avg_pool_3x3_s2(tf.constant(x)),
+                layers.upsample_bilinear(tf.constant(x)),
+            ]
+        )
     np.testing.assert_allclose(got_max, _torch_style_pool(x, np.max, -np.inf), atol=1e-6)
     np.testing.assert_allclose(got_avg, _torch_style_pool(x, np.sum, 0) / 9, atol=1e-6)
     np.testing.assert_allclose(got_up, _torch_style_upsample2(x), atol=1e-6)
@@ -143,6 +169,10 @@ def test_stride2_conv_pads_like_pytorch():
         kernel = _variable('c/kernel')
         got, k = sess.run([y, kernel])
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    expected = np.array([[np.sum(padded[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3] * k[..., 0])
-                          for j in range(3)] for i in range(3)])
+    expected = np.array(
+        [
+            [np.sum(padded[0, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3] * k[..., 0]) for j in range(3)]
+            for i in range(3)
+        ]
+    )
     np.testing.assert_allclose(got[0, ..., 0], expected, atol=1e-5)

@@ -1,4 +1,5 @@
 """edvr.infer end to end on a tiny clip; temporal padding, spatial padding, tiling, errors."""
+
 import os
 import subprocess
 import sys
@@ -16,13 +17,21 @@ from edvr.model import build_edvr
 from tests.model.model_testing import random_checkpoint
 
 REPO = os.path.join(os.path.dirname(__file__), '..', '..')
-TINY = dict(num_feat=8, num_frame=3, deformable_groups=1, num_extract_block=1,
-            num_reconstruct_block=1, num_upsample_feat=8)
+TINY = dict(
+    num_feat=8,
+    num_frame=3,
+    deformable_groups=1,
+    num_extract_block=1,
+    num_reconstruct_block=1,
+    num_upsample_feat=8,
+)
 CFG = parse_config({'model': TINY})['model']
 
 
 def write_config(path, model):
-    lines = ['model:'] + [f'  {k}: {("null" if v is None else str(v).lower())}' for k, v in model.items()]
+    lines = ['model:'] + [
+        f'  {k}: {("null" if v is None else str(v).lower())}' for k, v in model.items()
+    ]
     path.write_text('\n'.join(lines) + '\n')
     return str(path)
 
@@ -32,7 +41,9 @@ def write_clip(folder, count, height, width, seed=0, names=None):
     rng = np.random.default_rng(seed)
     names = names or [f'{i:08d}.png' for i in range(count)]
     for name in names:
-        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / name)
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(
+            folder / name
+        )
     return names
 
 
@@ -45,23 +56,31 @@ def checkpoint(tmp_path_factory):
 
 # --- temporal padding (indices derived by hand from BasicSR's generate_frame_indices) ------
 
-@pytest.mark.parametrize('padding, expected', [
-    # a 7-frame clip, 5-frame windows; rows are the windows of centres 0, 1, 5, 6
-    ('replicate', [[0, 0, 0, 1, 2], [0, 0, 1, 2, 3], [3, 4, 5, 6, 6], [4, 5, 6, 6, 6]]),
-    ('reflection', [[2, 1, 0, 1, 2], [1, 0, 1, 2, 3], [3, 4, 5, 6, 5], [4, 5, 6, 5, 4]]),
-    ('reflection_circle', [[4, 3, 0, 1, 2], [4, 0, 1, 2, 3], [3, 4, 5, 6, 2], [4, 5, 6, 3, 2]]),
-])
+
+@pytest.mark.parametrize(
+    'padding, expected',
+    [
+        # a 7-frame clip, 5-frame windows; rows are the windows of centres 0, 1, 5, 6
+        ('replicate', [[0, 0, 0, 1, 2], [0, 0, 1, 2, 3], [3, 4, 5, 6, 6], [4, 5, 6, 6, 6]]),
+        ('reflection', [[2, 1, 0, 1, 2], [1, 0, 1, 2, 3], [3, 4, 5, 6, 5], [4, 5, 6, 5, 4]]),
+        ('reflection_circle', [[4, 3, 0, 1, 2], [4, 0, 1, 2, 3], [3, 4, 5, 6, 2], [4, 5, 6, 3, 2]]),
+    ],
+)
 def test_temporal_padding(padding, expected):
     windows = inference.clip_windows(7, 5, padding)
     assert [windows[i] for i in (0, 1, 5, 6)] == expected
     assert windows[3] == [1, 2, 3, 4, 5]
 
 
-@pytest.mark.parametrize('padding, frames, minimum', [
-    ('reflection_circle', 4, 5), ('reflection', 2, 3)])
+@pytest.mark.parametrize(
+    'padding, frames, minimum', [('reflection_circle', 4, 5), ('reflection', 2, 3)]
+)
 def test_too_few_frames(padding, frames, minimum):
-    with pytest.raises(InferenceError, match=rf'the clip has {frames} frames; --padding {padding} '
-                                             rf'with a 5-frame model needs at least {minimum}'):
+    with pytest.raises(
+        InferenceError,
+        match=rf'the clip has {frames} frames; --padding {padding} '
+        rf'with a 5-frame model needs at least {minimum}',
+    ):
         inference.clip_windows(frames, 5, padding)
 
 
@@ -70,6 +89,7 @@ def test_replicate_takes_a_single_frame():
 
 
 # --- spatial padding and tiling ------------------------------------------------------------
+
 
 def test_pad_to_multiple_mirrors_bottom_right():
     frames = np.arange(2 * 5 * 6 * 1, dtype=np.float32).reshape(2, 5, 6, 1)
@@ -100,7 +120,9 @@ def test_tile_spans_cover_once_and_align():
 def test_output_matches_the_model_and_crops_padding(checkpoint, tmp_path):
     _, values = checkpoint
     names = write_clip(tmp_path / 'in', 4, 10, 13)
-    inference.restore_clip(CFG, checkpoint[0], str(tmp_path / 'in'), str(tmp_path / 'out'), progress=False)
+    inference.restore_clip(
+        CFG, checkpoint[0], str(tmp_path / 'in'), str(tmp_path / 'out'), progress=False
+    )
     assert sorted(os.listdir(tmp_path / 'out')) == names
     out = np.asarray(Image.open(tmp_path / 'out' / names[0]))
     assert out.shape == (40, 52, 3)
@@ -134,14 +156,32 @@ def test_tiling_equals_untiled(checkpoint):
 
 # --- the CLI and its errors ---------------------------------------------------------------
 
+
 def test_cli_end_to_end_with_a_checkpoint_directory(checkpoint, tmp_path):
     names = write_clip(tmp_path / 'in', 3, 8, 8)
     config = write_config(tmp_path / 'tiny.yaml', CFG)
-    result = subprocess.run([sys.executable, '-m', 'edvr.infer', '--config', config,
-                             '--checkpoint', os.path.dirname(checkpoint[0]), '--input',
-                             str(tmp_path / 'in'), '--output', str(tmp_path / 'out'),
-                             '--padding', 'replicate', '--tile', '8'],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'edvr.infer',
+            '--config',
+            config,
+            '--checkpoint',
+            os.path.dirname(checkpoint[0]),
+            '--input',
+            str(tmp_path / 'in'),
+            '--output',
+            str(tmp_path / 'out'),
+            '--padding',
+            'replicate',
+            '--tile',
+            '8',
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(os.listdir(tmp_path / 'out')) == names
     assert 'edvr.infer' in result.stderr and '3/3' in result.stderr  # the progress bar
@@ -150,8 +190,19 @@ def test_cli_end_to_end_with_a_checkpoint_directory(checkpoint, tmp_path):
 
 def run_cli(tmp_path, checkpoint, capsys, config=None, extra=()):
     config = config or write_config(tmp_path / 'tiny.yaml', CFG)
-    code = infer.main(['--config', config, '--checkpoint', checkpoint, '--input',
-                       str(tmp_path / 'in'), '--output', str(tmp_path / 'out'), *extra])
+    code = infer.main(
+        [
+            '--config',
+            config,
+            '--checkpoint',
+            checkpoint,
+            '--input',
+            str(tmp_path / 'in'),
+            '--output',
+            str(tmp_path / 'out'),
+            *extra,
+        ]
+    )
     return code, capsys.readouterr().err
 
 
@@ -165,7 +216,9 @@ def test_non_image_files(checkpoint, tmp_path, capsys):
     write_clip(tmp_path / 'in', 3, 8, 8)
     (tmp_path / 'in' / 'notes.txt').write_text('hello')
     code, err = run_cli(tmp_path, checkpoint[0], capsys)
-    assert code == cli.EXIT_USAGE and 'expected only PNG frames, found other files: notes.txt' in err
+    assert (
+        code == cli.EXIT_USAGE and 'expected only PNG frames, found other files: notes.txt' in err
+    )
 
 
 def test_broken_png(checkpoint, tmp_path, capsys):
@@ -179,7 +232,10 @@ def test_mixed_sizes(checkpoint, tmp_path, capsys):
     write_clip(tmp_path / 'in', 2, 8, 8)
     write_clip(tmp_path / 'in', 1, 8, 12, names=['00000009.png'])
     code, err = run_cli(tmp_path, checkpoint[0], capsys)
-    assert code == cli.EXIT_USAGE and '00000009.png: frame size 12x8 differs from 00000000.png (8x8)' in err
+    assert (
+        code == cli.EXIT_USAGE
+        and '00000009.png: frame size 12x8 differs from 00000000.png (8x8)' in err
+    )
 
 
 def test_too_few_frames_cli(checkpoint, tmp_path, capsys):
@@ -192,7 +248,11 @@ def test_checkpoint_of_another_config(checkpoint, tmp_path, capsys):
     write_clip(tmp_path / 'in', 3, 8, 8)
     other = write_config(tmp_path / 'other.yaml', dict(CFG, num_feat=16))
     code, err = run_cli(tmp_path, checkpoint[0], capsys, config=other)
-    assert code == cli.EXIT_CHECKPOINT and 'does not fit the config' in err and 'shape mismatches' in err
+    assert (
+        code == cli.EXIT_CHECKPOINT
+        and 'does not fit the config' in err
+        and 'shape mismatches' in err
+    )
 
 
 def test_missing_checkpoint(tmp_path, capsys):

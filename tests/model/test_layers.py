@@ -1,5 +1,6 @@
 """The model's speed rewrites keep BasicSR's numbers: LeakyReLU's output-based gradient,
 the offset/mask Split of the DCN pack, and doubling offsets before the upsampling."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -14,14 +15,16 @@ def test_lrelu_value_and_gradient_equal_tf_leaky_relu():
         tape.watch(x)
         ours, theirs = layers.lrelu(x), tf.nn.leaky_relu(x, alpha=layers.LRELU_SLOPE)
     np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
-    np.testing.assert_array_equal(tape.gradient(ours, x, dy).numpy(),
-                                  tape.gradient(theirs, x, dy).numpy())
+    np.testing.assert_array_equal(
+        tape.gradient(ours, x, dy).numpy(), tape.gradient(theirs, x, dy).numpy()
+    )
 
 
 def test_upsampling_doubled_offsets_is_bit_identical():
     x = tf.constant(np.random.default_rng(2).normal(size=(2, 6, 10, 4)).astype(np.float32) * 9)
-    np.testing.assert_array_equal(layers.upsample_bilinear(x * 2).numpy(),
-                                  (layers.upsample_bilinear(x) * 2).numpy())
+    np.testing.assert_array_equal(
+        layers.upsample_bilinear(x * 2).numpy(), (layers.upsample_bilinear(x) * 2).numpy()
+    )
 
 
 def test_dcn_pack_graph_has_no_strided_slice_of_the_offsets():
@@ -39,8 +42,14 @@ def test_dcn_pack_graph_has_no_strided_slice_of_the_offsets():
 def _loss_and_gradients(cfg, frames, weights, lrelu):
     """Loss and gradients of a graph-mode EDVR (grappler and oneDNN fusions on) whose
     LeakyReLU is ``lrelu`` everywhere."""
-    from edvr.model import edvr as edvr_module, feature_extraction, pcd_alignment, \
-        reconstruction, tsa_fusion
+    from edvr.model import (
+        edvr as edvr_module,
+        feature_extraction,
+        pcd_alignment,
+        reconstruction,
+        tsa_fusion,
+    )
+
     modules = (feature_extraction, pcd_alignment, reconstruction, tsa_fusion)
     saved = [module.lrelu for module in modules]
     for module in modules:
@@ -58,8 +67,13 @@ def _loss_and_gradients(cfg, frames, weights, lrelu):
                 # The same random weights for both builds: a seeded draw per variable name.
                 for name, variable in sorted(values.items()):
                     seed = sum(map(ord, name))
-                    sess.run(variable.assign(np.random.default_rng(seed).normal(
-                        0, 0.1, variable.shape).astype(np.float32)))
+                    sess.run(
+                        variable.assign(
+                            np.random.default_rng(seed)
+                            .normal(0, 0.1, variable.shape)
+                            .astype(np.float32)
+                        )
+                    )
                 return sess.run([loss, grads], {inputs: frames})
     finally:
         for module, function in zip(modules, saved):
@@ -70,9 +84,19 @@ def test_training_graph_with_fused_lrelu_matches_tf_gradients():
     """The output-based LeakyReLU gradient lets grappler fuse conv, bias and LeakyReLU in the
     training graph; loss and every gradient must equal those of TF's own LeakyReLU."""
     from edvr.config import parse_config
-    cfg = parse_config({'model': dict(num_feat=16, num_frame=3, deformable_groups=2,
-                                      num_extract_block=1, num_reconstruct_block=1,
-                                      num_upsample_feat=16)})['model']
+
+    cfg = parse_config(
+        {
+            'model': dict(
+                num_feat=16,
+                num_frame=3,
+                deformable_groups=2,
+                num_extract_block=1,
+                num_reconstruct_block=1,
+                num_upsample_feat=16,
+            )
+        }
+    )['model']
     rng = np.random.default_rng(3)
     frames = rng.uniform(size=(2, 3, 16, 20, 3)).astype(np.float32)
     weights = rng.normal(size=(2, 64, 80, 3)).astype(np.float32)

@@ -1,5 +1,6 @@
 """Mixed precision (edvr.precision): the setting, CPU detection, where the mixed graph computes in
 bfloat16 and where it casts, and how far its output is from float32."""
+
 import argparse
 import os
 import warnings
@@ -20,14 +21,21 @@ TINY = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', 'edvr_tiny
 
 def cpuinfo(tmp_path, flags):
     path = tmp_path / 'cpuinfo'
-    path.write_text('processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu sse2 avx2 %s\n\n'
-                    'processor\t: 1\n' % ' '.join(flags))
+    path.write_text(
+        'processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu sse2 avx2 %s\n\n'
+        'processor\t: 1\n' % ' '.join(flags)
+    )
     return str(path)
 
 
-@pytest.mark.parametrize('flags,native', [(['avx512f', 'avx512_bf16'], True),
-                                          (['amx_bf16', 'amx_tile'], True),
-                                          (['avx512f', 'avx512_vnni'], False)])
+@pytest.mark.parametrize(
+    'flags,native',
+    [
+        (['avx512f', 'avx512_bf16'], True),
+        (['amx_bf16', 'amx_tile'], True),
+        (['avx512f', 'avx512_vnni'], False),
+    ],
+)
 def test_native_bfloat16_detection(tmp_path, flags, native):
     path = cpuinfo(tmp_path, flags)
     assert precision.cpu_has_native_bfloat16(path) is native
@@ -57,9 +65,12 @@ def test_fp32_and_npu_stay_float32(tmp_path):
 def test_flag_overrides_config():
     parser = argparse.ArgumentParser()
     precision.add_precision_flag(parser)
-    for argv, config_value, expected in (([], True, True), ([], False, False),
-                                         (['--precision', 'fp32'], True, False),
-                                         (['--precision', 'mixed'], False, True)):
+    for argv, config_value, expected in (
+        ([], True, True),
+        ([], False, False),
+        (['--precision', 'fp32'], True, False),
+        (['--precision', 'mixed'], False, True),
+    ):
         args = parser.parse_args(argv)
         assert precision.mixed_from_flags(args, {'mixed_precision': config_value}) is expected
     with pytest.raises(SystemExit):
@@ -87,8 +98,16 @@ def test_mixed_graph_placement():
     types = {op.type for op in operations}
     assert {'EdvrDeformConv2D', 'EdvrDeformConv2DGrad', 'Conv2D'} <= types
     for op in operations:
-        if op.type in ('Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'EdvrDeformConv2D',
-                       'EdvrDeformConv2DGrad', 'EdvrDeformableOffsets', 'BiasAdd', 'LeakyRelu'):
+        if op.type in (
+            'Conv2D',
+            'Conv2DBackpropInput',
+            'Conv2DBackpropFilter',
+            'EdvrDeformConv2D',
+            'EdvrDeformConv2DGrad',
+            'EdvrDeformableOffsets',
+            'BiasAdd',
+            'LeakyRelu',
+        ):
             assert op.get_attr('T') == tf.bfloat16, (op.name, op.type, op.get_attr('T'))
     casts = [op for op in operations if op.type == 'Cast']
     assert not [op.name for op in casts if op.inputs[0].op.type == 'Cast'], 'Cast pairs'
@@ -98,9 +117,14 @@ def test_mixed_graph_placement():
         if op.name.startswith('gradients/'):
             continue  # the gradients of the casts below, in the other direction
         if to_bfloat16:
-            assert source.type in ('Placeholder', 'VariableV2', 'ReadVariableOp', 'Identity',
-                                   'ResizeBilinear', 'Sigmoid'), \
-                (op.name, source.type)
+            assert source.type in (
+                'Placeholder',
+                'VariableV2',
+                'ReadVariableOp',
+                'Identity',
+                'ResizeBilinear',
+                'Sigmoid',
+            ), (op.name, source.type)
         elif [c.type for c in op.outputs[0].consumers()] != ['Sigmoid']:
             assert source.type == 'BiasAdd' and op.name == 'edvr/Cast_1', (op.name, source.type)
     sigmoids = [op for op in operations if op.type == 'Sigmoid']
@@ -121,8 +145,14 @@ def test_mixed_output_close_to_fp32(tmp_path):
     random_checkpoint(cfg, tmp_path / 'random', offset_scale=2.0)
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:32, 0:48] / 8.0
-    window = np.stack([np.stack([0.5 + 0.3 * np.sin(xx + t * 0.3 + c) * np.cos(0.7 * yy - c)
-                                 for c in range(3)], -1) for t in range(cfg['num_frame'])])
+    window = np.stack(
+        [
+            np.stack(
+                [0.5 + 0.3 * np.sin(xx + t * 0.3 + c) * np.cos(0.7 * yy - c) for c in range(3)], -1
+            )
+            for t in range(cfg['num_frame'])
+        ]
+    )
     window = (window + rng.normal(0, 0.02, window.shape)).astype(np.float32)
     outputs = {}
     for dtype in (tf.float32, tf.bfloat16):
@@ -133,25 +163,37 @@ def test_mixed_output_close_to_fp32(tmp_path):
             restorer.close()
     difference = outputs[tf.bfloat16].astype(np.float64) - outputs[tf.float32]
     assert np.abs(difference).max() > 0, 'mixed precision changed nothing'
-    psnr = 10 * np.log10(1.0 / np.mean(difference ** 2))
+    psnr = 10 * np.log10(1.0 / np.mean(difference**2))
     assert psnr >= 49.4, psnr
-    assert np.abs(difference).max() <= 2.0 ** -8 * np.abs(outputs[tf.float32]).max()
+    assert np.abs(difference).max() <= 2.0**-8 * np.abs(outputs[tf.float32]).max()
 
 
 def test_tools_pass_the_precision_on(monkeypatch, tmp_path):
     """--precision reaches the model of edvr.infer, edvr.evaluate and edvr.train; without it the
     config's train.mixed_precision decides."""
     from edvr import evaluate, infer, inference, train
+
     native = precision.cpu_has_native_bfloat16()
     seen = {}
-    monkeypatch.setattr(inference, 'restore_clip',
-                        lambda *a, **kw: seen.__setitem__('infer', kw['compute_dtype']) or [])
-    monkeypatch.setattr(evaluate, 'evaluate', lambda config, *a, **kw: seen.__setitem__(
-        'evaluate', config['train']['mixed_precision']) or {'checkpoint': ''})
+    monkeypatch.setattr(
+        inference,
+        'restore_clip',
+        lambda *a, **kw: seen.__setitem__('infer', kw['compute_dtype']) or [],
+    )
+    monkeypatch.setattr(
+        evaluate,
+        'evaluate',
+        lambda config, *a, **kw: (
+            seen.__setitem__('evaluate', config['train']['mixed_precision']) or {'checkpoint': ''}
+        ),
+    )
     monkeypatch.setattr(evaluate, 'format_table', lambda results: '')
     common = ['--config', TINY, '--checkpoint', str(tmp_path)]
-    for flag, mixed in ((['--precision', 'fp32'], False), (['--precision', 'mixed'], True),
-                        ([], False)):  # edvr_tiny.yaml sets train.mixed_precision: false
+    for flag, mixed in (
+        (['--precision', 'fp32'], False),
+        (['--precision', 'mixed'], True),
+        ([], False),
+    ):  # edvr_tiny.yaml sets train.mixed_precision: false
         infer.main(common + ['--input', str(tmp_path), '--output', str(tmp_path)] + flag)
         assert seen['infer'] == (tf.bfloat16 if mixed and native else tf.float32), flag
         evaluate.main(common + ['--data_dir', str(tmp_path)] + flag)

@@ -1,4 +1,5 @@
 """Parity with BasicSR 1.4.2's EDVR: same weights (through edvr.convert), outputs within 1e-4."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,20 +13,41 @@ from tests.model.model_testing import run_oracle
 TOLERANCE = 1e-4
 RESIDUAL_GAIN = 5.0  # residual std ~0.1-0.15, as in a trained model
 
-M_WIDTHS = dict(num_feat=64, num_frame=5, deformable_groups=8, num_extract_block=5,
-                num_reconstruct_block=10)
+M_WIDTHS = dict(
+    num_feat=64, num_frame=5, deformable_groups=8, num_extract_block=5, num_reconstruct_block=10
+)
 VARIANTS = {
     # LR input of 20 x 28: the L3 level and the TSA pyramid have odd sizes (5 x 7), where
     # TF's 'SAME' padding would differ from PyTorch's.
     'm_tsa': (dict(M_WIDTHS, with_tsa=True), (20, 28)),
     'predeblur': (dict(M_WIDTHS, with_predeblur=True), (20, 28)),
     'hr_in': (dict(M_WIDTHS, with_predeblur=True, hr_in=True), (80, 112)),
-    'no_tsa_3frames': (dict(num_feat=32, num_frame=3, deformable_groups=4, num_extract_block=2,
-                            num_reconstruct_block=2, with_tsa=False, center_frame_idx=0), (16, 12)),
+    'no_tsa_3frames': (
+        dict(
+            num_feat=32,
+            num_frame=3,
+            deformable_groups=4,
+            num_extract_block=2,
+            num_reconstruct_block=2,
+            with_tsa=False,
+            center_frame_idx=0,
+        ),
+        (16, 12),
+    ),
 }
-BASICSR_ARGS = ('num_in_ch', 'num_out_ch', 'num_feat', 'num_frame', 'deformable_groups',
-                'num_extract_block', 'num_reconstruct_block', 'center_frame_idx', 'hr_in',
-                'with_predeblur', 'with_tsa')
+BASICSR_ARGS = (
+    'num_in_ch',
+    'num_out_ch',
+    'num_feat',
+    'num_frame',
+    'deformable_groups',
+    'num_extract_block',
+    'num_reconstruct_block',
+    'center_frame_idx',
+    'hr_in',
+    'with_predeblur',
+    'with_tsa',
+)
 
 
 def _frames(cfg, h, w, seed=2):
@@ -40,11 +62,20 @@ def basicsr_outputs(basicsr_source, tmp_path_factory):
     requests = {}
     for variant, (overrides, (h, w)) in VARIANTS.items():
         cfg = parse_config({'model': overrides})['model']
-        requests[variant] = dict(edvr_kwargs={k: cfg[k] for k in BASICSR_ARGS},
-                                 frames=_frames(cfg, h, w), seed=1, residual_gain=RESIDUAL_GAIN)
+        requests[variant] = dict(
+            edvr_kwargs={k: cfg[k] for k in BASICSR_ARGS},
+            frames=_frames(cfg, h, w),
+            seed=1,
+            residual_gain=RESIDUAL_GAIN,
+        )
     cfg = parse_config({'model': VARIANTS['no_tsa_3frames'][0]})['model']
-    requests['pth'] = dict(edvr_kwargs={k: cfg[k] for k in BASICSR_ARGS}, frames=_frames(cfg, 12, 16, 3),
-                           seed=5, residual_gain=RESIDUAL_GAIN, pth_path=f'{folder}/edvr.pth')
+    requests['pth'] = dict(
+        edvr_kwargs={k: cfg[k] for k in BASICSR_ARGS},
+        frames=_frames(cfg, 12, 16, 3),
+        seed=5,
+        residual_gain=RESIDUAL_GAIN,
+        pth_path=f'{folder}/edvr.pth',
+    )
     results = run_oracle(basicsr_source, folder, requests)
     results['pth_path'] = f'{folder}/edvr.pth'
     return results
@@ -65,15 +96,24 @@ def test_matches_basicsr(basicsr_outputs, variant):
         with tf.compat.v1.Session(graph=graph) as sess:
             assign_weights(sess, values)
             got, residual, offsets, aligned, fused = sess.run(
-                [output, endpoints['residual'], endpoints['dcn_offsets'], endpoints['aligned'],
-                 endpoints['fused']], {inputs: frames})
+                [
+                    output,
+                    endpoints['residual'],
+                    endpoints['dcn_offsets'],
+                    endpoints['aligned'],
+                    endpoints['fused'],
+                ],
+                {inputs: frames},
+            )
     expected = oracle['output']
 
     assert got.shape == expected.shape
     error = np.abs(got - expected).max()
     offset_size = min(np.abs(o).mean() for o in offsets.values())
-    print(f'parity {variant}: max abs error {error:.3g}, residual std {residual.std():.3g}, '
-          f'smallest mean |offset| {offset_size:.2f}')
+    print(
+        f'parity {variant}: max abs error {error:.3g}, residual std {residual.std():.3g}, '
+        f'smallest mean |offset| {offset_size:.2f}'
+    )
     assert error < TOLERANCE
     # The contract is the output bound above; the features before reconstruction are
     # compared relative to their size too, so a small error upstream (a border pixel of the
@@ -90,15 +130,29 @@ def test_matches_basicsr(basicsr_outputs, variant):
 def test_convert_cli_then_infer_on_a_basicsr_pth(basicsr_outputs, tmp_path):
     """A .pth saved by torch as BasicSR saves it -> python -m edvr.convert -> edvr.infer."""
     from edvr import convert, inference
+
     overrides = VARIANTS['no_tsa_3frames'][0]
     cfg = parse_config({'model': overrides})['model']
     config = tmp_path / 'cfg.yaml'
-    config.write_text('model:\n' + ''.join(f'  {k}: {"null" if v is None else str(v).lower()}\n'
-                                           for k, v in cfg.items()))
+    config.write_text(
+        'model:\n'
+        + ''.join(f'  {k}: {"null" if v is None else str(v).lower()}\n' for k, v in cfg.items())
+    )
     frames = _frames(cfg, 12, 16, 3)
     oracle, _ = basicsr_outputs['pth']
-    assert convert.main(['--from_torch', basicsr_outputs['pth_path'], '--config', str(config),
-                         '--output', str(tmp_path / 'ckpt' / 'edvr')]) == 0
+    assert (
+        convert.main(
+            [
+                '--from_torch',
+                basicsr_outputs['pth_path'],
+                '--config',
+                str(config),
+                '--output',
+                str(tmp_path / 'ckpt' / 'edvr'),
+            ]
+        )
+        == 0
+    )
     restorer = inference.Restorer(cfg, str(tmp_path / 'ckpt'))
     try:
         got = restorer(frames[0])

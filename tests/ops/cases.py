@@ -3,6 +3,7 @@ and generators of offsets (random, far outside, exactly on pixels and borders).
 
 TensorFlow-free (tests/kernels uses it): ops._checks and ops.numpy_reference do not import it.
 """
+
 import numpy as np
 
 from ops._checks import out_size
@@ -10,12 +11,20 @@ from ops._checks import out_size
 # name: (x shape [N, H, W, C], geometry kwargs)
 GEOMETRIES = {
     "3x3_pad1": ((2, 5, 6, 4), dict(ksize=(3, 3), pads=(1, 1, 1, 1))),
-    "groups2_2x3_stride2_asym": ((2, 7, 6, 4), dict(ksize=(2, 3), strides=(2, 2), pads=(0, 2, 1, 0),
-                                                    deformable_groups=2)),
-    "groups8_dilation2": ((1, 6, 5, 8), dict(ksize=(3, 3), pads=(2, 2, 2, 2), dilations=(2, 2),
-                                            deformable_groups=8)),
-    "stride21_dilation12_3x2": ((2, 6, 7, 6), dict(ksize=(3, 2), strides=(2, 1), dilations=(1, 2),
-                                                   pads=(1, 0, 0, 2), deformable_groups=2)),
+    "groups2_2x3_stride2_asym": (
+        (2, 7, 6, 4),
+        dict(ksize=(2, 3), strides=(2, 2), pads=(0, 2, 1, 0), deformable_groups=2),
+    ),
+    "groups8_dilation2": (
+        (1, 6, 5, 8),
+        dict(ksize=(3, 3), pads=(2, 2, 2, 2), dilations=(2, 2), deformable_groups=8),
+    ),
+    "stride21_dilation12_3x2": (
+        (2, 6, 7, 6),
+        dict(
+            ksize=(3, 2), strides=(2, 1), dilations=(1, 2), pads=(1, 0, 0, 2), deformable_groups=2
+        ),
+    ),
     "1x1_no_pad": ((1, 4, 4, 3), dict(ksize=(1, 1))),
     # 8 and 16 channels per group: the widths the kernels unroll into whole vectors.
     "group_width8": ((2, 5, 6, 16), dict(ksize=(3, 3), pads=(1, 1, 1, 1), deformable_groups=2)),
@@ -24,9 +33,12 @@ GEOMETRIES = {
     # More output pixels than one tile (64) of the fused deform_conv2d, per item and across
     # the batch (90 and 270), and one item per image with groups split into blocks (99).
     "tiles_width8": ((3, 9, 10, 16), dict(ksize=(3, 3), pads=(1, 1, 1, 1), deformable_groups=2)),
-    "tiles_width16_batch1": ((1, 11, 9, 48), dict(ksize=(3, 3), pads=(1, 1, 1, 1),
-                                                  deformable_groups=3)),
+    "tiles_width16_batch1": (
+        (1, 11, 9, 48),
+        dict(ksize=(3, 3), pads=(1, 1, 1, 1), deformable_groups=3),
+    ),
 }
+
 
 # Smaller geometries for numerical gradient checks, whose cost grows with the
 # product of input and output sizes: the geometry of GEOMETRIES[name] on a smaller x, with
@@ -38,8 +50,9 @@ def _smaller(name, x_shape, **changes):
 GRADIENT_GEOMETRIES = {
     "3x3_pad1": _smaller("3x3_pad1", (1, 3, 4, 2)),
     "groups2_2x3_stride2_asym": _smaller("groups2_2x3_stride2_asym", (1, 5, 4, 4)),
-    "groups8_dilation2": _smaller("groups8_dilation2", (1, 3, 3, 8), ksize=(2, 2),
-                                  pads=(1, 1, 1, 1)),
+    "groups8_dilation2": _smaller(
+        "groups8_dilation2", (1, 3, 3, 8), ksize=(2, 2), pads=(1, 1, 1, 1)
+    ),
     "stride21_dilation12_3x2": _smaller("stride21_dilation12_3x2", (1, 4, 5, 2)),
     "group_width8": _smaller("group_width8", (1, 3, 3, 16), ksize=(2, 2), pads=(0, 1, 0, 1)),
 }
@@ -64,8 +77,9 @@ def tolerance(dtype):
     return (1e-5, 2e-6) if np.dtype(dtype) == np.float32 else (1e-12, 1e-12)
 
 
-def offsets_shape(x_shape, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
-                  deformable_groups=1, **_):
+def offsets_shape(
+    x_shape, ksize, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), deformable_groups=1, **_
+):
     n, h, w, _c = x_shape
     ho = out_size(h, pads[0] + pads[1], ksize[0], dilations[0], strides[0])
     wo = out_size(w, pads[2] + pads[3], ksize[1], dilations[1], strides[1])
@@ -99,12 +113,21 @@ def far_offsets(rng, shape):
     """Offsets that send most points far outside the image, some just across its edges."""
     offsets = random_offsets(rng, shape)
     gk = shape[3] // 3
-    offsets[..., :2 * gk] *= rng.choice([1.0, 10.0, 1e3], shape[:3] + (2 * gk,))
+    offsets[..., : 2 * gk] *= rng.choice([1.0, 10.0, 1e3], shape[:3] + (2 * gk,))
     return offsets
 
 
-def integer_offsets(rng, shape, x_shape, ksize, strides=(1, 1), pads=(0, 0, 0, 0),
-                    dilations=(1, 1), deformable_groups=1, **_):
+def integer_offsets(
+    rng,
+    shape,
+    x_shape,
+    ksize,
+    strides=(1, 1),
+    pads=(0, 0, 0, 0),
+    dilations=(1, 1),
+    deformable_groups=1,
+    **_,
+):
     """Integer offsets whose sampling points land exactly on pixels, and on the rows
     and columns -1, H and W just outside (where the value must be exactly 0)."""
     _n, h, w, _c = x_shape
@@ -113,8 +136,8 @@ def integer_offsets(rng, shape, x_shape, ksize, strides=(1, 1), pads=(0, 0, 0, 0
     gk = c3 // 3
     i = np.repeat(np.arange(ksize[0]), ksize[1])
     j = np.tile(np.arange(ksize[1]), ksize[0])
-    base_y = (np.arange(ho)[:, None] * strides[0] - pads[0] + i[None] * dilations[0])  # [Ho, K]
-    base_x = (np.arange(wo)[:, None] * strides[1] - pads[2] + j[None] * dilations[1])  # [Wo, K]
+    base_y = np.arange(ho)[:, None] * strides[0] - pads[0] + i[None] * dilations[0]  # [Ho, K]
+    base_x = np.arange(wo)[:, None] * strides[1] - pads[2] + j[None] * dilations[1]  # [Wo, K]
     target_y = rng.integers(-1, h + 1, (n, ho, wo, deformable_groups, k))
     target_x = rng.integers(-1, w + 1, (n, ho, wo, deformable_groups, k))
     dy = target_y - base_y[None, :, None, None, :]

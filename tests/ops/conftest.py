@@ -1,4 +1,5 @@
 """Fixtures for the op tests: every test runs on both backends."""
+
 import contextlib
 import os
 from unittest import mock
@@ -17,8 +18,14 @@ from .cases import tolerance  # noqa: F401 (the op tests import it from here)
 # a random seed), no example database (a local .hypothesis/ folder cannot change what CI runs),
 # no deadline (TF's first call of an op traces it and the machine is shared), and the examples
 # printed so a failure can be pasted into an @example. Each test sets its own max_examples.
-settings.register_profile("edvr-ci", derandomize=True, database=None, deadline=None,
-                          print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "edvr-ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile("edvr-ci")
 
 BACKENDS = ("native", "reference")
@@ -73,5 +80,3 @@ def assert_backends_agree(select_backend, op, inputs):
         results[name] = [y.numpy()] + [g.numpy() for g in tape.gradient(loss, tensors)]
     for native, reference in zip(results["native"], results["reference"]):
         np.testing.assert_allclose(native, reference, rtol=1e-5, atol=1e-5)
-
-

@@ -17,6 +17,7 @@ bounds the samples' magnitudes). deform_conv2d also rounds its columns to bfloat
 product (a bfloat16 convolution's input is bfloat16): one more u * A. Truncation instead of
 rounding to nearest would give errors up to 2u * |exact|, which these bounds reject.
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -28,8 +29,8 @@ from . import cases
 from .cases import GEOMETRIES, far_offsets, integer_offsets, offsets_shape, random_offsets
 from .conftest import backend_selected, require_native
 
-U = 2.0 ** -8    # bfloat16 unit roundoff
-E = 2.0 ** -24   # float32 unit roundoff
+U = 2.0**-8  # bfloat16 unit roundoff
+E = 2.0**-24  # float32 unit roundoff
 
 
 def bf16(array):
@@ -45,16 +46,19 @@ def assert_within(got, exact, bound, what):
     worst = np.unravel_index(np.argmax(excess), excess.shape) if excess.size else None
     assert excess.size == 0 or excess.max() <= 0, (
         f"{what}: |got - exact| exceeds the bound at {worst}: got {got[worst]}, exact "
-        f"{exact[worst]}, bound {bound[worst] if np.ndim(bound) else bound}")
+        f"{exact[worst]}, bound {bound[worst] if np.ndim(bound) else bound}"
+    )
 
 
 def sampling_inputs(name, kind, seed=0):
     rng = np.random.default_rng(seed)
     x_shape, geo = GEOMETRIES[name]
     shape = offsets_shape(x_shape, **geo)
-    offsets = {"random": lambda: random_offsets(rng, shape),
-               "far": lambda: far_offsets(rng, shape),
-               "integer": lambda: integer_offsets(rng, shape, x_shape, **geo)}[kind]()
+    offsets = {
+        "random": lambda: random_offsets(rng, shape),
+        "far": lambda: far_offsets(rng, shape),
+        "integer": lambda: integer_offsets(rng, shape, x_shape, **geo),
+    }[kind]()
     return bf16(rng.normal(size=x_shape)), bf16(offsets), geo
 
 
@@ -79,8 +83,9 @@ def test_deformable_offsets(backend, name, kind):
 def test_bilinear_sample(backend, coords_shape):
     rng = np.random.default_rng(1)
     x, x64 = bf16(rng.normal(size=(coords_shape[0], 4, 6, 19)))
-    coords, coords64 = bf16(np.stack([rng.uniform(-2, 7, coords_shape[:-1]),
-                                      rng.uniform(-2, 5, coords_shape[:-1])], -1))
+    coords, coords64 = bf16(
+        np.stack([rng.uniform(-2, 7, coords_shape[:-1]), rng.uniform(-2, 5, coords_shape[:-1])], -1)
+    )
     y = ops.bilinear_sample(x, coords)
     assert y.dtype == tf.bfloat16
     exact = numpy_reference.bilinear_sample(x64, coords64)
@@ -88,8 +93,10 @@ def test_bilinear_sample(backend, coords_shape):
 
 
 # cases.CONV_CASES but stride21_groups2, and 9*3 = 27 pairs of the reduction (odd: a padded pair).
-CONV_CASES = dict({name: case for name, case in cases.CONV_CASES.items()
-                   if name != "stride21_groups2"}, odd_width=("1x1_no_pad", 1, 33))
+CONV_CASES = dict(
+    {name: case for name, case in cases.CONV_CASES.items() if name != "stride21_groups2"},
+    odd_width=("1x1_no_pad", 1, 33),
+)
 
 
 def conv_inputs(case, seed=0):
@@ -185,8 +192,9 @@ def test_deformable_offsets_gradients(backend, name):
     assert_within(got[0], exact[0], U * np.abs(exact[0]) + slack * magnitude_x, "grad_x")
     magnitude_offsets = 2 * cg * np.abs(x64).max() * np.abs(grad_y64).max()
     slack = (1 + U) * (cg + 8 + 2 * (h + w)) * E
-    assert_within(got[1], exact[1], U * np.abs(exact[1]) + slack * magnitude_offsets,
-                  "grad_offsets")
+    assert_within(
+        got[1], exact[1], U * np.abs(exact[1]) + slack * magnitude_offsets, "grad_offsets"
+    )
 
 
 @pytest.mark.parametrize("case", ["3x3_pad1", "groups2", "tiles_width8"])
@@ -207,15 +215,16 @@ def test_deform_conv2d_gradients(backend, case):
     h, w = x64.shape[1:3]
     pixels = y_shape[0] * y_shape[1] * y_shape[2]
     n = kh * kw * c + f + 4 * kh * kw * pixels  # the longest sum: grad_x's taps or the filters'
-    
+
     slack = (1 + U) ** 2 * (2 * U + (n + 8 + 2 * (h + w)) * E)
     assert_within(got[0], exact[0], U * np.abs(exact[0]) + slack * magnitude[0], "grad_x")
     assert_within(got[2], exact[2], U * np.abs(exact[2]) + slack * magnitude[2], "grad_filters")
     # One tap's offset gradient: sum over its channels of |grad column| * 2 * max|x|.
     grad_columns = c * np.abs(grad_y64).sum(axis=-1).max() * np.abs(filters64).max()
     magnitude_offsets = 2 * np.abs(x64).max() * grad_columns
-    assert_within(got[1], exact[1], U * np.abs(exact[1]) + slack * magnitude_offsets,
-                  "grad_offsets")
+    assert_within(
+        got[1], exact[1], U * np.abs(exact[1]) + slack * magnitude_offsets, "grad_offsets"
+    )
 
 
 def test_bilinear_sample_gradients(backend):
@@ -224,8 +233,9 @@ def test_bilinear_sample_gradients(backend):
     2 * max|x| * |grad_y|."""
     rng = np.random.default_rng(8)
     x, x64 = bf16(rng.normal(size=(2, 5, 6, 19)))
-    coords, coords64 = bf16(np.stack([rng.uniform(-2, 7, (2, 4, 7)),
-                                      rng.uniform(-2, 6, (2, 4, 7))], -1))
+    coords, coords64 = bf16(
+        np.stack([rng.uniform(-2, 7, (2, 4, 7)), rng.uniform(-2, 6, (2, 4, 7))], -1)
+    )
     grad_y, grad_y64 = bf16(rng.normal(size=(2, 4, 7, 19)))
     got = gradients(ops.bilinear_sample, [x, coords], grad_y)
     exact = gradients(ops.bilinear_sample, as64(x64, coords64), grad_y64)
@@ -235,5 +245,4 @@ def test_bilinear_sample_gradients(backend):
     assert_within(got[0], exact[0], U * np.abs(exact[0]) + slack * magnitude_x, "grad_x")
     magnitude_coords = 2 * c * np.abs(x64).max() * np.abs(grad_y64).max()
     slack = (1 + U) * (c + 8 + 2 * (h + w)) * E
-    assert_within(got[1], exact[1], U * np.abs(exact[1]) + slack * magnitude_coords,
-                  "grad_coords")
+    assert_within(got[1], exact[1], U * np.abs(exact[1]) + slack * magnitude_coords, "grad_coords")

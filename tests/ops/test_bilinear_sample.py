@@ -1,4 +1,5 @@
 """bilinear_sample on both backends against the float64 NumPy loop reference."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,8 +15,9 @@ def make_inputs(dtype, coords_shape=(2, 3, 5, 2), x_shape=(2, 4, 6, 3), seed=0, 
     x = rng.normal(size=x_shape)
     h, w = x_shape[1:3]
     # (x, y) from 2 pixels before the image to 1 past it, so some points fall outside.
-    coords = np.stack([rng.uniform(-2, w + 1, coords_shape[:-1]),
-                       rng.uniform(-2, h + 1, coords_shape[:-1])], -1)
+    coords = np.stack(
+        [rng.uniform(-2, w + 1, coords_shape[:-1]), rng.uniform(-2, h + 1, coords_shape[:-1])], -1
+    )
     if away:
         coords = np.floor(coords) + rng.uniform(0.1, 0.9, coords.shape)
     return x.astype(dtype), coords.astype(dtype)
@@ -64,7 +66,9 @@ def test_graph_mode_unknown_shapes(backend):
         grads = tf.compat.v1.gradients(tf.reduce_sum(y), [xp, cp])
         with tf.compat.v1.Session() as sess:
             value, gx, gc = sess.run([y] + grads, {xp: x, cp: coords})
-    np.testing.assert_allclose(value, numpy_reference.bilinear_sample(x, coords), rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(
+        value, numpy_reference.bilinear_sample(x, coords), rtol=1e-5, atol=2e-6
+    )
     assert gx.shape == x.shape and gc.shape == coords.shape
 
 
@@ -77,7 +81,9 @@ def test_nan_and_huge_coords(backend):
     actual = ops.bilinear_sample(x, coords).numpy()
     assert np.isnan(actual[0, 0]).all() and np.isnan(actual).sum() == 3
     assert not actual[0, 1].any() and not actual[1, 2].any() and not actual[1, 3].any()
-    np.testing.assert_allclose(actual, numpy_reference.bilinear_sample(x, coords), rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(
+        actual, numpy_reference.bilinear_sample(x, coords), rtol=1e-5, atol=2e-6
+    )
 
 
 def test_backends_agree(select_backend):

@@ -1,4 +1,5 @@
 """deform_conv2d on both backends against the float64 NumPy reference and tf.nn.conv2d."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,8 +18,9 @@ def make_inputs(case, dtype, seed=0, away_from_integers=False, geometries=GEOMET
     geo = dict(geo)
     kh, kw = geo.pop("ksize")
     x = rng.normal(size=x_shape)
-    offsets = random_offsets(rng, offsets_shape(x_shape, (kh, kw), **geo),
-                             away_from_integers=away_from_integers)
+    offsets = random_offsets(
+        rng, offsets_shape(x_shape, (kh, kw), **geo), away_from_integers=away_from_integers
+    )
     filters = rng.normal(size=(kh, kw, x_shape[3] // groups, f)) / np.sqrt(kh * kw * x_shape[3])
     bias = rng.normal(size=f)
     geo["groups"] = groups
@@ -43,7 +45,7 @@ def test_zero_offsets_equal_conv2d(backend, pads, padding):
     filters = rng.normal(size=(3, 3, 8, 6)).astype(np.float32)
     ho, wo = (9, 7) if padding == "SAME" else (7, 5)
     offsets = np.zeros((2, ho, wo, 3 * 2 * 9), np.float32)
-    offsets[..., 2 * 2 * 9:] = 1.0
+    offsets[..., 2 * 2 * 9 :] = 1.0
     actual = ops.deform_conv2d(x, offsets, filters, pads=pads, deformable_groups=2).numpy()
     expected = tf.nn.conv2d(x, filters, strides=1, padding=padding).numpy()
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
@@ -51,8 +53,9 @@ def test_zero_offsets_equal_conv2d(backend, pads, padding):
 
 @pytest.mark.parametrize("case", ["3x3_pad1", "groups2", "stride21_groups2"])
 def test_gradients_match_numerical(backend, case):
-    (x, offsets, filters, bias), geo = make_inputs(case, np.float64, seed=4, away_from_integers=True,
-                                                   geometries=GRADIENT_GEOMETRIES)
+    (x, offsets, filters, bias), geo = make_inputs(
+        case, np.float64, seed=4, away_from_integers=True, geometries=GRADIENT_GEOMETRIES
+    )
     function = tf.function(lambda *args: ops.deform_conv2d(*args, **geo))
     theoretical, numerical = tf.test.compute_gradient(function, [x, offsets, filters, bias])
     for got, want, what in zip(theoretical, numerical, ("x", "offsets", "filters", "bias")):
@@ -63,12 +66,14 @@ def test_gradients_match_numerical(backend, case):
 def test_graph_mode_session(backend):
     (x, offsets, filters, bias), geo = make_inputs("groups2", np.float32)
     with tf.Graph().as_default():
-        y = ops.deform_conv2d(tf.constant(x), tf.constant(offsets), tf.constant(filters),
-                              tf.constant(bias), **geo)
+        y = ops.deform_conv2d(
+            tf.constant(x), tf.constant(offsets), tf.constant(filters), tf.constant(bias), **geo
+        )
         with tf.compat.v1.Session() as sess:
             value = sess.run(y)
-    np.testing.assert_allclose(value, numpy_reference.deform_conv2d(x, offsets, filters, bias, **geo),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        value, numpy_reference.deform_conv2d(x, offsets, filters, bias, **geo), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_native_fuses_one_group_only(select_backend):
@@ -109,8 +114,9 @@ def test_fused_agrees_with_reference(select_backend, case):
     pixels), and with grad_x split into blocks of groups (one item, 3 groups)."""
     (x, offsets, filters, _), geo = make_inputs(case, np.float32)
     geo.pop("groups")
-    assert_backends_agree(select_backend, lambda a, b, c: ops.deform_conv2d(a, b, c, **geo),
-                          [x, offsets, filters])
+    assert_backends_agree(
+        select_backend, lambda a, b, c: ops.deform_conv2d(a, b, c, **geo), [x, offsets, filters]
+    )
 
 
 def test_fused_filter_gradient_is_the_same_every_run(select_backend):

@@ -1,4 +1,5 @@
 """deformable_offsets on both backends against the float64 NumPy loop reference."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -6,8 +7,15 @@ import tensorflow as tf
 import ops
 from ops import numpy_reference
 
-from .cases import (GEOMETRIES, GRADIENT_GEOMETRIES, far_offsets, gradient_inputs, integer_offsets,
-                    offsets_shape, random_offsets)
+from .cases import (
+    GEOMETRIES,
+    GRADIENT_GEOMETRIES,
+    far_offsets,
+    gradient_inputs,
+    integer_offsets,
+    offsets_shape,
+    random_offsets,
+)
 from .conftest import assert_backends_agree, tolerance
 
 OFFSET_KINDS = ("random", "far", "integer")
@@ -64,20 +72,25 @@ def test_zero_offsets_unit_mask_is_im2col(backend):
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     for ho in range(4):
         for wo in range(5):
-            np.testing.assert_array_equal(y[0, 3 * ho:3 * ho + 3, 3 * wo:3 * wo + 3],
-                                          padded[0, ho:ho + 3, wo:wo + 3])
+            np.testing.assert_array_equal(
+                y[0, 3 * ho : 3 * ho + 3, 3 * wo : 3 * wo + 3], padded[0, ho : ho + 3, wo : wo + 3]
+            )
 
 
 def test_unmodulated_ignores_mask(backend):
     x, offsets, geo = make_inputs("groups2_2x3_stride2_asym", "random", np.float64)
     other = offsets.copy()
     gk = offsets.shape[-1] // 3
-    other[..., 2 * gk:] = 123.0
+    other[..., 2 * gk :] = 123.0
     a = ops.deformable_offsets(x, offsets, modulated=False, **geo).numpy()
     b = ops.deformable_offsets(x, other, modulated=False, **geo).numpy()
     np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(a, numpy_reference.deformable_offsets(x, offsets, modulated=False, **geo),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        a,
+        numpy_reference.deformable_offsets(x, offsets, modulated=False, **geo),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(GRADIENT_GEOMETRIES))
@@ -98,15 +111,16 @@ def test_gradient_unmodulated_mask_is_zero(backend):
         y = ops.deformable_offsets(x, offsets, modulated=False, **geo)
     grad = tape.gradient(y, offsets, output_gradients=tf.ones_like(y)).numpy()
     gk = grad.shape[-1] // 3
-    assert np.all(grad[..., 2 * gk:] == 0)
-    assert np.abs(grad[..., :2 * gk]).max() > 0
+    assert np.all(grad[..., 2 * gk :] == 0)
+    assert np.abs(grad[..., : 2 * gk]).max() > 0
 
 
 def test_backends_agree_float32(select_backend):
     """native and reference agree to float32 rounding, forward and backward."""
     x, offsets, geo = make_inputs("groups8_dilation2", "random", np.float32, seed=7)
-    assert_backends_agree(select_backend, lambda a, b: ops.deformable_offsets(a, b, **geo),
-                          [x, offsets])
+    assert_backends_agree(
+        select_backend, lambda a, b: ops.deformable_offsets(a, b, **geo), [x, offsets]
+    )
 
 
 def test_graph_mode_with_unknown_shapes(backend):
@@ -119,8 +133,9 @@ def test_graph_mode_with_unknown_shapes(backend):
         assert y.shape.as_list()[3] == x.shape[3]
         with tf.compat.v1.Session() as sess:
             value, gx, go = sess.run([y] + grads, {xp: x, op: offsets})
-    np.testing.assert_allclose(value, numpy_reference.deformable_offsets(x, offsets, **geo),
-                               rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(
+        value, numpy_reference.deformable_offsets(x, offsets, **geo), rtol=1e-5, atol=2e-6
+    )
     assert gx.shape == x.shape and go.shape == offsets.shape
 
 
@@ -128,24 +143,29 @@ def test_graph_mode_static_shape_is_exact(backend):
     with tf.Graph().as_default():
         x = tf.compat.v1.placeholder(tf.float32, [2, 7, 6, 4])
         offsets = tf.compat.v1.placeholder(tf.float32, [2, 4, 3, 36])
-        y = ops.deformable_offsets(x, offsets, (2, 3), strides=(2, 2), pads=(0, 2, 1, 0),
-                                   deformable_groups=2)
+        y = ops.deformable_offsets(
+            x, offsets, (2, 3), strides=(2, 2), pads=(0, 2, 1, 0), deformable_groups=2
+        )
         assert y.shape.as_list() == [2, 8, 9, 4]
 
 
 def test_tf_function(backend):
     x, offsets, geo = make_inputs("3x3_pad1", "random", np.float32)
     fn = tf.function(lambda a, b: ops.deformable_offsets(a, b, **geo))
-    np.testing.assert_allclose(fn(x, offsets).numpy(), numpy_reference.deformable_offsets(x, offsets, **geo),
-                               rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(
+        fn(x, offsets).numpy(),
+        numpy_reference.deformable_offsets(x, offsets, **geo),
+        rtol=1e-5,
+        atol=2e-6,
+    )
 
 
 def test_nan_and_huge_offsets(backend):
     """NaN offsets give NaN where they are used; huge and infinite ones give 0; no crash."""
     x, offsets, geo = make_inputs("3x3_pad1", "random", np.float32)
     gk = offsets.shape[-1] // 3
-    offsets[0, 0, 0, 4] = np.nan        # dx of kernel point 4 at (0, 0, 0)
-    offsets[0, 1, 1, gk + 2] = 1e6      # dy far below
+    offsets[0, 0, 0, 4] = np.nan  # dx of kernel point 4 at (0, 0, 0)
+    offsets[0, 1, 1, gk + 2] = 1e6  # dy far below
     offsets[1, 2, 3, 5] = -1e6
     offsets[1, 3, 3, gk + 1] = np.inf
     offsets[1, 4, 5, 3] = -np.inf

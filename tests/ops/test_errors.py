@@ -16,20 +16,33 @@ PADS = (1, 1, 1, 1)
 
 DEFORMABLE_OFFSETS_ERRORS = [
     (dict(x=X[0]), r"x must be rank 4 \[N, H, W, C\], got shape \[6, 6, 4\]"),
-    (dict(offsets=OFFSETS[..., :26]),
-     r"offsets must have shape \[N, Ho, Wo, 3\*G\*K\] = \[2, 6, 6, 27\] .*got \[2, 6, 6, 26\]"),
-    (dict(offsets=OFFSETS[:, :5]), r"offsets must have shape .*= \[2, 6, 6, 27\].*got \[2, 5, 6, 27\]"),
+    (
+        dict(offsets=OFFSETS[..., :26]),
+        r"offsets must have shape \[N, Ho, Wo, 3\*G\*K\] = \[2, 6, 6, 27\] .*got \[2, 6, 6, 26\]",
+    ),
+    (
+        dict(offsets=OFFSETS[:, :5]),
+        r"offsets must have shape .*= \[2, 6, 6, 27\].*got \[2, 5, 6, 27\]",
+    ),
     (dict(offsets=OFFSETS[0]), r"offsets must be rank 4"),
-    (dict(deformable_groups=3, offsets=np.zeros((2, 6, 6, 81), np.float32)),
-     r"x channels \(4\) must be divisible by deformable_groups \(3\)"),
+    (
+        dict(deformable_groups=3, offsets=np.zeros((2, 6, 6, 81), np.float32)),
+        r"x channels \(4\) must be divisible by deformable_groups \(3\)",
+    ),
     (dict(deformable_groups=0), r"deformable_groups must be >= 1, got 0"),
     (dict(strides=(0, 1)), r"strides must be 2 positive integers, got \(0, 1\)"),
     (dict(strides=(1, -2)), r"strides must be 2 positive integers"),
     (dict(dilations=(1, 0)), r"dilations must be 2 positive integers, got \(1, 0\)"),
-    (dict(pads=(1, 1, -1, 1)), r"pads \(top, bottom, left, right\) must be 4 non-negative integers"),
+    (
+        dict(pads=(1, 1, -1, 1)),
+        r"pads \(top, bottom, left, right\) must be 4 non-negative integers",
+    ),
     (dict(pads=(1, 1)), r"pads .* must be 4 non-negative integers, got \(1, 1\)"),
     (dict(ksize=(3,)), r"ksize must be 2 positive integers"),
-    (dict(ksize=(9, 3), pads=(0, 0, 1, 1)), r"kernel \(9x3 with dilation 1x1\) is larger than the padded input"),
+    (
+        dict(ksize=(9, 3), pads=(0, 0, 1, 1)),
+        r"kernel \(9x3 with dilation 1x1\) is larger than the padded input",
+    ),
 ]
 
 
@@ -46,13 +59,19 @@ def test_deformable_offsets_errors(backend, overrides, message):
 
 
 DEFORM_CONV2D_ERRORS = [
-    (dict(filters=np.zeros((3, 3, 3, 5), np.float32)),
-     r"filters must have shape \[kh, kw, C/groups, F\] with C/groups = 4, got \[3, 3, 3, 5\]"),
+    (
+        dict(filters=np.zeros((3, 3, 3, 5), np.float32)),
+        r"filters must have shape \[kh, kw, C/groups, F\] with C/groups = 4, got \[3, 3, 3, 5\]",
+    ),
     (dict(filters=np.zeros((3, 3, 4), np.float32)), r"filters must be rank 4"),
-    (dict(groups=3, filters=np.zeros((3, 3, 1, 6), np.float32)),
-     r"x channels \(4\) must be divisible by groups \(3\)"),
-    (dict(groups=2, filters=np.zeros((3, 3, 2, 5), np.float32)),
-     r"filters output channels \(5\) must be divisible by groups \(2\)"),
+    (
+        dict(groups=3, filters=np.zeros((3, 3, 1, 6), np.float32)),
+        r"x channels \(4\) must be divisible by groups \(3\)",
+    ),
+    (
+        dict(groups=2, filters=np.zeros((3, 3, 2, 5), np.float32)),
+        r"filters output channels \(5\) must be divisible by groups \(2\)",
+    ),
     (dict(bias=np.zeros(4, np.float32)), r"bias must have shape \[F\] = \[5\], got \[4\]"),
     (dict(offsets=OFFSETS[..., :18]), r"^deform_conv2d: offsets must have shape"),
 ]
@@ -68,8 +87,10 @@ def test_deform_conv2d_errors(backend, overrides, message):
 
 BILINEAR_SAMPLE_ERRORS = [
     (dict(x=X[0]), r"x must be rank 4 \[N, H, W, C\], got shape \[6, 6, 4\]"),
-    (dict(coords=np.zeros((2, 5, 3), np.float32)),
-     r"coords must have shape \[N, \.\.\., 2\] holding \(x, y\), got shape \[2, 5, 3\]"),
+    (
+        dict(coords=np.zeros((2, 5, 3), np.float32)),
+        r"coords must have shape \[N, \.\.\., 2\] holding \(x, y\), got shape \[2, 5, 3\]",
+    ),
     (dict(coords=np.zeros((2,), np.float32)), r"coords must have shape \[N, \.\.\., 2\]"),
     (dict(coords=np.zeros((3, 5, 2), np.float32)), r"coords batch \(3\) must equal x batch \(2\)"),
 ]
@@ -98,18 +119,25 @@ def missing_library(monkeypatch, tmp_path):
 
 def test_forced_native_without_library_fails_loudly(missing_library, select_backend):
     select_backend("native")
-    with pytest.raises(RuntimeError, match=r"EDVR_OPS_BACKEND=native but the native op library "
-                                           r"cannot be loaded: .*missing.so is not built; run "
-                                           r"`python setup.py build_ext --inplace`"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"EDVR_OPS_BACKEND=native but the native op library "
+        r"cannot be loaded: .*missing.so is not built; run "
+        r"`python setup.py build_ext --inplace`",
+    ):
         ops.backend()
 
 
 def test_auto_falls_back_with_one_warning(missing_library, select_backend):
     select_backend("auto")
-    with pytest.warns(RuntimeWarning, match=r"reference backend because the native library cannot "
-                                            r"be loaded .*Build it with"):
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"reference backend because the native library cannot "
+        r"be loaded .*Build it with",
+    ):
         assert ops.backend() == "reference"
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ops.backend() == "reference"
@@ -117,20 +145,41 @@ def test_auto_falls_back_with_one_warning(missing_library, select_backend):
 
 # Run-time checks of the native kernels, for shapes unknown when the graph is built.
 NATIVE_RUNTIME_ERRORS = [
-    ("deformable_offsets", dict(offsets=OFFSETS[..., :26]),
-     r"offsets must have shape \[N, Ho, Wo, 3\*G\*K\] = \[2, 6, 6, 27\] for x of shape \[2,6,6,4\], got \[2,6,6,26\]"),
-    ("deformable_offsets", dict(x=np.zeros((2, 6, 6, 3), np.float32), deformable_groups=2,
-                                offsets=np.zeros((2, 6, 6, 54), np.float32)),
-     r"x channels \(3\) must be divisible by deformable_groups \(2\)"),
-    ("deformable_offsets", dict(x=np.zeros((2, 1, 6, 4), np.float32), pads=(0, 0, 1, 1)),
-     r"kernel \(3x3 with dilation 1x1\) is larger than the padded input of x \(1x8\)"),
-    ("bilinear_sample", dict(coords=np.zeros((3, 5, 2), np.float32)),
-     r"coords batch \(3\) must equal x batch \(2\)"),
+    (
+        "deformable_offsets",
+        dict(offsets=OFFSETS[..., :26]),
+        r"offsets must have shape \[N, Ho, Wo, 3\*G\*K\] = \[2, 6, 6, 27\] for x of shape \[2,6,6,4\], got \[2,6,6,26\]",
+    ),
+    (
+        "deformable_offsets",
+        dict(
+            x=np.zeros((2, 6, 6, 3), np.float32),
+            deformable_groups=2,
+            offsets=np.zeros((2, 6, 6, 54), np.float32),
+        ),
+        r"x channels \(3\) must be divisible by deformable_groups \(2\)",
+    ),
+    (
+        "deformable_offsets",
+        dict(x=np.zeros((2, 1, 6, 4), np.float32), pads=(0, 0, 1, 1)),
+        r"kernel \(3x3 with dilation 1x1\) is larger than the padded input of x \(1x8\)",
+    ),
+    (
+        "bilinear_sample",
+        dict(coords=np.zeros((3, 5, 2), np.float32)),
+        r"coords batch \(3\) must equal x batch \(2\)",
+    ),
     # The fused op (one convolution group) checks its inputs itself.
-    ("deform_conv2d", dict(offsets=OFFSETS[..., :26]),
-     r"offsets must have shape \[N, Ho, Wo, 3\*G\*K\] = \[2, 6, 6, 27\] for x of shape \[2,6,6,4\], got \[2,6,6,26\]"),
-    ("deform_conv2d", dict(filters=np.zeros((3, 3, 3, 5), np.float32)),
-     r"filters must have shape \[kh, kw, C, F\] = \[3, 3, 4, F\] for x of shape \[2,6,6,4\], got \[3,3,3,5\]"),
+    (
+        "deform_conv2d",
+        dict(offsets=OFFSETS[..., :26]),
+        r"offsets must have shape \[N, Ho, Wo, 3\*G\*K\] = \[2, 6, 6, 27\] for x of shape \[2,6,6,4\], got \[2,6,6,26\]",
+    ),
+    (
+        "deform_conv2d",
+        dict(filters=np.zeros((3, 3, 3, 5), np.float32)),
+        r"filters must have shape \[kh, kw, C, F\] = \[3, 3, 4, F\] for x of shape \[2,6,6,4\], got \[3,3,3,5\]",
+    ),
 ]
 
 

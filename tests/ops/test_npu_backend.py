@@ -1,5 +1,6 @@
 """EDVR_OPS_BACKEND=npu: the graph holds our Edvr* op types (which CANN's TF adapter maps
 to the TBE kernels of kernels/tbe), and a missing npu_bridge is a clear error."""
+
 import sys
 import types
 
@@ -15,8 +16,11 @@ from .conftest import require_native
 def test_missing_npu_bridge_is_named(monkeypatch, select_backend):
     select_backend("npu")
     monkeypatch.setitem(sys.modules, "npu_bridge", None)  # makes `import npu_bridge` fail
-    with pytest.raises(RuntimeError, match=r"EDVR_OPS_BACKEND=npu needs CANN's TensorFlow "
-                                           r"adapter \(npu_bridge\), which cannot be imported"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"EDVR_OPS_BACKEND=npu needs CANN's TensorFlow "
+        r"adapter \(npu_bridge\), which cannot be imported",
+    ):
         ops.backend()
 
 
@@ -33,6 +37,10 @@ def test_npu_backend_emits_our_op_types(monkeypatch, select_backend):
         warped = ops.bilinear_sample(x, tf.compat.v1.placeholder(tf.float32, [2, 5, 2]))
         tf.compat.v1.gradients([y, warped], [x, offsets])
         types_used = {op.type for op in graph.get_operations()}
-    assert {"EdvrDeformableOffsets", "EdvrDeformableOffsetsGrad", "EdvrBilinearSample",
-            "EdvrBilinearSampleGrad"} <= types_used
+    assert {
+        "EdvrDeformableOffsets",
+        "EdvrDeformableOffsetsGrad",
+        "EdvrBilinearSample",
+        "EdvrBilinearSampleGrad",
+    } <= types_used
     assert "DeformableOffsets" not in types_used  # npu_bridge's built-in stays untouched

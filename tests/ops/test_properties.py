@@ -6,6 +6,7 @@ with the per-test example counts below. Arrays are drawn as a seed plus a few hy
 choices (scale, rounding, which elements get special values), so an example stays small
 enough for hypothesis to shrink while the arrays hold hundreds of values.
 """
+
 import numpy as np
 import tensorflow as tf
 from hypothesis import example, given, settings
@@ -40,8 +41,13 @@ def sampling_geometries(draw, max_size=9, max_kernel=3, max_groups=3, max_group_
     groups = draw(st.integers(1, max_groups))
     channels = groups * draw(st.integers(1, max_group_width))
     batch = draw(st.integers(0, 2))
-    geo = dict(ksize=(kh, kw), strides=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
-               pads=pads, dilations=(dh, dw), deformable_groups=groups)
+    geo = dict(
+        ksize=(kh, kw),
+        strides=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        pads=pads,
+        dilations=(dh, dw),
+        deformable_groups=groups,
+    )
     return (batch, h, w, channels), geo
 
 
@@ -73,7 +79,9 @@ def assert_matches_oracle(actual, expected, dtype, scale=1.0, what=""):
     """actual (of dtype) equals the float64 oracle: NaN exactly where the oracle has NaN,
     elsewhere to the rounding of dtype for values of magnitude `scale`."""
     assert actual.shape == expected.shape, (what, actual.shape, expected.shape)
-    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=f"NaN positions {what}")
+    np.testing.assert_array_equal(
+        np.isnan(actual), np.isnan(expected), err_msg=f"NaN positions {what}"
+    )
     rtol, atol = tolerance(dtype)
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale, err_msg=what)
 
@@ -106,7 +114,11 @@ def conv_inputs(draw, specials=True, **limits):
 def bilinear_inputs(draw, specials=True, max_size=9):
     """(x [N, H, W, C], coords [N, ..., 2]) for bilinear_sample, float64; coordinates drawn
     like the offsets, around the image's centre."""
-    batch, h, w = draw(st.integers(0, 2)), draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
+    batch, h, w = (
+        draw(st.integers(0, 2)),
+        draw(st.integers(1, max_size)),
+        draw(st.integers(1, max_size)),
+    )
     channels = draw(st.integers(1, 20))
     points = tuple(draw(st.lists(st.integers(1, 6), min_size=1, max_size=2)))
     x = np.random.default_rng(draw(SEEDS)).normal(size=(batch, h, w, channels))
@@ -173,9 +185,9 @@ def away_from_cell_edges(offsets):
     """The offsets with each dx, dy moved into [floor + 0.1, floor + 0.9]: the derivative jumps at
     cell edges, where central differences are wrong."""
     gk = offsets.shape[-1] // 3
-    dxy = offsets[..., :2 * gk]
+    dxy = offsets[..., : 2 * gk]
     fraction = np.random.default_rng(0).uniform(0.1, 0.9, dxy.shape)
-    return np.concatenate([np.floor(dxy) + fraction, offsets[..., 2 * gk:]], axis=-1)
+    return np.concatenate([np.floor(dxy) + fraction, offsets[..., 2 * gk :]], axis=-1)
 
 
 # Small draws for central differences (one evaluation per input element), without special values.
@@ -187,8 +199,11 @@ SMALL = dict(specials=False, max_size=4, max_kernel=2, max_groups=2, max_group_w
 def test_deformable_offsets_numerical_gradients(inputs, modulated):
     require_native()
     x, offsets, geo = inputs
-    assert_numerical_gradients(lambda a, b: ops.deformable_offsets(a, b, modulated=modulated, **geo),
-                               [x[:1], away_from_cell_edges(offsets[:1])], ("x", "offsets"))
+    assert_numerical_gradients(
+        lambda a, b: ops.deformable_offsets(a, b, modulated=modulated, **geo),
+        [x[:1], away_from_cell_edges(offsets[:1])],
+        ("x", "offsets"),
+    )
 
 
 @settings(max_examples=10)
@@ -196,9 +211,11 @@ def test_deformable_offsets_numerical_gradients(inputs, modulated):
 def test_deform_conv2d_numerical_gradients(inputs):
     require_native()
     x, offsets, filters, bias, geo = inputs
-    assert_numerical_gradients(lambda *a: ops.deform_conv2d(*a, **geo),
-                               [x[:1], away_from_cell_edges(offsets[:1]), filters, bias],
-                               ("x", "offsets", "filters", "bias"))
+    assert_numerical_gradients(
+        lambda *a: ops.deform_conv2d(*a, **geo),
+        [x[:1], away_from_cell_edges(offsets[:1]), filters, bias],
+        ("x", "offsets", "filters", "bias"),
+    )
 
 
 @settings(max_examples=15)
@@ -225,19 +242,26 @@ def assert_gradients_agree(op, inputs, names, dtype, scale):
                 loss = tf.reduce_sum(y * weights)
             results[name] = [g.numpy() for g in tape.gradient(loss, tensors)]
     for native, reference, what in zip(results["native"], results["reference"], names):
-        assert_matches_oracle(native, reference.astype(np.float64), dtype, scale=scale,
-                              what=f"native vs reference d/d{what}")
+        assert_matches_oracle(
+            native,
+            reference.astype(np.float64),
+            dtype,
+            scale=scale,
+            what=f"native vs reference d/d{what}",
+        )
 
 
 # What the property tests found (hypothesis 6.170.15, profile "edvr-ci"): at a NaN sampling
 # point the reference backend gave 0 for d/ddx and d/ddy (the gathers treat NaN as outside) where
 # the native kernels give NaN; and at a point outside the image with a NaN mask, 0 where native
 # gives NaN (mask times the derivative). The shrunk examples, and the same with a NaN mask:
-ONE_PIXEL = dict(ksize=(1, 1), strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1),
-                 deformable_groups=1)
-ONE_PIXEL_CONV = dict(strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), deformable_groups=1,
-                      groups=1)
-NAN_DX = np.array([[[[np.nan, -1.32104863e-07, -1.83610590e+00]]]])
+ONE_PIXEL = dict(
+    ksize=(1, 1), strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), deformable_groups=1
+)
+ONE_PIXEL_CONV = dict(
+    strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), deformable_groups=1, groups=1
+)
+NAN_DX = np.array([[[[np.nan, -1.32104863e-07, -1.83610590e00]]]])
 NAN_MASK_OUTSIDE = np.array([[[[5.0, 0.0, np.nan]]]])
 
 
@@ -248,23 +272,42 @@ NAN_MASK_OUTSIDE = np.array([[[[5.0, 0.0, np.nan]]]])
 def test_deformable_offsets_gradients_agree(inputs, dtype):
     require_native()
     x, offsets, geo = inputs
-    assert_gradients_agree(lambda a, b: ops.deformable_offsets(a, b, **geo), [x, offsets],
-                           ("x", "offsets"), dtype, scale=4.0)
+    assert_gradients_agree(
+        lambda a, b: ops.deformable_offsets(a, b, **geo),
+        [x, offsets],
+        ("x", "offsets"),
+        dtype,
+        scale=4.0,
+    )
 
 
-@example(inputs=(np.array([[[[0.12573022]]]]), NAN_MASK_OUTSIDE, np.array([[[[0.5]]]]),
-                 np.array([0.1]), ONE_PIXEL_CONV), dtype=np.float32)
+@example(
+    inputs=(
+        np.array([[[[0.12573022]]]]),
+        NAN_MASK_OUTSIDE,
+        np.array([[[[0.5]]]]),
+        np.array([0.1]),
+        ONE_PIXEL_CONV,
+    ),
+    dtype=np.float32,
+)
 @settings(max_examples=40)
 @given(inputs=conv_inputs(max_size=6), dtype=DTYPES)
 def test_deform_conv2d_gradients_agree(inputs, dtype):
     require_native()
     *arrays, geo = inputs
-    assert_gradients_agree(lambda *a: ops.deform_conv2d(*a, **geo), arrays,
-                           ("x", "offsets", "filters", "bias"), dtype, scale=8.0)
+    assert_gradients_agree(
+        lambda *a: ops.deform_conv2d(*a, **geo),
+        arrays,
+        ("x", "offsets", "filters", "bias"),
+        dtype,
+        scale=8.0,
+    )
 
 
-@example(inputs=(np.array([[[[0.12573022]]]]), np.array([[[np.nan, -1.32104863e-07]]])),
-         dtype=np.float32)
+@example(
+    inputs=(np.array([[[[0.12573022]]]]), np.array([[[np.nan, -1.32104863e-07]]])), dtype=np.float32
+)
 @settings(max_examples=40)
 @given(inputs=bilinear_inputs(max_size=6), dtype=DTYPES)
 def test_bilinear_sample_gradients_agree(inputs, dtype):

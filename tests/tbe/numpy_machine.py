@@ -11,6 +11,7 @@ precision="exact" keeps every buffer and scalar in float64 (checks addressing ag
 oracle); precision="device" stores float16/float32 buffers and rounds float32 scalars as the
 AI core would (vector maths in float32).
 """
+
 import math
 
 import numpy as np
@@ -71,11 +72,22 @@ def _reflected(op):
     return lambda self, other: op(_value(other), self.value)
 
 
-for _name, _op in (("add", lambda a, b: a + b), ("sub", lambda a, b: a - b), ("mul", lambda a, b: a * b),
-                   ("lt", lambda a, b: a < b), ("le", lambda a, b: a <= b), ("gt", lambda a, b: a > b),
-                   ("ge", lambda a, b: a >= b), ("ne", lambda a, b: a != b)):
+for _name, _op in (
+    ("add", lambda a, b: a + b),
+    ("sub", lambda a, b: a - b),
+    ("mul", lambda a, b: a * b),
+    ("lt", lambda a, b: a < b),
+    ("le", lambda a, b: a <= b),
+    ("gt", lambda a, b: a > b),
+    ("ge", lambda a, b: a >= b),
+    ("ne", lambda a, b: a != b),
+):
     setattr(Scalar, "__%s__" % _name, _binary(_op))
-for _name, _op in (("radd", lambda a, b: a + b), ("rsub", lambda a, b: a - b), ("rmul", lambda a, b: a * b)):
+for _name, _op in (
+    ("radd", lambda a, b: a + b),
+    ("rsub", lambda a, b: a - b),
+    ("rmul", lambda a, b: a * b),
+):
     setattr(Scalar, "__%s__" % _name, _reflected(_op))
 
 
@@ -93,7 +105,9 @@ class NumpyMachine:
         self.cores_used = 0
 
     def _storage(self, dtype):
-        return np.float64 if self.precision == "exact" or dtype.startswith("int") else np.dtype(dtype)
+        return (
+            np.float64 if self.precision == "exact" or dtype.startswith("int") else np.dtype(dtype)
+        )
 
     # ---- GM tensors (set up by the test)
     def gm(self, name, dtype, size, values=None):
@@ -104,7 +118,7 @@ class NumpyMachine:
         return buf
 
     def result(self, name, shape):
-        return self.gm_buffers[name].data[:math.prod(shape)].reshape(shape).astype(np.float64)
+        return self.gm_buffers[name].data[: math.prod(shape)].reshape(shape).astype(np.float64)
 
     # ---- control
     def launch(self, cores, layout, body):
@@ -112,7 +126,9 @@ class NumpyMachine:
             raise MachineError("launch: %d cores, the device has %d" % (cores, self.device.cores))
         total = plan_lib.ub_bytes(layout)
         if total > self.device.ub_budget:
-            raise MachineError("UB layout needs %d bytes, budget %d" % (total, self.device.ub_budget))
+            raise MachineError(
+                "UB layout needs %d bytes, budget %d" % (total, self.device.ub_budget)
+            )
         for b in layout:
             if b.offset_bytes % plan_lib.BLOCK_BYTES or b.nbytes % plan_lib.BLOCK_BYTES:
                 raise MachineError("UB buffer %s not on 32-byte blocks" % b.name)
@@ -120,8 +136,10 @@ class NumpyMachine:
         self.cores_used = max(self.cores_used, cores)
         for core in range(cores):
             self.core = core
-            self.ub_buffers = {b.name: Buffer(b.name, b.dtype, "ub", b.elements, self._storage(b.dtype))
-                               for b in layout}
+            self.ub_buffers = {
+                b.name: Buffer(b.name, b.dtype, "ub", b.elements, self._storage(b.dtype))
+                for b in layout
+            }
             body(core)
         self.core = None
 
@@ -162,9 +180,13 @@ class NumpyMachine:
         if dst.dtype != src.dtype:
             raise MachineError("dma %s -> %s: dtypes differ" % (src.name, dst.name))
         if {dst.space, src.space} != {"gm", "ub"}:
-            raise MachineError("dma %s -> %s: expected one GM and one UB side" % (src.name, dst.name))
+            raise MachineError(
+                "dma %s -> %s: expected one GM and one UB side" % (src.name, dst.name)
+            )
         if not (1 <= nburst <= plan_lib.MAX_BURSTS and 1 <= burst <= plan_lib.MAX_BURST_BLOCKS):
-            raise MachineError("dma %s -> %s: nburst %d, burst %d" % (src.name, dst.name, nburst, burst))
+            raise MachineError(
+                "dma %s -> %s: nburst %d, burst %d" % (src.name, dst.name, nburst, burst)
+            )
         lanes = dst.lanes
         n = burst * lanes
         load = src.space == "gm"
@@ -176,39 +198,61 @@ class NumpyMachine:
             u = ub_off + b * (burst + ub_gap) * lanes
             g = gm_off + b * (burst + gm_gap) * lanes
             if u < 0 or u + n > ub.size:
-                raise MachineError("dma: UB %s[%d:%d] outside %d elements" % (ub.name, u, u + n, ub.size))
+                raise MachineError(
+                    "dma: UB %s[%d:%d] outside %d elements" % (ub.name, u, u + n, ub.size)
+                )
             if load:
                 if g < 0 or g + n > len(gm.data):
-                    raise MachineError("dma: load %s[%d:%d] beyond the tensor's last block (%d)"
-                                       % (gm.name, g, g + n, len(gm.data)))
-                seen = gm.writer[g:min(g + n, gm.size)]
+                    raise MachineError(
+                        "dma: load %s[%d:%d] beyond the tensor's last block (%d)"
+                        % (gm.name, g, g + n, len(gm.data))
+                    )
+                seen = gm.writer[g : min(g + n, gm.size)]
                 if np.any((seen != -1) & (seen != self.core)):
                     self.races.append(("read", gm.name, g, self.core))
-                ub.data[u:u + n] = gm.data[g:g + n]
+                ub.data[u : u + n] = gm.data[g : g + n]
             else:
                 if g < 0 or g + n > gm.size:
-                    raise MachineError("dma: store %s[%d:%d] outside %d elements" % (gm.name, g, g + n, gm.size))
-                prior = gm.writer[g:g + n]
+                    raise MachineError(
+                        "dma: store %s[%d:%d] outside %d elements" % (gm.name, g, g + n, gm.size)
+                    )
+                prior = gm.writer[g : g + n]
                 if np.any((prior != -1) & (prior != self.core)):
                     self.races.append(("write", gm.name, g, self.core))
                 if self.atomic:
                     if gm.dtype != "float32":
-                        raise MachineError("dma: atomic add into %s of %s (float32 only)" % (gm.name, gm.dtype))
-                    gm.data[g:g + n] = self._f32(gm.data[g:g + n] + ub.data[u:u + n])
+                        raise MachineError(
+                            "dma: atomic add into %s of %s (float32 only)" % (gm.name, gm.dtype)
+                        )
+                    gm.data[g : g + n] = self._f32(gm.data[g : g + n] + ub.data[u : u + n])
                 else:
-                    gm.data[g:g + n] = ub.data[u:u + n]
-                gm.writes[g:g + n] += 1
-                gm.writer[g:g + n] = self.core
-            self.dmas.append(dict(core=self.core, kind="load" if load else "store", gm=gm.name,
-                                  gm_start=g, elements=n, lanes=lanes, ub=ub.name, ub_start=u,
-                                  atomic=self.atomic and not load))
+                    gm.data[g : g + n] = ub.data[u : u + n]
+                gm.writes[g : g + n] += 1
+                gm.writer[g : g + n] = self.core
+            self.dmas.append(
+                dict(
+                    core=self.core,
+                    kind="load" if load else "store",
+                    gm=gm.name,
+                    gm_start=g,
+                    elements=n,
+                    lanes=lanes,
+                    ub=ub.name,
+                    ub_start=u,
+                    atomic=self.atomic and not load,
+                )
+            )
 
     # ---- vector and scalar instructions
     def _check_vector(self, buf, offset, count):
         if offset % plan_lib.block_lanes(buf.dtype):
-            raise MachineError("vector op on %s at lane %d: not on a 32-byte block" % (buf.name, offset))
+            raise MachineError(
+                "vector op on %s at lane %d: not on a 32-byte block" % (buf.name, offset)
+            )
         if offset < 0 or offset + count > buf.size:
-            raise MachineError("vector op on %s[%d:%d] outside %d" % (buf.name, offset, offset + count, buf.size))
+            raise MachineError(
+                "vector op on %s[%d:%d] outside %d" % (buf.name, offset, offset + count, buf.size)
+            )
 
     def _f32(self, values):
         return values if self.precision == "exact" else values.astype(np.float32)
@@ -216,7 +260,7 @@ class NumpyMachine:
     def fill(self, buf, off, lanes, value):
         off = int(_value(off))
         self._check_vector(buf, off, lanes)
-        buf.data[off:off + lanes] = value
+        buf.data[off : off + lanes] = value
 
     def fill_lanes(self, buf, off, segments, value):
         lanes = self._segment_lanes(segments, (buf, int(_value(off))))
@@ -228,7 +272,7 @@ class NumpyMachine:
                 raise MachineError("cast chunk of %d lanes" % count)
             self._check_vector(dst, offset, count)
             self._check_vector(src, offset, count)
-            dst.data[offset:offset + count] = src.data[offset:offset + count]  # astype on store
+            dst.data[offset : offset + count] = src.data[offset : offset + count]  # astype on store
 
     def _segment_lanes(self, segments, *bufs):
         """Lanes selected by the masked instructions; each starts on a block inside every buffer."""
@@ -243,7 +287,9 @@ class NumpyMachine:
         dst_off, src_off = int(_value(dst_off)), int(_value(src_off))
         lanes = self._segment_lanes(segments, (dst, dst_off), (src, src_off))
         w = float(_value(scalar))
-        dst.data[dst_off + lanes] = self._f32(dst.data[dst_off + lanes] + self._f32(w * src.data[src_off + lanes]))
+        dst.data[dst_off + lanes] = self._f32(
+            dst.data[dst_off + lanes] + self._f32(w * src.data[src_off + lanes])
+        )
 
     def scale(self, dst, dst_off, src, src_off, scalar, segments):
         dst_off, src_off = int(_value(dst_off)), int(_value(src_off))
@@ -269,7 +315,9 @@ class NumpyMachine:
             raise MachineError("plane instruction over %d lanes: not whole repeats" % lanes)
         for buf in bufs:
             if plan_lib.DTYPE_BYTES[buf.dtype] != 4:
-                raise MachineError("plane instruction on %s of %s: 32-bit planes only" % (buf.name, buf.dtype))
+                raise MachineError(
+                    "plane instruction on %s of %s: 32-bit planes only" % (buf.name, buf.dtype)
+                )
             self._check_vector(buf, 0, lanes)
         return slice(0, lanes)
 
@@ -302,7 +350,9 @@ class NumpyMachine:
         s = self._planes(lanes, dst, src)
         to_int = {"floor": np.floor, "round": np.rint, "": None}[round_mode]
         if (to_int is None) != (dst.dtype == "float32"):
-            raise MachineError("vconv %s -> %s with round_mode %r" % (src.dtype, dst.dtype, round_mode))
+            raise MachineError(
+                "vconv %s -> %s with round_mode %r" % (src.dtype, dst.dtype, round_mode)
+            )
         dst.data[s] = src.data[s] if to_int is None else to_int(src.data[s])
 
     def read(self, scalar, buf, index):

@@ -3,6 +3,7 @@ oracle of tests/ops) and their analytic gradients.
 
 Written straight from the formulas of docs/ops.md, independent of the kernel plans; the test oracle.
 """
+
 import math
 
 import numpy as np
@@ -47,8 +48,17 @@ def _taps(kh, kw):
     return [(k, k // kw, k % kw) for k in range(kh * kw)]
 
 
-def deformable_offsets_grad(grad, x, offsets, ksize, strides=(1, 1), pads=(0, 0, 0, 0),
-                            dilations=(1, 1), deformable_groups=1, modulated=True):
+def deformable_offsets_grad(
+    grad,
+    x,
+    offsets,
+    ksize,
+    strides=(1, 1),
+    pads=(0, 0, 0, 0),
+    dilations=(1, 1),
+    deformable_groups=1,
+    modulated=True,
+):
     grad, x, offsets = (np.asarray(a, np.float64) for a in (grad, x, offsets))
     n_, h, w, c = x.shape
     kh, kw = ksize
@@ -63,7 +73,12 @@ def deformable_offsets_grad(grad, x, offsets, ksize, strides=(1, 1), pads=(0, 0,
                     for g in range(g_):
                         ch = g * k_ + k
                         lanes = slice(g * cg, (g + 1) * cg)
-                        py = ho * strides[0] - pads[0] + i * dilations[0] + offsets[n, ho, wo, g_ * k_ + ch]
+                        py = (
+                            ho * strides[0]
+                            - pads[0]
+                            + i * dilations[0]
+                            + offsets[n, ho, wo, g_ * k_ + ch]
+                        )
                         px = wo * strides[1] - pads[2] + j * dilations[1] + offsets[n, ho, wo, ch]
                         m = offsets[n, ho, wo, 2 * g_ * k_ + ch] if modulated else 1.0
                         g_out = grad[n, ho * kh + i, wo * kw + j, lanes]
@@ -73,7 +88,8 @@ def deformable_offsets_grad(grad, x, offsets, ksize, strides=(1, 1), pads=(0, 0,
                         grad_off[n, ho, wo, g_ * k_ + ch] = m * gpy
                         if modulated:
                             grad_off[n, ho, wo, 2 * g_ * k_ + ch] = float(
-                                np.dot(g_out, bilinear(x[n, :, :, lanes], py, px)))
+                                np.dot(g_out, bilinear(x[n, :, :, lanes], py, px))
+                            )
     return grad_x, grad_off
 
 

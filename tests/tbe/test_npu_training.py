@@ -1,4 +1,5 @@
 """edvr.npu against a fake npu_bridge that records calls (the real adapter needs CANN + TF 1.15)."""
+
 import sys
 import types
 
@@ -36,15 +37,22 @@ def _fake_bridge(monkeypatch):
 
     fakes = {
         "npu_bridge": {},
-        "npu_bridge.estimator": {}, "npu_bridge.estimator.npu": {},
-        "npu_bridge.estimator.npu.npu_optimizer":
-            {"NPUDistributedOptimizer": lambda opt: Wrapper("distributed", opt)},
-        "npu_bridge.estimator.npu.npu_loss_scale_optimizer":
-            {"NPULossScaleOptimizer": lambda opt, mgr, is_distributed=False:
-                Wrapper("loss_scale", opt, mgr, is_distributed=is_distributed)},
-        "npu_bridge.estimator.npu.npu_loss_scale_manager":
-            {"ExponentialUpdateLossScaleManager": manager("dynamic"), "FixedLossScaleManager": manager("fixed")},
-        "npu_bridge.hccl": {}, "npu_bridge.hccl.hccl_ops": {"broadcast": broadcast},
+        "npu_bridge.estimator": {},
+        "npu_bridge.estimator.npu": {},
+        "npu_bridge.estimator.npu.npu_optimizer": {
+            "NPUDistributedOptimizer": lambda opt: Wrapper("distributed", opt)
+        },
+        "npu_bridge.estimator.npu.npu_loss_scale_optimizer": {
+            "NPULossScaleOptimizer": lambda opt, mgr, is_distributed=False: Wrapper(
+                "loss_scale", opt, mgr, is_distributed=is_distributed
+            )
+        },
+        "npu_bridge.estimator.npu.npu_loss_scale_manager": {
+            "ExponentialUpdateLossScaleManager": manager("dynamic"),
+            "FixedLossScaleManager": manager("fixed"),
+        },
+        "npu_bridge.hccl": {},
+        "npu_bridge.hccl.hccl_ops": {"broadcast": broadcast},
     }
     for name, attrs in fakes.items():
         module = types.ModuleType(name)
@@ -56,12 +64,19 @@ def _fake_bridge(monkeypatch):
 def _eight_devices(tmp_path, rank=3):
     table = tmp_path / "rank_table_8p.json"
     table.write_text("{}")
-    return {"RANK_SIZE": "8", "RANK_ID": str(rank), "DEVICE_ID": str(rank), "RANK_TABLE_FILE": str(table)}
+    return {
+        "RANK_SIZE": "8",
+        "RANK_ID": str(rank),
+        "DEVICE_ID": str(rank),
+        "RANK_TABLE_FILE": str(table),
+    }
 
 
 def test_missing_npu_bridge_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "npu_bridge", None)
-    with pytest.raises(npu.NpuUnavailableError, match=r"--device npu needs CANN's TensorFlow adapter"):
+    with pytest.raises(
+        npu.NpuUnavailableError, match=r"--device npu needs CANN's TensorFlow adapter"
+    ):
         npu.NpuTraining.from_env({})
 
 
@@ -74,10 +89,14 @@ def test_session_config_mixed_precision(monkeypatch):
     assert npu_pass.parameter_map["use_off_line"].b
     assert npu_pass.parameter_map["precision_mode"].s == b"allow_mix_precision"
     assert "hcom_parallel" not in npu_pass.parameter_map
-    assert rewrite.remapping == type(rewrite).OFF and rewrite.memory_optimization == type(rewrite).OFF
+    assert (
+        rewrite.remapping == type(rewrite).OFF and rewrite.memory_optimization == type(rewrite).OFF
+    )
     plain = npu.NpuTraining.from_env({}, mixed_precision=False).session_config()
-    assert plain.graph_options.rewrite_options.custom_optimizers[0].parameter_map["precision_mode"].s == \
-        b"allow_fp32_to_fp16"
+    assert (
+        plain.graph_options.rewrite_options.custom_optimizers[0].parameter_map["precision_mode"].s
+        == b"allow_fp32_to_fp16"
+    )
 
 
 def test_single_device_dynamic_loss_scale(monkeypatch):
@@ -86,9 +105,20 @@ def test_single_device_dynamic_loss_scale(monkeypatch):
     assert training.cluster == npu.ClusterInfo(1, 0, 5, "")
     base = object()
     wrapped = training.wrap_optimizer(base)
-    assert wrapped.kind == "loss_scale" and wrapped.inner is base and wrapped.kwargs == {"is_distributed": False}
-    assert ("dynamic", {"init_loss_scale": 2.0 ** 32, "incr_every_n_steps": 1000,
-                        "decr_every_n_nan_or_inf": 2, "decr_ratio": 0.5}) in log.calls
+    assert (
+        wrapped.kind == "loss_scale"
+        and wrapped.inner is base
+        and wrapped.kwargs == {"is_distributed": False}
+    )
+    assert (
+        "dynamic",
+        {
+            "init_loss_scale": 2.0**32,
+            "incr_every_n_steps": 1000,
+            "decr_every_n_nan_or_inf": 2,
+            "decr_ratio": 0.5,
+        },
+    ) in log.calls
     assert not any(c[0] == "distributed" for c in log.calls)
 
 
@@ -97,11 +127,19 @@ def test_eight_devices_fixed_loss_scale_and_broadcast(monkeypatch, tmp_path):
     training = npu.NpuTraining.from_env(_eight_devices(tmp_path), loss_scale=1024)
     assert training.cluster.distributed and training.cluster.rank_id == 3
     config = training.session_config()
-    assert config.graph_options.rewrite_options.custom_optimizers[0].parameter_map["hcom_parallel"].b
+    assert (
+        config.graph_options.rewrite_options.custom_optimizers[0].parameter_map["hcom_parallel"].b
+    )
     base = object()
     wrapped = training.wrap_optimizer(base)
-    assert wrapped.kind == "loss_scale" and wrapped.inner.kind == "distributed" and wrapped.inner.inner is base
-    assert wrapped.kwargs == {"is_distributed": True} and wrapped.args == (("fixed", {"loss_scale": 1024.0}),)
+    assert (
+        wrapped.kind == "loss_scale"
+        and wrapped.inner.kind == "distributed"
+        and wrapped.inner.inner is base
+    )
+    assert wrapped.kwargs == {"is_distributed": True} and wrapped.args == (
+        ("fixed", {"loss_scale": 1024.0}),
+    )
     graph = tf.Graph()
     with graph.as_default():
         weights = tf.compat.v1.get_variable("w", initializer=np.ones(3, np.float32))
@@ -119,15 +157,26 @@ def test_no_loss_scale_single_device_is_the_plain_optimizer(monkeypatch):
     _fake_bridge(monkeypatch)
     base = object()
     assert npu.NpuTraining.from_env({}, loss_scale=None).wrap_optimizer(base) is base
-    with pytest.raises(ValueError, match="loss_scale: expected 'dynamic', a positive number or None, got -1"):
+    with pytest.raises(
+        ValueError, match="loss_scale: expected 'dynamic', a positive number or None, got -1"
+    ):
         npu.NpuTraining.from_env({}, loss_scale=-1)
 
 
-@pytest.mark.parametrize("env,message", [
-    ({"RANK_SIZE": "8", "RANK_ID": "8"}, r"RANK_ID: expected 0 <= RANK_ID < RANK_SIZE=8, got 8"),
-    ({"RANK_SIZE": "8", "RANK_ID": "1", "DEVICE_ID": "1"}, r"RANK_TABLE_FILE: RANK_SIZE=8 needs the HCCL rank table"),
-    ({"DEVICE_ID": "x"}, r"DEVICE_ID: expected an integer, got 'x'"),
-])
+@pytest.mark.parametrize(
+    "env,message",
+    [
+        (
+            {"RANK_SIZE": "8", "RANK_ID": "8"},
+            r"RANK_ID: expected 0 <= RANK_ID < RANK_SIZE=8, got 8",
+        ),
+        (
+            {"RANK_SIZE": "8", "RANK_ID": "1", "DEVICE_ID": "1"},
+            r"RANK_TABLE_FILE: RANK_SIZE=8 needs the HCCL rank table",
+        ),
+        ({"DEVICE_ID": "x"}, r"DEVICE_ID: expected an integer, got 'x'"),
+    ],
+)
 def test_cluster_errors(env, message):
     with pytest.raises(ValueError, match=message):
         npu.ClusterInfo.from_env(env)

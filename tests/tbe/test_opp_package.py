@@ -1,6 +1,7 @@
 """The generated files of the custom operator package: npu_supported_ops.json (the TF adapter's op
 filter) checked against the op proto, and the CMake branch that writes it, run with a stand-in
 toolkit (empty libraries, no compiler work) so it runs without CANN."""
+
 import json
 import os
 import shutil
@@ -16,8 +17,11 @@ GENERATOR = os.path.join(TBE, "cmake", "gen_npu_supported_ops.py")
 
 def _generate(tmp_path, *inis):
     out = tmp_path / "npu_supported_ops.json"
-    result = subprocess.run([sys.executable, GENERATOR, str(out)] + [str(i) for i in inis],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, GENERATOR, str(out)] + [str(i) for i in inis],
+        capture_output=True,
+        text=True,
+    )
     return result, (json.loads(out.read_text()) if result.returncode == 0 else None)
 
 
@@ -36,11 +40,15 @@ def test_names_every_proto_op_and_nothing_else(tmp_path):
 
 def test_heavy_flag_and_bad_input(tmp_path):
     ini = tmp_path / "ops.ini"
-    ini.write_text("[HeavyOp]\nheavyOp.flag=true\nopFile.value=heavy\n[LightOp]\nopFile.value=light\n")
+    ini.write_text(
+        "[HeavyOp]\nheavyOp.flag=true\nopFile.value=heavy\n[LightOp]\nopFile.value=light\n"
+    )
     result, supported = _generate(tmp_path, ini)
     assert result.returncode == 0, result.stderr
-    assert supported == {"HeavyOp": {"isGray": False, "isHeavy": True},
-                         "LightOp": {"isGray": False, "isHeavy": False}}
+    assert supported == {
+        "HeavyOp": {"isGray": False, "isHeavy": True},
+        "LightOp": {"isGray": False, "isHeavy": False},
+    }
 
     ini.write_text("[HeavyOp]\nheavyOp.flag=yes\n")
     result, _ = _generate(tmp_path, ini)
@@ -67,19 +75,38 @@ def test_cmake_writes_the_package_files(tmp_path):
     toolkit = _fake_toolkit(tmp_path / "cann")
     env = dict(os.environ, ASCEND_HOME_PATH=str(toolkit), ASCEND_OPP_PATH=str(toolkit / "opp"))
     build = tmp_path / "build"
-    configure = subprocess.run([cmake, "-S", TBE, "-B", str(build), "-DPython3_EXECUTABLE=" + sys.executable],
-                               env=env, capture_output=True, text=True)
+    configure = subprocess.run(
+        [cmake, "-S", TBE, "-B", str(build), "-DPython3_EXECUTABLE=" + sys.executable],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert configure.returncode == 0, configure.stdout + configure.stderr
     assert "EDVR TBE ops: CANN toolkit at" in configure.stdout
-    made = subprocess.run([cmake, "--build", str(build), "--target", "edvr_tbe_op_files"],
-                          env=env, capture_output=True, text=True)
+    made = subprocess.run(
+        [cmake, "--build", str(build), "--target", "edvr_tbe_op_files"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert made.returncode == 0, made.stdout + made.stderr
 
     package = build / "packages" / "vendors" / "edvr"
-    supported = json.loads((package / "framework" / "tensorflow" / "npu_supported_ops.json").read_text())
+    supported = json.loads(
+        (package / "framework" / "tensorflow" / "npu_supported_ops.json").read_text()
+    )
     assert sorted(supported) == sorted(parse_proto(PROTO))
-    ops_info = json.loads((package / "op_impl" / "ai_core" / "tbe" / "config" / "ascend910" /
-                           "aic-ascend910-ops-info.json").read_text())
+    ops_info = json.loads(
+        (
+            package
+            / "op_impl"
+            / "ai_core"
+            / "tbe"
+            / "config"
+            / "ascend910"
+            / "aic-ascend910-ops-info.json"
+        ).read_text()
+    )
     assert sorted(ops_info) == sorted(supported)
     impl = package / "op_impl" / "ai_core" / "tbe" / "edvr_impl"
     assert (impl / "edvr_deformable_offsets.py").is_file()

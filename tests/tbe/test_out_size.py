@@ -1,6 +1,7 @@
 """The output-size formulas of the Ascend package agree with the ops package's and with a count of
 the kernel windows that fit: the plan's out_size (its own copy: the Ascend op compiler cannot import
 `ops`) and the op proto's C++ edvr::OutSize (GE's verifier)."""
+
 import itertools
 import os
 import shutil
@@ -42,7 +43,9 @@ def test_out_size_edges():
     assert tbe_out_size(5, 2, 3, 1, 1) == 5  # 3x3, pad 1 each side: same size
     assert tbe_out_size(5, 0, 3, 2, 1) == 1  # dilated span 5 fits exactly once
     assert tbe_out_size(4, 0, 3, 2, 1) is None  # span 5 > 4
-    assert tbe_out_size(1, 0, 2, 1, 3) is None  # does not fit even at stride 3 (no rounding up to 1)
+    assert (
+        tbe_out_size(1, 0, 2, 1, 3) is None
+    )  # does not fit even at stride 3 (no rounding up to 1)
 
 
 DRIVER = """
@@ -64,11 +67,23 @@ def test_op_proto_out_size_agrees(tmp_path):
         pytest.skip("no C++ compiler to build the op proto's edvr_out_size.h")
     source, program = tmp_path / "out_size.cc", tmp_path / "out_size"
     source.write_text(DRIVER)
-    subprocess.run([compiler, "-std=c++11", "-I", os.path.join(TBE, "op_proto"), str(source), "-o", str(program)],
-                   check=True)
+    subprocess.run(
+        [
+            compiler,
+            "-std=c++11",
+            "-I",
+            os.path.join(TBE, "op_proto"),
+            str(source),
+            "-o",
+            str(program),
+        ],
+        check=True,
+    )
     grid = list(itertools.product(SIZES, PADS, KERNELS, DILATIONS, STRIDES))
     stdin = "\n".join(" ".join(map(str, args)) for args in grid)
-    got = subprocess.run([str(program)], input=stdin, capture_output=True, text=True, check=True).stdout.split()
+    got = subprocess.run(
+        [str(program)], input=stdin, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert len(got) == len(grid)
     for args, value in zip(grid, got):
         expected = windows_that_fit(*args)

@@ -1,4 +1,5 @@
 """scripts/run_8p_train.sh starts 8 ranks with the modelzoo environment (a fake `python` records it)."""
+
 import os
 import signal
 import stat
@@ -27,8 +28,13 @@ def _run(tmp_path, fail_rank=None):
     if fail_rank is not None:
         env["FAIL_RANK"] = str(fail_rank)
     logs = tmp_path / "logs"
-    result = subprocess.run(["bash", SCRIPT, str(table), str(logs), "--config", "configs/edvr_m.yaml"],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", SCRIPT, str(table), str(logs), "--config", "configs/edvr_m.yaml"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return result, logs, table
 
 
@@ -37,8 +43,10 @@ def test_starts_eight_ranks_with_modelzoo_environment(tmp_path):
     assert result.returncode == 0, result.stderr
     for rank in range(8):
         line = (logs / ("rank_%d.log" % rank)).read_text().strip()
-        assert line == ("RANK_ID=%d DEVICE_ID=%d RANK_SIZE=8 TABLE=%s ARGS=-m edvr.train --device npu "
-                        "--no_progress --config configs/edvr_m.yaml" % (rank, rank, table))
+        assert line == (
+            "RANK_ID=%d DEVICE_ID=%d RANK_SIZE=8 TABLE=%s ARGS=-m edvr.train --device npu "
+            "--no_progress --config configs/edvr_m.yaml" % (rank, rank, table)
+        )
 
 
 def test_reports_a_failed_rank(tmp_path):
@@ -49,7 +57,10 @@ def test_reports_a_failed_rank(tmp_path):
 
 def test_usage_without_arguments():
     result = subprocess.run(["bash", SCRIPT], capture_output=True, text=True)
-    assert result.returncode == 2 and "Usage: scripts/run_8p_train.sh RANK_TABLE.json LOG_DIR" in result.stderr
+    assert (
+        result.returncode == 2
+        and "Usage: scripts/run_8p_train.sh RANK_TABLE.json LOG_DIR" in result.stderr
+    )
 
 
 # A rank that runs until SIGINT, then writes that it got it (the probe `python -c` still passes).
@@ -73,8 +84,13 @@ def test_term_to_the_script_reaches_every_rank_once_and_it_waits_for_them(tmp_pa
     table.write_text("{}")
     logs = tmp_path / "logs"
     env = dict(os.environ, PATH="%s:%s" % (bin_dir, os.environ["PATH"]))
-    launcher = subprocess.Popen(["bash", SCRIPT, str(table), str(logs)], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    launcher = subprocess.Popen(
+        ["bash", SCRIPT, str(table), str(logs)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while not all("running" in _read(logs / ("rank_%d.log" % rank)) for rank in range(8)):

@@ -1,6 +1,7 @@
 """Static checks that the TF op schema, op info ini, op proto, TF parser plugin and TBE entry points
 agree on op names, inputs, outputs, attributes (with defaults) and dtypes; and that the TBE modules
 compile and import CANN lazily."""
+
 import configparser
 import glob
 import importlib
@@ -21,9 +22,16 @@ TBE = os.path.join(ROOT, "kernels", "tbe")
 INI = os.path.join(TBE, "tbe", "op_info_cfg", "ai_core", "ascend910", "edvr_sampling_ops.ini")
 PROTO = os.path.join(TBE, "op_proto", "edvr_sampling_ops.h")
 PLUGIN = os.path.join(TBE, "framework", "tf_plugin", "tensorflow_edvr_sampling_plugin.cc")
-TF_SOURCES = sorted(glob.glob(os.path.join(ROOT, "ops", "cc", "*.cc")) +
-                    glob.glob(os.path.join(ROOT, "ops", "cc", "*.h")))
-OPS = ["EdvrBilinearSample", "EdvrBilinearSampleGrad", "EdvrDeformableOffsets", "EdvrDeformableOffsetsGrad"]
+TF_SOURCES = sorted(
+    glob.glob(os.path.join(ROOT, "ops", "cc", "*.cc"))
+    + glob.glob(os.path.join(ROOT, "ops", "cc", "*.h"))
+)
+OPS = [
+    "EdvrBilinearSample",
+    "EdvrBilinearSampleGrad",
+    "EdvrDeformableOffsets",
+    "EdvrDeformableOffsetsGrad",
+]
 INI_TO_PROTO_DTYPE = {"float16": "DT_FLOAT16", "float": "DT_FLOAT"}
 INI_TO_TF_DTYPE = {"float16": "half", "float": "float"}
 ATTR_TYPES = {"list(int)": ("listInt", "ListInt"), "int": ("int", "Int"), "bool": ("bool", "Bool")}
@@ -52,7 +60,11 @@ def parse_tf_ops(paths):
         for match in re.finditer(r'REGISTER_OP\(\s*"(\w+)"\s*\)(.*?);', text, flags=re.S):
             chain = match.group(2)
             for _ in range(3):  # macros may nest
-                chain = re.sub(r"\.\s*(\w+)\b(?!\s*\()", lambda m: "." + macros.get(m.group(1), m.group(1)), chain)
+                chain = re.sub(
+                    r"\.\s*(\w+)\b(?!\s*\()",
+                    lambda m: "." + macros.get(m.group(1), m.group(1)),
+                    chain,
+                )
             calls = re.findall(r'(Input|Output|Attr)\(\s*"((?:[^"\\]|\\.)*)"\s*\)', chain)
             op = ops[match.group(1)] = {"inputs": [], "outputs": [], "attrs": [], "T": []}
             for kind, spec in calls:
@@ -76,14 +88,33 @@ def parse_ini(path):
     ops = {}
     for section in parser.sections():
         items = dict(parser.items(section))
-        ports = lambda kind: [items["%s%d.name" % (kind, i)] for i in range(10) if "%s%d.name" % (kind, i) in items]
-        dtypes = {items["%s.name" % k[:-6]]: items[k].split(",") for k in items if k.endswith(".dtype")}
-        formats = {items["%s.name" % k[:-7]]: items[k].split(",") for k in items if k.endswith(".format")}
+        ports = lambda kind: [
+            items["%s%d.name" % (kind, i)] for i in range(10) if "%s%d.name" % (kind, i) in items
+        ]
+        dtypes = {
+            items["%s.name" % k[:-6]]: items[k].split(",") for k in items if k.endswith(".dtype")
+        }
+        formats = {
+            items["%s.name" % k[:-7]]: items[k].split(",") for k in items if k.endswith(".format")
+        }
         attrs = [a for a in items.get("attr.list", "").split(",") if a]
-        ops[section] = {"inputs": ports("input"), "outputs": ports("output"), "dtypes": dtypes, "formats": formats,
-                        "attrs": [(a, items["attr_%s.type" % a], items.get("attr_%s.defaultValue" % a),
-                                   items["attr_%s.paramType" % a]) for a in attrs],
-                        "opFile": items["opFile.value"], "opInterface": items["opInterface.value"]}
+        ops[section] = {
+            "inputs": ports("input"),
+            "outputs": ports("output"),
+            "dtypes": dtypes,
+            "formats": formats,
+            "attrs": [
+                (
+                    a,
+                    items["attr_%s.type" % a],
+                    items.get("attr_%s.defaultValue" % a),
+                    items["attr_%s.paramType" % a],
+                )
+                for a in attrs
+            ],
+            "opFile": items["opFile.value"],
+            "opInterface": items["opInterface.value"],
+        }
     return ops
 
 
@@ -98,8 +129,9 @@ def preprocess(path):
         for header in ("graph/operator_reg.h", "register/register.h"):
             os.makedirs(os.path.join(stubs, os.path.dirname(header)), exist_ok=True)
             open(os.path.join(stubs, header), "w").close()
-        result = subprocess.run([compiler, "-E", "-P", "-x", "c++", "-I", stubs, path],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [compiler, "-E", "-P", "-x", "c++", "-I", stubs, path], capture_output=True, text=True
+        )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -107,22 +139,34 @@ def preprocess(path):
 def parse_proto(path):
     text = preprocess(path)
     ops = {}
-    for name, body in re.findall(r"REG_OP\((\w+)\)(.*?)\.OP_END_FACTORY_REG\(\1\)", text, flags=re.S):
+    for name, body in re.findall(
+        r"REG_OP\((\w+)\)(.*?)\.OP_END_FACTORY_REG\(\1\)", text, flags=re.S
+    ):
         ports = lambda kind: re.findall(r"\.%s\((\w+),\s*TensorType\(\{([^}]*)\}\)\)" % kind, body)
         attrs = []
         for kind, attr in re.findall(r"\.(REQUIRED_ATTR|ATTR)\(([^;]*?)\)(?=\s*\.)", body + "."):
             parts = [p.strip() for p in attr.split(",", 2)]
             attrs.append((parts[0], parts[1], parts[2] if kind == "ATTR" else None))
-        ops[name] = {"inputs": [n for n, _ in ports("INPUT")], "outputs": [n for n, _ in ports("OUTPUT")],
-                     "dtypes": {n: [t.strip() for t in d.split(",")] for n, d in ports("INPUT") + ports("OUTPUT")},
-                     "attrs": attrs}
+        ops[name] = {
+            "inputs": [n for n, _ in ports("INPUT")],
+            "outputs": [n for n, _ in ports("OUTPUT")],
+            "dtypes": {
+                n: [t.strip() for t in d.split(",")] for n, d in ports("INPUT") + ports("OUTPUT")
+            },
+            "attrs": attrs,
+        }
     return ops
 
 
 def parse_plugin(path):
     text = preprocess(path)
-    return {op: (framework, origin) for op, framework, origin in re.findall(
-        r'REGISTER_CUSTOM_OP\("(\w+)"\)\s*\.FrameworkType\((\w+)\)\s*\.OriginOpType\("(\w+)"\)', text)}
+    return {
+        op: (framework, origin)
+        for op, framework, origin in re.findall(
+            r'REGISTER_CUSTOM_OP\("(\w+)"\)\s*\.FrameworkType\((\w+)\)\s*\.OriginOpType\("(\w+)"\)',
+            text,
+        )
+    }
 
 
 @pytest.fixture(scope="module")
@@ -136,14 +180,20 @@ def tf_ops():
 
 # ---- tests ---------------------------------------------------------------------------------------
 def test_parser_expands_attribute_macros():
-    source = ('#define ATTRS \\\n  Attr("k: list(int)") \\\n      .Attr("g: int = 1")\n'
-              'REGISTER_OP("Op").Input("x: T").Output("y: T").Attr("T: {float, double}").ATTRS'
-              '.SetShapeFn([](InferenceContext* c) { return Status(); });\n')
+    source = (
+        '#define ATTRS \\\n  Attr("k: list(int)") \\\n      .Attr("g: int = 1")\n'
+        'REGISTER_OP("Op").Input("x: T").Output("y: T").Attr("T: {float, double}").ATTRS'
+        '.SetShapeFn([](InferenceContext* c) { return Status(); });\n'
+    )
     path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "edvr_parser_probe.cc")
     with open(path, "w") as f:
         f.write(source)
-    assert parse_tf_ops([path])["Op"] == {"inputs": ["x"], "outputs": ["y"], "T": ["float", "double"],
-                                           "attrs": [("k", "list(int)", None), ("g", "int", "1")]}
+    assert parse_tf_ops([path])["Op"] == {
+        "inputs": ["x"],
+        "outputs": ["y"],
+        "T": ["float", "double"],
+        "attrs": [("k", "list(int)", None), ("g", "int", "1")],
+    }
 
 
 def test_proto_port_types_are_written_out():
@@ -170,14 +220,21 @@ def test_ports_and_attrs_agree_with_tf(tf_ops):
         tf_op = tf_ops[op]
         assert ini[op]["inputs"] == proto[op]["inputs"] == tf_op["inputs"], op
         assert ini[op]["outputs"] == proto[op]["outputs"] == tf_op["outputs"], op
-        assert [a[0] for a in ini[op]["attrs"]] == [a[0] for a in proto[op]["attrs"]] == \
-            [a[0] for a in tf_op["attrs"]], op
-        for (name, tf_type, tf_default), ini_attr, proto_attr in zip(tf_op["attrs"], ini[op]["attrs"],
-                                                                     proto[op]["attrs"]):
+        assert (
+            [a[0] for a in ini[op]["attrs"]]
+            == [a[0] for a in proto[op]["attrs"]]
+            == [a[0] for a in tf_op["attrs"]]
+        ), op
+        for (name, tf_type, tf_default), ini_attr, proto_attr in zip(
+            tf_op["attrs"], ini[op]["attrs"], proto[op]["attrs"]
+        ):
             assert (ini_attr[1], proto_attr[1]) == ATTR_TYPES[tf_type], (op, name)
             assert ini_attr[3] == ("required" if tf_default is None else "optional"), (op, name)
-            assert _normalise_default(ini_attr[2]) == _normalise_default(proto_attr[2]) == \
-                _normalise_default(tf_default), (op, name)
+            assert (
+                _normalise_default(ini_attr[2])
+                == _normalise_default(proto_attr[2])
+                == _normalise_default(tf_default)
+            ), (op, name)
 
 
 def test_dtypes_agree(tf_ops):
@@ -203,13 +260,20 @@ def test_entry_points_match_op_info():
     for op, info in parse_ini(INI).items():
         entry = getattr(_impl(info["opFile"]), info["opInterface"])
         params = inspect.signature(entry).parameters
-        expected = info["inputs"] + info["outputs"] + [a[0] for a in info["attrs"]] + ["kernel_name"]
+        expected = (
+            info["inputs"] + info["outputs"] + [a[0] for a in info["attrs"]] + ["kernel_name"]
+        )
         assert list(params) == expected, op
         for name, _, default, param_type in info["attrs"]:
             if param_type == "optional":
                 got = params[name].default
-                got = str(got).lower() if isinstance(got, bool) else ",".join(str(v) for v in got) \
-                    if isinstance(got, (tuple, list)) else str(got)
+                got = (
+                    str(got).lower()
+                    if isinstance(got, bool)
+                    else ",".join(str(v) for v in got)
+                    if isinstance(got, (tuple, list))
+                    else str(got)
+                )
                 assert got == _normalise_default(default), (op, name)
 
 
@@ -237,10 +301,16 @@ def test_kernels_import_cann_lazily(monkeypatch):
 
 def test_ini_converts_to_ops_info_json(tmp_path):
     out = tmp_path / "aic-ascend910-ops-info.json"
-    subprocess.run([sys.executable, os.path.join(TBE, "cmake", "ini_to_json.py"), str(out), INI], check=True)
+    subprocess.run(
+        [sys.executable, os.path.join(TBE, "cmake", "ini_to_json.py"), str(out), INI], check=True
+    )
     info = json.loads(out.read_text())
     assert sorted(info) == OPS
-    assert info["EdvrDeformableOffsets"]["attr_ksize"] == {"type": "listInt", "value": "all", "paramType": "required"}
+    assert info["EdvrDeformableOffsets"]["attr_ksize"] == {
+        "type": "listInt",
+        "value": "all",
+        "paramType": "required",
+    }
     assert info["EdvrBilinearSampleGrad"]["opFile"] == {"value": "edvr_bilinear_sample_grad"}
     assert info["EdvrDeformableOffsets"]["attr_pads"]["defaultValue"] == "[0,0,0,0]"
 
@@ -259,6 +329,8 @@ def test_cmake_skips_without_cann(tmp_path):
     if not os.path.exists(cmake):
         pytest.skip("cmake not installed")
     env = {k: v for k, v in os.environ.items() if k not in ("ASCEND_HOME_PATH", "ASCEND_OPP_PATH")}
-    result = subprocess.run([cmake, "-S", TBE, "-B", str(tmp_path)], env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [cmake, "-S", TBE, "-B", str(tmp_path)], env=env, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "EDVR TBE ops: skipped, no CANN toolkit" in result.stdout

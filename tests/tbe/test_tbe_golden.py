@@ -1,6 +1,6 @@
 """The golden-data tool writes consistent msopst cases whose expectations match the float64 oracle."""
+
 import json
-import os
 
 import numpy as np
 import pytest
@@ -29,7 +29,10 @@ def _load(out, entry):
 def test_suites_and_manifest_agree(written):
     out, manifest = written
     n_dtypes = len(golden.DTYPES)
-    per_op = {"EdvrDeformableOffsets": len(golden.DEFORMABLE_CASES), "EdvrBilinearSample": len(golden.BILINEAR_CASES)}
+    per_op = {
+        "EdvrDeformableOffsets": len(golden.DEFORMABLE_CASES),
+        "EdvrBilinearSample": len(golden.BILINEAR_CASES),
+    }
     per_op.update({op + "Grad": n for op, n in list(per_op.items())})
     assert len(manifest) == n_dtypes * sum(per_op.values())
     for op, count in per_op.items():
@@ -40,7 +43,9 @@ def test_suites_and_manifest_agree(written):
             entry = entries[case["case_name"]]
             assert case["op"] == op
             assert [d["name"] for d in case["input_desc"]] == [i["name"] for i in entry["inputs"]]
-            assert [d["shape"] for d in case["output_desc"]] == [o["shape"] for o in entry["expected"]]
+            assert [d["shape"] for d in case["output_desc"]] == [
+                o["shape"] for o in entry["expected"]
+            ]
             for desc, data in zip(case["input_desc"], entry["inputs"]):
                 assert desc["value"] == data["bin"] and desc["shape"] == data["shape"]
                 assert desc["type"] == [golden.CANN_DTYPE[entry["dtype"]]]
@@ -55,11 +60,18 @@ def test_expected_outputs_match_independent_oracle(written):
         if entry["op"].startswith("EdvrDeformableOffsets"):
             case = json.loads((out / "EdvrDeformableOffsets.json").read_text())
             name = entry["case"].replace("EdvrDeformableOffsetsGrad_", "EdvrDeformableOffsets_")
-            attrs = {a["name"]: a["value"] for a in next(c for c in case if c["case_name"] == name)["attr"]}
-        fn = {"EdvrDeformableOffsets": lambda x, o: [oracle.deformable_offsets(x, o, **attrs)],
-              "EdvrDeformableOffsetsGrad": lambda g, x, o: oracle.deformable_offsets_grad(g, x, o, **attrs),
-              "EdvrBilinearSample": lambda x, c: [oracle.bilinear_sample(x, c)],
-              "EdvrBilinearSampleGrad": lambda g, x, c: oracle.bilinear_sample_grad(g, x, c)}[entry["op"]]
+            attrs = {
+                a["name"]: a["value"]
+                for a in next(c for c in case if c["case_name"] == name)["attr"]
+            }
+        fn = {
+            "EdvrDeformableOffsets": lambda x, o: [oracle.deformable_offsets(x, o, **attrs)],
+            "EdvrDeformableOffsetsGrad": lambda g, x, o: oracle.deformable_offsets_grad(
+                g, x, o, **attrs
+            ),
+            "EdvrBilinearSample": lambda x, c: [oracle.bilinear_sample(x, c)],
+            "EdvrBilinearSampleGrad": lambda g, x, c: oracle.bilinear_sample_grad(g, x, c),
+        }[entry["op"]]
         # Expectations are stored in the case dtype: compare at that dtype's storage precision.
         eps = float(np.finfo(entry["dtype"]).eps)
         for got, ref in zip(want, fn(*ins)):

@@ -10,6 +10,7 @@ they run on our TIK double, tests/tbe/tik_double (written from CANN's documents;
 which also reports GM elements written by more than one block and the instruction trace; the
 tests that need those, or that test the double itself, run only on the double.
 """
+
 import importlib.util
 import os
 import sys
@@ -26,7 +27,11 @@ except ImportError:  # no CANN toolkit: our double, as PYTHONPATH=tests/tbe/tik_
 from kernels.tbe import golden
 from kernels.tbe.tbe.impl import edvr_bilinear_sample, edvr_bilinear_sample_grad
 from kernels.tbe.tbe.impl import edvr_deformable_offsets, edvr_deformable_offsets_grad
-from kernels.tbe.tbe.impl import edvr_sampling_entry, edvr_sampling_plan as plan_lib, edvr_tik_machine
+from kernels.tbe.tbe.impl import (
+    edvr_sampling_entry,
+    edvr_sampling_plan as plan_lib,
+    edvr_tik_machine,
+)
 from tests.tbe.replay import Case
 from tests.tbe.test_tbe_plans import CASES as PLAN_CASES
 
@@ -34,12 +39,25 @@ USING_DOUBLE = hasattr(tik, "configure_profile")
 double_only = pytest.mark.skipif(not USING_DOUBLE, reason="checks of our TIK double itself")
 IMPL_DIR = os.path.dirname(edvr_tik_machine.__file__)
 
-GOLDEN_CASES = [Case("golden_" + name, "deformable", x_shape,
-                     dict(ksize=ksize, strides=strides, pads=pads, dilations=dilations,
-                          deformable_groups=deformable_groups))
-                for name, x_shape, ksize, strides, pads, dilations, deformable_groups in golden.DEFORMABLE_CASES]
-GOLDEN_CASES += [Case("golden_" + name, "bilinear", x_shape, coords_shape=coords_shape)
-                 for name, x_shape, coords_shape in golden.BILINEAR_CASES]
+GOLDEN_CASES = [
+    Case(
+        "golden_" + name,
+        "deformable",
+        x_shape,
+        dict(
+            ksize=ksize,
+            strides=strides,
+            pads=pads,
+            dilations=dilations,
+            deformable_groups=deformable_groups,
+        ),
+    )
+    for name, x_shape, ksize, strides, pads, dilations, deformable_groups in golden.DEFORMABLE_CASES
+]
+GOLDEN_CASES += [
+    Case("golden_" + name, "bilinear", x_shape, coords_shape=coords_shape)
+    for name, x_shape, coords_shape in golden.BILINEAR_CASES
+]
 CASES = list(PLAN_CASES) + GOLDEN_CASES
 DTYPES = ("float32", "float16")
 
@@ -69,17 +87,32 @@ def build(case, dtype, backward, module=None):
     if case.op == "bilinear":
         if backward:
             entry = module or edvr_bilinear_sample_grad
-            return entry.edvr_bilinear_sample_grad(_desc(y, dtype, "ND"), _desc(x, dtype), _desc(params, dtype, "ND"),
-                                                   _desc(x, dtype), _desc(params, dtype, "ND"))
+            return entry.edvr_bilinear_sample_grad(
+                _desc(y, dtype, "ND"),
+                _desc(x, dtype),
+                _desc(params, dtype, "ND"),
+                _desc(x, dtype),
+                _desc(params, dtype, "ND"),
+            )
         entry = module or edvr_bilinear_sample
-        return entry.edvr_bilinear_sample(_desc(x, dtype), _desc(params, dtype, "ND"), _desc(y, dtype, "ND"))
+        return entry.edvr_bilinear_sample(
+            _desc(x, dtype), _desc(params, dtype, "ND"), _desc(y, dtype, "ND")
+        )
     assert geo.param_stride == params.shape[-1]
     if backward:
         entry = module or edvr_deformable_offsets_grad
-        return entry.edvr_deformable_offsets_grad(_desc(y, dtype), _desc(x, dtype), _desc(params, dtype),
-                                                  _desc(x, dtype), _desc(params, dtype), **case.attrs)
+        return entry.edvr_deformable_offsets_grad(
+            _desc(y, dtype),
+            _desc(x, dtype),
+            _desc(params, dtype),
+            _desc(x, dtype),
+            _desc(params, dtype),
+            **case.attrs,
+        )
     entry = module or edvr_deformable_offsets
-    return entry.edvr_deformable_offsets(_desc(x, dtype), _desc(params, dtype), _desc(y, dtype), **case.attrs)
+    return entry.edvr_deformable_offsets(
+        _desc(x, dtype), _desc(params, dtype), _desc(y, dtype), **case.attrs
+    )
 
 
 def run(case, dtype, inputs, backward, module=None):
@@ -112,7 +145,9 @@ def check_blocks(tik_instance, cores):
     if not USING_DOUBLE:
         return
     assert max(r.core for r in tik_instance.trace) < cores
-    assert all(count == 0 for count in tik_instance.gm_conflicts().values()), tik_instance.gm_conflicts()
+    assert all(count == 0 for count in tik_instance.gm_conflicts().values()), (
+        tik_instance.gm_conflicts()
+    )
     assert not tik_instance.cross_core_reads, tik_instance.cross_core_reads[:3]
 
 
@@ -173,7 +208,9 @@ def test_small_unified_buffer_gives_tiles_and_tails(backward, ub_kib):
 def test_block_checker_reports_two_blocks_on_one_image(monkeypatch):
     """The per-block write check is live: if every phase-A task took image 0's unit 0, the blocks
     would zero (plainly write) the same grad_x elements."""
-    monkeypatch.setattr(plan_lib.BackwardPlan, "split_task_a", lambda self, task: (task * 0, task * 0))
+    monkeypatch.setattr(
+        plan_lib.BackwardPlan, "split_task_a", lambda self, task: (task * 0, task * 0)
+    )
     case = PLAN_CASES[0]
     _, tik_instance = run(case, "float32", case.inputs(), backward=True)
     assert tik_instance.gm_conflicts()["grad_x"] > 0
@@ -190,8 +227,16 @@ def test_trace_counts_what_the_kernel_moves():
     assert sum(r.nbytes for r in stores) == int(np.prod(case.output_shape())) * 2
     vector = [r for r in tik_instance.trace if r.unit == "vector"]
     assert vector and all(1 <= r.mask <= 64 and r.elements == r.mask * r.repeat for r in vector)
-    assert {r.op for r in tik_instance.trace} >= {"data_move", "vec_axpy", "vec_conv", "vec_dup", "set_as",
-                                                  "scalar_conv", "for_range", "if_scope"}
+    assert {r.op for r in tik_instance.trace} >= {
+        "data_move",
+        "vec_axpy",
+        "vec_conv",
+        "vec_dup",
+        "set_as",
+        "scalar_conv",
+        "for_range",
+        "if_scope",
+    }
 
 
 def _load_top_level(name):
@@ -202,13 +247,24 @@ def _load_top_level(name):
     return module
 
 
-@pytest.mark.parametrize("name,case,backward", [
-    ("edvr_deformable_offsets", PLAN_CASES[1], False), ("edvr_deformable_offsets_grad", PLAN_CASES[1], True),
-    ("edvr_bilinear_sample", PLAN_CASES[3], False), ("edvr_bilinear_sample_grad", PLAN_CASES[3], True)])
+@pytest.mark.parametrize(
+    "name,case,backward",
+    [
+        ("edvr_deformable_offsets", PLAN_CASES[1], False),
+        ("edvr_deformable_offsets_grad", PLAN_CASES[1], True),
+        ("edvr_bilinear_sample", PLAN_CASES[3], False),
+        ("edvr_bilinear_sample_grad", PLAN_CASES[3], True),
+    ],
+)
 def test_entry_files_loaded_as_top_level_modules(name, case, backward, monkeypatch):
     """The kernel files also work when the op compiler imports them outside their package."""
     monkeypatch.syspath_prepend(IMPL_DIR)
-    for module in ("edvr_sampling_entry", "edvr_sampling_plan", "edvr_sampling_program", "edvr_tik_machine"):
+    for module in (
+        "edvr_sampling_entry",
+        "edvr_sampling_plan",
+        "edvr_sampling_program",
+        "edvr_tik_machine",
+    ):
         monkeypatch.delitem(sys.modules, module, raising=False)
     inputs = case.inputs(seed=4)
     got, _ = run(case, "float32", inputs, backward, module=_load_top_level(name))
@@ -235,10 +291,14 @@ def test_missing_toolkit_names_the_fix(monkeypatch):
 def _kernel(body, inputs, outputs):
     """Build body(tik_instance, tensors) over float32 GM tensors {name: size} and run it."""
     tik_instance = tik.Tik()
-    tensors = {name: tik_instance.Tensor("float32", (size,), name=name, scope=tik.scope_gm)
-               for name, size in list(inputs.items()) + list(outputs.items())}
+    tensors = {
+        name: tik_instance.Tensor("float32", (size,), name=name, scope=tik.scope_gm)
+        for name, size in list(inputs.items()) + list(outputs.items())
+    }
     body(tik_instance, tensors)
-    tik_instance.BuildCCE(kernel_name="k", inputs=[tensors[n] for n in inputs], outputs=[tensors[n] for n in outputs])
+    tik_instance.BuildCCE(
+        kernel_name="k", inputs=[tensors[n] for n in inputs], outputs=[tensors[n] for n in outputs]
+    )
     return tik_instance
 
 
@@ -267,8 +327,15 @@ def test_double_instructions_on_hand_computed_values():
     assert np.isnan(out[16:24]).all()  # never loaded: the fresh-UB poison
     assert total[0] == loaded.sum()
     assert np.isnan(axpy).all()  # NaN poison + 0.5 * x: the destination was never initialised
-    assert [r.op for r in ti.trace if r.unit != "scalar"] == ["data_move", "vec_axpy", "vec_reduce_add",
-                                                               "vec_muls", "data_move", "data_move", "data_move"]
+    assert [r.op for r in ti.trace if r.unit != "scalar"] == [
+        "data_move",
+        "vec_axpy",
+        "vec_reduce_add",
+        "vec_muls",
+        "data_move",
+        "data_move",
+        "data_move",
+    ]
 
 
 @double_only
@@ -283,13 +350,13 @@ def test_double_vector_sampling_instructions_on_hand_computed_values():
         c = ti.Tensor("float32", (64,), name="c", scope=tik.scope_ubuf)
         i = ti.Tensor("int32", (64,), name="i", scope=tik.scope_ubuf)
         ti.data_move(a, t["v"], 0, 1, 1, 0, 0)
-        ti.vec_conv(8, "floor", i, a, 1, 8, 8)     # floor, saturating; NaN -> INT32_MIN
-        ti.vec_conv(8, "", b, i, 1, 8, 8)          # back to float32
-        ti.vec_sub(8, c, a, b, 1, 8, 8, 8)         # fractional parts
-        ti.vec_adds(8, b, b, 1.0, 1, 8, 8)         # floor + 1
-        ti.vec_add(8, a, b, c, 1, 8, 8, 8)         # (floor + 1) + fraction
+        ti.vec_conv(8, "floor", i, a, 1, 8, 8)  # floor, saturating; NaN -> INT32_MIN
+        ti.vec_conv(8, "", b, i, 1, 8, 8)  # back to float32
+        ti.vec_sub(8, c, a, b, 1, 8, 8, 8)  # fractional parts
+        ti.vec_adds(8, b, b, 1.0, 1, 8, 8)  # floor + 1
+        ti.vec_add(8, a, b, c, 1, 8, 8, 8)  # (floor + 1) + fraction
         d = ti.Tensor("float32", (64,), name="d", scope=tik.scope_ubuf)
-        ti.vec_min(8, d, b, c, 1, 8, 8, 8)         # min(floor + 1, fraction)
+        ti.vec_min(8, d, b, c, 1, 8, 8, 8)  # min(floor + 1, fraction)
         ti.data_move(t["mins"], d, 0, 1, 1, 0, 0)
         ti.data_move(t["floors"], b, 0, 1, 1, 0, 0)
         ti.data_move(t["fractions"], c, 0, 1, 1, 0, 0)
@@ -297,21 +364,30 @@ def test_double_vector_sampling_instructions_on_hand_computed_values():
 
     ti = _kernel(body, {"v": 8}, {"floors": 8, "fractions": 8, "sums": 8, "mins": 8})
     floors, fractions, sums, mins = ti.tikdb.start_debug(feed_dict={"v": values}, interactive=False)
-    int_min, int_max = float(np.float32(-2 ** 31)), float(np.float32(2 ** 31 - 1))
+    int_min, int_max = float(np.float32(-(2**31))), float(np.float32(2**31 - 1))
     np.testing.assert_array_equal(floors[[0, 1, 2, 3, 7]], [3.0, 0.0, 0.0, 4.0, 1.0])
-    assert floors[4] == np.float32(int_max + 1.0) and floors[5] == np.float32(int_min + 1.0)  # saturated
+    assert floors[4] == np.float32(int_max + 1.0) and floors[5] == np.float32(
+        int_min + 1.0
+    )  # saturated
     assert floors[6] == np.float32(int_min + 1.0)  # NaN: the double's INT32_MIN
     np.testing.assert_array_equal(fractions[[0, 1, 2, 3, 7]], [0.5, 0.5, 0.0, 0.0, 0.75])
     np.testing.assert_array_equal(mins[[0, 1, 2, 3, 7]], [0.5, 0.0, 0.0, 0.0, 0.75])
     np.testing.assert_array_equal(sums[[0, 1, 2, 3, 7]], [3.5, 0.5, 0.0, 4.0, 1.75])
-    assert [r.op for r in ti.trace if r.unit == "vector"] == ["vec_conv", "vec_conv", "vec_sub", "vec_adds",
-                                                              "vec_add", "vec_min"]
+    assert [r.op for r in ti.trace if r.unit == "vector"] == [
+        "vec_conv",
+        "vec_conv",
+        "vec_sub",
+        "vec_adds",
+        "vec_add",
+        "vec_min",
+    ]
     assert [r.dtype for r in ti.trace if r.op == "vec_conv"] == ["float32->int32", "int32->float32"]
 
 
 @double_only
 def test_double_atomic_add_across_blocks():
     """Two blocks atomically adding into one element is no conflict; a plain store is."""
+
     def body(ti, t, plain):
         with ti.for_range(0, 2, block_num=2) as block:
             ub = ti.Tensor("float32", (8,), name="ub", scope=tik.scope_ubuf)
@@ -334,26 +410,56 @@ def test_double_atomic_add_across_blocks():
 
 
 @double_only
-@pytest.mark.parametrize("body,message", [
-    (lambda ti, t, ub: ti.data_move(ub[4], t["a"], 0, 1, 1, 0, 0), "not 32-byte aligned"),
-    (lambda ti, t, ub: ti.data_move(ub, t["a"], 0, 1, 0, 0, 0), r"burst = 0 outside \[1, 65535\]"),
-    (lambda ti, t, ub: ti.data_move(ub, t["a"], 0, 4096, 1, 0, 0), r"nburst = 4096 outside \[1, 4095\]"),
-    (lambda ti, t, ub: ti.data_move(ub, t["a"], 0, 1, 2, 0, 0), "outside 8 elements"),
-    (lambda ti, t, ub: ti.vec_dup(64, ub, 0.0, 256, 8), r"repeat_times = 256 outside \[1, 255\]"),
-    (lambda ti, t, ub: ti.vec_dup(65, ub, 0.0, 1, 8), r"mask 65 outside \[1, 64\]"),
-    (lambda ti, t, ub: ti.vec_dup([1, 0], ub, 0.0, 1, 8), "high word must be 0"),
-    (lambda ti, t, ub: ti.vec_dup(64, ub, 0.0, 2, 8), "outside its 64 elements"),
-    (lambda ti, t, ub: ti.vec_dup(8, t["a"], 0.0, 1, 8), "must be in UB"),
-    (lambda ti, t, ub: ti.set_atomic_add(2), "supports 0 .off. and 1 .float32. only"),
-    (lambda ti, t, ub: ti.Tensor("float32", (65536,), name="big", scope=tik.scope_ubuf), "capacity 262144"),
-    (lambda ti, t, ub: ti.scalar_conv("floor", ti.Scalar("float32"), ti.Scalar("int32", init_value=1)),
-     "scalar_conv int32 -> float32 with round_mode 'floor'"),
-    (lambda ti, t, ub: ti.Scalar("int32", init_value=1) + 0.5, "a float immediate with an int32 expression"),
-    (lambda ti, t, ub: ti.vec_conv(64, "", ti.Tensor("int32", (64,), name="i", scope=tik.scope_ubuf), ub, 1, 8, 8),
-     "vec_conv float32 -> int32 with round_mode ''"),
-    (lambda ti, t, ub: ti.vec_add(64, ub, ub, ti.Tensor("float16", (64,), name="h", scope=tik.scope_ubuf),
-                                  1, 8, 8, 4), "operands must share float16 or float32"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        (lambda ti, t, ub: ti.data_move(ub[4], t["a"], 0, 1, 1, 0, 0), "not 32-byte aligned"),
+        (
+            lambda ti, t, ub: ti.data_move(ub, t["a"], 0, 1, 0, 0, 0),
+            r"burst = 0 outside \[1, 65535\]",
+        ),
+        (
+            lambda ti, t, ub: ti.data_move(ub, t["a"], 0, 4096, 1, 0, 0),
+            r"nburst = 4096 outside \[1, 4095\]",
+        ),
+        (lambda ti, t, ub: ti.data_move(ub, t["a"], 0, 1, 2, 0, 0), "outside 8 elements"),
+        (
+            lambda ti, t, ub: ti.vec_dup(64, ub, 0.0, 256, 8),
+            r"repeat_times = 256 outside \[1, 255\]",
+        ),
+        (lambda ti, t, ub: ti.vec_dup(65, ub, 0.0, 1, 8), r"mask 65 outside \[1, 64\]"),
+        (lambda ti, t, ub: ti.vec_dup([1, 0], ub, 0.0, 1, 8), "high word must be 0"),
+        (lambda ti, t, ub: ti.vec_dup(64, ub, 0.0, 2, 8), "outside its 64 elements"),
+        (lambda ti, t, ub: ti.vec_dup(8, t["a"], 0.0, 1, 8), "must be in UB"),
+        (lambda ti, t, ub: ti.set_atomic_add(2), "supports 0 .off. and 1 .float32. only"),
+        (
+            lambda ti, t, ub: ti.Tensor("float32", (65536,), name="big", scope=tik.scope_ubuf),
+            "capacity 262144",
+        ),
+        (
+            lambda ti, t, ub: ti.scalar_conv(
+                "floor", ti.Scalar("float32"), ti.Scalar("int32", init_value=1)
+            ),
+            "scalar_conv int32 -> float32 with round_mode 'floor'",
+        ),
+        (
+            lambda ti, t, ub: ti.Scalar("int32", init_value=1) + 0.5,
+            "a float immediate with an int32 expression",
+        ),
+        (
+            lambda ti, t, ub: ti.vec_conv(
+                64, "", ti.Tensor("int32", (64,), name="i", scope=tik.scope_ubuf), ub, 1, 8, 8
+            ),
+            "vec_conv float32 -> int32 with round_mode ''",
+        ),
+        (
+            lambda ti, t, ub: ti.vec_add(
+                64, ub, ub, ti.Tensor("float16", (64,), name="h", scope=tik.scope_ubuf), 1, 8, 8, 4
+            ),
+            "operands must share float16 or float32",
+        ),
+    ],
+)
 def test_double_refuses_what_tik_documents_as_invalid(body, message):
     def kernel(ti, t):
         ub = ti.Tensor("float32", (64,), name="ub", scope=tik.scope_ubuf)
@@ -374,7 +480,9 @@ def test_double_refuses_float16_atomic_add():
         ti.set_atomic_add(0)
 
     ti = tik.Tik()
-    t = {name: ti.Tensor("float16", (16,), name=name, scope=tik.scope_gm) for name in ("h", "h_out")}
+    t = {
+        name: ti.Tensor("float16", (16,), name=name, scope=tik.scope_gm) for name in ("h", "h_out")
+    }
     body(ti, t)
     ti.BuildCCE(kernel_name="k", inputs=[t["h"]], outputs=[t["h_out"]])
     with pytest.raises(tik.TikError, match="adds float32 only, got float16"):

@@ -9,6 +9,7 @@ and the zero-initialised last conv makes the starting point exactly the bilinear
 Kaiming init in the offset branch too, the offsets moved 5-10x faster and one run in six
 exploded (l1 offsets above 70 pixels by step 80); the offset branch keeps the small init.
 """
+
 import os
 
 import numpy as np
@@ -38,15 +39,22 @@ def test_demo_model_starts_at_its_bilinear_base_with_a_full_scale_signal():
         last_input = graph.get_operation_by_name('edvr/reconstruction/conv_last/Conv2D').inputs[0]
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
-            got = sess.run({'output': output, 'base': base, 'residual': endpoints['residual'],
-                            'first': endpoints['features'][0],
-                            'last_input': tf.identity(last_input)})
+            got = sess.run(
+                {
+                    'output': output,
+                    'base': base,
+                    'residual': endpoints['residual'],
+                    'first': endpoints['features'][0],
+                    'last_input': tf.identity(last_input),
+                }
+            )
     assert not got['residual'].any()
     np.testing.assert_array_equal(got['output'], got['base'])
     ratio = got['last_input'].std() / got['first'].std()
     assert ratio > MIN_SIGNAL_RATIO, (
         f'signal at the last conv is {ratio:.2g} of the first features\' scale, expected > '
-        f'{MIN_SIGNAL_RATIO}: the init lets it vanish through the network')
+        f'{MIN_SIGNAL_RATIO}: the init lets it vanish through the network'
+    )
 
 
 def test_demo_trains_a_fixed_number_of_steps():
@@ -67,7 +75,8 @@ def test_demo_offsets_start_slowly(tiny_data):
     spec = reds.check_dataset(tiny_data, 'train')
     with tf.Graph().as_default():
         batch = tf.compat.v1.data.make_one_shot_iterator(
-            train_module.training_dataset(config, tiny_data, spec, 0)).get_next()
+            train_module.training_dataset(config, tiny_data, spec, 0)
+        ).get_next()
         graph = train_module.TrainingGraph(config, tiny_data, val_spec=None)
         with tf.compat.v1.Session() as sess:
             sess.run(graph.init)

@@ -12,11 +12,14 @@ TARGET = RNG.random((2, 8, 8, 3)).astype(np.float32)
 DIFF = PRED.astype(np.float64) - TARGET
 
 
-@pytest.mark.parametrize('kind, per_element', [
-    ('charbonnier', np.sqrt(DIFF ** 2 + 1e-6)),
-    ('l1', np.abs(DIFF)),
-    ('l2', DIFF ** 2),
-])
+@pytest.mark.parametrize(
+    'kind, per_element',
+    [
+        ('charbonnier', np.sqrt(DIFF**2 + 1e-6)),
+        ('l1', np.abs(DIFF)),
+        ('l2', DIFF**2),
+    ],
+)
 @pytest.mark.parametrize('reduction', ['sum', 'mean'])
 def test_losses_match_numpy(kind, per_element, reduction):
     expected = per_element.sum() if reduction == 'sum' else per_element.mean()

@@ -68,17 +68,33 @@ def compare_with_one_process(values, checkpoint, steps):
 
 def one_process_checkpoint(tiny_data, tmp_path, steps, **train):
     """Trains one process with batch 4 (the 2 workers' global batch) for ``steps`` steps."""
-    config = write_config(tmp_path / 'single.yaml',
-                          tiny_config(**dict(train, batch_size=4, max_steps=steps)))
+    config = write_config(
+        tmp_path / 'single.yaml', tiny_config(**dict(train, batch_size=4, max_steps=steps))
+    )
     output = str(tmp_path / 'single')
     # float32, as the workers compute (edvr.train keeps them in float32)
-    assert train_module.main(['--config', config, '--data_dir', tiny_data, '--output', output,
-                              '--no_progress', '--precision', 'fp32']) == 0
+    assert (
+        train_module.main(
+            [
+                '--config',
+                config,
+                '--data_dir',
+                tiny_data,
+                '--output',
+                output,
+                '--no_progress',
+                '--precision',
+                'fp32',
+            ]
+        )
+        == 0
+    )
     return os.path.join(output, f'model.ckpt-{steps}')
 
 
 def test_workers_hold_identical_variables_equal_to_one_process_on_the_global_batch(
-        tiny_data, tmp_path):
+    tiny_data, tmp_path
+):
     steps = 3
     config = parse_config(tiny_config(batch_size=2, max_steps=steps))
     workers = LocalWorkers(config, tiny_data, count=2)
@@ -90,19 +106,27 @@ def test_workers_hold_identical_variables_equal_to_one_process_on_the_global_bat
     assert int(chief['global_step']) == steps
     for name in chief:  # the same reduced gradients applied to the same broadcast variables
         np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
-    move, slot = compare_with_one_process(chief, one_process_checkpoint(tiny_data, tmp_path,
-                                                                         steps), steps)
-    print(f'2 workers x batch 2 vs 1 process x batch 4 after {steps} steps: largest weight '
-          f'difference {move[0]:.2e} x (steps * lr) ({move[1]}), largest Adam moment '
-          f'difference {slot[0]:.2e} relative ({slot[1]})')
+    move, slot = compare_with_one_process(
+        chief, one_process_checkpoint(tiny_data, tmp_path, steps), steps
+    )
+    print(
+        f'2 workers x batch 2 vs 1 process x batch 4 after {steps} steps: largest weight '
+        f'difference {move[0]:.2e} x (steps * lr) ({move[1]}), largest Adam moment '
+        f'difference {slot[0]:.2e} relative ({slot[1]})'
+    )
 
 
 def launch(count, args, log_dir, **popen):
-    env = dict(os.environ, PYTHON=sys.executable, LOG_DIR=str(log_dir),
-               TF_CPP_MIN_LOG_LEVEL='2')
-    return subprocess.Popen(['bash', LAUNCHER, str(count)] + args, cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            **popen)
+    env = dict(os.environ, PYTHON=sys.executable, LOG_DIR=str(log_dir), TF_CPP_MIN_LOG_LEVEL='2')
+    return subprocess.Popen(
+        ['bash', LAUNCHER, str(count)] + args,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
 
 
 def worker_pids(launcher, count):
@@ -139,6 +163,7 @@ def wait_for(path, launcher, seconds):
 @dataclass
 class Launch:
     """Workers started by the launcher: its process, their pids, the run's arguments."""
+
     launcher: subprocess.Popen
     pids: list
     args: list  # the edvr.train arguments every worker got
@@ -153,11 +178,21 @@ def launch_until_checkpoint(count, tiny_data, tmp_path, timeout):
     """Starts ``count`` workers of a long EDVR-tiny run (batch 2 each, a checkpoint every
     step, ``--collective_timeout timeout``) through the launcher and waits for the chief's
     checkpoint of step 2. The caller stops them (``stop``)."""
-    config = write_config(tmp_path / 'tiny.yaml', tiny_config(
-        batch_size=2, max_steps=1000, scheduler_periods=[1000], checkpoint_every=1))
+    config = write_config(
+        tmp_path / 'tiny.yaml',
+        tiny_config(batch_size=2, max_steps=1000, scheduler_periods=[1000], checkpoint_every=1),
+    )
     output = str(tmp_path / 'run')
-    args = ['--config', config, '--data_dir', tiny_data, '--output', output,
-            '--collective_timeout', str(timeout)]
+    args = [
+        '--config',
+        config,
+        '--data_dir',
+        tiny_data,
+        '--output',
+        output,
+        '--collective_timeout',
+        str(timeout),
+    ]
     logs = tmp_path / 'logs'
     launcher = launch(count, args, logs)
     pids = []
@@ -186,8 +221,9 @@ def test_lost_worker_stops_the_other_and_resume_continues_exactly(tiny_data, tmp
     # The error comes within the collective timeout (here at once: the peer's connection is
     # reset); the rest is the process exiting.
     assert stopped_after < timeout + 10, stopped_after
-    assert re.search(r'error: lost worker 1 \(127\.0\.0\.1:\d+\): worker 0 \(127\.0\.0\.1:\d+\)',
-                     chief_log), chief_log[-3000:]
+    assert re.search(
+        r'error: lost worker 1 \(127\.0\.0\.1:\d+\): worker 0 \(127\.0\.0\.1:\d+\)', chief_log
+    ), chief_log[-3000:]
     stopped = int(tf.train.latest_checkpoint(output).rsplit('-', 1)[1])
     assert stopped >= 2
 
@@ -210,17 +246,21 @@ def test_lost_worker_stops_the_other_and_resume_continues_exactly(tiny_data, tmp
     # event file per run (the logs of both workers are outside it, in LOG_DIR).
     kept = range(max(1, stopped + 2 - 4), stopped + 3)  # tiny_config keeps 5
     expected = {'checkpoint', 'config.yaml', 'logs'} | {
-        f'model.ckpt-{s}.{ext}' for s in kept for ext in ('index', 'data-00000-of-00001')}
+        f'model.ckpt-{s}.{ext}' for s in kept for ext in ('index', 'data-00000-of-00001')
+    }
     assert set(os.listdir(output)) == expected
     assert len(os.listdir(os.path.join(output, 'logs'))) == 2
 
     values = read_values(os.path.join(output, f'model.ckpt-{stopped + 2}'))
-    single = one_process_checkpoint(tiny_data, tmp_path, stopped + 2,
-                                    scheduler_periods=[1000], checkpoint_every=1000)
+    single = one_process_checkpoint(
+        tiny_data, tmp_path, stopped + 2, scheduler_periods=[1000], checkpoint_every=1000
+    )
     move, slot = compare_with_one_process(values, single, stopped + 2)
-    print(f'worker 1 killed after step {stopped}: the launcher returned {stopped_after:.1f} s '
-          f'later; resumed to {stopped + 2}: largest weight difference '
-          f'{move[0]:.2e} x (steps * lr), Adam moments {slot[0]:.2e} relative')
+    print(
+        f'worker 1 killed after step {stopped}: the launcher returned {stopped_after:.1f} s '
+        f'later; resumed to {stopped + 2}: largest weight difference '
+        f'{move[0]:.2e} x (steps * lr), Adam moments {slot[0]:.2e} relative'
+    )
 
 
 def running(pid):
@@ -241,8 +281,9 @@ def test_a_stopped_worker_is_named_by_the_others(tiny_data, tmp_path):
     try:
         os.kill(run.pids[2], signal.SIGSTOP)
         stopped = time.monotonic()
-        while any(running(pid) for pid in run.pids[:2]) and \
-                time.monotonic() - stopped < timeout + 60:
+        while (
+            any(running(pid) for pid in run.pids[:2]) and time.monotonic() - stopped < timeout + 60
+        ):
             time.sleep(0.2)
         exited_after = time.monotonic() - stopped
     finally:
@@ -253,20 +294,27 @@ def test_a_stopped_worker_is_named_by_the_others(tiny_data, tmp_path):
             stop(run.launcher, run.pids)
     logs = [run.log(i) for i in range(3)]
     # each worker's address, as its log names it at the start
-    addresses = [re.search(rf'multi-worker: worker {i} \((127\.0\.0\.1:\d+)\) of 3',
-                           log).group(1) for i, log in enumerate(logs)]
+    addresses = [
+        re.search(rf'multi-worker: worker {i} \((127\.0\.0\.1:\d+)\) of 3', log).group(1)
+        for i, log in enumerate(logs)
+    ]
     for index in (0, 1):
-        assert f'worker {index} failed (exit status {train_module.EXIT_WORKER_LOST})' in out, \
+        assert f'worker {index} failed (exit status {train_module.EXIT_WORKER_LOST})' in out, (
             out + logs[index][-3000:]
-        assert re.search(rf'error: lost worker 2 \({addresses[2]}\): worker {index} '
-                         rf'\({addresses[index]}\) waited for it in step \d+ in a collective '
-                         rf'all-reduce \(timeout {timeout} s, distributed.collective_timeout\): '
-                         rf'worker 2 \({addresses[2]}\) is unreachable \(stopped or hung\)',
-                         logs[index]), logs[index][-3000:]
+        )
+        assert re.search(
+            rf'error: lost worker 2 \({addresses[2]}\): worker {index} '
+            rf'\({addresses[index]}\) waited for it in step \d+ in a collective '
+            rf'all-reduce \(timeout {timeout} s, distributed.collective_timeout\): '
+            rf'worker 2 \({addresses[2]}\) is unreachable \(stopped or hung\)',
+            logs[index],
+        ), logs[index][-3000:]
     # The timeout, the survey (PROBE_SECONDS), the chief's checkpoint, the exit.
     assert exited_after < timeout + 10, exited_after
-    print(f'worker 2 stopped: workers 0 and 1 were gone {exited_after:.1f} s later (timeout '
-          f'{timeout} s)')
+    print(
+        f'worker 2 stopped: workers 0 and 1 were gone {exited_after:.1f} s later (timeout '
+        f'{timeout} s)'
+    )
 
 
 def test_an_interrupted_config_copy_leaves_the_previous_one_whole(tmp_path, monkeypatch):
@@ -282,13 +330,13 @@ def test_an_interrupted_config_copy_leaves_the_previous_one_whole(tmp_path, monk
 
     def half_then_interrupt(data, stream, **options):
         text = dump(data, **options)
-        stream.write(text[:len(text) // 2])
+        stream.write(text[: len(text) // 2])
         stream.flush()
         raise KeyboardInterrupt
+
     monkeypatch.setattr(yaml, 'safe_dump', half_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        train_module.prepare_output(output, parse_config(tiny_config(max_steps=9)),
-                                    resume=False)
+        train_module.prepare_output(output, parse_config(tiny_config(max_steps=9)), resume=False)
     with open(saved) as f:
         assert f.read() == before
     monkeypatch.undo()
@@ -299,8 +347,12 @@ def test_an_interrupted_config_copy_leaves_the_previous_one_whole(tmp_path, monk
 
 def tf_config(workers, index):
     import json
-    return {distributed.ENV: json.dumps({'cluster': {'worker': workers},
-                                         'task': {'type': 'worker', 'index': index}})}
+
+    return {
+        distributed.ENV: json.dumps(
+            {'cluster': {'worker': workers}, 'task': {'type': 'worker', 'index': index}}
+        )
+    }
 
 
 def test_cluster_comes_from_tf_config():
@@ -310,15 +362,25 @@ def test_cluster_comes_from_tf_config():
     assert distributed.WorkerCluster.from_env({}) is None
 
 
-@pytest.mark.parametrize('value, message', [
-    ('{not json', r'TF_CONFIG: expected JSON, got'),
-    ('{"cluster": {"chief": ["a:1"], "worker": ["b:2"]}, "task": {"type": "worker", '
-     '"index": 0}}', r'"worker" tasks only .*got jobs \[\'chief\', \'worker\'\]'),
-    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
-     r'task must be .* 0 <= i < 1, got \{\'type\': \'worker\', \'index\': 1\}'),
-    ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}',
-     r'"host:port", got \'a\''),
-])
+@pytest.mark.parametrize(
+    'value, message',
+    [
+        ('{not json', r'TF_CONFIG: expected JSON, got'),
+        (
+            '{"cluster": {"chief": ["a:1"], "worker": ["b:2"]}, "task": {"type": "worker", '
+            '"index": 0}}',
+            r'"worker" tasks only .*got jobs \[\'chief\', \'worker\'\]',
+        ),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+            r'task must be .* 0 <= i < 1, got \{\'type\': \'worker\', \'index\': 1\}',
+        ),
+        (
+            '{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}',
+            r'"host:port", got \'a\'',
+        ),
+    ],
+)
 def test_bad_tf_config_is_refused_saying_what_it_holds(value, message):
     with pytest.raises(ValueError, match=message):
         distributed.WorkerCluster.from_env({distributed.ENV: value})
@@ -327,12 +389,17 @@ def test_bad_tf_config_is_refused_saying_what_it_holds(value, message):
 def test_lost_worker_error_names_the_unreachable_worker():
     closed = free_ports(2)  # nothing listens on them
     cluster = distributed.WorkerCluster((f'127.0.0.1:{closed[0]}', f'127.0.0.1:{closed[1]}'), 0)
-    error = tf.errors.DeadlineExceededError(None, None, 'Graph execution error:\n\nFrom '
-                                            '/job:worker/replica:0/task:0:\nCollective has '
-                                            'timed out during execution.')
+    error = tf.errors.DeadlineExceededError(
+        None,
+        None,
+        'Graph execution error:\n\nFrom '
+        '/job:worker/replica:0/task:0:\nCollective has '
+        'timed out during execution.',
+    )
     lost = distributed.lost_worker_error(cluster, error, 7)
-    assert str(lost).startswith(f'lost worker 1 (127.0.0.1:{closed[1]}): worker 0 '
-                                f'(127.0.0.1:{closed[0]}) waited for it')
+    assert str(lost).startswith(
+        f'lost worker 1 (127.0.0.1:{closed[1]}): worker 0 (127.0.0.1:{closed[0]}) waited for it'
+    )
     assert 'timeout 7 s' in str(lost) and 'Collective has timed out' in str(lost)
 
 
@@ -342,24 +409,28 @@ def test_a_worker_that_accepts_connections_but_does_not_answer_is_named_unreacha
         listening.listen()
         peer = f'127.0.0.1:{listening.getsockname()[1]}'
         cluster = distributed.WorkerCluster(('127.0.0.1:1', peer), 0)
-        error = tf.errors.DeadlineExceededError(None, None, 'Collective has timed out during '
-                                                'execution.')
+        error = tf.errors.DeadlineExceededError(
+            None, None, 'Collective has timed out during execution.'
+        )
         lost = distributed.lost_worker_error(cluster, error, 10)
     assert str(lost).startswith(
         f'lost worker 1 ({peer}): worker 0 (127.0.0.1:1) waited for it before its first step '
         f'in a collective all-reduce (timeout 10 s, distributed.collective_timeout): worker 1 '
         f'({peer}) is unreachable (stopped or hung): its server accepts connections but did '
-        f'not answer a read of its progress within 3 s'), str(lost)
+        f'not answer a read of its progress within 3 s'
+    ), str(lost)
 
 
 def test_a_worker_that_never_starts_is_named_after_the_startup_timeout():
     closed = free_ports(3)
     cluster = distributed.WorkerCluster(tuple(f'127.0.0.1:{p}' for p in closed), 1)
     start = time.monotonic()
-    with pytest.raises(distributed.WorkerLostError,
-                       match=rf'^worker 0 \(127.0.0.1:{closed[0]}\), worker 2 '
-                             rf'\(127.0.0.1:{closed[2]}\) did not start: worker 1 '
-                             rf'\(127.0.0.1:{closed[1]}\) waited 1 s'):
+    with pytest.raises(
+        distributed.WorkerLostError,
+        match=rf'^worker 0 \(127.0.0.1:{closed[0]}\), worker 2 '
+        rf'\(127.0.0.1:{closed[2]}\) did not start: worker 1 '
+        rf'\(127.0.0.1:{closed[1]}\) waited 1 s',
+    ):
         distributed.wait_for_workers(cluster, 1.0, poll=0.1)
     assert time.monotonic() - start < 5
 
@@ -370,8 +441,9 @@ def workers_in_this_process(count, build, timeout=30):
     addresses = tuple(f'127.0.0.1:{port}' for port in free_ports(count))
     workers = []
     for index in range(count):
-        collectives = distributed.Collectives(distributed.WorkerCluster(addresses, index),
-                                              timeout=timeout)
+        collectives = distributed.Collectives(
+            distributed.WorkerCluster(addresses, index), timeout=timeout
+        )
         graph = tf.Graph()
         with graph.as_default(), tf.device(collectives.cluster.device):
             built = build(collectives)
@@ -391,6 +463,7 @@ def run_together(calls, seconds=60):
             results[i] = calls[i]()
         except tf.errors.OpError as error:
             results[i] = error
+
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     for t in threads:
         t.start()
@@ -402,17 +475,23 @@ def run_together(calls, seconds=60):
 
 def test_workers_agree_to_stop_and_on_a_non_finite_loss():
     """Two servers in this process, each feeding its own loss and vote to step_agreement."""
+
     def build(collectives):
         loss = tf.compat.v1.placeholder(tf.float32, [])
         vote, stop, mean_loss = collectives.step_agreement(loss)
         return loss, vote, (stop, mean_loss)
+
     workers = workers_in_this_process(2, build)
 
     def run_both(feeds):
-        return run_together([
-            lambda sess=sess, loss=loss, vote=vote, fetches=fetches, feed=feed:
-            sess.run(fetches, {loss: feed[0], vote: feed[1]})
-            for (sess, (loss, vote, fetches)), feed in zip(workers, feeds)])
+        return run_together(
+            [
+                lambda sess=sess, loss=loss, vote=vote, fetches=fetches, feed=feed: sess.run(
+                    fetches, {loss: feed[0], vote: feed[1]}
+                )
+                for (sess, (loss, vote, fetches)), feed in zip(workers, feeds)
+            ]
+        )
 
     try:
         assert run_both([(1.0, False), (3.0, False)]) == [(False, 2.0)] * 2
@@ -439,13 +518,15 @@ def test_workers_stuck_before_a_step_are_named_behind_at_their_step():
         with tf.control_dependencies([optimizer.minimize(weight * weight)]):
             train = tf.compat.v1.assign_add(step, 1)
         return train, tf.compat.v1.global_variables_initializer(), collectives.cluster
+
     workers = workers_in_this_process(3, build, timeout=timeout)
     (sess, (train, _, cluster)) = workers[0]
     try:
         for other, (_, init, _) in workers:
             other.run(init)
-        assert run_together([lambda s=other, t=step: s.run(t)
-                             for other, (step, _, _) in workers]) == [1, 1, 1]
+        assert run_together(
+            [lambda s=other, t=step: s.run(t) for other, (step, _, _) in workers]
+        ) == [1, 1, 1]
         start = time.monotonic()
         with pytest.raises(distributed.LOST_PEER_ERRORS) as error:
             sess.run(train)
@@ -459,20 +540,23 @@ def test_workers_stuck_before_a_step_are_named_behind_at_their_step():
         f'lost worker 1 ({addresses[1]}), worker 2 ({addresses[2]}): worker 0 '
         f'({addresses[0]}) waited for them in step 2 in a collective all-reduce (timeout 2 s, '
         f'distributed.collective_timeout): worker 1 ({addresses[1]}) answers but is behind, '
-        f'at step 1: it has not entered step 2'), message
+        f'at step 1: it has not entered step 2'
+    ), message
     assert f'; worker 2 ({addresses[2]}) answers but is behind, at step 1' in message, message
     assert elapsed < timeout + distributed.PROBE_SECONDS + 5, elapsed
 
 
 def test_collective_timeout_must_be_positive():
     cluster = distributed.WorkerCluster(('a:1', 'b:2'), 0)
-    with pytest.raises(ValueError, match=r'distributed.collective_timeout: expected a positive '
-                                         r'number of seconds, got 0'):
+    with pytest.raises(
+        ValueError,
+        match=r'distributed.collective_timeout: expected a positive '
+        r'number of seconds, got 0',
+    ):
         distributed.Collectives(cluster, timeout=0)
 
 
-def test_a_signal_to_one_worker_stops_all_at_the_same_step_and_the_chief_saves(tiny_data,
-                                                                                 tmp_path):
+def test_a_signal_to_one_worker_stops_all_at_the_same_step_and_the_chief_saves(tiny_data, tmp_path):
     """SIGTERM to worker 1 alone: its stop request travels in the per-step agreement, so both
     workers stop after the same step (neither waits in an all-reduce for the timeout) and the
     chief saves that step."""

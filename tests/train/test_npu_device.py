@@ -18,8 +18,19 @@ from tests.tbe.test_npu_training import _eight_devices, _fake_bridge
 
 
 def run_main(config_path, data_dir, output):
-    return train_module.main(['--config', config_path, '--data_dir', data_dir, '--output',
-                              str(output), '--no_progress', '--device', 'npu'])
+    return train_module.main(
+        [
+            '--config',
+            config_path,
+            '--data_dir',
+            data_dir,
+            '--output',
+            str(output),
+            '--no_progress',
+            '--device',
+            'npu',
+        ]
+    )
 
 
 def record_sessions(monkeypatch):
@@ -55,8 +66,10 @@ def test_single_device_run_uses_the_npu_setup(tiny_data, tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     configs = record_sessions(monkeypatch)
     # Step 1 trains only the fusion module (tsa_iter 2), step 2 everything: both train ops.
-    config = write_config(tmp_path / 'tiny.yaml', tiny_config(
-        max_steps=2, tsa_iter=2, checkpoint_every=1, loss_scale=512))
+    config = write_config(
+        tmp_path / 'tiny.yaml',
+        tiny_config(max_steps=2, tsa_iter=2, checkpoint_every=1, loss_scale=512),
+    )
     assert run_main(config, tiny_data, tmp_path / 'run') == 0
     (session_config,) = configs
     (npu_pass,) = session_config.graph_options.rewrite_options.custom_optimizers
@@ -67,27 +80,38 @@ def test_single_device_run_uses_the_npu_setup(tiny_data, tmp_path, monkeypatch):
     assert all(isinstance(c[1], GroupedOptimizer) for c in wrapped)
     assert ('fixed', {'loss_scale': 512.0}) in log.calls
     for step in (1, 2):  # the step counter advanced by exactly one per step
-        reader = tf.compat.v1.train.NewCheckpointReader(str(tmp_path / 'run' / f'model.ckpt-{step}'))
+        reader = tf.compat.v1.train.NewCheckpointReader(
+            str(tmp_path / 'run' / f'model.ckpt-{step}')
+        )
         assert reader.get_tensor('global_step') == step
 
 
 def test_other_ranks_write_nothing(tiny_data, tmp_path, monkeypatch):
     log = _fake_bridge(monkeypatch)
     # Broadcast as an identity: the fake's 7s would make Adam's state meaningless.
-    monkeypatch.setattr(sys.modules['npu_bridge.hccl.hccl_ops'], 'broadcast',
-                        lambda tensor, root_rank: log.calls.append(('broadcast', root_rank))
-                        or [tf.identity(tensor[0])])
+    monkeypatch.setattr(
+        sys.modules['npu_bridge.hccl.hccl_ops'],
+        'broadcast',
+        lambda tensor, root_rank: (
+            log.calls.append(('broadcast', root_rank)) or [tf.identity(tensor[0])]
+        ),
+    )
     for name, value in _eight_devices(tmp_path, rank=1).items():
         monkeypatch.setenv(name, value)
     config = write_config(tmp_path / 'tiny.yaml', tiny_config(max_steps=2, validate_every=1))
     assert run_main(config, tiny_data, tmp_path / 'run') == 0
     assert not (tmp_path / 'run').exists()  # not even the folder: the chief creates it
     assert ('broadcast', 0) in log.calls
-    assert [c[0] for c in log.calls if c[0] in ('distributed', 'loss_scale')] == \
-        ['distributed', 'loss_scale']
+    assert [c[0] for c in log.calls if c[0] in ('distributed', 'loss_scale')] == [
+        'distributed',
+        'loss_scale',
+    ]
 
 
 def test_bad_loss_scale_is_a_config_error():
-    with pytest.raises(ValueError, match=r"train.loss_scale must be 'dynamic', a positive number "
-                                         r"or null, got 'static'"):
+    with pytest.raises(
+        ValueError,
+        match=r"train.loss_scale must be 'dynamic', a positive number "
+        r"or null, got 'static'",
+    ):
         check_train_config(parse_config(tiny_config(loss_scale='static')))

@@ -16,17 +16,34 @@ from tests.train.tiny_runs import tiny_config, write_config
 from edvr import cli, convert, evaluate, freeze, infer
 from edvr import train as train_module
 from edvr.config import parse_config
-from edvr.checkpoint import (CheckpointDamagedError, CheckpointError, CheckpointSaveError,
-                             model_variable_shapes, newest_intact_checkpoint, resolve_checkpoint,
-                             verify_checkpoint, write_weights)
+from edvr.checkpoint import (
+    CheckpointDamagedError,
+    CheckpointError,
+    CheckpointSaveError,
+    model_variable_shapes,
+    newest_intact_checkpoint,
+    resolve_checkpoint,
+    verify_checkpoint,
+    write_weights,
+)
 
 DATA = 'model.ckpt-{}.data-00000-of-00001'
 INDEX = 'model.ckpt-{}.index'
 
 
 def run_train(config_path, data_dir, output, *extra, log=None):
-    args = train_module.parse_args(['--config', config_path, '--data_dir', data_dir, '--output',
-                                    str(output), '--no_progress', *extra])
+    args = train_module.parse_args(
+        [
+            '--config',
+            config_path,
+            '--data_dir',
+            data_dir,
+            '--output',
+            str(output),
+            '--no_progress',
+            *extra,
+        ]
+    )
     return train_module.train(args, log=log or (lambda message: None))
 
 
@@ -50,11 +67,14 @@ def clip_dir(tiny_data):
 
 
 def read_frames(folder):
-    return {name: np.asarray(tf.io.decode_png(tf.io.read_file(str(folder / name)))) for name in
-            sorted(os.listdir(folder))}
+    return {
+        name: np.asarray(tf.io.decode_png(tf.io.read_file(str(folder / name))))
+        for name in sorted(os.listdir(folder))
+    }
 
 
 # --- portable run folders ---------------------------------------------------------------------
+
 
 def test_copied_and_moved_run_restores_its_own_weights(trained, tiny_data, tmp_path):
     config, _ = trained
@@ -72,10 +92,36 @@ def test_copied_and_moved_run_restores_its_own_weights(trained, tiny_data, tmp_p
 
     assert resolve_checkpoint(str(moved)) == str(moved / 'model.ckpt-6')
     out_dir, out_prefix = tmp_path / 'out_dir', tmp_path / 'out_prefix'
-    assert infer.main(['--config', config, '--checkpoint', str(moved), '--input',
-                       clip_dir(tiny_data), '--output', str(out_dir)]) == 0
-    assert infer.main(['--config', config, '--checkpoint', str(moved / 'model.ckpt-6'),
-                       '--input', clip_dir(tiny_data), '--output', str(out_prefix)]) == 0
+    assert (
+        infer.main(
+            [
+                '--config',
+                config,
+                '--checkpoint',
+                str(moved),
+                '--input',
+                clip_dir(tiny_data),
+                '--output',
+                str(out_dir),
+            ]
+        )
+        == 0
+    )
+    assert (
+        infer.main(
+            [
+                '--config',
+                config,
+                '--checkpoint',
+                str(moved / 'model.ckpt-6'),
+                '--input',
+                clip_dir(tiny_data),
+                '--output',
+                str(out_prefix),
+            ]
+        )
+        == 0
+    )
     by_dir, by_prefix = read_frames(out_dir), read_frames(out_prefix)
     assert by_dir.keys() == by_prefix.keys() and len(by_dir) == 4
     for name in by_dir:
@@ -88,28 +134,46 @@ def test_state_file_pointing_outside_its_folder_is_refused(trained, tiny_data, t
     # What main wrote before issue 16: absolute paths, here those of the original run.
     (copy / 'checkpoint').write_text(
         f'model_checkpoint_path: "{original}/model.ckpt-4"\n'
-        f'all_model_checkpoint_paths: "{original}/model.ckpt-4"\n')
-    with pytest.raises(CheckpointError, match=f'points at {original}/model.ckpt-4, outside '
-                                              f'{copy}'):
+        f'all_model_checkpoint_paths: "{original}/model.ckpt-4"\n'
+    )
+    with pytest.raises(CheckpointError, match=f'points at {original}/model.ckpt-4, outside {copy}'):
         resolve_checkpoint(str(copy))
-    assert infer.main(['--config', config, '--checkpoint', str(copy), '--input',
-                       clip_dir(tiny_data), '--output', str(tmp_path / 'out')]) == cli.EXIT_CHECKPOINT
+    assert (
+        infer.main(
+            [
+                '--config',
+                config,
+                '--checkpoint',
+                str(copy),
+                '--input',
+                clip_dir(tiny_data),
+                '--output',
+                str(tmp_path / 'out'),
+            ]
+        )
+        == cli.EXIT_CHECKPOINT
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and 'outside' in err and str(original) in err
 
 
 def test_converted_checkpoint_folder_is_portable(tmp_path):
     cfg = parse_config(tiny_config())['model']
-    values = {name: np.full(shape, 0.5, np.float32)
-              for name, shape in model_variable_shapes(cfg).items()}
+    values = {
+        name: np.full(shape, 0.5, np.float32) for name, shape in model_variable_shapes(cfg).items()
+    }
     write_weights(values, cfg, str(tmp_path / 'converted' / 'edvr_tiny'))
-    assert (tmp_path / 'converted' / 'checkpoint').read_text().startswith(
-        'model_checkpoint_path: "edvr_tiny"\n')
+    assert (
+        (tmp_path / 'converted' / 'checkpoint')
+        .read_text()
+        .startswith('model_checkpoint_path: "edvr_tiny"\n')
+    )
     shutil.move(str(tmp_path / 'converted'), str(tmp_path / 'moved'))
     assert resolve_checkpoint(str(tmp_path / 'moved')) == str(tmp_path / 'moved' / 'edvr_tiny')
 
 
 # --- damaged checkpoints ----------------------------------------------------------------------
+
 
 def truncate(path):
     size = os.path.getsize(path)
@@ -164,8 +228,11 @@ def test_verify_checks_every_shard_of_a_sharded_checkpoint(tmp_path):
         variables = []
         for device in ('/cpu:0', '/cpu:1'):
             with tf.device(device):
-                variables.append(tf.compat.v1.get_variable(
-                    f'v{device[-1]}', [64], initializer=tf.compat.v1.ones_initializer()))
+                variables.append(
+                    tf.compat.v1.get_variable(
+                        f'v{device[-1]}', [64], initializer=tf.compat.v1.ones_initializer()
+                    )
+                )
         saver = tf.compat.v1.train.Saver(variables, sharded=True)
         config = tf.compat.v1.ConfigProto(device_count={'CPU': 2})
         with tf.compat.v1.Session(config=config) as sess:
@@ -175,40 +242,75 @@ def test_verify_checks_every_shard_of_a_sharded_checkpoint(tmp_path):
     assert shards == ['model.ckpt-1.data-00000-of-00002', 'model.ckpt-1.data-00001-of-00002']
     verify_checkpoint(prefix)
     os.remove(f'{prefix}.data-00001-of-00002')
-    with pytest.raises(CheckpointDamagedError,
-                       match=f'damaged: {prefix}.data-00001-of-00002 is missing'):
+    with pytest.raises(
+        CheckpointDamagedError, match=f'damaged: {prefix}.data-00001-of-00002 is missing'
+    ):
         verify_checkpoint(prefix)
 
 
 def tool_commands(config, tiny_data, checkpoint, out):
     return {
-        'infer': (infer.main, ['--config', config, '--checkpoint', checkpoint, '--input',
-                               clip_dir(tiny_data), '--output', str(out / 'frames')]),
-        'evaluate': (evaluate.main, ['--config', config, '--checkpoint', checkpoint,
-                                     '--data_dir', tiny_data]),
-        'freeze': (freeze.main, ['--config', config, '--checkpoint', checkpoint, '--output',
-                                 str(out / 'export')]),
-        'train --resume': (train_module.main, ['--config', config, '--data_dir', tiny_data,
-                                               '--output', checkpoint, '--resume',
-                                               '--no_progress']),
+        'infer': (
+            infer.main,
+            [
+                '--config',
+                config,
+                '--checkpoint',
+                checkpoint,
+                '--input',
+                clip_dir(tiny_data),
+                '--output',
+                str(out / 'frames'),
+            ],
+        ),
+        'evaluate': (
+            evaluate.main,
+            ['--config', config, '--checkpoint', checkpoint, '--data_dir', tiny_data],
+        ),
+        'freeze': (
+            freeze.main,
+            ['--config', config, '--checkpoint', checkpoint, '--output', str(out / 'export')],
+        ),
+        'train --resume': (
+            train_module.main,
+            [
+                '--config',
+                config,
+                '--data_dir',
+                tiny_data,
+                '--output',
+                checkpoint,
+                '--resume',
+                '--no_progress',
+            ],
+        ),
     }
 
 
-@pytest.mark.parametrize('tool, kind', [('infer', 'truncated data file'),
-                                        ('evaluate', 'flipped byte in the data file'),
-                                        ('freeze', 'truncated index'),
-                                        ('train --resume', 'deleted shard')])
-def test_tools_report_a_damaged_checkpoint_in_one_line(trained, tiny_data, tmp_path, capsys,
-                                                       tool, kind):
+@pytest.mark.parametrize(
+    'tool, kind',
+    [
+        ('infer', 'truncated data file'),
+        ('evaluate', 'flipped byte in the data file'),
+        ('freeze', 'truncated index'),
+        ('train --resume', 'deleted shard'),
+    ],
+)
+def test_tools_report_a_damaged_checkpoint_in_one_line(
+    trained, tiny_data, tmp_path, capsys, tool, kind
+):
     config, _ = trained
     run = copy_run(trained, tmp_path)
     damaged = [damage(run, step, kind) for step in (2, 4)]  # train --resume: no intact one
     capsys.readouterr()
     main, argv = tool_commands(config, tiny_data, str(run), tmp_path)[tool]
     assert main(argv) == cli.EXIT_CHECKPOINT
-    lines = [line for line in capsys.readouterr().err.splitlines()
-             if line and not line.startswith(('WARNING', 'I0000', 'W0000', 'Instructions',
-                                              'Use ', 'To enable'))]
+    lines = [
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if line
+        and not line.startswith(('WARNING', 'I0000', 'W0000', 'Instructions', 'Use ', 'To enable'))
+    ]
     assert len(lines) == 1, lines
     assert f'{run}/model.ckpt-4 is damaged: {damaged[1]}' in lines[0]
     assert 'Traceback' not in lines[0]
@@ -219,12 +321,14 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(trained, tiny_data, t
     run = copy_run(trained, tmp_path)
     path = damage(run, 4, 'flipped byte in the data file')
     messages = []
-    step, _ = run_train(config, tiny_data, run, '--resume', '--max_steps', '4',
-                        log=messages.append)
+    step, _ = run_train(config, tiny_data, run, '--resume', '--max_steps', '4', log=messages.append)
     assert step == 4
     warning = [m for m in messages if m.startswith('warning:')]
-    assert len(warning) == 1 and path in warning[0] and \
-        f'Resuming from {run}/model.ckpt-2, the newest intact checkpoint' in warning[0]
+    assert (
+        len(warning) == 1
+        and path in warning[0]
+        and f'Resuming from {run}/model.ckpt-2, the newest intact checkpoint' in warning[0]
+    )
     assert any(m.startswith(f'resumed from {run}/model.ckpt-2 at step 2') for m in messages)
     # Steps 3 and 4 trained again: model.ckpt-4 is whole and equals the original run's.
     verify_checkpoint(str(run / 'model.ckpt-4'))
@@ -245,6 +349,7 @@ def test_resume_with_a_damaged_state_file_uses_the_folders_checkpoints(trained, 
 
 # --- a missing --config -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize('tool', ['infer', 'evaluate', 'freeze', 'convert', 'train'])
 def test_missing_config_is_one_line_naming_the_file(tmp_path, capsys, tool):
     missing = str(tmp_path / 'no_such.yaml')
@@ -263,6 +368,7 @@ def test_missing_config_is_one_line_naming_the_file(tmp_path, capsys, tool):
 
 
 # --- a full disk ------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def file_size_limit(limit):
@@ -294,37 +400,56 @@ def disk_full_at_step_4(monkeypatch):
 
 
 def test_failed_save_stops_the_run_and_keeps_the_previous_checkpoint(
-        tiny_data, tmp_path, capsys, disk_full_at_step_4):
+    tiny_data, tmp_path, capsys, disk_full_at_step_4
+):
     config = write_config(tmp_path / 'tiny.yaml', tiny_config(max_steps=6))
     run = tmp_path / 'run'
-    assert train_module.main(['--config', config, '--data_dir', tiny_data, '--output', str(run),
-                              '--no_progress']) == cli.EXIT_CHECKPOINT
+    assert (
+        train_module.main(
+            ['--config', config, '--data_dir', tiny_data, '--output', str(run), '--no_progress']
+        )
+        == cli.EXIT_CHECKPOINT
+    )
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f'edvr.train: error: could not save checkpoint {run}/model.ckpt-4 at step 4')
+    assert err.startswith(
+        f'edvr.train: error: could not save checkpoint {run}/model.ckpt-4 at step 4'
+    )
     assert f'the previous checkpoint {run}/model.ckpt-2 and the state file are intact' in err
     assert 'keep_going_on_save_error' in err
-    assert sorted(os.listdir(run)) == ['checkpoint', 'config.yaml', 'logs',
-                                       DATA.format(2), INDEX.format(2)]
-    assert (run / 'checkpoint').read_text() == ('model_checkpoint_path: "model.ckpt-2"\n'
-                                                'all_model_checkpoint_paths: "model.ckpt-2"\n')
+    assert sorted(os.listdir(run)) == [
+        'checkpoint',
+        'config.yaml',
+        'logs',
+        DATA.format(2),
+        INDEX.format(2),
+    ]
+    assert (run / 'checkpoint').read_text() == (
+        'model_checkpoint_path: "model.ckpt-2"\nall_model_checkpoint_paths: "model.ckpt-2"\n'
+    )
     verify_checkpoint(str(run / 'model.ckpt-2'))
 
 
-def test_keep_going_on_save_error_saves_at_the_next_interval(tiny_data, tmp_path,
-                                                             disk_full_at_step_4):
-    config = write_config(tmp_path / 'tiny.yaml',
-                          tiny_config(max_steps=6, keep_going_on_save_error=True))
+def test_keep_going_on_save_error_saves_at_the_next_interval(
+    tiny_data, tmp_path, disk_full_at_step_4
+):
+    config = write_config(
+        tmp_path / 'tiny.yaml', tiny_config(max_steps=6, keep_going_on_save_error=True)
+    )
     run, messages = tmp_path / 'run', []
     step, _ = run_train(config, tiny_data, run, log=messages.append)
     assert step == 6
-    assert any(m.startswith(f'warning: could not save checkpoint {run}/model.ckpt-4 at step 4')
-               and 'saves again at the next checkpoint' in m for m in messages)
+    assert any(
+        m.startswith(f'warning: could not save checkpoint {run}/model.ckpt-4 at step 4')
+        and 'saves again at the next checkpoint' in m
+        for m in messages
+    )
     assert not [f for f in os.listdir(run) if 'ckpt-4' in f]
     state = tf.compat.v1.train.get_checkpoint_state(str(run))
-    assert list(state.all_model_checkpoint_paths) == [str(run / 'model.ckpt-2'),
-                                                      str(run / 'model.ckpt-6')]
+    assert list(state.all_model_checkpoint_paths) == [
+        str(run / 'model.ckpt-2'),
+        str(run / 'model.ckpt-6'),
+    ]
     verify_checkpoint(str(run / 'model.ckpt-6'))
-
 
 
 def test_failed_state_write_removes_the_new_checkpoint_files(tiny_data, tmp_path, monkeypatch):
@@ -342,6 +467,11 @@ def test_failed_state_write_removes_the_new_checkpoint_files(tiny_data, tmp_path
     run = tmp_path / 'run'
     with pytest.raises(CheckpointSaveError, match='No space left on device'):
         run_train(config, tiny_data, run)
-    assert sorted(os.listdir(run)) == ['checkpoint', 'config.yaml', 'logs',
-                                       DATA.format(2), INDEX.format(2)]
+    assert sorted(os.listdir(run)) == [
+        'checkpoint',
+        'config.yaml',
+        'logs',
+        DATA.format(2),
+        INDEX.format(2),
+    ]
     assert newest_intact_checkpoint(str(run), warn=pytest.fail) == str(run / 'model.ckpt-2')

@@ -21,8 +21,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def run_train(config_path, data_dir, output, *extra, log=None):
-    args = train_module.parse_args(['--config', config_path, '--data_dir', data_dir, '--output',
-                                    str(output), '--no_progress', *extra])
+    args = train_module.parse_args(
+        [
+            '--config',
+            config_path,
+            '--data_dir',
+            data_dir,
+            '--output',
+            str(output),
+            '--no_progress',
+            *extra,
+        ]
+    )
     return train_module.train(args, log=log or (lambda message: None))
 
 
@@ -30,8 +40,14 @@ def start_training(argv, driver=None):
     """``python -m edvr.train ARGV`` (or ``python -c DRIVER ARGV``), output merged, line by line."""
     command = [sys.executable] + (['-c', driver] if driver else ['-m', 'edvr.train']) + argv
     env = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED='1')
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, universal_newlines=True)
+    return subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        universal_newlines=True,
+    )
 
 
 def wait_for_checkpoint(process, run, step, timeout=300):
@@ -40,8 +56,10 @@ def wait_for_checkpoint(process, run, step, timeout=300):
     deadline = time.time() + timeout
     while not (state.is_file() and name in state.read_text()):
         if process.poll() is not None or time.time() > deadline:
-            pytest.fail(f'the run ended (exit {process.poll()}) or timed out before saving '
-                        f'model.ckpt-{step}:\n{finish(process)}')
+            pytest.fail(
+                f'the run ended (exit {process.poll()}) or timed out before saving '
+                f'model.ckpt-{step}:\n{finish(process)}'
+            )
         time.sleep(0.02)
 
 
@@ -51,12 +69,22 @@ def finish(process, timeout=300):
 
 def test_sigterm_and_sigint_save_the_step_and_resume_exactly(tiny_data, tmp_path):
     # max_steps out of reach: the signal ends these runs.
-    config = write_config(tmp_path / 'tiny.yaml', tiny_config(max_steps=10 ** 6,
-                                                              scheduler_periods=[10 ** 6]))
+    config = write_config(
+        tmp_path / 'tiny.yaml', tiny_config(max_steps=10**6, scheduler_periods=[10**6])
+    )
     stopped, processes = {}, {}
     for sig in (signal.SIGTERM, signal.SIGINT):  # both at once: their start-up overlaps
-        processes[sig] = start_training(['--config', config, '--data_dir', tiny_data,
-                                         '--output', str(tmp_path / sig.name), '--no_progress'])
+        processes[sig] = start_training(
+            [
+                '--config',
+                config,
+                '--data_dir',
+                tiny_data,
+                '--output',
+                str(tmp_path / sig.name),
+                '--no_progress',
+            ]
+        )
     for sig, process in processes.items():
         wait_for_checkpoint(process, tmp_path / sig.name, 2)
         process.send_signal(sig)
@@ -64,15 +92,17 @@ def test_sigterm_and_sigint_save_the_step_and_resume_exactly(tiny_data, tmp_path
         run = tmp_path / sig.name
         out = finish(process)
         assert process.returncode == 0, out
-        match = re.search(rf'stopped by {sig.name} at step (\d+); to continue: (.*)$', out,
-                          re.MULTILINE)
+        match = re.search(
+            rf'stopped by {sig.name} at step (\d+); to continue: (.*)$', out, re.MULTILINE
+        )
         assert match, out
         step = int(match.group(1))
         assert f'--output {run} --resume' in match.group(2)
         assert f'{sig.name}: stopping after this step and saving a checkpoint' in out
         assert 'Traceback' not in out
-        assert newest_intact_checkpoint(str(run), warn=pytest.fail) == \
-            str(run / f'model.ckpt-{step}')
+        assert newest_intact_checkpoint(str(run), warn=pytest.fail) == str(
+            run / f'model.ckpt-{step}'
+        )
         stopped[sig] = (run, step)
 
     total = max(step for _, step in stopped.values()) + 2
@@ -81,15 +111,21 @@ def test_sigterm_and_sigint_save_the_step_and_resume_exactly(tiny_data, tmp_path
     assert any('adam' in name for name in straight)  # the optimiser slots are compared too
     for sig, (run, step) in stopped.items():
         messages = []
-        assert run_train(config, tiny_data, run, '--resume', '--max_steps', str(total),
-                         log=messages.append)[0] == total
-        assert any(m.startswith(f'resumed from {run}/model.ckpt-{step} at step {step}')
-                   for m in messages)
+        assert (
+            run_train(
+                config, tiny_data, run, '--resume', '--max_steps', str(total), log=messages.append
+            )[0]
+            == total
+        )
+        assert any(
+            m.startswith(f'resumed from {run}/model.ckpt-{step} at step {step}') for m in messages
+        )
         resumed = read_values(run / f'model.ckpt-{total}')
         assert resumed.keys() == straight.keys()
         for name in straight:
-            np.testing.assert_array_equal(straight[name], resumed[name],
-                                          err_msg=f'{sig.name}: {name}')
+            np.testing.assert_array_equal(
+                straight[name], resumed[name], err_msg=f'{sig.name}: {name}'
+            )
 
 
 # Runs edvr.train; when the step-4 checkpoint's files are written and only the state file is
@@ -111,13 +147,17 @@ sys.exit(train.main(sys.argv[1:]))
 
 
 def test_second_signal_exits_at_once_mid_save_and_keeps_the_previous_checkpoint(
-        tiny_data, tmp_path):
-    config = write_config(tmp_path / 'tiny.yaml', tiny_config(max_steps=10 ** 6,
-                                                              scheduler_periods=[10 ** 6]))
+    tiny_data, tmp_path
+):
+    config = write_config(
+        tmp_path / 'tiny.yaml', tiny_config(max_steps=10**6, scheduler_periods=[10**6])
+    )
     run = tmp_path / 'run'
     state_file = run / 'checkpoint'
-    process = start_training(['--config', config, '--data_dir', tiny_data, '--output',
-                              str(run), '--no_progress'], driver=SECOND_SIGNAL_MID_SAVE)
+    process = start_training(
+        ['--config', config, '--data_dir', tiny_data, '--output', str(run), '--no_progress'],
+        driver=SECOND_SIGNAL_MID_SAVE,
+    )
     wait_for_checkpoint(process, run, 2)
     state_after_step_2 = state_file.read_text()
     out = finish(process, timeout=50)  # well before the driver's 60 s sleep ends
@@ -136,6 +176,8 @@ def test_first_signal_only_requests_a_stop_and_handlers_are_restored():
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.requested.wait(timeout=10)  # set by the watcher thread, not the main one
         assert stop.name == 'SIGTERM'
-    assert messages == ['SIGTERM: stopping after this step and saving a checkpoint; send it '
-                        'again to exit at once without saving']
+    assert messages == [
+        'SIGTERM: stopping after this step and saving a checkpoint; send it '
+        'again to exit at once without saving'
+    ]
     assert signal.getsignal(signal.SIGTERM) is before

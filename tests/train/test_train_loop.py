@@ -16,8 +16,18 @@ from edvr.checkpoint import CheckpointManager, read_values
 
 
 def run_train(config_path, data_dir, output, *extra, log=None):
-    args = train_module.parse_args(['--config', config_path, '--data_dir', data_dir, '--output',
-                                    str(output), '--no_progress', *extra])
+    args = train_module.parse_args(
+        [
+            '--config',
+            config_path,
+            '--data_dir',
+            data_dir,
+            '--output',
+            str(output),
+            '--no_progress',
+            *extra,
+        ]
+    )
     return train_module.train(args, log=log or (lambda message: None))
 
 
@@ -81,17 +91,21 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_data, tmp_pat
     monkeypatch.setattr(training_graph, 'pixel_loss', loss_turning_nan)
     output = tmp_path / 'nan'
     config = write_config(tmp_path / 'tiny.yaml', tiny_config())
-    with pytest.raises(FloatingPointError,
-                       match=f'loss is nan at step 4; stopped without saving. The last good '
-                             f'checkpoint is {output}/model.ckpt-2'):
+    with pytest.raises(
+        FloatingPointError,
+        match=f'loss is nan at step 4; stopped without saving. The last good '
+        f'checkpoint is {output}/model.ckpt-2',
+    ):
         run_train(config, tiny_data, output)
     assert tf.compat.v1.train.latest_checkpoint(str(output)).endswith('model.ckpt-2')
     assert not os.path.exists(str(output / 'model.ckpt-4.index'))
 
 
 def test_checkpoints_pruned_offsets_monitored(tiny_data, tmp_path, capsys, monkeypatch):
-    config = write_config(tmp_path / 'tiny.yaml', tiny_config(
-        max_to_keep=2, offset_warning_threshold=-1.0, validate_every=4))
+    config = write_config(
+        tmp_path / 'tiny.yaml',
+        tiny_config(max_to_keep=2, offset_warning_threshold=-1.0, validate_every=4),
+    )
     messages = []
     monkeypatch.chdir(tmp_path)  # a relative --output must give a usable checkpoint state
     step, results = run_train(config, tiny_data, 'run', log=messages.append)
@@ -101,23 +115,34 @@ def test_checkpoints_pruned_offsets_monitored(tiny_data, tmp_path, capsys, monke
     assert 'validation at step 4' in printed  # periodic validation, written through the bar
     assert any(m.startswith('validation at step 6') and 'average' in m for m in messages)
     # Offsets start at zero (zero-initialised offset convs); any value is above -1.
-    assert 'step 2: mean |DCN offset| is 0.0, above train.offset_warning_threshold (-1.0)' in \
-        printed
+    assert (
+        'step 2: mean |DCN offset| is 0.0, above train.offset_warning_threshold (-1.0)' in printed
+    )
     assert sorted(f for f in os.listdir(tmp_path / 'run') if f.endswith('.index')) == [
-        'model.ckpt-4.index', 'model.ckpt-6.index']
+        'model.ckpt-4.index',
+        'model.ckpt-6.index',
+    ]
     state = tf.compat.v1.train.get_checkpoint_state(str(tmp_path / 'run'))
     assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
-        'model.ckpt-4', 'model.ckpt-6']
+        'model.ckpt-4',
+        'model.ckpt-6',
+    ]
     assert any('input took' in m for m in messages)
     events = os.listdir(tmp_path / 'run' / 'logs')
     assert events and events[0].startswith('events.out.tfevents')
 
 
 def make_variables():
-    names = ['edvr/pcd_alignment/l1/dcn/kernel', 'edvr/pcd_alignment/l1/offset_conv1/kernel',
-             'edvr/tsa_fusion/temporal_attention/conv/kernel', 'edvr/reconstruction/conv/kernel']
-    return [tf.compat.v1.get_variable(n, [3], initializer=tf.compat.v1.zeros_initializer())
-            for n in names]
+    names = [
+        'edvr/pcd_alignment/l1/dcn/kernel',
+        'edvr/pcd_alignment/l1/offset_conv1/kernel',
+        'edvr/tsa_fusion/temporal_attention/conv/kernel',
+        'edvr/reconstruction/conv/kernel',
+    ]
+    return [
+        tf.compat.v1.get_variable(n, [3], initializer=tf.compat.v1.zeros_initializer())
+        for n in names
+    ]
 
 
 def test_groups_dcn_lr_multiplier_and_fusion_warmup():

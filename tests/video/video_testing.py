@@ -1,4 +1,5 @@
 """Helpers for the video tests: small clips made with PyAV from the synthetic frames."""
+
 import fractions
 
 import av
@@ -10,17 +11,29 @@ from edvr.data import synthetic
 def synthetic_frames(count, height=32, width=48, seed=0):
     """``count`` LR frames (count, height, width, 3) uint8 of a synthetic clip: a camera
     panning over a photograph, rendered at 4x and downscaled as edvr.data.synthetic does."""
-    options = synthetic.SyntheticOptions(gt_height=4 * height, gt_width=4 * width,
-                                         object_probability=1.0)
-    photo = synthetic.prepare_source(synthetic.load_photo('astronaut'), options.gt_height,
-                                     options.gt_width)
+    options = synthetic.SyntheticOptions(
+        gt_height=4 * height, gt_width=4 * width, object_probability=1.0
+    )
+    photo = synthetic.prepare_source(
+        synthetic.load_photo('astronaut'), options.gt_height, options.gt_width
+    )
     gt = synthetic.render_clip(np.random.RandomState(seed), photo, [photo], options, count)
     return np.stack([synthetic.bicubic_downscale(frame) for frame in gt])
 
 
-def write_video(path, frames, rate=25, codec='libx264', pix_fmt='yuv420p', options=None,
-                audio_codec='aac', audio_seconds=None, sample_rate=16000, pts=None,
-                time_base=None):
+def write_video(
+    path,
+    frames,
+    rate=25,
+    codec='libx264',
+    pix_fmt='yuv420p',
+    options=None,
+    audio_codec='aac',
+    audio_seconds=None,
+    sample_rate=16000,
+    pts=None,
+    time_base=None,
+):
     """Encode uint8 ``frames`` (t, h, w, 3) into ``path`` with PyAV.
 
     ``codec`` None: no video stream. ``pts``: the frames' timestamps in ``time_base``
@@ -58,7 +71,7 @@ def write_video(path, frames, rate=25, codec='libx264', pix_fmt='yuv420p', optio
         wave = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
         chunk = 1024
         for start in range(0, samples, chunk):
-            block = wave[None, start:start + chunk]
+            block = wave[None, start : start + chunk]
             frame = av.AudioFrame.from_ndarray(block, format='s16', layout='mono')
             frame.sample_rate = sample_rate
             frame.pts = start
@@ -85,7 +98,11 @@ def probe(path):
                 for frame in packet.decode():
                     frames.append(frame.to_ndarray(format='rgb24'))
                     pts.append(frame.pts)
-        return dict(frames=np.stack(frames) if frames else np.zeros((0,)), pts=pts,
-                    time_base=video.time_base, rate=video.average_rate,
-                    codec=video.codec_context.name,
-                    audio=[(name, float(seconds)) for name, seconds in audio.values()])
+        return dict(
+            frames=np.stack(frames) if frames else np.zeros((0,)),
+            pts=pts,
+            time_base=video.time_base,
+            rate=video.average_rate,
+            codec=video.codec_context.name,
+            audio=[(name, float(seconds)) for name, seconds in audio.values()],
+        )

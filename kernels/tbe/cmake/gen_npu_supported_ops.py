@@ -11,6 +11,7 @@ cplusplus/level1_single_api/4_op_dev/1_custom_op/cmake/util/gen_ops_filter.sh): 
 script does the same, for any number of sections per file, so the .ini stays the one place that
 names our op types. Usage: python gen_npu_supported_ops.py OUT.json IN.ini [IN.ini ...]
 """
+
 import json
 import os
 import sys

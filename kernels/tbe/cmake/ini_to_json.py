@@ -3,6 +3,7 @@
 `[Op]` sections become objects; a key `a.b=v` becomes {"a": {"b": "v"}}. Usage:
 python ini_to_json.py OUT.json IN.ini [IN.ini ...]
 """
+
 import configparser
 import json
 import sys

@@ -21,7 +21,8 @@ bool ReadDeformableAttrs(const Operator& op, DeformableAttrs* a) {
   if (op.GetAttr("strides", a->strides) != GRAPH_SUCCESS) a->strides = {1, 1};
   if (op.GetAttr("pads", a->pads) != GRAPH_SUCCESS) a->pads = {0, 0, 0, 0};
   if (op.GetAttr("dilations", a->dilations) != GRAPH_SUCCESS) a->dilations = {1, 1};
-  if (op.GetAttr("deformable_groups", a->deformable_groups) != GRAPH_SUCCESS) a->deformable_groups = 1;
+  if (op.GetAttr("deformable_groups", a->deformable_groups) != GRAPH_SUCCESS)
+    a->deformable_groups = 1;
   return a->strides.size() == 2 && a->pads.size() == 4 && a->dilations.size() == 2 &&
          a->ksize[0] > 0 && a->ksize[1] > 0 && a->strides[0] > 0 && a->strides[1] > 0 &&
          a->dilations[0] > 0 && a->dilations[1] > 0 && a->deformable_groups > 0;
@@ -40,17 +41,21 @@ graphStatus CopyDesc(Operator& op, const char* from, const char* to) {
 
 IMPLEMT_VERIFIER(EdvrDeformableOffsets, EdvrDeformableOffsetsVerify) {
   DeformableAttrs a;
-  if (!ReadDeformableAttrs(op, &a)) return GRAPH_FAILED;  // expected ksize/strides/dilations: 2 ints > 0, pads: 4
+  if (!ReadDeformableAttrs(op, &a))
+    return GRAPH_FAILED;  // expected ksize/strides/dilations: 2 ints > 0, pads: 4
   const std::vector<int64_t> x = op.GetInputDescByName("x").GetShape().GetDims();
   const std::vector<int64_t> off = op.GetInputDescByName("offsets").GetShape().GetDims();
   if (x.size() != kRank || off.size() != kRank) return GRAPH_FAILED;  // expected NHWC x and offsets
-  if (x[3] % a.deformable_groups != 0) return GRAPH_FAILED;          // expected C % G == 0
+  if (x[3] % a.deformable_groups != 0) return GRAPH_FAILED;           // expected C % G == 0
   const int64_t taps = a.ksize[0] * a.ksize[1];
-  if (off[0] != x[0] || off[3] != 3 * a.deformable_groups * taps) return GRAPH_FAILED;  // expected [N, Ho, Wo, 3GK]
-  const int64_t ho = edvr::OutSize(x[1], a.pads[0] + a.pads[1], a.ksize[0], a.dilations[0], a.strides[0]);
-  const int64_t wo = edvr::OutSize(x[2], a.pads[2] + a.pads[3], a.ksize[1], a.dilations[1], a.strides[1]);
-  if (ho < 1 || wo < 1) return GRAPH_FAILED;                       // expected a kernel that fits
-  if (off[1] != ho || off[2] != wo) return GRAPH_FAILED;           // expected [N, Ho, Wo, 3GK]
+  if (off[0] != x[0] || off[3] != 3 * a.deformable_groups * taps)
+    return GRAPH_FAILED;  // expected [N, Ho, Wo, 3GK]
+  const int64_t ho =
+      edvr::OutSize(x[1], a.pads[0] + a.pads[1], a.ksize[0], a.dilations[0], a.strides[0]);
+  const int64_t wo =
+      edvr::OutSize(x[2], a.pads[2] + a.pads[3], a.ksize[1], a.dilations[1], a.strides[1]);
+  if (ho < 1 || wo < 1) return GRAPH_FAILED;              // expected a kernel that fits
+  if (off[1] != ho || off[2] != wo) return GRAPH_FAILED;  // expected [N, Ho, Wo, 3GK]
   if (op.GetInputDescByName("x").GetDataType() != op.GetInputDescByName("offsets").GetDataType()) {
     return GRAPH_FAILED;  // expected one dtype T
   }
@@ -90,7 +95,8 @@ IMPLEMT_COMMON_INFERFUNC(EdvrDeformableOffsetsGradInferShape) {
 IMPLEMT_VERIFIER(EdvrBilinearSample, EdvrBilinearSampleVerify) {
   const std::vector<int64_t> x = op.GetInputDescByName("x").GetShape().GetDims();
   const std::vector<int64_t> coords = op.GetInputDescByName("coords").GetShape().GetDims();
-  if (x.size() != kRank || coords.size() < 2) return GRAPH_FAILED;  // expected x NHWC, coords [N, ..., 2]
+  if (x.size() != kRank || coords.size() < 2)
+    return GRAPH_FAILED;  // expected x NHWC, coords [N, ..., 2]
   return (coords.front() == x[0] && coords.back() == 2) ? GRAPH_SUCCESS : GRAPH_FAILED;
 }
 
@@ -110,7 +116,8 @@ IMPLEMT_VERIFIER(EdvrBilinearSampleGrad, EdvrBilinearSampleGradVerify) {
   std::vector<int64_t> expected = op.GetInputDescByName("coords").GetShape().GetDims();
   if (x.size() != kRank || expected.size() < 2) return GRAPH_FAILED;
   expected.back() = x[3];
-  return op.GetInputDescByName("grad").GetShape().GetDims() == expected ? GRAPH_SUCCESS : GRAPH_FAILED;
+  return op.GetInputDescByName("grad").GetShape().GetDims() == expected ? GRAPH_SUCCESS
+                                                                        : GRAPH_FAILED;
 }
 
 IMPLEMT_COMMON_INFERFUNC(EdvrBilinearSampleGradInferShape) {

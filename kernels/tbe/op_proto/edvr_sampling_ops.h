@@ -28,8 +28,8 @@ REG_OP(EdvrDeformableOffsets)
     .EDVR_DEFORMABLE_OFFSETS_ATTRS
     .OP_END_FACTORY_REG(EdvrDeformableOffsets)
 
-/* Gradients of EdvrDeformableOffsets: grad_x like x, grad_offsets like offsets. */
-REG_OP(EdvrDeformableOffsetsGrad)
+    /* Gradients of EdvrDeformableOffsets: grad_x like x, grad_offsets like offsets. */
+    REG_OP(EdvrDeformableOffsetsGrad)
     .INPUT(grad, TensorType({DT_FLOAT16, DT_FLOAT}))
     .INPUT(x, TensorType({DT_FLOAT16, DT_FLOAT}))
     .INPUT(offsets, TensorType({DT_FLOAT16, DT_FLOAT}))
@@ -38,15 +38,15 @@ REG_OP(EdvrDeformableOffsetsGrad)
     .EDVR_DEFORMABLE_OFFSETS_ATTRS
     .OP_END_FACTORY_REG(EdvrDeformableOffsetsGrad)
 
-/* x [N, H, W, C], coords [N, ..., 2] as (x, y) -> y [N, ..., C]. */
-REG_OP(EdvrBilinearSample)
+    /* x [N, H, W, C], coords [N, ..., 2] as (x, y) -> y [N, ..., C]. */
+    REG_OP(EdvrBilinearSample)
     .INPUT(x, TensorType({DT_FLOAT16, DT_FLOAT}))
     .INPUT(coords, TensorType({DT_FLOAT16, DT_FLOAT}))
     .OUTPUT(y, TensorType({DT_FLOAT16, DT_FLOAT}))
     .OP_END_FACTORY_REG(EdvrBilinearSample)
 
-/* Gradients of EdvrBilinearSample: grad_x like x, grad_coords like coords. */
-REG_OP(EdvrBilinearSampleGrad)
+    /* Gradients of EdvrBilinearSample: grad_x like x, grad_coords like coords. */
+    REG_OP(EdvrBilinearSampleGrad)
     .INPUT(grad, TensorType({DT_FLOAT16, DT_FLOAT}))
     .INPUT(x, TensorType({DT_FLOAT16, DT_FLOAT}))
     .INPUT(coords, TensorType({DT_FLOAT16, DT_FLOAT}))

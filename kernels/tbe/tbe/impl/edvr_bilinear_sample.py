@@ -2,10 +2,13 @@
 
 Semantics: docs/ops.md `bilinear_sample`; coords [N, ..., 2] hold (x, y) pixel positions.
 """
+
 try:
     from . import edvr_sampling_entry as entry
 except ImportError:  # loaded as a top-level module by the op compiler
-    import os, sys
+    import os
+    import sys
+
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import edvr_sampling_entry as entry
 

@@ -1,4 +1,5 @@
 """Shared build steps of the four EDVR TBE kernels: plan, TIK machine, program, BuildCCE."""
+
 import os
 import sys
 
@@ -44,7 +45,11 @@ def build_backward(geo, dtype, kernel_name, gm_names):
     m = tik_machine.TikMachine()
     plan = plan_lib.plan_backward(geo, dtype, m.device)
     grad, x, params, grad_x, grad_params = _gm_tensors(
-        m, dtype, gm_names, (geo.output_size, geo.x_size, geo.params_size, geo.x_size, geo.params_size))
+        m,
+        dtype,
+        gm_names,
+        (geo.output_size, geo.x_size, geo.params_size, geo.x_size, geo.params_size),
+    )
     accumulator = grad_x
     if plan.accumulates_in_workspace:
         accumulator = m.gm("grad_x_f32_workspace", "float32", geo.x_size, workspace=True)

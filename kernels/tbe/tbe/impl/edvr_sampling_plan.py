@@ -19,6 +19,7 @@ Work split (why there are no races between AI cores):
 * gradient, phase B (grad of offsets/coords): task = run of flat points whose first element sits
   on a 32-byte block; the last task ends with a back-off block (see `param_store_windows`).
 """
+
 import math
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ DTYPE_BYTES = {"float16": 2, "float32": 4, "int32": 4}
 DATA_DTYPES = ("float16", "float32")
 COMPUTE_DTYPE = "float32"
 INDEX_DTYPE = "int32"  # floors and pixel indices in the sample planes
-FLOAT32_EXACT_INTS = 2 ** 24  # float32 holds every integer up to this exactly
+FLOAT32_EXACT_INTS = 2**24  # float32 holds every integer up to this exactly
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Device:
     """The AI cores and unified buffer bytes per core that a kernel is compiled for, read from
     CANN's profile at compile time (tik.Dprofile(): get_aicore_num(), get_unified_buffer_size()):
     Ascend 910 variants differ (32 or 30 cores)."""
+
     cores: int
     ub_bytes: int
 
@@ -64,6 +66,7 @@ def block_lanes(dtype):
 @dataclass(frozen=True)
 class SamplingGeometry:
     """Shapes and sampling rule shared by the forward and gradient kernels of both ops."""
+
     batch: int
     height: int
     width: int
@@ -128,15 +131,25 @@ def out_size(size, pad, kernel, dilation, stride):
     return None if size + pad < span else (size + pad - span) // stride + 1
 
 
-def deformable_offsets_geometry(x_shape, offsets_shape, ksize, strides=(1, 1), pads=(0, 0, 0, 0),
-                                dilations=(1, 1), deformable_groups=1, modulated=True):
+def deformable_offsets_geometry(
+    x_shape,
+    offsets_shape,
+    ksize,
+    strides=(1, 1),
+    pads=(0, 0, 0, 0),
+    dilations=(1, 1),
+    deformable_groups=1,
+    modulated=True,
+):
     """Geometry of EdvrDeformableOffsets; raises ValueError naming the bad argument."""
     n, h, w, c = _rank4("x", x_shape)
     kh, kw = _pair("ksize", ksize, minimum=1)
     sh, sw = _pair("strides", strides, minimum=1)
     dh, dw = _pair("dilations", dilations, minimum=1)
     if len(pads) != 4 or min(pads) < 0:
-        raise ValueError("pads: expected 4 non-negative ints (top, bottom, left, right), got %r" % (pads,))
+        raise ValueError(
+            "pads: expected 4 non-negative ints (top, bottom, left, right), got %r" % (pads,)
+        )
     top, bottom, left, right = pads
     g = deformable_groups
     if g < 1 or c % g:
@@ -144,13 +157,16 @@ def deformable_offsets_geometry(x_shape, offsets_shape, ksize, strides=(1, 1), p
     ho = out_size(h, top + bottom, kh, dh, sh)
     wo = out_size(w, left + right, kw, dw, sw)
     if ho is None or wo is None:
-        raise ValueError("ksize: kernel %dx%d (dilated) larger than the padded input %dx%d"
-                         % (kh, kw, h + top + bottom, w + left + right))
+        raise ValueError(
+            "ksize: kernel %dx%d (dilated) larger than the padded input %dx%d"
+            % (kh, kw, h + top + bottom, w + left + right)
+        )
     expected = (n, ho, wo, 3 * g * kh * kw)
     if tuple(offsets_shape) != expected:
         raise ValueError("offsets: expected shape %r, got %r" % (expected, tuple(offsets_shape)))
-    return SamplingGeometry(n, h, w, c, g, ho, wo, kh, kw, sh, sw, top, left, dh, dw,
-                            modulated=bool(modulated))
+    return SamplingGeometry(
+        n, h, w, c, g, ho, wo, kh, kw, sh, sw, top, left, dh, dw, modulated=bool(modulated)
+    )
 
 
 def bilinear_sample_geometry(x_shape, coords_shape):
@@ -166,7 +182,9 @@ def bilinear_sample_geometry(x_shape, coords_shape):
 
 def _rank4(name, shape):
     if len(shape) != 4 or min(shape) < 1:
-        raise ValueError("%s: expected a non-empty [N, H, W, C] shape, got %r" % (name, tuple(shape)))
+        raise ValueError(
+            "%s: expected a non-empty [N, H, W, C] shape, got %r" % (name, tuple(shape))
+        )
     return tuple(int(s) for s in shape)
 
 
@@ -179,6 +197,7 @@ def _pair(name, value, minimum):
 # ----------------------------------------------------------------------------------------------
 # Addresses (element offsets). Arguments may be ints or TIK expressions.
 
+
 def x_pixel_offset(geo, n, y, x):
     """First element of pixel (n, y, x) in x, grad_x or the float32 accumulator."""
     return ((n * geo.height + y) * geo.width + x) * geo.channels
@@ -186,7 +205,9 @@ def x_pixel_offset(geo, n, y, x):
 
 def output_offset(geo, n, ho, i, wo, j):
     """First element of y[n, ho*kh + i, wo*kw + j, :] (also of the incoming gradient)."""
-    return ((((n * geo.out_h + ho) * geo.kernel_h + i) * geo.out_w + wo) * geo.kernel_w + j) * geo.channels
+    return (
+        (((n * geo.out_h + ho) * geo.kernel_h + i) * geo.out_w + wo) * geo.kernel_w + j
+    ) * geo.channels
 
 
 def param_offset(geo, flat_point):
@@ -205,8 +226,10 @@ def base_position(geo, ho, wo, i, j):
     """Undeformed sampling position (py, px) of tap (i, j) of point (ho, wo)."""
     if geo.absolute:
         return 0, 0
-    return (ho * geo.stride_h - geo.pad_top + i * geo.dilation_h,
-            wo * geo.stride_w - geo.pad_left + j * geo.dilation_w)
+    return (
+        ho * geo.stride_h - geo.pad_top + i * geo.dilation_h,
+        wo * geo.stride_w - geo.pad_left + j * geo.dilation_w,
+    )
 
 
 def base_shift(geo, ho, wo):
@@ -237,9 +260,11 @@ def aligned_window(start, count, lanes):
 # ----------------------------------------------------------------------------------------------
 # Channel lanes and vector masks (static per group).
 
+
 @dataclass(frozen=True)
 class LaneSegment:
     """One masked vector instruction on float32 lanes [offset, offset+64) of a C-lane row."""
+
     offset: int
     mask_bits: int  # bit b selects lane offset + b
 
@@ -278,13 +303,16 @@ def group_window(geo, g, dtype):
 
 def cast_chunks(first, count):
     """(lane offset, lanes) chunks of at most 64 lanes for float16<->float32 conversions."""
-    return [(o, min(F32_LANES_PER_REPEAT, first + count - o))
-            for o in range(first, first + count, F32_LANES_PER_REPEAT)]
+    return [
+        (o, min(F32_LANES_PER_REPEAT, first + count - o))
+        for o in range(first, first + count, F32_LANES_PER_REPEAT)
+    ]
 
 
 @dataclass(frozen=True)
 class ChannelUnit:
     """Groups [first_group, end_group) whose lanes [lane_lo, lane_hi) start and end on a block."""
+
     first_group: int
     end_group: int
     lane_lo: int
@@ -309,6 +337,7 @@ def channel_units(geo, dtype):
 
 # ----------------------------------------------------------------------------------------------
 # UB layout and core split.
+
 
 @dataclass(frozen=True)
 class UbBuffer:
@@ -343,6 +372,7 @@ def ub_bytes(layout):
 @dataclass(frozen=True)
 class CoreSplit:
     """Tasks [core*per_core, ...) on `cores` cores; the last core gets `last_core_tasks`."""
+
     tasks: int
     cores: int
     per_core: int
@@ -364,19 +394,25 @@ def _check_channels(geo, dtype):
     if dtype not in DATA_DTYPES:
         raise ValueError("dtype: expected float16 or float32, got %r" % (dtype,))
     if geo.height * geo.width > FLOAT32_EXACT_INTS:
-        raise ValueError("x: the kernels compute pixel indices y * W + x in float32 vector lanes, "
-                         "exact up to H * W = 2**24; got H=%d, W=%d" % (geo.height, geo.width))
+        raise ValueError(
+            "x: the kernels compute pixel indices y * W + x in float32 vector lanes, "
+            "exact up to H * W = 2**24; got H=%d, W=%d" % (geo.height, geo.width)
+        )
     lanes = block_lanes(dtype)
     if geo.channels % lanes:
-        raise ValueError("x: the TBE kernels need C to fill whole 32-byte blocks: C %% %d == 0 for "
-                         "%s, got C=%d" % (lanes, dtype, geo.channels))
+        raise ValueError(
+            "x: the TBE kernels need C to fill whole 32-byte blocks: C %% %d == 0 for "
+            "%s, got C=%d" % (lanes, dtype, geo.channels)
+        )
 
 
 def _largest_fitting(build, upper, budget):
     """Largest n in [1, upper] whose layout build(n) fits the UB budget (layouts grow with n)."""
     if ub_bytes(build(1)) > budget:
-        raise ValueError("unified buffer: even one point needs %d bytes, budget %d"
-                         % (ub_bytes(build(1)), budget))
+        raise ValueError(
+            "unified buffer: even one point needs %d bytes, budget %d"
+            % (ub_bytes(build(1)), budget)
+        )
     lo, hi = 1, upper
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -386,6 +422,7 @@ def _largest_fitting(build, upper, budget):
 
 # ----------------------------------------------------------------------------------------------
 # Sample planes (both kernels).
+
 
 class SamplePlanes:
     """Sample planes of a plan with `geo` and `dtype`: lane local * slot + g * K + k of each plane
@@ -422,8 +459,22 @@ def plane_slot(geo, dtype):
     return round_up(geo.deformable_groups * geo.taps, block_lanes(dtype))
 
 
-SAMPLE_PLANES = ("py", "px", "base_y", "base_x", "tmp", "ly", "lx", "hy", "hx", "w00", "w01", "w10", "w11",
-                 "margin")
+SAMPLE_PLANES = (
+    "py",
+    "px",
+    "base_y",
+    "base_x",
+    "tmp",
+    "ly",
+    "lx",
+    "hy",
+    "hx",
+    "w00",
+    "w01",
+    "w10",
+    "w11",
+    "margin",
+)
 SAMPLE_INDEX_PLANES = ("y0", "x0", "addr")
 
 
@@ -442,9 +493,11 @@ def _plane_buffers(geo, dtype, points):
 # ----------------------------------------------------------------------------------------------
 # Forward plan.
 
+
 @dataclass(frozen=True)
 class ForwardPlan(SamplePlanes):
     """Task = (n, ho, tile of `tile_w` output columns); the last tile of a row is `last_tile_w` wide."""
+
     geo: SamplingGeometry
     dtype: str
     tile_w: int
@@ -490,21 +543,34 @@ def plan_forward(geo, dtype, device, tile_limit=None):
     """Forward plan for `device` (a Device); tile_limit caps the tile width (tests use it to force
     many tiles and cores)."""
     _check_channels(geo, dtype)
-    tile_w = _largest_fitting(lambda t: _forward_layout(geo, dtype, t), min(geo.out_w, tile_limit or geo.out_w),
-                              device.ub_budget)
+    tile_w = _largest_fitting(
+        lambda t: _forward_layout(geo, dtype, t),
+        min(geo.out_w, tile_limit or geo.out_w),
+        device.ub_budget,
+    )
     tiles = ceil_div(geo.out_w, tile_w)
     split = split_tasks(geo.batch * geo.out_h * tiles, device.cores)
-    return ForwardPlan(geo, dtype, tile_w, tiles, geo.out_w - (tiles - 1) * tile_w, split,
-                       _forward_layout(geo, dtype, tile_w), device)
+    return ForwardPlan(
+        geo,
+        dtype,
+        tile_w,
+        tiles,
+        geo.out_w - (tiles - 1) * tile_w,
+        split,
+        _forward_layout(geo, dtype, tile_w),
+        device,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # Gradient plan.
 
+
 @dataclass(frozen=True)
 class BackwardPlan(SamplePlanes):
     """Phase A: (n, channel unit) tasks accumulate grad_x over point tiles of `points_per_tile`.
     Phase B: tiles of `param_tile` flat points compute grad of offsets/coords."""
+
     geo: SamplingGeometry
     dtype: str
     units: tuple
@@ -573,15 +639,21 @@ class BackwardPlan(SamplePlanes):
 def _backward_layout(geo, dtype, points_per_tile, param_tile, zero_pixels, unit_lanes_max):
     lanes = block_lanes(dtype)
     c = geo.channels
-    buffers = [("grad_in", dtype, c), ("corner", dtype, c),
-               ("accum", COMPUTE_DTYPE, c), ("product", COMPUTE_DTYPE, c),
-               ("grad_params", COMPUTE_DTYPE, param_tile * geo.param_stride),
-               ("strided", COMPUTE_DTYPE, zero_pixels * unit_lanes_max)]
+    buffers = [
+        ("grad_in", dtype, c),
+        ("corner", dtype, c),
+        ("accum", COMPUTE_DTYPE, c),
+        ("product", COMPUTE_DTYPE, c),
+        ("grad_params", COMPUTE_DTYPE, param_tile * geo.param_stride),
+        ("strided", COMPUTE_DTYPE, zero_pixels * unit_lanes_max),
+    ]
     if dtype != COMPUTE_DTYPE:
-        buffers += [("grad_in_f32", COMPUTE_DTYPE, c),
-                    ("corner_f32", COMPUTE_DTYPE, c),
-                    ("grad_params_cast", dtype, param_tile * geo.param_stride),
-                    ("strided_cast", dtype, zero_pixels * unit_lanes_max)]
+        buffers += [
+            ("grad_in_f32", COMPUTE_DTYPE, c),
+            ("corner_f32", COMPUTE_DTYPE, c),
+            ("grad_params_cast", dtype, param_tile * geo.param_stride),
+            ("strided_cast", dtype, zero_pixels * unit_lanes_max),
+        ]
     buffers.append(("tail", dtype, lanes))
     buffers += _plane_buffers(geo, dtype, max(points_per_tile, param_tile))
     slot = plane_slot(geo, dtype)
@@ -598,7 +670,9 @@ def plan_backward(geo, dtype, device, tile_limit=None):
     _check_channels(geo, dtype)
     units = tuple(channel_units(geo, dtype))
     unit_lanes_max = max(u.lanes for u in units)
-    zero_pixels = max(1, min(MAX_BURSTS, STRIDED_BYTES // (unit_lanes_max * DTYPE_BYTES[COMPUTE_DTYPE])))
+    zero_pixels = max(
+        1, min(MAX_BURSTS, STRIDED_BYTES // (unit_lanes_max * DTYPE_BYTES[COMPUTE_DTYPE]))
+    )
     if tile_limit:
         zero_pixels = min(zero_pixels, tile_limit)
     lanes = block_lanes(dtype)
@@ -606,14 +680,17 @@ def plan_backward(geo, dtype, device, tile_limit=None):
     point_quantum = lanes // math.gcd(geo.param_stride, lanes)
     total_points = geo.batch * geo.points
     if total_points * geo.param_stride < lanes:
-        raise ValueError("offsets: the TBE gradient needs at least 32 bytes of offsets/coords, got %d "
-                         "values" % (total_points * geo.param_stride))
+        raise ValueError(
+            "offsets: the TBE gradient needs at least 32 bytes of offsets/coords, got %d "
+            "values" % (total_points * geo.param_stride)
+        )
 
     def layout_for(quanta):
         # A tile may absorb a short last tile (below one block), hence + point_quantum.
         tile = quanta * point_quantum
-        return _backward_layout(geo, dtype, min(geo.points, tile), tile + point_quantum,
-                                zero_pixels, unit_lanes_max)
+        return _backward_layout(
+            geo, dtype, min(geo.points, tile), tile + point_quantum, zero_pixels, unit_lanes_max
+        )
 
     # Enough tiles for every core when there are enough points; then as large as UB allows.
     upper = max(1, ceil_div(ceil_div(total_points, point_quantum), device.cores))
@@ -626,7 +703,20 @@ def plan_backward(geo, dtype, device, tile_limit=None):
     if tiles > 1 and last * geo.param_stride < lanes:
         tiles, last = tiles - 1, last + param_tile  # the short tail joins the previous tile
     points_per_tile = min(geo.points, param_tile)
-    layout = _backward_layout(geo, dtype, points_per_tile, param_tile + point_quantum,
-                              zero_pixels, unit_lanes_max)
-    return BackwardPlan(geo, dtype, units, points_per_tile, split_tasks(geo.batch * len(units), device.cores),
-                        zero_pixels, param_tile, tiles, last, split_tasks(tiles, device.cores), layout, device)
+    layout = _backward_layout(
+        geo, dtype, points_per_tile, param_tile + point_quantum, zero_pixels, unit_lanes_max
+    )
+    return BackwardPlan(
+        geo,
+        dtype,
+        units,
+        points_per_tile,
+        split_tasks(geo.batch * len(units), device.cores),
+        zero_pixels,
+        param_tile,
+        tiles,
+        last,
+        split_tasks(tiles, device.cores),
+        layout,
+        device,
+    )

@@ -17,6 +17,7 @@ read(scalar, buf, index); write(buf, index, value). Whole 32-bit planes, lanes [
 64-lane repeats: vadd, vsub, vmul, vmin(dst, a, b, lanes); vadds, vmuls(dst, src, scalar, lanes);
 vconv(dst, src, lanes, round_mode) (float32 -> int32 'floor' / 'round', int32 -> float32 '').
 """
+
 try:
     from . import edvr_sampling_plan as plan_lib
 except ImportError:  # loaded as a top-level module by the op compiler
@@ -27,13 +28,18 @@ F32 = plan_lib.COMPUTE_DTYPE
 
 def run_tasks(m, core, split, task):
     """Run this core's share of `split` (the last used core may get fewer tasks)."""
+
     def run(count):
         m.for_range(0, count, lambda local: task(core * split.per_core + local))
+
     if split.cores == 1:
         m.if_(core == 0, lambda: run(split.last_core_tasks))
         return
-    m.if_(core < split.cores - 1, lambda: run(split.per_core),
-          lambda: m.if_(core == split.cores - 1, lambda: run(split.last_core_tasks)))
+    m.if_(
+        core < split.cores - 1,
+        lambda: run(split.per_core),
+        lambda: m.if_(core == split.cores - 1, lambda: run(split.last_core_tasks)),
+    )
 
 
 def static_choice(m, is_last, last_value, usual_value, body):
@@ -67,8 +73,9 @@ class Sample:
 
     def in_range(self, m, geo):
         """docs/ops.md's range rule: zero (and zero gradient) when py <= -1, py >= H, px <= -1 or px >= W."""
-        return m.all_of(self.py > -1.0, self.py < float(geo.height),
-                        self.px > -1.0, self.px < float(geo.width))
+        return m.all_of(
+            self.py > -1.0, self.py < float(geo.height), self.px > -1.0, self.px < float(geo.width)
+        )
 
     @staticmethod
     def is_number(m, value):
@@ -85,8 +92,12 @@ class Sample:
     def corners(self):
         """(dy, dx, the two factors of the corner's weight) of the four corners, in the order
         (0, 0), (0, 1), (1, 0), (1, 1): corner index 2 * dy + dx."""
-        return ((0, 0, (self.hy, self.hx)), (0, 1, (self.hy, self.lx)),
-                (1, 0, (self.ly, self.hx)), (1, 1, (self.ly, self.lx)))
+        return (
+            (0, 0, (self.hy, self.hx)),
+            (0, 1, (self.hy, self.lx)),
+            (1, 0, (self.ly, self.hx)),
+            (1, 1, (self.ly, self.lx)),
+        )
 
     def for_each_corner(self, m, geo, body):
         """body(pixel, corner) for each corner inside the image (outside corners count zero);
@@ -125,10 +136,14 @@ def load_planes(m, plan, params, start, flat_first, count, lanes):
     def point(local):
         start.set_as(plan_lib.param_offset(geo, flat_first + local))
         if careful:
-            m.if_(flat_first + local < plan.first_careful_point, lambda: _rows(m, plan, params, start, local, raw),
-                  lambda: _careful_rows(m, plan, params, start, local, raw))
+            m.if_(
+                flat_first + local < plan.first_careful_point,
+                lambda: _rows(m, plan, params, start, local, raw),
+                lambda: _careful_rows(m, plan, params, start, local, raw),
+            )
         else:
             _rows(m, plan, params, start, local, raw)
+
     m.for_range(0, count, point)
     if plan.needs_cast:
         for name, _ in plan.param_rows:
@@ -137,8 +152,14 @@ def load_planes(m, plan, params, start, flat_first, count, lanes):
 
 def _rows(m, plan, params, start, local, raw):
     for name, channel in plan.param_rows:
-        m.dma(m.ub(name + raw), local * plan.slot, params, start + channel, 1,
-              plan.slot // plan_lib.block_lanes(plan.dtype))
+        m.dma(
+            m.ub(name + raw),
+            local * plan.slot,
+            params,
+            start + channel,
+            1,
+            plan.slot // plan_lib.block_lanes(plan.dtype),
+        )
 
 
 def _careful_rows(m, plan, params, start, local, raw):
@@ -190,7 +211,7 @@ def sample_planes(m, geo, sample, lanes):
     for one_minus, frac in ((hy, ly), (hx, lx)):
         m.vmuls(one_minus, frac, -1.0, lanes)
         m.vadds(one_minus, one_minus, 1.0, lanes)
-    for (dy, dx, _) in sample.corners():
+    for dy, dx, _ in sample.corners():
         weight = m.ub("w%d%d" % (dy, dx))
         factor_y = hy if dy == 0 else ly
         factor_x = hx if dx == 0 else lx
@@ -226,6 +247,7 @@ def each_corner(m, geo, sample, image, lane, body):
         m.read(sample.y0, m.ub("y0"), lane)
         m.read(sample.x0, m.ub("x0"), lane)
         sample.for_each_corner(m, geo, body)
+
     m.if_(sample.margin >= 0.0, interior, border)
 
 
@@ -241,22 +263,34 @@ def forward(m, plan, x, params, y):
     NaN: vec_sel on Ascend 910 takes one mask for every repeat, so it cannot carry it) and, per
     corner inside the image, the corner's address, its load and the weighted add."""
     geo = plan.geo
-    sample = staged = staged_at = image = start = None  # per core: TIK scalars live inside the core loop
+    sample = staged = staged_at = image = start = (
+        None  # per core: TIK scalars live inside the core loop
+    )
 
     def task(t):
         n, ho, tile = plan.split_task(t)
         wo_begin = tile * plan.tile_w
-        static_choice(m, tile == plan.tiles_per_row - 1, plan.last_tile_w, plan.tile_w,
-                      lambda width: tile_body(n, ho, wo_begin, width))
+        static_choice(
+            m,
+            tile == plan.tiles_per_row - 1,
+            plan.last_tile_w,
+            plan.tile_w,
+            lambda width: tile_body(n, ho, wo_begin, width),
+        )
 
     def tile_body(n, ho, wo_begin, width):
         lanes = plan.plane_lanes(width)
-        load_planes(m, plan, params, start, n * geo.points + ho * geo.out_w + wo_begin, width, lanes)
+        load_planes(
+            m, plan, params, start, n * geo.points + ho * geo.out_w + wo_begin, width, lanes
+        )
         shift_y, shift_x = plan_lib.base_shift(geo, ho, wo_begin)
         m.to_float(sample.base_y, shift_y)
         m.to_float(sample.base_x, shift_x)
         tmp = m.ub("tmp")
-        for plane, base, shift in (("py", "base_y", sample.base_y), ("px", "base_x", sample.base_x)):
+        for plane, base, shift in (
+            ("py", "base_y", sample.base_y),
+            ("px", "base_x", sample.base_x),
+        ):
             m.vadds(tmp, m.ub(base), shift, lanes)  # whole numbers: exact
             m.vadd(m.ub(plane), m.ub(plane), tmp, lanes)
         sample_planes(m, geo, sample, lanes)
@@ -268,8 +302,14 @@ def forward(m, plan, x, params, y):
             out = m.ub("staged_cast")
             m.cast(out, staged, plan_lib.cast_chunks(0, staged.elements))
         for i in range(geo.kernel_h):
-            m.dma(y, plan_lib.output_offset(geo, n, ho, i, wo_begin, 0), out, i * plan.row_elements(),
-                  1, plan.store_blocks(width))
+            m.dma(
+                y,
+                plan_lib.output_offset(geo, n, ho, i, wo_begin, 0),
+                out,
+                i * plan.row_elements(),
+                1,
+                plan.store_blocks(width),
+            )
 
     def base_planes():
         """Per core: the tap part of every sample's undeformed position, base_position(0, local, i, j),
@@ -291,21 +331,36 @@ def forward(m, plan, x, params, y):
             dst.set_as(plan.staged_offset(i, local, j))  # once per tap, for all groups and corners
             for g in range(geo.deformable_groups):
                 lane = sample.lane
-                lane.set_as(sample.row + (g * geo.taps + k))  # once per sample, for its up to 9 reads
+                lane.set_as(
+                    sample.row + (g * geo.taps + k)
+                )  # once per sample, for its up to 9 reads
                 m.read(sample.py, m.ub("py"), lane)
                 m.read(sample.px, m.ub("px"), lane)
-                m.if_(sample.in_range(m, geo), lambda g=g, lane=lane: accumulate(g, lane, dst),
-                      lambda g=g: nan_or_zero(g, dst))
+                m.if_(
+                    sample.in_range(m, geo),
+                    lambda g=g, lane=lane: accumulate(g, lane, dst),
+                    lambda g=g: nan_or_zero(g, dst),
+                )
+
         m.for_range(0, geo.taps, tap)
 
     def nan_or_zero(g, dst):
         """Out of range: the staged zeros stay, unless py or px is NaN (then NaN, per docs/ops.md).
         A flag, because no ordered comparison is true for NaN (and no scope is left empty)."""
         sample.numeric.set_as(0)
-        m.if_(Sample.is_number(m, sample.py),
-              lambda: m.if_(Sample.is_number(m, sample.px), lambda: sample.numeric.set_as(1)))
-        m.if_(sample.numeric < 1, lambda: m.fill_lanes(
-            staged, dst, plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)), sample.make_nan()))
+        m.if_(
+            Sample.is_number(m, sample.py),
+            lambda: m.if_(Sample.is_number(m, sample.px), lambda: sample.numeric.set_as(1)),
+        )
+        m.if_(
+            sample.numeric < 1,
+            lambda: m.fill_lanes(
+                staged,
+                dst,
+                plan_lib.lane_segments(*plan_lib.group_lanes(geo, g)),
+                sample.make_nan(),
+            ),
+        )
 
     def accumulate(g, lane, dst):
         segments = plan_lib.lane_segments(*plan_lib.group_lanes(geo, g))
@@ -314,6 +369,7 @@ def forward(m, plan, x, params, y):
             m.read(sample.weight, m.ub("w%d%d" % (c[0], c[1])), lane)
             src = load_group_row(m, plan, x, pixel, g, "corner")
             m.axpy(staged, dst, src, 0, sample.weight, segments)
+
         each_corner(m, geo, sample, image, lane, corner)
 
     def core_body(core):
@@ -322,6 +378,7 @@ def forward(m, plan, x, params, y):
         image, start = m.scalar("int32", "image", 0), m.scalar("int32", "param_start", 0)
         base_planes()
         run_tasks(m, core, plan.split, task)
+
     m.launch(plan.split.cores, plan.layout, core_body)
 
 
@@ -345,8 +402,16 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         f32_gap = plan.unit_gap_blocks(unit, F32)
         m.fill(strided, 0, strided.elements, 0.0)
         for first, pixels in plan.strided_runs():
-            m.dma(accumulator, image + first * geo.channels + unit.lane_lo, strided, 0,
-                  pixels, unit.lanes // plan_lib.block_lanes(F32), 0, f32_gap)
+            m.dma(
+                accumulator,
+                image + first * geo.channels + unit.lane_lo,
+                strided,
+                0,
+                pixels,
+                unit.lanes // plan_lib.block_lanes(F32),
+                0,
+                f32_gap,
+            )
         # The scatter adds into GM by atomic add (float32), as CANN's DeformableOffsetsGrad does:
         # no GM element is read back and rewritten. This core zeroed the unit above (same store queue).
         m.atomic_add(True)
@@ -360,8 +425,14 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
 
         def tile(t):
             first = t * plan.points_per_tile
-            static_choice(m, t == tiles - 1, plan.last_point_tile(), plan.points_per_tile,
-                          lambda count: point_tile_a(n, unit, first, count))
+            static_choice(
+                m,
+                t == tiles - 1,
+                plan.last_point_tile(),
+                plan.points_per_tile,
+                lambda count: point_tile_a(n, unit, first, count),
+            )
+
         m.for_range(0, tiles, tile)
 
     def point_tile_a(n, unit, first, count):
@@ -400,10 +471,13 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
                 g_in = m.ub("grad_in_f32")
                 m.cast(g_in, raw, plan_lib.cast_chunks(unit.lane_lo, unit.lanes))
             for g in range(unit.first_group, unit.end_group):
-                sample.lane.set_as(sample.row + (g * geo.taps + k))  # once per sample, for its reads
+                sample.lane.set_as(
+                    sample.row + (g * geo.taps + k)
+                )  # once per sample, for its reads
                 m.read(sample.py, m.ub("py"), sample.lane)
                 m.read(sample.px, m.ub("px"), sample.lane)
                 m.if_(sample.in_range(m, geo), lambda g=g: scatter(g, g_in))
+
         m.for_range(0, geo.taps, tap)
 
     def scatter(g, g_in):
@@ -417,6 +491,7 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
             m.read(sample.weight, m.ub("w%d%d" % (c[0], c[1])), sample.lane)
             m.scale(contribution, 0, g_in, 0, sample.weight, segments)
             m.dma(accumulator, pixel + first, contribution, first, 1, blocks)  # atomic add
+
         each_corner(m, geo, sample, image, sample.lane, corner)
 
     def convert_unit(image, unit, f32_gap):
@@ -424,15 +499,38 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         lanes = plan_lib.block_lanes(plan.dtype)
         for first, pixels in plan.strided_runs():
             offset = image + first * geo.channels + unit.lane_lo
-            m.dma(strided, 0, accumulator, offset, pixels, unit.lanes // plan_lib.block_lanes(F32), f32_gap, 0)
+            m.dma(
+                strided,
+                0,
+                accumulator,
+                offset,
+                pixels,
+                unit.lanes // plan_lib.block_lanes(F32),
+                f32_gap,
+                0,
+            )
             m.cast(narrow, strided, plan_lib.cast_chunks(0, pixels * unit.lanes))
-            m.dma(grad_x, offset, narrow, 0, pixels, unit.lanes // lanes, 0, plan.unit_gap_blocks(unit, plan.dtype))
+            m.dma(
+                grad_x,
+                offset,
+                narrow,
+                0,
+                pixels,
+                unit.lanes // lanes,
+                0,
+                plan.unit_gap_blocks(unit, plan.dtype),
+            )
 
     # Phase B: gradient of the parameters, one block-aligned run of flat points per task.
     def task_b(t):
         first = plan.param_tile_first(t)
-        static_choice(m, t == plan.param_tiles - 1, plan.last_param_tile, plan.param_tile,
-                      lambda count: param_tile_b(first, count))
+        static_choice(
+            m,
+            t == plan.param_tiles - 1,
+            plan.last_param_tile,
+            plan.param_tile,
+            lambda count: param_tile_b(first, count),
+        )
 
     def param_tile_b(first, count):
         lanes = plan.plane_lanes(count)
@@ -472,12 +570,17 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
 
         def tap(k):
             i, j = plan_lib.split_tap(geo, k)
-            grad_at.set_as(plan_lib.output_offset(geo, n, ho, i, wo, j))  # once per tap, for all groups
+            grad_at.set_as(
+                plan_lib.output_offset(geo, n, ho, i, wo, j)
+            )  # once per tap, for all groups
             for g in range(geo.deformable_groups):
-                sample.lane.set_as(sample.row + (g * geo.taps + k))  # once per sample, for its reads
+                sample.lane.set_as(
+                    sample.row + (g * geo.taps + k)
+                )  # once per sample, for its reads
                 m.read(sample.py, m.ub("py"), sample.lane)
                 m.read(sample.px, m.ub("px"), sample.lane)
                 m.if_(sample.in_range(m, geo), lambda g=g: param_grads(g, k, staged))
+
         m.for_range(0, geo.taps, tap)
 
     def param_grads(g, k, staged):
@@ -497,6 +600,7 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
             src = load_group_row(m, plan, x, pixel, g, "corner")
             m.mul(product, 0, g_in, 0, src, 0, segments)
             m.masked_sum(dots[2 * c[0] + c[1]], product, 0, segments)
+
         each_corner(m, geo, sample, image, sample.lane, corner)
         # d/d(ly, lx, mask) of sum_c weight_c * dot_c, the weights' derivatives grouped by corner pair.
         d00, d01, d10, d11 = dots
@@ -522,4 +626,5 @@ def backward(m, plan, grad, x, params, grad_x, grad_params, accumulator):
         d_mask, d_ly, d_lx = (m.scalar(F32, name, 0) for name in ("d_mask", "d_ly", "d_lx"))
         run_tasks(m, core, plan.split_a, task_a)
         run_tasks(m, core, plan.split_b, task_b)
+
     m.launch(cores, plan.layout, core_body)

@@ -6,13 +6,16 @@ CANN's profile at compile time (`device`).
 Run in tests through tests/tbe/tik_double (our TIK double, written from CANN's documents); NOT
 VERIFIED against CANN's own TIK (no CANN toolkit here).
 """
+
 try:
     from . import edvr_sampling_plan as plan_lib
 except ImportError:  # loaded as a top-level module by the op compiler
     import edvr_sampling_plan as plan_lib
 
-CANN_MISSING = ("the EDVR TBE kernels need CANN's TIK (Python package `tbe` or `te` from the Ascend "
-                "toolkit; source set_env.sh of the toolkit first). It could not be imported: %s")
+CANN_MISSING = (
+    "the EDVR TBE kernels need CANN's TIK (Python package `tbe` or `te` from the Ascend "
+    "toolkit; source set_env.sh of the toolkit first). It could not be imported: %s"
+)
 
 
 def import_tik():
@@ -44,8 +47,9 @@ class TikMachine:
 
     # ---- tensors
     def gm(self, name, dtype, size, workspace=False):
-        tensor = self.tik_instance.Tensor(dtype, (size,), name=name, scope=self.tik.scope_gm,
-                                          is_workspace=workspace)
+        tensor = self.tik_instance.Tensor(
+            dtype, (size,), name=name, scope=self.tik.scope_gm, is_workspace=workspace
+        )
         return Handle(tensor, dtype, size)
 
     def ub(self, name):
@@ -55,20 +59,36 @@ class TikMachine:
         return self.tik_instance.Scalar(dtype, name=name, init_value=init)
 
     def build(self, kernel_name, inputs, outputs):
-        self.tik_instance.BuildCCE(kernel_name=kernel_name, inputs=[h.tensor for h in inputs],
-                                   outputs=[h.tensor for h in outputs])
+        self.tik_instance.BuildCCE(
+            kernel_name=kernel_name,
+            inputs=[h.tensor for h in inputs],
+            outputs=[h.tensor for h in outputs],
+        )
         return self.tik_instance
 
     # ---- control
     def launch(self, cores, layout, body):
         tik = self.tik
         with self.tik_instance.for_range(0, cores, block_num=cores) as core:
-            self._ub = {b.name: Handle(self.tik_instance.Tensor(b.dtype, (b.elements,), name=b.name,
-                                                                scope=tik.scope_ubuf), b.dtype, b.elements)
-                        for b in layout}
+            self._ub = {
+                b.name: Handle(
+                    self.tik_instance.Tensor(
+                        b.dtype, (b.elements,), name=b.name, scope=tik.scope_ubuf
+                    ),
+                    b.dtype,
+                    b.elements,
+                )
+                for b in layout
+            }
             lanes = plan_lib.F32_LANES_PER_REPEAT
-            self._reduce = (self.tik_instance.Tensor("float32", (lanes,), name="reduce_dst", scope=tik.scope_ubuf),
-                            self.tik_instance.Tensor("float32", (lanes,), name="reduce_work", scope=tik.scope_ubuf))
+            self._reduce = (
+                self.tik_instance.Tensor(
+                    "float32", (lanes,), name="reduce_dst", scope=tik.scope_ubuf
+                ),
+                self.tik_instance.Tensor(
+                    "float32", (lanes,), name="reduce_work", scope=tik.scope_ubuf
+                ),
+            )
             body(core)
 
     def for_range(self, begin, end, body):
@@ -99,8 +119,9 @@ class TikMachine:
 
     # ---- data movement (offsets in elements; bursts and gaps in 32-byte blocks)
     def dma(self, dst, dst_off, src, src_off, nburst, burst, src_gap=0, dst_gap=0):
-        self.tik_instance.data_move(dst.tensor[dst_off], src.tensor[src_off], 0, nburst, burst,
-                                    src_gap, dst_gap)
+        self.tik_instance.data_move(
+            dst.tensor[dst_off], src.tensor[src_off], 0, nburst, burst, src_gap, dst_gap
+        )
 
     def atomic_add(self, on):
         """UB->GM moves add into float32 GM while on (Ascend 910 adds float32 only)."""
@@ -125,48 +146,91 @@ class TikMachine:
 
     def cast(self, dst, src, chunks):
         """float16 <-> float32 conversion of the given (lane offset, lanes) chunks."""
-        dst_stride = plan_lib.F32_LANES_PER_REPEAT * plan_lib.DTYPE_BYTES[dst.dtype] // plan_lib.BLOCK_BYTES
-        src_stride = plan_lib.F32_LANES_PER_REPEAT * plan_lib.DTYPE_BYTES[src.dtype] // plan_lib.BLOCK_BYTES
+        dst_stride = (
+            plan_lib.F32_LANES_PER_REPEAT * plan_lib.DTYPE_BYTES[dst.dtype] // plan_lib.BLOCK_BYTES
+        )
+        src_stride = (
+            plan_lib.F32_LANES_PER_REPEAT * plan_lib.DTYPE_BYTES[src.dtype] // plan_lib.BLOCK_BYTES
+        )
         full = [c for c in chunks if c[1] == plan_lib.F32_LANES_PER_REPEAT]
         i = 0
         while i < len(full):  # consecutive whole chunks go as one multi-repeat instruction
             step = min(255, len(full) - i)
-            self.tik_instance.vec_conv(plan_lib.F32_LANES_PER_REPEAT, "", dst.tensor[full[i][0]],
-                                       src.tensor[full[i][0]], step, dst_stride, src_stride)
+            self.tik_instance.vec_conv(
+                plan_lib.F32_LANES_PER_REPEAT,
+                "",
+                dst.tensor[full[i][0]],
+                src.tensor[full[i][0]],
+                step,
+                dst_stride,
+                src_stride,
+            )
             i += step
         for offset, count in chunks:
             if count != plan_lib.F32_LANES_PER_REPEAT:
-                self.tik_instance.vec_conv(count, "", dst.tensor[offset], src.tensor[offset], 1,
-                                           dst_stride, src_stride)
+                self.tik_instance.vec_conv(
+                    count, "", dst.tensor[offset], src.tensor[offset], 1, dst_stride, src_stride
+                )
 
     def axpy(self, dst, dst_off, src, src_off, scalar, segments):
         for seg in segments:
-            self.tik_instance.vec_axpy(seg.tik_mask, dst.tensor[dst_off + seg.offset],
-                                       src.tensor[src_off + seg.offset], scalar, 1, 8, 8)
+            self.tik_instance.vec_axpy(
+                seg.tik_mask,
+                dst.tensor[dst_off + seg.offset],
+                src.tensor[src_off + seg.offset],
+                scalar,
+                1,
+                8,
+                8,
+            )
 
     def scale(self, dst, dst_off, src, src_off, scalar, segments):
         for seg in segments:
-            self.tik_instance.vec_muls(seg.tik_mask, dst.tensor[dst_off + seg.offset],
-                                       src.tensor[src_off + seg.offset], scalar, 1, 8, 8)
+            self.tik_instance.vec_muls(
+                seg.tik_mask,
+                dst.tensor[dst_off + seg.offset],
+                src.tensor[src_off + seg.offset],
+                scalar,
+                1,
+                8,
+                8,
+            )
 
     def mul(self, dst, dst_off, a, a_off, b, b_off, segments):
         for seg in segments:
-            self.tik_instance.vec_mul(seg.tik_mask, dst.tensor[dst_off + seg.offset], a.tensor[a_off + seg.offset],
-                                      b.tensor[b_off + seg.offset], 1, 8, 8, 8)
+            self.tik_instance.vec_mul(
+                seg.tik_mask,
+                dst.tensor[dst_off + seg.offset],
+                a.tensor[a_off + seg.offset],
+                b.tensor[b_off + seg.offset],
+                1,
+                8,
+                8,
+                8,
+            )
 
     def masked_sum(self, dst, src, off, segments):
         reduce_dst, work = self._reduce
         part = self.tik_instance.Scalar("float32", name="part")
         dst.set_as(0.0)
         for seg in segments:
-            self.tik_instance.vec_reduce_add(seg.tik_mask, reduce_dst, src.tensor[off + seg.offset], work, 1, 8)
+            self.tik_instance.vec_reduce_add(
+                seg.tik_mask, reduce_dst, src.tensor[off + seg.offset], work, 1, 8
+            )
             part.set_as(reduce_dst[0])
             dst.set_as(dst + part)
 
     def adds(self, dst, dst_off, src, src_off, scalar, segments):
         for seg in segments:
-            self.tik_instance.vec_adds(seg.tik_mask, dst.tensor[dst_off + seg.offset],
-                                       src.tensor[src_off + seg.offset], scalar, 1, 8, 8)
+            self.tik_instance.vec_adds(
+                seg.tik_mask,
+                dst.tensor[dst_off + seg.offset],
+                src.tensor[src_off + seg.offset],
+                scalar,
+                1,
+                8,
+                8,
+            )
 
     # ---- whole planes: lanes [0, lanes) of 32-bit UB planes, lanes a multiple of 64
     def _plane_repeats(self, lanes, emit):
@@ -180,13 +244,21 @@ class TikMachine:
 
     def _plane_binary(self, instruction, dst, a, b, lanes):
         """dst = instruction(a, b) lane by lane (vec_add, vec_sub, ...), contiguous planes."""
-        self._plane_repeats(lanes, lambda o, r: instruction(
-            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], a.tensor[o], b.tensor[o], r, 8, 8, 8))
+        self._plane_repeats(
+            lanes,
+            lambda o, r: instruction(
+                plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], a.tensor[o], b.tensor[o], r, 8, 8, 8
+            ),
+        )
 
     def _plane_with_scalar(self, instruction, dst, src, scalar, lanes):
         """dst = instruction(src, scalar) lane by lane (vec_adds, vec_muls), contiguous planes."""
-        self._plane_repeats(lanes, lambda o, r: instruction(
-            plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], src.tensor[o], scalar, r, 8, 8))
+        self._plane_repeats(
+            lanes,
+            lambda o, r: instruction(
+                plan_lib.F32_LANES_PER_REPEAT, dst.tensor[o], src.tensor[o], scalar, r, 8, 8
+            ),
+        )
 
     def vadd(self, dst, a, b, lanes):
         self._plane_binary(self.tik_instance.vec_add, dst, a, b, lanes)
@@ -208,8 +280,12 @@ class TikMachine:
 
     def vconv(self, dst, src, lanes, round_mode=""):
         """float32 -> int32 with round_mode ('floor', 'round'), or int32 -> float32 ('')."""
-        self._plane_repeats(lanes, lambda o, r: self.tik_instance.vec_conv(
-            plan_lib.F32_LANES_PER_REPEAT, round_mode, dst.tensor[o], src.tensor[o], r, 8, 8))
+        self._plane_repeats(
+            lanes,
+            lambda o, r: self.tik_instance.vec_conv(
+                plan_lib.F32_LANES_PER_REPEAT, round_mode, dst.tensor[o], src.tensor[o], r, 8, 8
+            ),
+        )
 
     # ---- scalar access
     def read(self, scalar, buf, index):

@@ -98,6 +98,7 @@ Sources (read, not copied; API names, argument orders and limits come from them)
   tests on the scalar unit.
 * Ascend C ReduceSum / RepeatReduceSum pages (mask ranges [1, 128] for 16-bit, [1, 64] for 32-bit).
 """
+
 import builtins
 import contextlib
 from collections import namedtuple
@@ -117,12 +118,23 @@ MAX_BURST = 65535
 MAX_DMA_STRIDE = 65535
 MAX_BLOCK_NUM = 65535
 TRACKED_BLOCKS = 64
-DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "float16": 2, "int32": 4, "uint32": 4,
-               "float32": 4, "int64": 8, "uint64": 8}
-INT32_RANGE = (-2 ** 31, 2 ** 31)
+DTYPE_BYTES = {
+    "int8": 1,
+    "uint8": 1,
+    "int16": 2,
+    "uint16": 2,
+    "float16": 2,
+    "int32": 4,
+    "uint32": 4,
+    "float32": 4,
+    "int64": 8,
+    "uint64": 8,
+}
+INT32_RANGE = (-(2**31), 2**31)
 
-TraceRecord = namedtuple("TraceRecord", "core unit op repeat dtype mask elements nbytes direction atomic "
-                                        "address_ops")
+TraceRecord = namedtuple(
+    "TraceRecord", "core unit op repeat dtype mask elements nbytes direction atomic address_ops"
+)
 
 
 class TikError(RuntimeError):
@@ -136,8 +148,10 @@ _PROFILE = {"aicore_num": 32, "ub_size": 256 * 1024}  # Ascend 910A; CANN lists 
 def configure_profile(aicore_num=32, ub_size=256 * 1024):
     """Double only: the AI core count and UB bytes that Dprofile reports (tests run 30 and 32)."""
     if aicore_num < 1 or ub_size < BLOCK_BYTES or ub_size % BLOCK_BYTES:
-        raise ValueError("configure_profile: expected aicore_num >= 1 and ub_size a positive multiple "
-                         "of 32, got %r, %r" % (aicore_num, ub_size))
+        raise ValueError(
+            "configure_profile: expected aicore_num >= 1 and ub_size a positive multiple "
+            "of 32, got %r, %r" % (aicore_num, ub_size)
+        )
     _PROFILE.update(aicore_num=int(aicore_num), ub_size=int(ub_size))
 
 
@@ -183,7 +197,9 @@ def _result_dtype(a, b, what):
         if b == "immediate_float" and not a.startswith("float"):
             raise TikError("%s: a float immediate with an %s expression" % (what, a))
         return a
-    raise TikError("%s: operands of different dtypes %s and %s (TIK needs one dtype)" % (what, a, b))
+    raise TikError(
+        "%s: operands of different dtypes %s and %s (TIK needs one dtype)" % (what, a, b)
+    )
 
 
 def _ops(x):
@@ -207,12 +223,15 @@ def _arith(name, op, reflected=False):
         if rnd is not None:
             fn = lambda: rnd(op(fa(), fb()))
         else:
+
             def fn():
                 x, y = fa(), fb()
                 if name in ("//", "%") and (x < 0 or y <= 0):
                     raise TikError("%s on negative or zero int operands (%d, %d)" % (name, x, y))
                 return _int_checked(op(x, y), name)
+
         return Expr(dtype, fn, oa + ob + 1)
+
     return method
 
 
@@ -222,11 +241,13 @@ def _compare(name, op):
         db, fb, ob = _operand(other)
         _result_dtype(da, db, name)
         return Cond(lambda: op(fa(), fb()), oa + ob + 1)
+
     return method
 
 
 class Expr:
     """A TIK expression of Scalars, loop variables and immediates, evaluated when it runs."""
+
     __hash__ = object.__hash__
 
     def __init__(self, dtype, fn, ops):
@@ -304,7 +325,9 @@ class Scalar(Expr):
             self.value = _round(self.dtype)(value)
         else:
             if not np.isfinite(value) or value != int(value):
-                raise TikError("Scalar %s (%s): non-integer value %r" % (self.name, self.dtype, value))
+                raise TikError(
+                    "Scalar %s (%s): non-integer value %r" % (self.name, self.dtype, value)
+                )
             self.value = _int_checked(int(value), "Scalar %s" % self.name)
 
     def set_as(self, value, src_offset=None):
@@ -314,29 +337,37 @@ class Scalar(Expr):
         if isinstance(value, TensorSlice):
             tensor, offset, index_ops = value.tensor, value.offset_fn, value.ops
             if tensor.scope != scope_ubuf:
-                raise TikError("Scalar %s: set_as from %s: the double reads scalars from UB only"
-                               % (self.name, tensor.name))
+                raise TikError(
+                    "Scalar %s: set_as from %s: the double reads scalars from UB only"
+                    % (self.name, tensor.name)
+                )
             if tensor.dtype != self.dtype:
-                raise TikError("Scalar %s (%s): set_as from %s of dtype %s"
-                               % (self.name, self.dtype, tensor.name, tensor.dtype))
+                raise TikError(
+                    "Scalar %s (%s): set_as from %s of dtype %s"
+                    % (self.name, self.dtype, tensor.name, tensor.dtype)
+                )
 
             def run():
                 index = offset()
                 tensor.check_index(index, "Scalar %s.set_as" % self.name)
                 self._store(float(tensor.buffer()[index]))
                 tik._record("scalar", "ub_to_scalar", 1 + index_ops, self.dtype)
+
             tik._emit(run)
             return
         dtype, fn, ops = _operand(value)
         if dtype is not None and dtype != "immediate_float" and dtype != self.dtype:
-            raise TikError("Scalar %s (%s): set_as from an expression of dtype %s"
-                           % (self.name, self.dtype, dtype))
+            raise TikError(
+                "Scalar %s (%s): set_as from an expression of dtype %s"
+                % (self.name, self.dtype, dtype)
+            )
         if dtype == "immediate_float" and not self.dtype.startswith("float"):
             raise TikError("Scalar %s (%s): set_as from float %r" % (self.name, self.dtype, value))
 
         def run():
             self._store(fn())
             tik._record("scalar", "set_as", ops + 1, self.dtype)
+
         tik._emit(run)
 
 
@@ -346,13 +377,21 @@ class Tensor:
         if dtype not in DTYPE_BYTES:
             raise TikError("Tensor %s: unsupported dtype %r" % (name, dtype))
         if scope not in (scope_gm, scope_ubuf):
-            raise TikError("Tensor %s: scope %r is not modelled (scope_gm, scope_ubuf)" % (name, scope))
+            raise TikError(
+                "Tensor %s: scope %r is not modelled (scope_gm, scope_ubuf)" % (name, scope)
+            )
         size = 1
         for s in shape:
             if not isinstance(s, int) or s < 1:
                 raise TikError("Tensor %s: shape %r must be positive ints" % (name, shape))
             size *= s
-        self.dtype, self.shape, self.scope, self.name, self.size = dtype, tuple(shape), scope, name, size
+        self.dtype, self.shape, self.scope, self.name, self.size = (
+            dtype,
+            tuple(shape),
+            scope,
+            name,
+            size,
+        )
         self.is_workspace, self.is_atomic_add = is_workspace, is_atomic_add
         self.itemsize = DTYPE_BYTES[dtype]
         self.block_lanes = BLOCK_BYTES // self.itemsize
@@ -375,7 +414,9 @@ class Tensor:
 
     def check_index(self, index, what):
         if not 0 <= index < self.size:
-            raise TikError("%s: index %d outside %s (%d elements)" % (what, index, self.name, self.size))
+            raise TikError(
+                "%s: index %d outside %s (%d elements)" % (what, index, self.name, self.size)
+            )
 
     def __getitem__(self, index):
         if isinstance(index, slice):
@@ -398,13 +439,17 @@ class TensorSlice:
             raise TikError("%s[...].set_as: the double writes scalars to UB only" % tensor.name)
         dtype, fn, ops = _operand(value)
         if dtype not in (None, "immediate_float", tensor.dtype):
-            raise TikError("%s[...].set_as: value of dtype %s into a %s tensor" % (tensor.name, dtype, tensor.dtype))
+            raise TikError(
+                "%s[...].set_as: value of dtype %s into a %s tensor"
+                % (tensor.name, dtype, tensor.dtype)
+            )
 
         def run():
             index = offset()
             tensor.check_index(index, "%s[...].set_as" % tensor.name)
             tensor.buffer()[index] = fn()
             tik._record("scalar", "scalar_to_ub", ops + 1 + index_ops, tensor.dtype)
+
         tik._emit(run)
 
 
@@ -428,6 +473,7 @@ def _int_arg(x, what, lo, hi):
         if not lo <= v <= hi:
             raise TikError("%s = %d outside [%d, %d]" % (what, v, lo, hi))
         return v
+
     if dtype is None:
         checked()  # immediates are checked when the instruction is built, as TIK does
     return checked
@@ -442,15 +488,23 @@ def _mask_lanes(mask, lanes, what):
         if not 1 <= mask <= lanes:
             raise TikError("%s: mask %d outside [1, %d]" % (what, mask, lanes))
         return np.arange(mask)
-    if isinstance(mask, (list, tuple)) and len(mask) == 2 and _py_all(isinstance(m, int) for m in mask):
+    if (
+        isinstance(mask, (list, tuple))
+        and len(mask) == 2
+        and _py_all(isinstance(m, int) for m in mask)
+    ):
         high, low = mask
-        if not (0 <= high < 2 ** 64 and 0 <= low < 2 ** 64) or high == low == 0:
+        if not (0 <= high < 2**64 and 0 <= low < 2**64) or high == low == 0:
             raise TikError("%s: mask %r must be two 64-bit words, not both 0" % (what, mask))
         if lanes == 64 and high:
-            raise TikError("%s: mask %r: the high word must be 0 for 64 lanes (32-bit dtypes)" % (what, mask))
+            raise TikError(
+                "%s: mask %r: the high word must be 0 for 64 lanes (32-bit dtypes)" % (what, mask)
+            )
         bits = low | high << 64
         return np.array([b for b in range(lanes) if bits >> b & 1])
-    raise TikError("%s: mask %r must be an int or [high, low] (counter mode is not modelled)" % (what, mask))
+    raise TikError(
+        "%s: mask %r must be an int or [high, low] (counter mode is not modelled)" % (what, mask)
+    )
 
 
 class _Operand:
@@ -460,7 +514,9 @@ class _Operand:
         self.tensor, self.offset_fn, self.ops = _address(x, what)
         self.ops += _ops(rep_stride)
         if self.tensor.scope != scope_ubuf:
-            raise TikError("%s: operand %s must be in UB, got %s" % (what, self.tensor.name, self.tensor.scope))
+            raise TikError(
+                "%s: operand %s must be in UB, got %s" % (what, self.tensor.name, self.tensor.scope)
+            )
         self.stride_fn = _int_arg(rep_stride, what + " repeat stride", 0, MAX_REP_STRIDE)
         self.what, self.aligned = what, aligned
 
@@ -468,12 +524,16 @@ class _Operand:
         t = self.tensor
         offset = self.offset_fn()
         if self.aligned and offset % t.block_lanes:
-            raise TikError("%s: %s at element %d is not 32-byte aligned" % (self.what, t.name, offset))
+            raise TikError(
+                "%s: %s at element %d is not 32-byte aligned" % (self.what, t.name, offset)
+            )
         step = self.stride_fn() * t.block_lanes
         idx = offset + (np.arange(repeat) * step)[:, None] + lanes[None, :]
         if idx.min() < 0 or idx.max() >= t.size:
-            raise TikError("%s: lanes [%d, %d] of %s outside its %d elements"
-                           % (self.what, idx.min(), idx.max(), t.name, t.size))
+            raise TikError(
+                "%s: lanes [%d, %d] of %s outside its %d elements"
+                % (self.what, idx.min(), idx.max(), t.name, t.size)
+            )
         return idx
 
 
@@ -506,11 +566,20 @@ def _run(body):
 
 
 # vec_conv: the conversions the kernels use, with the round modes CANN documents for them.
-_VEC_CONV_MODES = {("float16", "float32"): ("", "none"), ("float32", "float16"): ("", "none"),
-                   ("float32", "int32"): ("round", "floor", "ceil", "ceiling", "away-zero", "to-zero"),
-                   ("int32", "float32"): ("", "none")}
-_TO_INT = {"round": np.rint, "floor": np.floor, "ceil": np.ceil, "ceiling": np.ceil, "to-zero": np.trunc,
-           "away-zero": lambda v: np.sign(v) * np.ceil(np.abs(v))}
+_VEC_CONV_MODES = {
+    ("float16", "float32"): ("", "none"),
+    ("float32", "float16"): ("", "none"),
+    ("float32", "int32"): ("round", "floor", "ceil", "ceiling", "away-zero", "to-zero"),
+    ("int32", "float32"): ("", "none"),
+}
+_TO_INT = {
+    "round": np.rint,
+    "floor": np.floor,
+    "ceil": np.ceil,
+    "ceiling": np.ceil,
+    "to-zero": np.trunc,
+    "away-zero": lambda v: np.sign(v) * np.ceil(np.abs(v)),
+}
 
 
 def _saturate_int32(values):
@@ -542,10 +611,34 @@ class Tik:
             raise TikError("instruction after BuildCCE")
         self._body[-1].append(statement)
 
-    def _record(self, unit, op, repeat, dtype, mask=None, elements=1, nbytes=0, direction=None, atomic=False,
-                address_ops=0):
-        self.trace.append(TraceRecord(self._core, unit, op, repeat, dtype, mask, elements, nbytes, direction, atomic,
-                                      address_ops))
+    def _record(
+        self,
+        unit,
+        op,
+        repeat,
+        dtype,
+        mask=None,
+        elements=1,
+        nbytes=0,
+        direction=None,
+        atomic=False,
+        address_ops=0,
+    ):
+        self.trace.append(
+            TraceRecord(
+                self._core,
+                unit,
+                op,
+                repeat,
+                dtype,
+                mask,
+                elements,
+                nbytes,
+                direction,
+                atomic,
+                address_ops,
+            )
+        )
 
     @contextlib.contextmanager
     def _scope(self):
@@ -558,8 +651,18 @@ class Tik:
             self._ub_live -= sum(t.nbytes for t in self._ub_scopes.pop())
 
     # tensors and scalars
-    def Tensor(self, dtype, shape, scope, name, enable_buffer_reuse=False, no_reuse_list=None,
-               reuse_list=None, is_workspace=False, is_atomic_add=False):
+    def Tensor(
+        self,
+        dtype,
+        shape,
+        scope,
+        name,
+        enable_buffer_reuse=False,
+        no_reuse_list=None,
+        reuse_list=None,
+        is_workspace=False,
+        is_atomic_add=False,
+    ):
         tensor = Tensor(self, dtype, shape, scope, name, is_workspace, is_atomic_add)
         tensor.tik = self
         if scope == scope_gm:
@@ -571,8 +674,10 @@ class Tik:
             return tensor
         capacity = self._profile.get_unified_buffer_size()
         if self._ub_live + tensor.nbytes > capacity:
-            raise TikError("UB tensor %s (%d bytes): %d bytes live, capacity %d"
-                           % (name, tensor.nbytes, self._ub_live, capacity))
+            raise TikError(
+                "UB tensor %s (%d bytes): %d bytes live, capacity %d"
+                % (name, tensor.nbytes, self._ub_live, capacity)
+            )
         self._ub_live += tensor.nbytes
         self._ub_scopes[-1].append(tensor)
         self._emit(tensor.fresh)  # each execution of the scope (each block) gets a fresh buffer
@@ -583,20 +688,37 @@ class Tik:
 
     # control flow
     @contextlib.contextmanager
-    def for_range(self, begin, end, name="i", thread_num=1, thread_type="whole", block_num=1,
-                  dtype="int32", for_type="serial"):
+    def for_range(
+        self,
+        begin,
+        end,
+        name="i",
+        thread_num=1,
+        thread_type="whole",
+        block_num=1,
+        dtype="int32",
+        for_type="serial",
+    ):
         if thread_num != 1 or for_type != "serial":
-            raise TikError("for_range: thread_num %r / for_type %r are not modelled" % (thread_num, for_type))
+            raise TikError(
+                "for_range: thread_num %r / for_type %r are not modelled" % (thread_num, for_type)
+            )
         var = LoopVar(name, dtype)
         if block_num != 1:
             if not (isinstance(block_num, int) and 1 <= block_num <= MAX_BLOCK_NUM):
-                raise TikError("for_range: block_num %r outside [1, %d]" % (block_num, MAX_BLOCK_NUM))
+                raise TikError(
+                    "for_range: block_num %r outside [1, %d]" % (block_num, MAX_BLOCK_NUM)
+                )
             if (begin, end) != (0, block_num) or self._in_loop:
-                raise TikError("for_range with block_num=%d must be the outermost loop over [0, %d), got "
-                               "[%r, %r)" % (block_num, block_num, begin, end))
+                raise TikError(
+                    "for_range with block_num=%d must be the outermost loop over [0, %d), got "
+                    "[%r, %r)" % (block_num, block_num, begin, end)
+                )
             if block_num > TRACKED_BLOCKS:
-                raise TikError("for_range: the double tracks GM writers of at most %d blocks" % TRACKED_BLOCKS)
-        begin_fn, end_fn = _int_arg(begin, "for_range begin", 0, 2 ** 31 - 1), _operand(end)[1]
+                raise TikError(
+                    "for_range: the double tracks GM writers of at most %d blocks" % TRACKED_BLOCKS
+                )
+        begin_fn, end_fn = _int_arg(begin, "for_range begin", 0, 2**31 - 1), _operand(end)[1]
         self._in_loop += 1
         try:
             with self._scope() as body:
@@ -605,19 +727,24 @@ class Tik:
             self._in_loop -= 1
 
         if block_num != 1:
+
             def run():
                 for core in range(block_num):
                     self._core, var.value = core, core
                     _run(body)
                     if self._atomic:
-                        raise TikError("block %d ends with set_atomic_add(%d) still on" % (core, self._atomic))
+                        raise TikError(
+                            "block %d ends with set_atomic_add(%d) still on" % (core, self._atomic)
+                        )
                 self._core = 0
         else:
+
             def run():
                 for i in range(begin_fn(), end_fn()):
                     var.value = i
                     self._record("scalar", "for_range", 1, dtype)
                     _run(body)
+
         self._emit(run)
 
     @contextlib.contextmanager
@@ -639,17 +766,28 @@ class Tik:
 
     # scalar instructions
     def scalar_conv(self, round_mode, dst, src):
-        allowed = {("int32", "float32"): ("", "none"), ("float16", "float32"): ("", "none"),
-                   ("float32", "float16"): ("", "none", "odd"),
-                   ("float32", "int32"): ("round", "away-zero", "to-zero", "floor", "ceil", "ceiling")}
+        allowed = {
+            ("int32", "float32"): ("", "none"),
+            ("float16", "float32"): ("", "none"),
+            ("float32", "float16"): ("", "none", "odd"),
+            ("float32", "int32"): ("round", "away-zero", "to-zero", "floor", "ceil", "ceiling"),
+        }
         if not (isinstance(dst, Scalar) and isinstance(src, Scalar)):
             raise TikError("scalar_conv: dst and src must be Scalars")
         modes = allowed.get((src.dtype, dst.dtype))
         if modes is None or round_mode not in modes:
-            raise TikError("scalar_conv %s -> %s with round_mode %r: supported %r"
-                           % (src.dtype, dst.dtype, round_mode, modes))
-        to_int = {"round": np.rint, "floor": np.floor, "ceil": np.ceil, "ceiling": np.ceil, "to-zero": np.trunc,
-                  "away-zero": lambda v: np.sign(v) * np.ceil(abs(v))}.get(round_mode)
+            raise TikError(
+                "scalar_conv %s -> %s with round_mode %r: supported %r"
+                % (src.dtype, dst.dtype, round_mode, modes)
+            )
+        to_int = {
+            "round": np.rint,
+            "floor": np.floor,
+            "ceil": np.ceil,
+            "ceiling": np.ceil,
+            "to-zero": np.trunc,
+            "away-zero": lambda v: np.sign(v) * np.ceil(abs(v)),
+        }.get(round_mode)
         if round_mode == "odd":
             raise TikError("scalar_conv: round_mode 'odd' is not modelled by the double")
 
@@ -661,29 +799,39 @@ class Tik:
                 value = float(to_int(value))
             dst._store(value)
             self._record("scalar", "scalar_conv", 1, src.dtype + "->" + dst.dtype)
+
         self._emit(run)
 
     def set_atomic_add(self, mode):
         if mode not in (0, 1):
-            raise TikError("set_atomic_add(%r): Ascend 910 supports 0 (off) and 1 (float32) only" % (mode,))
+            raise TikError(
+                "set_atomic_add(%r): Ascend 910 supports 0 (off) and 1 (float32) only" % (mode,)
+            )
 
         def run():
             self._atomic = mode
             self._record("scalar", "set_atomic_add", 1, "float32" if mode else None)
+
         self._emit(run)
 
     # data movement
     def data_move(self, dst, src, sid, nburst, burst, src_stride, dst_stride, *args, **argv):
         dst_t, dst_off, dst_ops = _address(dst, "data_move dst")
         src_t, src_off, src_ops = _address(src, "data_move src")
-        address_ops = dst_ops + src_ops + sum(_ops(x) for x in (nburst, burst, src_stride, dst_stride))
+        address_ops = (
+            dst_ops + src_ops + sum(_ops(x) for x in (nburst, burst, src_stride, dst_stride))
+        )
         if dst_t.dtype != src_t.dtype:
-            raise TikError("data_move %s -> %s: dtypes %s and %s differ"
-                           % (src_t.name, dst_t.name, src_t.dtype, dst_t.dtype))
+            raise TikError(
+                "data_move %s -> %s: dtypes %s and %s differ"
+                % (src_t.name, dst_t.name, src_t.dtype, dst_t.dtype)
+            )
         scopes = (src_t.scope, dst_t.scope)
         if scopes not in ((scope_gm, scope_ubuf), (scope_ubuf, scope_gm)):
-            raise TikError("data_move %s -> %s: only GM->UB and UB->GM are modelled, got %s -> %s"
-                           % ((src_t.name, dst_t.name) + scopes))
+            raise TikError(
+                "data_move %s -> %s: only GM->UB and UB->GM are modelled, got %s -> %s"
+                % ((src_t.name, dst_t.name) + scopes)
+            )
         _int_arg(sid, "data_move sid", 0, 15)
         nburst_fn = _int_arg(nburst, "data_move nburst", 1, MAX_NBURST)
         burst_fn = _int_arg(burst, "data_move burst", 1, MAX_BURST)
@@ -698,36 +846,56 @@ class Tik:
             d0, s0 = dst_off(), src_off()
             ub_start = s0 if not load else d0
             if ub_start % lanes:
-                raise TikError("data_move: UB address %s[%d] is not 32-byte aligned" % (ub.name, ub_start))
+                raise TikError(
+                    "data_move: UB address %s[%d] is not 32-byte aligned" % (ub.name, ub_start)
+                )
             atomic = bool(self._atomic) and not load
             if atomic and gm.dtype != "float32":
-                raise TikError("data_move into %s under set_atomic_add: Ascend 910 adds float32 only, got %s"
-                               % (gm.name, gm.dtype))
+                raise TikError(
+                    "data_move into %s under set_atomic_add: Ascend 910 adds float32 only, got %s"
+                    % (gm.name, gm.dtype)
+                )
             n = bl * lanes
             bit = np.uint64(1 << self._core)
             for b in range(nb):
                 d, s = d0 + b * (bl + dst_gap) * lanes, s0 + b * (bl + src_gap) * lanes
                 u, g = (d, s) if load else (s, d)
                 if u < 0 or u + n > ub.size:
-                    raise TikError("data_move: UB %s[%d:%d] outside its %d elements" % (ub.name, u, u + n, ub.size))
+                    raise TikError(
+                        "data_move: UB %s[%d:%d] outside its %d elements"
+                        % (ub.name, u, u + n, ub.size)
+                    )
                 limit = gm.padded if load else gm.size
                 if g < 0 or g + n > limit:
-                    raise TikError("data_move: GM %s[%d:%d] outside %d elements%s"
-                                   % (gm.name, g, g + n, limit, " (rounded up to a block)" if load else ""))
+                    raise TikError(
+                        "data_move: GM %s[%d:%d] outside %d elements%s"
+                        % (gm.name, g, g + n, limit, " (rounded up to a block)" if load else "")
+                    )
                 if load:
-                    others = gm.any_writers[g:g + n] & ~bit
+                    others = gm.any_writers[g : g + n] & ~bit
                     if others.any():
                         self.cross_core_reads.append((self._core, gm.name, g, n))
-                    ub.buffer()[u:u + n] = gm.data[g:g + n]
+                    ub.buffer()[u : u + n] = gm.data[g : g + n]
                 else:
                     if atomic:
-                        gm.data[g:g + n] = gm.data[g:g + n] + ub.buffer()[u:u + n]
+                        gm.data[g : g + n] = gm.data[g : g + n] + ub.buffer()[u : u + n]
                     else:
-                        gm.data[g:g + n] = ub.buffer()[u:u + n]
-                        gm.plain_writers[g:g + n] |= bit
-                    gm.any_writers[g:g + n] |= bit
-            self._record("dma", "data_move", nb, gm.dtype, None, nb * n, nb * n * gm.itemsize,
-                         "gm->ub" if load else "ub->gm", atomic, address_ops)
+                        gm.data[g : g + n] = ub.buffer()[u : u + n]
+                        gm.plain_writers[g : g + n] |= bit
+                    gm.any_writers[g : g + n] |= bit
+            self._record(
+                "dma",
+                "data_move",
+                nb,
+                gm.dtype,
+                None,
+                nb * n,
+                nb * n * gm.itemsize,
+                "gm->ub" if load else "ub->gm",
+                atomic,
+                address_ops,
+            )
+
         self._emit(run)
 
     # vector instructions
@@ -735,7 +903,9 @@ class Tik:
         lanes_per_repeat = REPEAT_BYTES // max(DTYPE_BYTES[d] for d in dtypes)
         lanes = _mask_lanes(mask, lanes_per_repeat, name)
         repeat_fn = _int_arg(repeat_times, name + " repeat_times", 1, MAX_REPEAT)
-        label = "->".join(sorted(set(dtypes), key=dtypes.index)) if len(set(dtypes)) > 1 else dtypes[0]
+        label = (
+            "->".join(sorted(set(dtypes), key=dtypes.index)) if len(set(dtypes)) > 1 else dtypes[0]
+        )
         address_ops = sum(op.ops for op in operands) + _ops(repeat_times) + _ops(scalar)
 
         def run():
@@ -743,7 +913,16 @@ class Tik:
             idx = [op.indices(lanes, repeat) for op in operands]
             with np.errstate(invalid="ignore", over="ignore"):
                 compute(idx, repeat)
-            self._record("vector", name, repeat, label, len(lanes), len(lanes) * repeat, address_ops=address_ops)
+            self._record(
+                "vector",
+                name,
+                repeat,
+                label,
+                len(lanes),
+                len(lanes) * repeat,
+                address_ops=address_ops,
+            )
+
         self._emit(run)
 
     def vec_dup(self, mask, dst, scalar, repeat_times, dst_rep_stride):
@@ -754,17 +933,40 @@ class Tik:
 
         def compute(idx, repeat):
             out.tensor.buffer()[idx[0]] = value()
+
         self._vector("vec_dup", mask, repeat_times, [out.tensor.dtype], [out], compute, scalar)
 
-    def vec_conv(self, mask, round_mode, dst, src, repeat_times, dst_rep_stride, src_rep_stride,
-                 deqscale=None, ldst_high_half=False):
-        out, a = _Operand(dst, dst_rep_stride, "vec_conv dst"), _Operand(src, src_rep_stride, "vec_conv src")
+    def vec_conv(
+        self,
+        mask,
+        round_mode,
+        dst,
+        src,
+        repeat_times,
+        dst_rep_stride,
+        src_rep_stride,
+        deqscale=None,
+        ldst_high_half=False,
+    ):
+        out, a = (
+            _Operand(dst, dst_rep_stride, "vec_conv dst"),
+            _Operand(src, src_rep_stride, "vec_conv src"),
+        )
         pair = (a.tensor.dtype, out.tensor.dtype)
         modes = _VEC_CONV_MODES.get(pair)
         if modes is None or round_mode not in modes or deqscale is not None or ldst_high_half:
-            raise TikError("vec_conv %s -> %s with round_mode %r: the double models %s"
-                           % (pair + (round_mode, ", ".join("%s->%s %r" % (k + (v,)) for k, v in
-                                                           sorted(_VEC_CONV_MODES.items())))))
+            raise TikError(
+                "vec_conv %s -> %s with round_mode %r: the double models %s"
+                % (
+                    pair
+                    + (
+                        round_mode,
+                        ", ".join(
+                            "%s->%s %r" % (k + (v,)) for k, v in sorted(_VEC_CONV_MODES.items())
+                        ),
+                    )
+                )
+            )
         to_int = _TO_INT.get(round_mode) if pair == ("float32", "int32") else None
 
         def compute(idx, repeat):
@@ -772,10 +974,14 @@ class Tik:
             if to_int is not None:
                 values = _saturate_int32(to_int(values.astype(np.float64)))
             out.tensor.buffer()[idx[0]] = values.astype(out.tensor.dtype)
+
         self._vector("vec_conv", mask, repeat_times, list(pair), [out, a], compute)
 
     def vec_axpy(self, mask, dst, src, scalar, repeat_times, dst_rep_stride, src_rep_stride):
-        out, a = _Operand(dst, dst_rep_stride, "vec_axpy dst"), _Operand(src, src_rep_stride, "vec_axpy src")
+        out, a = (
+            _Operand(dst, dst_rep_stride, "vec_axpy dst"),
+            _Operand(src, src_rep_stride, "vec_axpy src"),
+        )
         pair = (a.tensor.dtype, out.tensor.dtype)
         if pair not in (("float16", "float16"), ("float32", "float32"), ("float16", "float32")):
             raise TikError("vec_axpy: src %s, dst %s not supported" % pair)
@@ -784,53 +990,137 @@ class Tik:
 
         def compute(idx, repeat):
             d = out.tensor.buffer()
-            d[idx[0]] = (d[idx[0]] + a.tensor.buffer()[idx[1]].astype(acc) * np.dtype(acc).type(value())).astype(acc)
+            d[idx[0]] = (
+                d[idx[0]] + a.tensor.buffer()[idx[1]].astype(acc) * np.dtype(acc).type(value())
+            ).astype(acc)
+
         self._vector("vec_axpy", mask, repeat_times, list(pair), [out, a], compute, scalar)
 
-    def _with_scalar(self, name, op, mask, dst, src, scalar, repeat_times, dst_rep_stride, src_rep_stride):
-        out, a = _Operand(dst, dst_rep_stride, name + " dst"), _Operand(src, src_rep_stride, name + " src")
+    def _with_scalar(
+        self, name, op, mask, dst, src, scalar, repeat_times, dst_rep_stride, src_rep_stride
+    ):
+        out, a = (
+            _Operand(dst, dst_rep_stride, name + " dst"),
+            _Operand(src, src_rep_stride, name + " src"),
+        )
         dtype = self._same_float_dtype(name, out, a)
         value = self._scalar_value(scalar, dtype, name)
 
         def compute(idx, repeat):
-            out.tensor.buffer()[idx[0]] = op(a.tensor.buffer()[idx[1]], np.dtype(dtype).type(value()))
+            out.tensor.buffer()[idx[0]] = op(
+                a.tensor.buffer()[idx[1]], np.dtype(dtype).type(value())
+            )
+
         self._vector(name, mask, repeat_times, [dtype], [out, a], compute, scalar)
 
     def vec_muls(self, mask, dst, src, scalar, repeat_times, dst_rep_stride, src_rep_stride):
-        self._with_scalar("vec_muls", np.multiply, mask, dst, src, scalar, repeat_times, dst_rep_stride,
-                          src_rep_stride)
+        self._with_scalar(
+            "vec_muls",
+            np.multiply,
+            mask,
+            dst,
+            src,
+            scalar,
+            repeat_times,
+            dst_rep_stride,
+            src_rep_stride,
+        )
 
     def vec_adds(self, mask, dst, src, scalar, repeat_times, dst_rep_stride, src_rep_stride):
-        self._with_scalar("vec_adds", np.add, mask, dst, src, scalar, repeat_times, dst_rep_stride,
-                          src_rep_stride)
+        self._with_scalar(
+            "vec_adds", np.add, mask, dst, src, scalar, repeat_times, dst_rep_stride, src_rep_stride
+        )
 
-    def _binary(self, name, op, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride,
-                src1_rep_stride):
+    def _binary(
+        self,
+        name,
+        op,
+        mask,
+        dst,
+        src0,
+        src1,
+        repeat_times,
+        dst_rep_stride,
+        src0_rep_stride,
+        src1_rep_stride,
+    ):
         out = _Operand(dst, dst_rep_stride, name + " dst")
-        a, b = _Operand(src0, src0_rep_stride, name + " src0"), _Operand(src1, src1_rep_stride, name + " src1")
+        a, b = (
+            _Operand(src0, src0_rep_stride, name + " src0"),
+            _Operand(src1, src1_rep_stride, name + " src1"),
+        )
         dtype = self._same_float_dtype(name, out, a, b)
 
         def compute(idx, repeat):
             out.tensor.buffer()[idx[0]] = op(a.tensor.buffer()[idx[1]], b.tensor.buffer()[idx[2]])
+
         self._vector(name, mask, repeat_times, [dtype], [out, a, b], compute)
 
-    def vec_mul(self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride):
-        self._binary("vec_mul", np.multiply, mask, dst, src0, src1, repeat_times, dst_rep_stride,
-                     src0_rep_stride, src1_rep_stride)
+    def vec_mul(
+        self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride
+    ):
+        self._binary(
+            "vec_mul",
+            np.multiply,
+            mask,
+            dst,
+            src0,
+            src1,
+            repeat_times,
+            dst_rep_stride,
+            src0_rep_stride,
+            src1_rep_stride,
+        )
 
-    def vec_add(self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride):
-        self._binary("vec_add", np.add, mask, dst, src0, src1, repeat_times, dst_rep_stride,
-                     src0_rep_stride, src1_rep_stride)
+    def vec_add(
+        self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride
+    ):
+        self._binary(
+            "vec_add",
+            np.add,
+            mask,
+            dst,
+            src0,
+            src1,
+            repeat_times,
+            dst_rep_stride,
+            src0_rep_stride,
+            src1_rep_stride,
+        )
 
-    def vec_sub(self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride):
-        self._binary("vec_sub", np.subtract, mask, dst, src0, src1, repeat_times, dst_rep_stride,
-                     src0_rep_stride, src1_rep_stride)
+    def vec_sub(
+        self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride
+    ):
+        self._binary(
+            "vec_sub",
+            np.subtract,
+            mask,
+            dst,
+            src0,
+            src1,
+            repeat_times,
+            dst_rep_stride,
+            src0_rep_stride,
+            src1_rep_stride,
+        )
 
-    def vec_min(self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride):
+    def vec_min(
+        self, mask, dst, src0, src1, repeat_times, dst_rep_stride, src0_rep_stride, src1_rep_stride
+    ):
         """NaN operands are not documented; the double propagates them (our kernels read vec_min
         results only where both operands are whole numbers)."""
-        self._binary("vec_min", np.minimum, mask, dst, src0, src1, repeat_times, dst_rep_stride,
-                     src0_rep_stride, src1_rep_stride)
+        self._binary(
+            "vec_min",
+            np.minimum,
+            mask,
+            dst,
+            src0,
+            src1,
+            repeat_times,
+            dst_rep_stride,
+            src0_rep_stride,
+            src1_rep_stride,
+        )
 
     def vec_reduce_add(self, mask, dst, src, work_tensor, repeat_times, src_rep_stride):
         out = _Operand(dst, 0, "vec_reduce_add dst", aligned=False)
@@ -847,16 +1137,27 @@ class Tik:
             partial = _tree_sum(values, dtype)
             work_idx = work.offset_fn() + np.arange(repeat)
             if work_idx[-1] >= work.tensor.size:
-                raise TikError("vec_reduce_add: work_tensor %s needs %d elements" % (work.tensor.name, repeat))
+                raise TikError(
+                    "vec_reduce_add: work_tensor %s needs %d elements" % (work.tensor.name, repeat)
+                )
             work.tensor.buffer()[work_idx] = partial
             out.tensor.buffer()[idx[0][0, 0]] = _tree_sum(partial[None, :], dtype)[0]
-        self._vector("vec_reduce_add", mask, repeat_times, [dtype],
-                     [_FirstLane(out), a, _FirstLane(work)], compute)
+
+        self._vector(
+            "vec_reduce_add",
+            mask,
+            repeat_times,
+            [dtype],
+            [_FirstLane(out), a, _FirstLane(work)],
+            compute,
+        )
 
     def _same_float_dtype(self, name, *operands):
         dtypes = {op.tensor.dtype for op in operands}
         if len(dtypes) != 1 or dtypes & {"float16", "float32"} != dtypes:
-            raise TikError("%s: operands must share float16 or float32, got %s" % (name, sorted(dtypes)))
+            raise TikError(
+                "%s: operands must share float16 or float32, got %s" % (name, sorted(dtypes))
+            )
         return dtypes.pop()
 
     def _scalar_value(self, scalar, dtype, what):
@@ -866,14 +1167,25 @@ class Tik:
         return fn
 
     # build and run
-    def BuildCCE(self, kernel_name, inputs, outputs, output_files_path=None, enable_l2=False, config=None,
-                 flowtable=None, evaluates=None):
+    def BuildCCE(
+        self,
+        kernel_name,
+        inputs,
+        outputs,
+        output_files_path=None,
+        enable_l2=False,
+        config=None,
+        flowtable=None,
+        evaluates=None,
+    ):
         if len(self._body) != 1:
             raise TikError("BuildCCE inside an open scope")
         for t in list(inputs) + list(outputs):
             if not isinstance(t, Tensor) or t.scope != scope_gm or t.is_workspace:
-                raise TikError("BuildCCE %s: inputs and outputs must be GM tensors (not workspaces), got %r"
-                               % (kernel_name, getattr(t, "name", t)))
+                raise TikError(
+                    "BuildCCE %s: inputs and outputs must be GM tensors (not workspaces), got %r"
+                    % (kernel_name, getattr(t, "name", t))
+                )
         names = [t.name for t in list(inputs) + list(outputs)]
         if len(set(names)) != len(names):
             raise TikError("BuildCCE %s: repeated tensor in %r" % (kernel_name, names))
@@ -891,7 +1203,7 @@ class Tik:
     def gm_writer_counts(self, name):
         """Double only: how many blocks wrote each element of GM tensor `name` (last run)."""
         t = next(t for t in self._gm if t.name == name)
-        bits = t.any_writers[:t.size]
+        bits = t.any_writers[: t.size]
         return np.array([bin(int(v)).count("1") for v in bits])
 
 
@@ -899,13 +1211,20 @@ class _FirstLane:
     """An operand of which an instruction uses only the first element(s) (reduce dst, work)."""
 
     def __init__(self, operand):
-        self.operand, self.tensor, self.offset_fn, self.ops = operand, operand.tensor, operand.offset_fn, operand.ops
+        self.operand, self.tensor, self.offset_fn, self.ops = (
+            operand,
+            operand.tensor,
+            operand.offset_fn,
+            operand.ops,
+        )
 
     def indices(self, lanes, repeat):
         offset = self.offset_fn()
         if self.operand.aligned and offset % self.tensor.block_lanes:
-            raise TikError("%s: %s at element %d is not 32-byte aligned"
-                           % (self.operand.what, self.tensor.name, offset))
+            raise TikError(
+                "%s: %s at element %d is not 32-byte aligned"
+                % (self.operand.what, self.tensor.name, offset)
+            )
         self.tensor.check_index(offset, self.operand.what)
         return np.array([[offset]])
 
@@ -923,24 +1242,31 @@ class _Debugger:
     def start_debug(self, feed_dict, interactive=True):
         tik = self._tik
         if interactive:
-            raise TikError("start_debug: the double has no interactive debugger; pass interactive=False")
+            raise TikError(
+                "start_debug: the double has no interactive debugger; pass interactive=False"
+            )
         if tik._built is None:
             raise TikError("start_debug before BuildCCE")
         _, inputs, outputs = tik._built
         names = {t.name for t in inputs}
         if set(feed_dict) != names:
-            raise TikError("start_debug: feed_dict keys %r, expected the inputs %r" % (sorted(feed_dict), sorted(names)))
+            raise TikError(
+                "start_debug: feed_dict keys %r, expected the inputs %r"
+                % (sorted(feed_dict), sorted(names))
+            )
         for t in tik._gm:
             t.fresh()
         for t in inputs:
             value = np.asarray(feed_dict[t.name])
             if value.dtype != np.dtype(t.dtype) or value.size != t.size:
-                raise TikError("start_debug: %s expects %d values of %s, got %d of %s"
-                               % (t.name, t.size, t.dtype, value.size, value.dtype))
-            t.data[:t.size] = value.reshape(-1)
+                raise TikError(
+                    "start_debug: %s expects %d values of %s, got %d of %s"
+                    % (t.name, t.size, t.dtype, value.size, value.dtype)
+                )
+            t.data[: t.size] = value.reshape(-1)
         tik.trace, tik.cross_core_reads = [], []
         tik._core, tik._atomic = 0, 0
         _run(tik._body[0])
         if tik._atomic:
             raise TikError("the kernel ends with set_atomic_add(%d) still on" % tik._atomic)
-        return [t.data[:t.size].reshape(t.shape).copy() for t in outputs]
+        return [t.data[: t.size].reshape(t.shape).copy() for t in outputs]
