@@ -28,20 +28,6 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRECISIONS = ('f32', 'bf16')  # OpenVINO's INFERENCE_PRECISION_HINT values
-# BasicSR's EDVR keyword arguments, taken from our model config.
-BASICSR_ARGS = (
-    'num_in_ch',
-    'num_out_ch',
-    'num_feat',
-    'num_frame',
-    'deformable_groups',
-    'num_extract_block',
-    'num_reconstruct_block',
-    'center_frame_idx',
-    'hr_in',
-    'with_predeblur',
-    'with_tsa',
-)
 
 
 def missing_requirement():
@@ -73,6 +59,8 @@ def basicsr_kwargs(model_cfg):
             f'BasicSR EDVR hard-codes num_upsample_feat 64, the config has '
             f'{model_cfg["num_upsample_feat"]}'
         )
+    from tests.model.basicsr_oracle import BASICSR_ARGS
+
     return {k: model_cfg[k] for k in BASICSR_ARGS}
 
 

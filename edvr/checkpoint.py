@@ -418,7 +418,7 @@ def restore(sess, checkpoint, variables, saver=None, verify=True):
 
 def read_values(checkpoint):
     """{variable name: array} of every variable stored at checkpoint prefix ``checkpoint``."""
-    reader = tf.compat.v1.train.NewCheckpointReader(checkpoint)
+    reader = tf.compat.v1.train.NewCheckpointReader(str(checkpoint))
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 

@@ -27,6 +27,20 @@ import numpy as np
 
 
 BASICSR_VERSION = '1.4.2'
+# BasicSR's EDVR keyword arguments, taken from our model config (same names).
+BASICSR_ARGS = (
+    'num_in_ch',
+    'num_out_ch',
+    'num_feat',
+    'num_frame',
+    'deformable_groups',
+    'num_extract_block',
+    'num_reconstruct_block',
+    'center_frame_idx',
+    'hr_in',
+    'with_predeblur',
+    'with_tsa',
+)
 
 
 def download_source(cache_dir):

@@ -8,6 +8,7 @@ from edvr.config import parse_config
 from edvr.checkpoint import assign_weights, model_variable_shapes
 from edvr.convert import to_tf
 from edvr.model import build_edvr
+from tests.model.basicsr_oracle import BASICSR_ARGS
 from tests.model.model_testing import run_oracle
 
 TOLERANCE = 1e-4
@@ -35,19 +36,6 @@ VARIANTS = {
         (16, 12),
     ),
 }
-BASICSR_ARGS = (
-    'num_in_ch',
-    'num_out_ch',
-    'num_feat',
-    'num_frame',
-    'deformable_groups',
-    'num_extract_block',
-    'num_reconstruct_block',
-    'center_frame_idx',
-    'hr_in',
-    'with_predeblur',
-    'with_tsa',
-)
 
 
 def _frames(cfg, h, w, seed=2):

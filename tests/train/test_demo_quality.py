@@ -15,7 +15,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from edvr import train as train_module
+from edvr.training import graph as training_graph
 from edvr.config import load_config
 from edvr.data import reds
 from edvr.model import build_edvr, center_frame_index
@@ -29,7 +29,7 @@ MIN_SIGNAL_RATIO = 0.1
 
 
 def test_demo_model_starts_at_its_bilinear_base_with_a_full_scale_signal():
-    cfg = load_config(DEMO).model
+    cfg = load_config(DEMO)['model']
     frames = np.random.RandomState(0).uniform(0, 1, (2, cfg['num_frame'], 16, 16, 3))
     with tf.Graph().as_default() as graph:
         tf.compat.v1.set_random_seed(0)
@@ -59,7 +59,7 @@ def test_demo_model_starts_at_its_bilinear_base_with_a_full_scale_signal():
 
 def test_demo_trains_a_fixed_number_of_steps():
     # A wall-clock limit trained fewer steps on a loaded machine, and a worse demo.
-    train = load_config(DEMO).train
+    train = load_config(DEMO)['train']
     assert train['max_minutes'] is None and train['max_steps'] == 1000
 
 
@@ -75,9 +75,9 @@ def test_demo_offsets_start_slowly(tiny_data):
     spec = reds.check_dataset(tiny_data, 'train')
     with tf.Graph().as_default():
         batch = tf.compat.v1.data.make_one_shot_iterator(
-            train_module.training_dataset(config, tiny_data, spec, 0)
+            training_graph.training_dataset(config, tiny_data, spec, 0)
         ).get_next()
-        graph = train_module.TrainingGraph(config, tiny_data, val_spec=None)
+        graph = training_graph.TrainingGraph(config, tiny_data, val_spec=None)
         with tf.compat.v1.Session() as sess:
             sess.run(graph.init)
             values = sess.run(batch)

@@ -299,7 +299,7 @@ def test_a_stopped_worker_is_named_by_the_others(tiny_data, tmp_path):
         for i, log in enumerate(logs)
     ]
     for index in (0, 1):
-        assert f'worker {index} failed (exit status {train_module.EXIT_WORKER_LOST})' in out, (
+        assert f'worker {index} failed (exit status {cli.EXIT_WORKER_LOST})' in out, (
             out + logs[index][-3000:]
         )
         assert re.search(

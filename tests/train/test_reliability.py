@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.train.tiny_runs import tiny_config, write_config
+from tests.train.tiny_runs import run_train, tiny_config, write_config
 from edvr import cli, convert, evaluate, freeze, infer
 from edvr import train as train_module
 from edvr.config import parse_config
@@ -29,22 +29,6 @@ from edvr.checkpoint import (
 
 DATA = 'model.ckpt-{}.data-00000-of-00001'
 INDEX = 'model.ckpt-{}.index'
-
-
-def run_train(config_path, data_dir, output, *extra, log=None):
-    args = train_module.parse_args(
-        [
-            '--config',
-            config_path,
-            '--data_dir',
-            data_dir,
-            '--output',
-            str(output),
-            '--no_progress',
-            *extra,
-        ]
-    )
-    return train_module.train(args, log=log or (lambda message: None))
 
 
 @pytest.fixture(scope='module')

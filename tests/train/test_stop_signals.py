@@ -12,28 +12,11 @@ import time
 import numpy as np
 import pytest
 
-from tests.train.tiny_runs import tiny_config, write_config
-from edvr import train as train_module
+from tests.train.tiny_runs import run_train, tiny_config, write_config
 from edvr.checkpoint import newest_intact_checkpoint, read_values, verify_checkpoint
 from edvr.training.stop_signals import StopSignals
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def run_train(config_path, data_dir, output, *extra, log=None):
-    args = train_module.parse_args(
-        [
-            '--config',
-            config_path,
-            '--data_dir',
-            data_dir,
-            '--output',
-            str(output),
-            '--no_progress',
-            *extra,
-        ]
-    )
-    return train_module.train(args, log=log or (lambda message: None))
 
 
 def start_training(argv, driver=None):

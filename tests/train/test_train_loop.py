@@ -7,28 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.train.tiny_runs import tiny_config, write_config
-from edvr import train as train_module
+from tests.train.tiny_runs import run_train, tiny_config, write_config
 from edvr.training import graph as training_graph
 from edvr.config import parse_config
 from edvr.training import optimizer
 from edvr.checkpoint import CheckpointManager, read_values
-
-
-def run_train(config_path, data_dir, output, *extra, log=None):
-    args = train_module.parse_args(
-        [
-            '--config',
-            config_path,
-            '--data_dir',
-            data_dir,
-            '--output',
-            str(output),
-            '--no_progress',
-            *extra,
-        ]
-    )
-    return train_module.train(args, log=log or (lambda message: None))
 
 
 def test_steps_on_a_fixed_batch_reduce_the_loss(tiny_data):

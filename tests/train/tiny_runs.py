@@ -41,3 +41,15 @@ def write_config(path, mapping):
     with open(path, 'w') as f:
         yaml.safe_dump(mapping, f)
     return str(path)
+
+
+def run_train(config_path, data_dir, output, *extra, log=None):
+    """``edvr.train.train`` in this process on ``config_path``, quiet unless ``log`` is given;
+    returns what it returns (last step, final validation results or None)."""
+    from edvr import train as train_module
+
+    args = train_module.parse_args(
+        ['--config', config_path, '--data_dir', data_dir, '--output', str(output), '--no_progress']
+        + list(extra)
+    )
+    return train_module.train(args, log=log or (lambda message: None))
