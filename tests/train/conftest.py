@@ -2,9 +2,8 @@
 
 import pytest
 
-from edvr import train
 from edvr.data import synthetic
-from tests.train.tiny_runs import tiny_config, write_config
+from tests.train.tiny_runs import run_train, tiny_config, write_config
 
 
 @pytest.fixture(scope='session')
@@ -32,16 +31,5 @@ def tiny_run(tiny_data, tmp_path_factory):
     model.ckpt-2 and the config.yaml edvr.train writes; read it, do not change it."""
     folder = tmp_path_factory.mktemp('run')
     config = write_config(folder / 'tiny.yaml', tiny_config(max_steps=2, checkpoint_every=2))
-    args = train.parse_args(
-        [
-            '--config',
-            config,
-            '--data_dir',
-            tiny_data,
-            '--output',
-            str(folder / 'out'),
-            '--no_progress',
-        ]
-    )
-    train.train(args, log=lambda message: None)
+    run_train(config, tiny_data, folder / 'out')
     return config, str(folder / 'out')

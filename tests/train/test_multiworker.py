@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from tests.train.tiny_runs import tiny_config, write_config
+from tests.train.tiny_runs import tiny_config, train_argv, write_config
 from bench.multiworker import LocalWorkers, free_ports
 from edvr import cli
 from edvr import train as train_module
@@ -73,22 +73,7 @@ def one_process_checkpoint(tiny_data, tmp_path, steps, **train):
     )
     output = str(tmp_path / 'single')
     # float32, as the workers compute (edvr.train keeps them in float32)
-    assert (
-        train_module.main(
-            [
-                '--config',
-                config,
-                '--data_dir',
-                tiny_data,
-                '--output',
-                output,
-                '--no_progress',
-                '--precision',
-                'fp32',
-            ]
-        )
-        == 0
-    )
+    assert train_module.main(train_argv(config, tiny_data, output, '--precision', 'fp32')) == 0
     return os.path.join(output, f'model.ckpt-{steps}')
 
 

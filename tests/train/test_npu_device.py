@@ -7,7 +7,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from tests.train.tiny_runs import tiny_config, write_config
+from tests.train.tiny_runs import tiny_config, train_argv, write_config
 from edvr import cli
 from edvr import train as train_module
 from edvr.config import parse_config
@@ -18,19 +18,7 @@ from tests.tbe.test_npu_training import _eight_devices, _fake_bridge
 
 
 def run_main(config_path, data_dir, output):
-    return train_module.main(
-        [
-            '--config',
-            config_path,
-            '--data_dir',
-            data_dir,
-            '--output',
-            str(output),
-            '--no_progress',
-            '--device',
-            'npu',
-        ]
-    )
+    return train_module.main(train_argv(config_path, data_dir, output, '--device', 'npu'))
 
 
 def record_sessions(monkeypatch):

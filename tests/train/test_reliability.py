@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.train.tiny_runs import run_train, tiny_config, write_config
+from tests.train.tiny_runs import run_train, tiny_config, train_argv, write_config
 from edvr import cli, convert, evaluate, freeze, infer
 from edvr import train as train_module
 from edvr.config import parse_config
@@ -257,16 +257,7 @@ def tool_commands(config, tiny_data, checkpoint, out):
         ),
         'train --resume': (
             train_module.main,
-            [
-                '--config',
-                config,
-                '--data_dir',
-                tiny_data,
-                '--output',
-                checkpoint,
-                '--resume',
-                '--no_progress',
-            ],
+            train_argv(config, tiny_data, checkpoint, '--resume'),
         ),
     }
 
@@ -388,12 +379,7 @@ def test_failed_save_stops_the_run_and_keeps_the_previous_checkpoint(
 ):
     config = write_config(tmp_path / 'tiny.yaml', tiny_config(max_steps=6))
     run = tmp_path / 'run'
-    assert (
-        train_module.main(
-            ['--config', config, '--data_dir', tiny_data, '--output', str(run), '--no_progress']
-        )
-        == cli.EXIT_CHECKPOINT
-    )
+    assert train_module.main(train_argv(config, tiny_data, run)) == cli.EXIT_CHECKPOINT
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith(
         f'edvr.train: error: could not save checkpoint {run}/model.ckpt-4 at step 4'

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.train.tiny_runs import run_train, tiny_config, write_config
+from tests.train.tiny_runs import run_train, tiny_config, train_argv, write_config
 from edvr.checkpoint import newest_intact_checkpoint, read_values, verify_checkpoint
 from edvr.training.stop_signals import StopSignals
 
@@ -57,17 +57,7 @@ def test_sigterm_and_sigint_save_the_step_and_resume_exactly(tiny_data, tmp_path
     )
     stopped, processes = {}, {}
     for sig in (signal.SIGTERM, signal.SIGINT):  # both at once: their start-up overlaps
-        processes[sig] = start_training(
-            [
-                '--config',
-                config,
-                '--data_dir',
-                tiny_data,
-                '--output',
-                str(tmp_path / sig.name),
-                '--no_progress',
-            ]
-        )
+        processes[sig] = start_training(train_argv(config, tiny_data, tmp_path / sig.name))
     for sig, process in processes.items():
         wait_for_checkpoint(process, tmp_path / sig.name, 2)
         process.send_signal(sig)
@@ -137,10 +127,7 @@ def test_second_signal_exits_at_once_mid_save_and_keeps_the_previous_checkpoint(
     )
     run = tmp_path / 'run'
     state_file = run / 'checkpoint'
-    process = start_training(
-        ['--config', config, '--data_dir', tiny_data, '--output', str(run), '--no_progress'],
-        driver=SECOND_SIGNAL_MID_SAVE,
-    )
+    process = start_training(train_argv(config, tiny_data, run), driver=SECOND_SIGNAL_MID_SAVE)
     wait_for_checkpoint(process, run, 2)
     state_after_step_2 = state_file.read_text()
     out = finish(process, timeout=50)  # well before the driver's 60 s sleep ends

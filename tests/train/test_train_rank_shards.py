@@ -5,7 +5,7 @@ import sys
 
 import tensorflow as tf
 
-from tests.train.tiny_runs import tiny_config, write_config
+from tests.train.tiny_runs import tiny_config, train_argv, write_config
 from edvr import train as train_module
 from edvr.data import pipeline
 from tests.tbe.test_npu_training import _eight_devices, _fake_bridge
@@ -36,20 +36,7 @@ def test_rank_reads_its_shard_and_resumes_at_the_global_sample(tiny_data, tmp_pa
             tmp_path / 'tiny.yaml', tiny_config(max_steps=max_steps, checkpoint_every=1)
         )
         assert (
-            train_module.main(
-                [
-                    '--config',
-                    config,
-                    '--data_dir',
-                    tiny_data,
-                    '--output',
-                    output,
-                    '--no_progress',
-                    '--device',
-                    'npu',
-                ]
-                + resume
-            )
+            train_module.main(train_argv(config, tiny_data, output, '--device', 'npu', *resume))
             == 0
         )
     assert requests == [

@@ -43,13 +43,17 @@ def write_config(path, mapping):
     return str(path)
 
 
+def train_argv(config_path, data_dir, output, *extra):
+    """``edvr.train``'s arguments for a quiet run of ``config_path`` on ``data_dir`` into
+    ``output``, then ``extra``."""
+    quiet = ['--config', str(config_path), '--data_dir', str(data_dir), '--output', str(output)]
+    return quiet + ['--no_progress'] + list(extra)
+
+
 def run_train(config_path, data_dir, output, *extra, log=None):
     """``edvr.train.train`` in this process on ``config_path``, quiet unless ``log`` is given;
     returns what it returns (last step, final validation results or None)."""
     from edvr import train as train_module
 
-    args = train_module.parse_args(
-        ['--config', config_path, '--data_dir', data_dir, '--output', str(output), '--no_progress']
-        + list(extra)
-    )
+    args = train_module.parse_args(train_argv(config_path, data_dir, output, *extra))
     return train_module.train(args, log=log or (lambda message: None))
