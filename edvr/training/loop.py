@@ -126,37 +126,27 @@ def run_training(
             f'in {compute_dtype.name}'
         )
         validates = train_cfg['validate_every'] and (chief or workers is not None)
+        # The data-parallel runtime, if any: HCCL on the NPU or collectives across workers;
+        # both wrap the optimizer and broadcast rank 0's variables.
+        parallel = setup or collectives
         graph = TrainingGraph(
             config,
             data_dir,
             val_spec if validates else None,
-            wrap_optimizer=(
-                setup.wrap_optimizer
-                if setup
-                else collectives.wrap_optimizer
-                if collectives
-                else None
-            ),
+            wrap_optimizer=parallel.wrap_optimizer if parallel else None,
             compute_dtype=compute_dtype,
         )
-        broadcast = (
-            setup.broadcast_variables()
-            if setup
-            else collectives.broadcast_variables()
-            if collectives
-            else None
-        )
+        broadcast = parallel.broadcast_variables() if parallel else None
         agreement = collectives.step_agreement(graph.loss) if collectives else None
         # Each rank reads its own shard of the one sample stream; batch_size is per rank.
-        cluster = (
-            setup.cluster
-            if setup
-            else npu.ClusterInfo(rank_size=workers.size, rank_id=workers.index)
-            if workers
-            else npu.ClusterInfo()
-        )
+        if setup:
+            ranks = setup.cluster
+        elif workers:
+            ranks = npu.ClusterInfo(rank_size=workers.size, rank_id=workers.index)
+        else:
+            ranks = npu.ClusterInfo()
         dataset = training_dataset(
-            config, data_dir, train_spec, start_step, cluster.rank_size, cluster.rank_id
+            config, data_dir, train_spec, start_step, ranks.rank_size, ranks.rank_id
         )
         next_batch = tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
         writer = (
